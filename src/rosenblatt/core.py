@@ -1,0 +1,1117 @@
+"""The autodiff core: ``Tensor``, ``Function``, grad mode and the backward engine.
+
+This module is the whole of reverse-mode automatic differentiation in rosenblatt; everything else
+(ops, layers, optimisers) is built on it. Read it top to bottom:
+
+1. **Grad mode** - a switch that says whether new ops are recorded (``no_grad`` turns it off).
+2. **Tensor** - an ndarray (NumPy, or CuPy on a GPU) plus ``grad``, ``requires_grad`` and
+   ``grad_fn``: the :class:`Function` node that produced it.
+3. **Function** - one op. ``forward(ctx, *arrays)`` computes on raw arrays; ``backward(ctx, *grads)``
+   receives gradient *tensors* and is written with differentiable ops, so running backward with
+   ``create_graph=True`` records a graph of the backward pass itself: second derivatives for free.
+   Each node keeps its inputs (strong references) and its outputs (weak references), so the graph
+   lives exactly as long as the tensors that can reach it.
+4. **The backward engine** - no recursion: nodes are processed from a heap ordered by their
+   *generation* (one more than the newest input), so a node runs only after every consumer of its
+   outputs has sent its gradient. A 10,000-op chain backpropagates without a ``RecursionError``.
+   Broadcasting is undone in one place (:func:`sum_to`), and saved arrays are freed as soon as a
+   node has run unless ``retain_graph=True``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import weakref
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from rosenblatt.backend import Device, device_of, get_array_module, to_device
+
+# --------------------------------------------------------------------------------------------
+# 1. Grad mode
+# --------------------------------------------------------------------------------------------
+
+
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True when new operations are recorded for backpropagation."""
+    return _GradMode.enabled
+
+
+class set_grad_enabled:  # noqa: N801 - PyTorch's name
+    """Context manager (and decorator) that switches recording on or off."""
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = bool(mode)
+        self.previous = _GradMode.enabled
+        _GradMode.enabled = self.mode  # like PyTorch, it also works as a plain function call
+
+    def __enter__(self) -> set_grad_enabled:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _GradMode.enabled = self.previous
+
+    def __call__(self, fn):
+        mode = self.mode
+        _GradMode.enabled = self.previous  # undo the switch made in __init__
+
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(fn, "__doc__", None)
+        return wrapper
+
+
+class no_grad(set_grad_enabled):  # noqa: N801
+    """``with rb.no_grad():`` - ops inside record no graph (inference, weight updates)."""
+
+    def __init__(self) -> None:
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):  # noqa: N801
+    """``with rb.enable_grad():`` - re-enables recording inside a ``no_grad`` block."""
+
+    def __init__(self) -> None:
+        super().__init__(True)
+
+
+# --------------------------------------------------------------------------------------------
+# dtypes
+# --------------------------------------------------------------------------------------------
+
+float16 = np.dtype(np.float16)
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
+bool_ = np.dtype(np.bool_)
+_default_dtype = float32
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Set the floating dtype used for new tensors made from Python floats (float32 by default)."""
+    global _default_dtype
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
+    _default_dtype = dtype
+
+
+def get_default_dtype() -> np.dtype:
+    """The floating dtype used for new tensors (float32 unless changed)."""
+    return _default_dtype
+
+
+def as_array(data: Any, dtype: Any = None, device: str | Device | None = None, copy: bool = False):
+    """Turn ``data`` (Tensor, ndarray, scalar, nested list) into an array of the requested dtype.
+
+    Python floats become the default dtype (float32); ndarrays keep their dtype unless ``dtype`` is
+    given, exactly as ``torch.tensor`` does with NumPy input.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if type(data) is np.ndarray or (hasattr(data, "__cuda_array_interface__") and hasattr(data, "dtype")):
+        array = data
+        if dtype is not None and array.dtype != np.dtype(dtype):
+            array = array.astype(dtype)
+        elif copy:
+            array = array.copy()
+    else:
+        array = np.asarray(data, dtype=dtype)
+        if dtype is None and array.dtype.kind == "f" and array.dtype != _default_dtype:
+            if not isinstance(data, np.generic):  # a Python float, or lists of them
+                array = array.astype(_default_dtype)
+        elif copy and isinstance(data, np.ndarray):
+            array = array.copy()
+    if device is not None:
+        array = to_device(array, Device(device))
+    return array
+
+
+class _Size(int):
+    """``t.size`` is the element count (NumPy); ``t.size()`` / ``t.size(dim)`` give the shape (PyTorch)."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, shape: tuple[int, ...]) -> _Size:
+        obj = super().__new__(cls, int(np.prod(shape, dtype=np.int64)))
+        obj.shape = shape
+        return obj
+
+    def __call__(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Tensor
+# --------------------------------------------------------------------------------------------
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed.
+
+    ``data`` is the underlying ``numpy.ndarray`` (or CuPy array). When ``requires_grad`` is True,
+    every op on the tensor records a :class:`Function` node, and ``backward()`` fills ``grad`` of
+    every leaf tensor that requires it.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_output_index", "_version",
+                 "_retains_grad", "__weakref__")
+    # Makes ``ndarray + Tensor`` call Tensor.__radd__ instead of broadcasting the Tensor as an object.
+    __array_priority__ = 1000
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False,
+                 device: str | Device | None = None) -> None:
+        self.data = as_array(data, dtype, device)
+        self.grad: Tensor | None = None
+        self.grad_fn: Function | None = None
+        self._output_index = 0
+        self._version = 0
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # -- attributes ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> _Size:
+        return _Size(self.data.shape)
+
+    def numel(self) -> int:
+        """Number of elements."""
+        return int(self.data.size)
+
+    def dim(self) -> int:
+        """Number of dimensions (PyTorch's name for ``ndim``)."""
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> Device:
+        return device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors created by the user (not by a recorded op)."""
+        return self.grad_fn is None
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802
+        return _ops.transpose(self)
+
+    @property
+    def mT(self) -> Tensor:  # noqa: N802
+        return _ops.swapaxes(self, -1, -2)
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        for i in range(self.data.shape[0]):
+            yield self[i]
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.data.get() if hasattr(self.data, "get") and not isinstance(self.data, np.ndarray) else self.data
+        return np.asarray(array, dtype=dtype)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                "use .any() or .all()"
+            )
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self.item())
+
+    def __repr__(self) -> str:
+        body = np.array2string(np.asarray(self), separator=", ", prefix="tensor(")
+        extras = []
+        if self.data.dtype not in (_default_dtype, int64, bool_):
+            extras.append(f"dtype={self.data.dtype}")
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{type(self.grad_fn).__name__}Backward>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    # -- conversion ---------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (a copy from the GPU, the same memory on the CPU)."""
+        return np.asarray(self)
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        """The data as nested Python lists."""
+        return np.asarray(self).tolist()
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's data, cut from the graph (truncated backprop uses it)."""
+        return Tensor._make(self.data)
+
+    def detach_(self) -> Tensor:
+        """Cut this tensor from its graph in place."""
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place (only on leaves, only for floating dtypes)."""
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(f"requires_grad_: only floating tensors can require gradients, got {self.dtype}")
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use .detach() instead")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self) -> Tensor:
+        """Keep ``grad`` for this non-leaf tensor after ``backward()``."""
+        if self.grad_fn is not None:
+            self._retains_grad = True
+        return self
+
+    def clone(self) -> Tensor:
+        """A copy of the data that stays in the graph (the gradient flows through unchanged)."""
+        return _ops.clone(self)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """Cast to ``dtype`` (differentiable between floating types)."""
+        return _ops.cast(self, dtype)
+
+    def to(self, target: Any) -> Tensor:
+        """``t.to("cuda")``, ``t.to(rb.float64)`` or ``t.to(other_tensor)`` (its dtype and device)."""
+        if isinstance(target, Tensor):
+            return self.to(target.device).astype(target.dtype)
+        if isinstance(target, (str, Device)):
+            return _ops.to_device(self, Device(target))
+        return self.astype(target)
+
+    def cpu(self) -> Tensor:
+        """This tensor on the CPU."""
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> Tensor:
+        """This tensor on GPU ``index`` (needs CuPy)."""
+        return self.to(f"cuda:{index}")
+
+    def float(self) -> Tensor:
+        return self.astype(float32)
+
+    def double(self) -> Tensor:
+        return self.astype(float64)
+
+    def long(self) -> Tensor:
+        return self.astype(int64)
+
+    # -- autograd -----------------------------------------------------------------------------
+    def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``gradient`` defaults to 1 for a one-element tensor; pass an array of this tensor's shape
+        otherwise (a vector-Jacobian product). ``create_graph=True`` records the backward pass so
+        that the gradients can be differentiated again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward(): this tensor does not require grad and has no grad_fn "
+                "(did you build it under no_grad, or forget requires_grad=True?)"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward(): gradient can be implicit only for one-element outputs, got shape "
+                    f"{self.shape}; pass gradient= of the same shape"
+                )
+            gradient = Tensor._make(get_array_module(self.data).ones_like(self.data))
+        elif not isinstance(gradient, Tensor):
+            gradient = Tensor(gradient, dtype=self.dtype)
+        if gradient.shape != self.shape:
+            raise ValueError(f"backward(): gradient shape {gradient.shape} does not match tensor shape {self.shape}")
+        run_backward([self], [gradient], retain_graph=retain_graph or create_graph, create_graph=create_graph)
+
+    def register_hook(self, hook):
+        raise NotImplementedError("register_hook is not supported; use retain_grad() or rb.grad()")
+
+    # -- in-place ops (leaves under no_grad, or tensors no graph needs) -----------------------
+    def _check_inplace(self, op: str, value: Any = None) -> None:
+        if _GradMode.enabled and self.requires_grad:
+            if self.grad_fn is None:
+                raise RuntimeError(
+                    f"{op}: a leaf tensor that requires grad cannot be modified in place while "
+                    "gradients are recorded; wrap the update in `with rb.no_grad():`"
+                )
+            raise RuntimeError(
+                f"{op}: in-place modification of a tensor inside a recorded graph is not supported; "
+                "build the result with rb.where, rb.cat or rb.stack instead"
+            )
+        if _GradMode.enabled and isinstance(value, Tensor) and value.requires_grad:
+            raise RuntimeError(
+                f"{op}: writing a tensor that requires grad into another tensor is not recorded; "
+                "build the result with rb.where, rb.cat or rb.stack instead"
+            )
+
+    def _bump(self) -> Tensor:
+        self._version += 1
+        return self
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._check_inplace("__setitem__", value)
+        index = _ops.unwrap_index(index)
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+        self._bump()
+
+    def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
+        """In place: ``self += alpha * other``."""
+        self._check_inplace("add_", other)
+        other = other.data if isinstance(other, Tensor) else other
+        if alpha == 1.0:
+            self.data += other
+        else:
+            self.data += alpha * other
+        return self._bump()
+
+    def sub_(self, other: Any, alpha: float = 1.0) -> Tensor:
+        """In place: ``self -= alpha * other``."""
+        return self.add_(other, -alpha)
+
+    def mul_(self, other: Any) -> Tensor:
+        """In place: ``self *= other``."""
+        self._check_inplace("mul_", other)
+        self.data *= other.data if isinstance(other, Tensor) else other
+        return self._bump()
+
+    def div_(self, other: Any) -> Tensor:
+        """In place: ``self /= other``."""
+        self._check_inplace("div_", other)
+        self.data /= other.data if isinstance(other, Tensor) else other
+        return self._bump()
+
+    def zero_(self) -> Tensor:
+        """In place: fill with zeros."""
+        return self.fill_(0)
+
+    def fill_(self, value: Any) -> Tensor:
+        """In place: fill with ``value``."""
+        self._check_inplace("fill_")
+        self.data.fill(value.item() if isinstance(value, Tensor) else value)
+        return self._bump()
+
+    def copy_(self, source: Any) -> Tensor:
+        """In place: copy ``source`` (broadcast to this shape) into this tensor."""
+        self._check_inplace("copy_", source)
+        source = as_array(source)
+        xp = get_array_module(self.data)
+        if get_array_module(source) is not xp:
+            source = to_device(source, self.device)
+        if source.shape != self.shape:
+            try:
+                source = xp.broadcast_to(source, self.shape)
+            except ValueError:
+                raise ValueError(f"copy_: cannot copy shape {source.shape} into shape {self.shape}") from None
+        self.data[...] = source
+        return self._bump()
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
+        """In place: clip values to ``[min, max]``."""
+        self._check_inplace("clamp_")
+        get_array_module(self.data).clip(self.data, min, max, out=self.data)
+        return self._bump()
+
+    def uniform_(self, low: float = 0.0, high: float = 1.0) -> Tensor:
+        """In place: fill with U(low, high) from rosenblatt's generator."""
+        from rosenblatt import random as _random
+
+        return self.copy_(_random.uniform_array(low, high, self.shape, self.dtype))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
+        """In place: fill with N(mean, std²) from rosenblatt's generator."""
+        from rosenblatt import random as _random
+
+        return self.copy_(_random.normal_array(mean, std, self.shape, self.dtype))
+
+    # -- fast constructor used by the engine (skips the checks of __init__) ---------------------
+    @staticmethod
+    def _make(data: Any, grad_fn: Function | None = None, requires_grad: bool = False,
+              output_index: int = 0) -> Tensor:
+        t = object.__new__(Tensor)
+        t.data = data
+        t.grad = None
+        t.requires_grad = requires_grad
+        t.grad_fn = grad_fn
+        t._output_index = output_index
+        t._version = 0
+        t._retains_grad = False
+        return t
+
+    # -- operators (each one line into rosenblatt.ops) ----------------------------------------
+    def __neg__(self) -> Tensor:
+        return _ops.neg(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _ops.abs(self)
+
+    def __add__(self, other: Any) -> Tensor:
+        return _ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops.div(other, self)
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return _ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return _ops.floor_divide(other, self)
+
+    def __mod__(self, other: Any) -> Tensor:
+        return _ops.remainder(self, other)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return _ops.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _ops.pow(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(other, self)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.eq(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.ne(self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return _ops.lt(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return _ops.le(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return _ops.gt(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return _ops.ge(self, other)
+
+    def __invert__(self) -> Tensor:
+        return _ops.logical_not(self)
+
+    def __and__(self, other: Any) -> Tensor:
+        return _ops.logical_and(self, other)
+
+    def __or__(self, other: Any) -> Tensor:
+        return _ops.logical_or(self, other)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops.getitem(self, index)
+
+    # -- methods mirroring the top-level functions ----------------------------------------------
+    def add(self, other: Any) -> Tensor:
+        return _ops.add(self, other)
+
+    def sub(self, other: Any) -> Tensor:
+        return _ops.sub(self, other)
+
+    def mul(self, other: Any) -> Tensor:
+        return _ops.mul(self, other)
+
+    def div(self, other: Any) -> Tensor:
+        return _ops.div(self, other)
+
+    def neg(self) -> Tensor:
+        return _ops.neg(self)
+
+    def pow(self, exponent: Any) -> Tensor:
+        return _ops.pow(self, exponent)
+
+    def matmul(self, other: Any) -> Tensor:
+        return _ops.matmul(self, other)
+
+    def dot(self, other: Any) -> Tensor:
+        return _ops.dot(self, other)
+
+    def exp(self) -> Tensor:
+        return _ops.exp(self)
+
+    def log(self) -> Tensor:
+        return _ops.log(self)
+
+    def log1p(self) -> Tensor:
+        return _ops.log1p(self)
+
+    def sqrt(self) -> Tensor:
+        return _ops.sqrt(self)
+
+    def abs(self) -> Tensor:
+        return _ops.abs(self)
+
+    def sign(self) -> Tensor:
+        return _ops.sign(self)
+
+    def sin(self) -> Tensor:
+        return _ops.sin(self)
+
+    def cos(self) -> Tensor:
+        return _ops.cos(self)
+
+    def tanh(self) -> Tensor:
+        return _ops.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        return _ops.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        return _ops.relu(self)
+
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        return _ops.clip(self, min, max)
+
+    clamp = clip
+
+    def maximum(self, other: Any) -> Tensor:
+        return _ops.maximum(self, other)
+
+    def minimum(self, other: Any) -> Tensor:
+        return _ops.minimum(self, other)
+
+    def softmax(self, axis: int = -1, **kw: Any) -> Tensor:
+        return _ops.softmax(self, axis, **kw)
+
+    def log_softmax(self, axis: int = -1, **kw: Any) -> Tensor:
+        return _ops.log_softmax(self, axis, **kw)
+
+    def logsumexp(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.logsumexp(self, axis, keepdims, **kw)
+
+    def sum(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.sum(self, axis, keepdims, **kw)
+
+    def mean(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.mean(self, axis, keepdims, **kw)
+
+    def var(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.var(self, axis, keepdims, **kw)
+
+    def std(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.std(self, axis, keepdims, **kw)
+
+    def max(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.max(self, axis, keepdims, **kw)
+
+    def min(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.min(self, axis, keepdims, **kw)
+
+    def argmax(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.argmax(self, axis, keepdims, **kw)
+
+    def argmin(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.argmin(self, axis, keepdims, **kw)
+
+    def prod(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.prod(self, axis, keepdims, **kw)
+
+    def cumsum(self, axis: int = 0, **kw: Any) -> Tensor:
+        return _ops.cumsum(self, axis, **kw)
+
+    def norm(self, ord: Any = None, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:  # noqa: A002
+        return _ops.norm(self, ord, axis, keepdims, **kw)
+
+    def all(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.all(self, axis, keepdims)
+
+    def any(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.any(self, axis, keepdims)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        return _ops.reshape(self, *shape)
+
+    def view(self, *shape: Any) -> Tensor:
+        return _ops.reshape(self, *shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        return _ops.transpose(self, *axes)
+
+    def permute(self, *axes: Any) -> Tensor:
+        return _ops.permute(self, *axes)
+
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        return _ops.swapaxes(self, axis1, axis2)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        return _ops.flatten(self, start_dim, end_dim)
+
+    def squeeze(self, axis: Any = None, **kw: Any) -> Tensor:
+        return _ops.squeeze(self, axis, **kw)
+
+    def unsqueeze(self, axis: int, **kw: Any) -> Tensor:
+        return _ops.unsqueeze(self, axis, **kw)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        return _ops.broadcast_to(self, shape)
+
+    def expand(self, *shape: Any) -> Tensor:
+        return _ops.expand(self, *shape)
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        return _ops.broadcast_to(self, other.shape)
+
+    def flip(self, axis: Any = None, **kw: Any) -> Tensor:
+        return _ops.flip(self, axis, **kw)
+
+    def gather(self, axis: int, index: Any) -> Tensor:
+        return _ops.gather(self, axis, index)
+
+    def take_along_axis(self, indices: Any, axis: int) -> Tensor:
+        return _ops.take_along_axis(self, indices, axis)
+
+    def split(self, split_size_or_sections: Any, axis: int = 0, **kw: Any) -> list[Tensor]:
+        return _ops.split(self, split_size_or_sections, axis, **kw)
+
+    def chunk(self, chunks: int, axis: int = 0, **kw: Any) -> list[Tensor]:
+        return _ops.chunk(self, chunks, axis, **kw)
+
+    def outer(self, other: Any) -> Tensor:
+        return _ops.outer(self, other)
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        return _ops.where(condition, self, other)
+
+    def contiguous(self) -> Tensor:
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Function
+# --------------------------------------------------------------------------------------------
+
+
+class Function:
+    """One differentiable operation, and (when recorded) a node of the graph.
+
+    Subclass it and write two static methods::
+
+        class Square(rb.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):            # raw ndarrays in, ndarray(s) out
+                return x * x
+
+            @staticmethod
+            def backward(ctx, grad_y):      # gradient Tensors in, one per forward output
+                (x,) = ctx.inputs           # the input Tensors
+                return 2 * x * grad_y       # one gradient (or None) per forward input
+
+        y = Square.apply(x)
+
+    ``ctx`` is the node itself. Besides ``ctx.inputs`` (input tensors; non-tensor arguments appear
+    as themselves) it offers ``ctx.needs_input_grad`` (skip the gradients nobody needs),
+    ``ctx.save_for_backward(*arrays_or_tensors)`` / ``ctx.saved_tensors`` and ``ctx.outputs``
+    (weak references to the output tensors). Any other attribute set on ``ctx`` in ``forward`` is
+    kept until backward has run, then freed (unless ``retain_graph=True``).
+    """
+
+    # Core fields in slots; subclasses get a __dict__ for what their forward saves.
+    __slots__ = ("inputs", "outputs", "needs_input_grad", "generation", "_saved", "_versions",
+                 "_output_meta", "_released", "__dict__", "__weakref__")
+
+    # Functions that cannot be differentiated twice set this, so create_graph fails clearly.
+    once_differentiable = False
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Any, *grad_outputs: Any) -> Any:
+        raise NotImplementedError
+
+    def save_for_backward(self, *items: Any) -> None:
+        """Keep arrays or tensors for backward; they are freed after backward runs."""
+        self._saved = items
+
+    @property
+    def saved_tensors(self) -> tuple[Any, ...]:
+        """What ``save_for_backward`` stored, arrays wrapped as constant tensors."""
+        if self._released:
+            raise RuntimeError(_SECOND_BACKWARD_ERROR.format(name=type(self).__name__))
+        return tuple(Tensor._make(s) if not isinstance(s, Tensor) and s is not None else s
+                     for s in self._saved)
+
+    @property
+    def saved_arrays(self) -> tuple[Any, ...]:
+        """What ``save_for_backward`` stored, as raw arrays."""
+        if self._released:
+            raise RuntimeError(_SECOND_BACKWARD_ERROR.format(name=type(self).__name__))
+        return tuple(s.data if isinstance(s, Tensor) else s for s in self._saved)
+
+    def output(self, index: int = 0) -> Tensor:
+        """The ``index``-th output tensor (for backward formulas written in terms of the output)."""
+        out = self.outputs[index]()
+        if out is None:
+            raise RuntimeError(f"{type(self).__name__}: output {index} was freed before backward")
+        return out
+
+    @classmethod
+    def apply(cls, *inputs: Any, **kwargs: Any) -> Any:
+        """Run ``forward`` on the inputs' arrays; record a node when a gradient can flow."""
+        arrays = []
+        record = False
+        generation = 0
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                if x.requires_grad:
+                    record = True
+                    fn = x.grad_fn
+                    if fn is not None and fn.generation > generation:
+                        generation = fn.generation
+            else:
+                arrays.append(x)
+        ctx = object.__new__(cls)
+        ctx._saved = ()
+        ctx._released = False
+        if not (record and _GradMode.enabled):
+            ctx.needs_input_grad = (False,) * len(inputs)
+            outputs = cls.forward(ctx, *arrays, **kwargs)
+            if isinstance(outputs, tuple):
+                return tuple(Tensor._make(_to_array(o)) for o in outputs)
+            return Tensor._make(_to_array(outputs))
+
+        ctx.inputs = inputs
+        ctx.needs_input_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        ctx._versions = tuple(x._version if isinstance(x, Tensor) else 0 for x in inputs)
+        ctx.generation = generation + 1
+        ctx._output_meta = None
+        outputs = cls.forward(ctx, *arrays, **kwargs)
+        if isinstance(outputs, tuple):
+            results = tuple(
+                Tensor._make(_to_array(o), ctx, _is_float(o), i) for i, o in enumerate(outputs)
+            )
+            ctx.outputs = tuple(weakref.ref(r) for r in results)
+            ctx._output_meta = tuple((r.data.shape, r.data.dtype) for r in results)
+            return results
+        outputs = _to_array(outputs)
+        result = Tensor._make(outputs, ctx, _is_float(outputs))
+        ctx.outputs = (weakref.ref(result),)
+        return result
+
+    def _release(self) -> None:
+        """Drop everything backward needed: inputs, saved arrays, attributes set in forward."""
+        self._released = True
+        self._saved = ()
+        self.inputs = ()
+        self.__dict__.clear()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}Backward>"
+
+
+def _to_array(value: Any) -> Any:
+    # Reductions of NumPy arrays can return NumPy scalars; keep everything an ndarray.
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    return value
+
+
+def _is_float(array: Any) -> bool:
+    return array.dtype.kind in "fc"
+
+
+_SECOND_BACKWARD_ERROR = (
+    "{name}: trying to backward through the graph a second time (or to read saved values after they "
+    "were freed). Pass retain_graph=True to the first backward() if you need to backward twice."
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Broadcasting, undone in one place
+# --------------------------------------------------------------------------------------------
+
+
+def sum_to_array(x: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``x`` over the axes that broadcasting added or stretched, so it gets ``shape``."""
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1)
+    y = x.sum(axis=axes, keepdims=True)
+    if lead:
+        y = y.reshape(shape)
+    return y
+
+
+class SumTo(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return sum_to_array(x, tuple(shape))
+
+    @staticmethod
+    def backward(ctx, gy):
+        return broadcast_to(gy, ctx.in_shape), None
+
+
+class BroadcastTo(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return get_array_module(x).broadcast_to(x, tuple(shape))
+
+    @staticmethod
+    def backward(ctx, gy):
+        return sum_to(gy, ctx.in_shape), None
+
+
+def sum_to(x: Tensor, shape: Sequence[int]) -> Tensor:
+    """Differentiable: sum ``x`` down to ``shape`` (the gradient of broadcasting)."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    return SumTo.apply(x, shape)
+
+
+def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
+    """Differentiable ``numpy.broadcast_to`` (a read-only view: no copy)."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    shape = tuple(int(s) for s in shape)
+    if x.shape == shape:
+        return x
+    try:
+        np.broadcast_shapes(x.shape, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
+    return BroadcastTo.apply(x, shape)
+
+
+# --------------------------------------------------------------------------------------------
+# 4. The backward engine
+# --------------------------------------------------------------------------------------------
+
+
+def run_backward(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Tensor],
+    retain_graph: bool = False,
+    create_graph: bool = False,
+    inputs: Sequence[Tensor] | None = None,
+) -> list[Tensor | None] | None:
+    """Backpropagate ``root_grads`` from ``roots`` through the recorded graph.
+
+    Without ``inputs`` the gradients are accumulated into ``.grad`` of the leaves (``backward()``);
+    with ``inputs`` they are returned instead and no ``.grad`` is touched (``rb.grad``).
+    """
+    capture: dict[int, Tensor | None] | None = None
+    if inputs is not None:
+        capture = {id(t): None for t in inputs}
+    pending: dict[Function, list[Tensor | None]] = {}  # node -> gradient of each of its outputs
+    heap: list[tuple[int, int, Function]] = []
+    counter = 0
+    owned: set[int] = set()  # arrays already given to a leaf's .grad in this pass
+    done: list[Function] = []
+
+    def send(x: Tensor, g: Tensor) -> None:
+        nonlocal counter
+        if g.data.shape != x.data.shape:
+            g = sum_to(g, x.data.shape)
+        if g.data.dtype != x.data.dtype and x.data.dtype.kind in "fc":
+            g = g.astype(x.data.dtype)
+        if capture is not None:
+            key = id(x)
+            if key in capture:
+                prev = capture[key]
+                capture[key] = g if prev is None else prev + g
+        fn = x.grad_fn
+        if fn is None or x._retains_grad:
+            if capture is None:
+                _accumulate_grad(x, g, create_graph, owned)
+            if fn is None:
+                return
+        slot = pending.get(fn)
+        if slot is None:
+            slot = pending[fn] = [None] * len(fn.outputs)
+            heapq.heappush(heap, (-fn.generation, counter, fn))
+            counter += 1
+        i = x._output_index
+        slot[i] = g if slot[i] is None else slot[i] + g
+
+    with set_grad_enabled(create_graph):
+        for root, g in zip(roots, root_grads):
+            owned.add(id(g.data))
+            send(root, g)
+        while heap:
+            _, _, fn = heapq.heappop(heap)
+            grads = pending.pop(fn)
+            if fn._released:
+                raise RuntimeError(_SECOND_BACKWARD_ERROR.format(name=type(fn).__name__))
+            if create_graph and fn.once_differentiable:
+                raise RuntimeError(
+                    f"{type(fn).__name__}: this fused op computes its gradient directly and cannot be "
+                    "differentiated twice (create_graph=True); use the composite version instead"
+                )
+            for x, version in zip(fn.inputs, fn._versions):
+                if isinstance(x, Tensor) and x._version != version:
+                    raise RuntimeError(
+                        f"{type(fn).__name__}: one of its input tensors (shape {x.shape}) was modified "
+                        "in place after the op was recorded, so its gradient would be wrong"
+                    )
+            if fn._output_meta is not None:  # multi-output: a missing gradient is a zero gradient
+                xp = get_array_module(fn.inputs[0].data if isinstance(fn.inputs[0], Tensor) else None)
+                grads = [g if g is not None else Tensor._make(xp.zeros(shape, dtype))
+                         for g, (shape, dtype) in zip(grads, fn._output_meta)]
+            input_grads = type(fn).backward(fn, *grads)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if len(input_grads) < len(fn.inputs):
+                raise RuntimeError(
+                    f"{type(fn).__name__}.backward returned {len(input_grads)} gradients for "
+                    f"{len(fn.inputs)} inputs"
+                )
+            for x, gx, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
+                if needed and gx is not None:
+                    send(x, gx if isinstance(gx, Tensor) else Tensor._make(gx))
+            if not retain_graph:
+                done.append(fn)
+    # Freed only now: a node's backward may still need an output that a later node holds as input.
+    for fn in done:
+        fn._release()
+
+    if capture is None:
+        return None
+    return [capture[id(t)] for t in inputs]
+
+
+def _accumulate_grad(x: Tensor, g: Tensor, create_graph: bool, owned: set[int]) -> None:
+    """Add ``g`` to ``x.grad`` exactly as PyTorch does (a fresh tensor the first time)."""
+    if not create_graph:
+        data = g.data
+        if x.grad is None:
+            # The first gradient must be x's own array: not a view of another array, not shared
+            # with another leaf (clip_grad_norm_ and optimisers may modify it in place).
+            if data.base is not None or id(data) in owned or not data.flags.c_contiguous:
+                data = data.copy()
+            owned.add(id(data))
+            x.grad = Tensor._make(data)
+        else:
+            x.grad = Tensor._make(x.grad.data + data)
+    else:
+        x.grad = g if x.grad is None else x.grad + g
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Return d(outputs)/d(inputs) without touching any ``.grad`` (``torch.autograd.grad``).
+
+    With ``create_graph=True`` the returned gradients are themselves differentiable.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    root_grads = []
+    for out, g in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError("grad(): an output does not require grad (no graph reaches it)")
+        if g is None:
+            if out.data.size != 1:
+                raise RuntimeError(f"grad(): grad_outputs needed for a non-scalar output of shape {out.shape}")
+            g = Tensor._make(get_array_module(out.data).ones_like(out.data))
+        elif not isinstance(g, Tensor):
+            g = Tensor(g, dtype=out.dtype)
+        root_grads.append(g)
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError(f"grad(): an input of shape {t.shape} does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    results = run_backward(outputs, root_grads, retain_graph, create_graph, inputs)
+    if not allow_unused:
+        for t, r in zip(inputs, results):
+            if r is None:
+                raise RuntimeError(
+                    f"grad(): an input of shape {t.shape} was not used to compute the outputs "
+                    "(pass allow_unused=True to get None for it)"
+                )
+    return tuple(results)
+
+
+def tensors_requiring_grad(items: Iterable[Any]) -> bool:
+    """True if any item is a tensor that requires grad (used by ops to choose fast paths)."""
+    return any(isinstance(t, Tensor) and t.requires_grad for t in items)
+
+
+# Imported last: rosenblatt.ops builds on the classes above, and Tensor's methods call into it.
+from rosenblatt import ops as _ops  # noqa: E402

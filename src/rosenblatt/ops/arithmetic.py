@@ -1,0 +1,306 @@
+"""Element-wise arithmetic with broadcasting: + - * / ** and friends, comparisons, ``where``.
+
+Backward formulas return gradients in the broadcast shape; the engine sums them back to each
+input's shape with ``sum_to`` (one place for all broadcasting ops).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rosenblatt.backend import get_array_module
+from rosenblatt.core import Function, Tensor, _to_array
+from rosenblatt.ops._util import broadcast_error, raw
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy, gy
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy, (-gy if ctx.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a * b
+
+    @staticmethod
+    def backward(ctx, gy):
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        return (gy * b if need_a else None), (gy * a if need_b else None)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a / b
+
+    @staticmethod
+    def backward(ctx, gy):
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        ga = gy / b if need_a else None
+        gb = -gy * a / (b * b) if need_b else None
+        return ga, gb
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, gy):
+        return -gy
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a**b
+
+    @staticmethod
+    def backward(ctx, gy):
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        ga = gb = None
+        if need_a:
+            if isinstance(b, Tensor):
+                ga = gy * b * a ** (b - 1)
+            elif b == 0:
+                ga = gy * 0
+            else:
+                ga = gy * b * a ** (b - 1) if b != 1 else gy
+        if need_b:
+            y = ctx.output()
+            base = a if isinstance(a, Tensor) else Tensor(np.asarray(a, dtype=y.dtype), device=y.device)
+            gb = gy * y * log(base)
+            # PyTorch's convention: no gradient to the exponent where the base is 0 and b >= 0.
+            at_zero = (base.data == 0) & (raw(b) >= 0)
+            if at_zero.any():
+                gb = where(Tensor._make(at_zero), 0.0, gb)
+        return ga, gb
+
+
+class Maximum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return get_array_module(a, b).maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return _minmax_grads(ctx, gy, greater=True)
+
+
+class Minimum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return get_array_module(a, b).minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return _minmax_grads(ctx, gy, greater=False)
+
+
+def _minmax_grads(ctx, gy, greater):
+    # PyTorch splits the gradient evenly where both inputs are equal.
+    a, b = (raw(x) for x in ctx.inputs)
+    xp = get_array_module(raw(gy))
+    wins_a = (a > b) if greater else (a < b)
+    share_a = xp.where(wins_a, 1.0, xp.where(a == b, 0.5, 0.0)).astype(raw(gy).dtype)
+    need_a, need_b = ctx.needs_input_grad
+    ga = gy * Tensor._make(share_a) if need_a else None
+    gb = gy * Tensor._make(1.0 - share_a) if need_b else None
+    return ga, gb
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        ctx.condition = condition
+        return get_array_module(a, b, condition).where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, gy):
+        cond = Tensor._make(ctx.condition)
+        _, need_a, need_b = ctx.needs_input_grad
+        ga = where(cond, gy, 0.0) if need_a else None
+        gb = where(cond, 0.0, gy) if need_b else None
+        return None, ga, gb
+
+
+class Clip(Function):
+    @staticmethod
+    def forward(ctx, x, low, high):
+        return get_array_module(x).clip(x, low, high)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, low, high = ctx.inputs
+        xd = raw(x)
+        # PyTorch passes the gradient where low <= x <= high (bounds included).
+        mask = get_array_module(xd).ones(xd.shape, dtype=bool)
+        if low is not None:
+            mask &= xd >= raw(low)
+        if high is not None:
+            mask &= xd <= raw(high)
+        return gy * Tensor._make(mask.astype(xd.dtype)), None, None
+
+
+class Remainder(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return get_array_module(a, b).remainder(a, b)
+
+    @staticmethod
+    def backward(ctx, gy):
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        gb = None
+        if need_b:
+            xp = get_array_module(raw(gy))
+            gb = -gy * Tensor._make(xp.floor_divide(raw(a), raw(b)))
+        return (gy if need_a else None), gb
+
+
+def _binary(fn_class, name):
+    def op(a: Any, b: Any) -> Tensor:
+        try:
+            return fn_class.apply(a, b)
+        except ValueError:
+            try:
+                np.broadcast_shapes(np.shape(raw(a)), np.shape(raw(b)))
+            except ValueError:
+                raise broadcast_error(name, a, b) from None
+            raise
+
+    op.__name__ = name
+    return op
+
+
+add = _binary(Add, "add")
+add.__doc__ = "``a + b`` with broadcasting."
+sub = _binary(Sub, "sub")
+sub.__doc__ = "``a - b`` with broadcasting."
+mul = _binary(Mul, "mul")
+mul.__doc__ = "``a * b`` with broadcasting."
+div = _binary(Div, "div")
+div.__doc__ = "``a / b`` with broadcasting (true division)."
+maximum = _binary(Maximum, "maximum")
+maximum.__doc__ = "Element-wise maximum; where ``a == b`` the gradient is split evenly (as PyTorch)."
+minimum = _binary(Minimum, "minimum")
+minimum.__doc__ = "Element-wise minimum; where ``a == b`` the gradient is split evenly (as PyTorch)."
+remainder = _binary(Remainder, "remainder")
+remainder.__doc__ = "``a % b`` (Python's sign convention, like NumPy and PyTorch)."
+subtract, multiply, divide, true_divide = sub, mul, div, div
+
+
+def neg(a: Tensor) -> Tensor:
+    """``-a``."""
+    return Neg.apply(a)
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - rb.pow, like torch.pow
+    """``a ** b``; differentiable in both the base and the exponent."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = Tensor(a)
+    try:
+        return Pow.apply(a, b)
+    except ValueError:
+        raise broadcast_error("pow", a, b) from None
+
+
+def floor_divide(a: Any, b: Any) -> Tensor:
+    """``a // b`` (not differentiable: its gradient is zero almost everywhere)."""
+    xp = get_array_module(raw(a), raw(b))
+    return Tensor._make(_to_array(xp.floor_divide(raw(a), raw(b))))
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """Element-wise ``a if condition else b`` with broadcasting; differentiable in ``a`` and ``b``."""
+    cond = raw(condition)
+    if getattr(cond, "dtype", None) != np.bool_:
+        cond = np.asarray(cond).astype(bool) if not hasattr(cond, "astype") else cond.astype(bool)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = Tensor(a)
+    try:
+        return Where.apply(cond, a, b)
+    except ValueError:
+        raise broadcast_error("where", condition, a, b) from None
+
+
+def clip(x: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
+    """Clamp values to ``[min, max]``; the gradient passes where ``min <= x <= max``."""
+    if min is None and max is None:
+        raise ValueError("clip: at least one of min and max must be given")
+    return Clip.apply(x, raw(min) if min is not None else None, raw(max) if max is not None else None)
+
+
+clamp = clip
+
+
+# -- comparisons and logic: results are bool tensors and carry no gradient -------------------
+
+
+def _compare(name, ufunc):
+    def op(a: Any, b: Any) -> Tensor:
+        try:
+            return Tensor._make(_to_array(ufunc(raw(a), raw(b))))
+        except ValueError:
+            raise broadcast_error(name, a, b) from None
+
+    op.__name__ = name
+    op.__doc__ = f"Element-wise ``{name}`` (a bool tensor, no gradient)."
+    return op
+
+
+eq = _compare("eq", np.equal)
+ne = _compare("ne", np.not_equal)
+lt = _compare("lt", np.less)
+le = _compare("le", np.less_equal)
+gt = _compare("gt", np.greater)
+ge = _compare("ge", np.greater_equal)
+logical_and = _compare("logical_and", np.logical_and)
+logical_or = _compare("logical_or", np.logical_or)
+logical_xor = _compare("logical_xor", np.logical_xor)
+
+
+def logical_not(a: Any) -> Tensor:
+    """Element-wise logical not (a bool tensor)."""
+    return Tensor._make(_to_array(np.logical_not(raw(a))))
+
+
+def allclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> bool:
+    """True when ``|a - b| <= atol + rtol * |b|`` everywhere (NumPy's rule)."""
+    xa, xb = np.asarray(a), np.asarray(b)
+    return bool(np.allclose(xa, xb, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def isnan(a: Any) -> Tensor:
+    """Element-wise NaN test."""
+    return Tensor._make(_to_array(np.isnan(raw(a))))
+
+
+def isfinite(a: Any) -> Tensor:
+    """Element-wise finiteness test."""
+    return Tensor._make(_to_array(np.isfinite(raw(a))))
+
+
+from rosenblatt.ops.elementwise import log  # noqa: E402  (used by Pow.backward)

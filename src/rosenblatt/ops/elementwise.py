@@ -1,0 +1,247 @@
+"""Element-wise math: exp, log, sqrt, trigonometry, and the core activations (tanh, sigmoid, relu).
+
+Where the derivative is a function of the output (exp, sqrt, tanh, sigmoid) backward uses the
+output tensor, which keeps the formula differentiable for second derivatives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rosenblatt.backend import get_array_module
+from rosenblatt.core import Function, Tensor
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).exp(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy * ctx.output()
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).log(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy / ctx.inputs[0]
+
+
+class Log1p(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).log1p(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy / (ctx.inputs[0] + 1.0)
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).sqrt(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy / (2.0 * ctx.output())
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).abs(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x = ctx.inputs[0]
+        return gy * Tensor._make(get_array_module(x.data).sign(x.data))
+
+
+class Sign(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).sign(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy * 0.0
+
+
+class Sin(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).sin(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy * cos(ctx.inputs[0])
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).cos(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return -gy * sin(ctx.inputs[0])
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).tanh(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        y = ctx.output()
+        return gy * (1.0 - y * y)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        xp = get_array_module(x)
+        # 1 / (1 + e^-x) written through tanh: one transcendental, no overflow for large |x|
+        y = xp.tanh(x * 0.5)
+        y += 1.0
+        y *= 0.5
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        y = ctx.output()
+        return gy * y * (1.0 - y)
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, gy):
+        y = ctx.output().data
+        return gy * Tensor._make((y > 0).astype(y.dtype))
+
+
+def exp(x: Tensor) -> Tensor:
+    """Element-wise ``e**x``."""
+    return Exp.apply(x)
+
+
+def log(x: Tensor) -> Tensor:
+    """Element-wise natural logarithm."""
+    return Log.apply(x)
+
+
+def log1p(x: Tensor) -> Tensor:
+    """Element-wise ``log(1 + x)``, accurate for small ``x``."""
+    return Log1p.apply(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    """Element-wise square root."""
+    return Sqrt.apply(x)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001 - rb.abs, like torch.abs
+    """Element-wise absolute value (gradient ``sign(x)``, 0 at 0)."""
+    return Abs.apply(x)
+
+
+def sign(x: Tensor) -> Tensor:
+    """Element-wise sign (-1, 0, 1); its gradient is zero."""
+    return Sign.apply(x)
+
+
+def sin(x: Tensor) -> Tensor:
+    """Element-wise sine."""
+    return Sin.apply(x)
+
+
+def cos(x: Tensor) -> Tensor:
+    """Element-wise cosine."""
+    return Cos.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Element-wise hyperbolic tangent."""
+    return Tanh.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """Element-wise logistic function ``1 / (1 + exp(-x))``."""
+    return Sigmoid.apply(x)
+
+
+def relu(x: Tensor) -> Tensor:
+    """Element-wise ``max(x, 0)`` (gradient 0 at 0, as PyTorch)."""
+    return ReLU.apply(x)
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy
+
+
+def clone(x: Tensor) -> Tensor:
+    """A copy of ``x`` that stays connected to the graph."""
+    return Clone.apply(x)
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.in_dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return cast(gy, ctx.in_dtype), None
+
+
+def cast(x: Tensor, dtype: Any) -> Tensor:
+    """``x`` converted to ``dtype`` (differentiable between floating dtypes)."""
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    if dtype.kind not in "fc":
+        return Tensor._make(x.data.astype(dtype))
+    return Cast.apply(x, dtype)
+
+
+class ToDevice(Function):
+    @staticmethod
+    def forward(ctx, x, device):
+        from rosenblatt.backend import device_of, to_device
+
+        ctx.source = device_of(x)
+        return to_device(x, device)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return to_device(gy, ctx.source), None
+
+
+def to_device(x: Tensor, device: Any) -> Tensor:
+    """``x`` copied to ``device`` (differentiable: the gradient comes back to the source device)."""
+    from rosenblatt.backend import Device
+
+    device = Device(device)
+    if x.device == device:
+        return x
+    return ToDevice.apply(x, device)
