@@ -1,0 +1,199 @@
+"""Time rosenblatt against PyTorch on the same workloads, in the same run, and write RESULTS.md.
+
+    python benchmarks/run.py                 # every workload, full rounds
+    python benchmarks/run.py --quick         # fewer rounds (a smoke run, not for the record)
+    python benchmarks/run.py --filter mlp    # workloads whose name or group contains "mlp"
+
+Both frameworks get 2 threads. Each workload is timed in interleaved rounds (rosenblatt, PyTorch,
+rosenblatt, ...) so that machine noise hits both alike; the reported time is the median per step,
+and the ratio is torch_time / rosenblatt_time (above 1: rosenblatt is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+THREADS = "2"
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ.setdefault(var, THREADS)
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+
+def load_workloads(name_filter: str | None = None):
+    workloads = []
+    for path in sorted((HERE / "workloads").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"workloads.{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for w in getattr(module, "WORKLOADS", []):
+            w.extra.setdefault("module", path.stem)
+            if name_filter and name_filter.lower() not in (w.name + " " + w.group).lower():
+                continue
+            workloads.append(w)
+    return workloads
+
+
+def _time_calls(fn, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def measure(workload, rounds: int, budget: float) -> dict:
+    rb_step, torch_step = workload.setup()
+    for _ in range(3):  # warm-up: caches, buffer pools, lazy initialisation
+        rb_step()
+        torch_step()
+    one = max(_time_calls(rb_step, 1), _time_calls(torch_step, 1), 1e-6)
+    n = max(1, int(budget / one))
+    rb_times, torch_times = [], []
+    for _ in range(rounds):
+        rb_times.append(_time_calls(rb_step, n))
+        torch_times.append(_time_calls(torch_step, n))
+    result = {"rb_s": statistics.median(rb_times), "torch_s": statistics.median(torch_times), "calls": n}
+    numpy_setup = workload.extra.get("numpy_setup")
+    if numpy_setup is not None:
+        np_step = numpy_setup()
+        np_step()
+        result["numpy_s"] = statistics.median(_time_calls(np_step, n) for _ in range(rounds))
+    result["ratio"] = result["torch_s"] / result["rb_s"]
+    return result
+
+
+def peak_memory(workload, side: str) -> float:
+    """Peak resident memory (MB) added by a few steps, measured in a fresh process."""
+    code = (
+        "import resource, sys; sys.path.insert(0, %r); sys.path.insert(0, %r);"
+        "import run; ws = {w.name: w for w in run.load_workloads()}; w = ws[%r];"
+        "steps = w.setup(); step = steps[0 if %r == 'rb' else 1];"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "[step() for _ in range(3)];"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)"
+    ) % (str(HERE.parent / "src"), str(HERE), workload.name, side)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=HERE, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def machine_info() -> dict:
+    import numpy as np
+
+    info = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
+            "cpu": platform.processor() or "", "threads": THREADS}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = "not installed"
+    return info
+
+
+def write_results(rows: list[dict], info: dict, path: Path) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `python benchmarks/run.py`. Same machine, same run, 2 threads each; medians of",
+        "interleaved rounds. **ratio = PyTorch time / rosenblatt time** (above 1: rosenblatt is faster).",
+        "",
+        f"Machine: {info['cpu']} ({info['machine']}), Python {info['python']}, NumPy {info['numpy']}, "
+        f"PyTorch {info['torch']}, {info['threads']} threads.",
+        "",
+        "| group | workload | rosenblatt | PyTorch | ratio | target | |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        target = row.get("target")
+        status = "" if target is None else ("met" if row["ratio"] >= target else "**below**")
+        lines.append(
+            f"| {row['group']} | {row['name']} | {_fmt(row['rb_s'])} | {_fmt(row['torch_s'])} | "
+            f"{row['ratio']:.2f} | {'' if target is None else f'{target:.2f}'} | {status} |"
+        )
+    extras = [r for r in rows if "numpy_s" in r or "rb_peak_mb" in r]
+    if extras:
+        lines += ["", "| workload | detail |", "|---|---|"]
+        for row in extras:
+            if "numpy_s" in row:
+                ops = row.get("ops", 1)
+                overhead = (row["rb_s"] - row["numpy_s"]) / ops * 1e6
+                lines.append(f"| {row['name']} | raw NumPy {_fmt(row['numpy_s'])}; rosenblatt overhead "
+                             f"{overhead:.2f} µs per op (forward + backward) |")
+            if "rb_peak_mb" in row:
+                lines.append(f"| {row['name']} | peak memory of 3 steps: rosenblatt {row['rb_peak_mb']:.0f} MB, "
+                             f"PyTorch {row['torch_peak_mb']:.0f} MB |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _fmt(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--filter", default=None)
+    parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--budget", type=float, default=0.3, help="seconds per side per round")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--json", default=None, help="also write the raw numbers here")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+
+        torch.set_num_threads(int(THREADS))
+    except ImportError:
+        print("PyTorch is not installed: nothing to compare against (pip install torch==2.13.0)", file=sys.stderr)
+        return 1
+    rounds, budget = (2, 0.05) if args.quick else (args.rounds, args.budget)
+    rows = []
+    for w in load_workloads(args.filter):
+        try:
+            result = measure(w, rounds, budget)
+        except Exception as err:  # one broken workload must not hide the others
+            print(f"{w.group:6s} {w.name}: FAILED ({type(err).__name__}: {err})", file=sys.stderr)
+            continue
+        row = {"group": w.group, "name": w.name, "target": w.target, **result}
+        if "ops" in w.extra:
+            row["ops"] = w.extra["ops"]
+        if w.memory and not args.quick:
+            row["rb_peak_mb"] = peak_memory(w, "rb")
+            row["torch_peak_mb"] = peak_memory(w, "torch")
+        rows.append(row)
+        flag = "" if w.target is None else ("  (target %.2f %s)" % (w.target, "met" if row["ratio"] >= w.target else "BELOW"))
+        print(f"{w.group:6s} {w.name:55s} rb {_fmt(row['rb_s']):>10s}  torch {_fmt(row['torch_s']):>10s}  "
+              f"ratio {row['ratio']:.2f}{flag}", flush=True)
+    if not args.no_write and not args.quick:
+        write_results(rows, machine_info(), Path(args.out))
+        print(f"wrote {args.out}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
