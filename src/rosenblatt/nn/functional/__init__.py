@@ -4,6 +4,41 @@ Each function here takes tensors (and parameters as plain arguments) and returns
 layers in ``rb.nn`` hold the parameters and call these functions.
 """
 
+from rosenblatt.nn.functional.activation import (
+    elu,
+    gelu,
+    leaky_relu,
+    log_softmax,
+    relu,
+    selu,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    step,
+    tanh,
+)
+from rosenblatt.nn.functional.dropout import dropout, dropout2d, gaussian_noise
+from rosenblatt.nn.functional.embedding import embedding
+from rosenblatt.nn.functional.linear import linear, linear_composite
+from rosenblatt.nn.functional.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
+from rosenblatt.nn.functional.normalization import batch_norm, layer_norm
 from rosenblatt.ops import one_hot, pad
 
-__all__ = ["one_hot", "pad"]
+__all__ = [
+    "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout",
+    "dropout2d", "elu", "embedding", "gaussian_noise", "gelu", "huber_loss", "kl_div", "l1_loss",
+    "layer_norm", "leaky_relu", "linear", "linear_composite", "log_softmax", "mse_loss", "nll_loss",
+    "one_hot", "pad", "relu", "selu", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "step",
+    "tanh",
+]

@@ -1,0 +1,89 @@
+"""``embedding``: look up rows of a weight matrix by integer index.
+
+The gradient scatters the upstream rows back into the table, summing repeated indices. It is
+computed by sorting the indices and summing runs with ``add.reduceat`` (vectorised, no
+``add.at``); the row of ``padding_idx`` gets no gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rosenblatt.backend import get_array_module
+from rosenblatt.core import Function, Tensor
+from rosenblatt.ops._util import raw
+
+
+def _scatter_rows(grad_rows: Any, indices: Any, num_rows: int, padding_idx: int | None) -> Any:
+    """``out[indices[i]] += grad_rows[i]`` for all i, as a dense ``(num_rows, dim)`` array."""
+    xp = get_array_module(grad_rows)
+    out = xp.zeros((num_rows, grad_rows.shape[-1]), dtype=grad_rows.dtype)
+    if indices.size == 0:
+        return out
+    order = xp.argsort(indices, kind="stable")
+    sorted_idx = indices[order]
+    starts = xp.flatnonzero(xp.concatenate([xp.ones(1, dtype=bool), sorted_idx[1:] != sorted_idx[:-1]]))
+    sums = xp.add.reduceat(grad_rows[order], starts, axis=0)
+    out[sorted_idx[starts]] = sums
+    if padding_idx is not None:
+        out[padding_idx] = 0
+    return out
+
+
+class EmbeddingFn(Function):
+    @staticmethod
+    def forward(ctx, weight, indices, padding_idx):
+        return weight[indices]
+
+    @staticmethod
+    def backward(ctx, gy):
+        weight, indices, padding_idx = ctx.inputs
+        return EmbeddingBackward.apply(gy, indices, weight.shape[0], padding_idx), None, None
+
+
+class EmbeddingBackward(Function):
+    @staticmethod
+    def forward(ctx, gy, indices, num_rows, padding_idx):
+        flat = indices.reshape(-1)
+        return _scatter_rows(gy.reshape(flat.size, gy.shape[-1]), flat, num_rows, padding_idx)
+
+    @staticmethod
+    def backward(ctx, ggw):
+        _, indices, _, padding_idx = ctx.inputs
+        gg = ggw
+        if padding_idx is not None:
+            xp = get_array_module(ggw.data)
+            keep = xp.ones((ggw.shape[0], 1), dtype=ggw.dtype)
+            keep[padding_idx] = 0
+            gg = ggw * Tensor._make(keep)
+        return EmbeddingFn.apply(gg, indices, None), None, None, None
+
+
+def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` selected by the integer tensor ``indices``.
+
+    Shape:
+        indices: any shape ``(*)`` of integers in ``[0, num_embeddings)``; weight:
+        ``(num_embeddings, embedding_dim)``; output: ``(*, embedding_dim)``.
+    """
+    idx = raw(indices)
+    xp = get_array_module(idx, weight.data)
+    idx = xp.asarray(idx)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: expected integer indices, got dtype {idx.dtype}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got {weight.shape}")
+    num = weight.shape[0]
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):
+        raise IndexError(
+            f"embedding: indices must lie in [0, {num}) for a table of {num} rows, "
+            f"got values in [{int(idx.min())}, {int(idx.max())}]"
+        )
+    if padding_idx is not None:
+        padding_idx = int(padding_idx) % num
+    return EmbeddingFn.apply(weight, idx.astype(np.int64, copy=False), padding_idx)
+
+
+__all__ = ["embedding"]

@@ -1,0 +1,83 @@
+"""``linear``: the affine map ``y = x W^T + b`` of a fully connected layer, as one fused op.
+
+``LinearFn`` does the whole layer in one node: one BLAS matmul forward, and in backward only the
+products that are needed (no ``dx`` for a data batch, no ``dW`` for a frozen layer). The readable
+version built from ``matmul`` and ``+`` is :func:`linear_composite`, its test oracle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rosenblatt.backend import get_array_module
+from rosenblatt.core import Function, Tensor, is_grad_enabled
+from rosenblatt.ops import matmul, reshape, sum, transpose
+
+
+class LinearFn(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        xp = get_array_module(x)
+        x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+        y = xp.matmul(x2, weight.T)
+        if bias is not None:
+            y += bias
+        return y.reshape(x.shape[:-1] + (weight.shape[0],)) if x.ndim != 2 else y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, weight, bias = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad
+        out_features = weight.shape[0]
+        if is_grad_enabled():
+            # create_graph=True: the same formulas in differentiable ops (second derivatives).
+            g2 = reshape(gy, (-1, out_features))
+            x2 = reshape(x, (-1, x.shape[-1]))
+            gx = reshape(matmul(g2, weight), x.shape) if need_x else None
+            gw = matmul(transpose(g2), x2) if need_w else None
+            gb = sum(g2, 0) if need_b else None
+            return gx, gw, gb
+        g2 = gy.data.reshape(-1, out_features)
+        xd = x.data
+        x2 = xd.reshape(-1, xd.shape[-1])
+        gx = Tensor._make((g2 @ weight.data).reshape(xd.shape)) if need_x else None
+        gw = Tensor._make(g2.T @ x2) if need_w else None
+        gb = Tensor._make(g2.sum(axis=0)) if need_b else None
+        return gx, gw, gb
+
+
+def _check(x: Any, weight: Tensor, bias: Tensor | None) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"linear: expected a Tensor input, got {type(x).__name__}")
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    if x.ndim == 0:
+        raise ValueError(f"linear: expected an input of shape (*, {weight.shape[1]}), got a 0-d tensor")
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: expected input with {weight.shape[1]} features in the last dimension "
+            f"(shape (*, {weight.shape[1]})), got shape {x.shape}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias`` over the last axis of ``x``.
+
+    Shape:
+        x: ``(*, in_features)``; weight: ``(out_features, in_features)``; bias: ``(out_features,)``;
+        output: ``(*, out_features)``.
+    """
+    _check(x, weight, bias)
+    return LinearFn.apply(x, weight, bias)
+
+
+def linear_composite(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """The same map from primitives (``matmul`` and broadcasting ``+``): the oracle of :func:`linear`."""
+    _check(x, weight, bias)
+    y = matmul(x, transpose(weight))
+    return y + bias if bias is not None else y
+
+
+__all__ = ["linear", "linear_composite"]

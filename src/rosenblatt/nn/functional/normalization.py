@@ -1,0 +1,244 @@
+"""Normalisation: ``batch_norm`` (Ioffe & Szegedy, 2015) and ``layer_norm`` (Ba et al., 2016).
+
+Both normalise with the *biased* variance and are fused: forward computes ``x_hat`` once and
+backward uses the closed form
+
+    dx = invstd * (g - mean(g) - x_hat * mean(g * x_hat)),   g = dy * weight
+
+(means over the normalised axes), so a whole normalisation layer is one node. The readable
+versions from primitives, ``batch_norm_composite`` and ``layer_norm_composite``, are the test
+oracles and give the second derivatives under ``create_graph=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rosenblatt.backend import get_array_module
+from rosenblatt.core import Function, Tensor, no_grad
+from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
+from rosenblatt.ops import mean, reshape, sqrt
+
+
+def _param_shape(ndim: int, channels: int) -> tuple[int, ...]:
+    return (1, channels) + (1,) * (ndim - 2)
+
+
+def _reduce_axes(ndim: int) -> tuple[int, ...]:
+    return (0,) + tuple(range(2, ndim))
+
+
+# -- batch norm ------------------------------------------------------------------------------
+
+
+def batch_norm_composite(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float = 1e-5) -> Tensor:
+    """Training-mode batch norm from primitives (batch statistics, biased variance)."""
+    axes = _reduce_axes(x.ndim)
+    mu = mean(x, axes, keepdims=True)
+    centered = x - mu
+    var = mean(centered * centered, axes, keepdims=True)
+    y = centered / sqrt(var + eps)
+    shape = _param_shape(x.ndim, x.shape[1])
+    if weight is not None:
+        y = y * reshape(weight, shape)
+    if bias is not None:
+        y = y + reshape(bias, shape)
+    return y
+
+
+class BatchNormFn(Function):
+    """Training-mode batch norm given the batch mean and inverse standard deviation."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, batch_mean, invstd, eps):
+        shape = _param_shape(x.ndim, x.shape[1])
+        x_hat = x - batch_mean.reshape(shape)
+        x_hat *= invstd.reshape(shape)
+        ctx.x_hat = x_hat
+        if weight is None:
+            return x_hat if bias is None else x_hat + bias.reshape(shape)
+        y = x_hat * weight.reshape(shape)
+        if bias is not None:
+            y += bias.reshape(shape)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, weight, bias, _, invstd, eps = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        if recording_backward():
+            return composite_backward(
+                lambda x_, w_, b_, *_: batch_norm_composite(x_, w_, b_, eps),
+                ctx.inputs, ctx.needs_input_grad, [gy],
+            )
+        g, x_hat = gy.data, ctx.x_hat
+        axes = _reduce_axes(g.ndim)
+        shape = _param_shape(g.ndim, g.shape[1])
+        count = g.size // g.shape[1]
+        sum_g = g.sum(axis=axes)
+        sum_g_xhat = (g * x_hat).sum(axis=axes)
+        gx = gw = gb = None
+        if need_x:
+            scale = invstd if weight is None else invstd * weight.data
+            # dx = scale * (g - mean(g) - x_hat * mean(g x_hat)), with weight folded into scale
+            gx = g - (sum_g / count).reshape(shape)
+            gx -= x_hat * (sum_g_xhat / count).reshape(shape)
+            gx *= scale.reshape(shape)
+            gx = wrap(gx)
+        if need_w:
+            gw = wrap(sum_g_xhat)
+        if need_b:
+            gb = wrap(sum_g)
+        return gx, gw, gb, None, None, None
+
+
+def _check_batch_norm(x: Tensor, channels: int | None, name: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"{name}: expected an input of shape (N, C, ...), got shape {x.shape}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name}: expected {channels} channels in dimension 1, got input of shape {x.shape}")
+
+
+def batch_norm(
+    x: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalisation over every axis but the channel axis 1.
+
+    In training (or without running statistics) the batch mean and biased variance normalise
+    ``x``, and the running statistics, if given, are updated in place exactly as PyTorch does:
+    ``running = (1 - momentum) * running + momentum * batch`` with the *unbiased* batch variance.
+    Otherwise the running statistics normalise.
+
+    Shape:
+        x: ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``; running stats, weight, bias: ``(C,)``;
+        output: the shape of ``x``.
+    """
+    channels = running_mean.shape[0] if running_mean is not None else (
+        weight.shape[0] if weight is not None else None)
+    _check_batch_norm(x, channels, "batch_norm")
+    xd = x.data
+    xp = get_array_module(xd)
+    if training or running_mean is None or running_var is None:
+        axes = _reduce_axes(xd.ndim)
+        count = xd.size // xd.shape[1]
+        if count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape {x.shape}")
+        batch_mean = xd.mean(axis=axes)
+        centered = xd - batch_mean.reshape(_param_shape(xd.ndim, xd.shape[1]))
+        batch_var = xp.mean(centered * centered, axis=axes)
+        if training and running_mean is not None and running_var is not None:
+            with no_grad():
+                m = float(momentum)
+                running_mean.data *= 1.0 - m
+                running_mean.data += m * batch_mean.astype(running_mean.dtype, copy=False)
+                running_var.data *= 1.0 - m
+                running_var.data += (m * count / (count - 1)) * batch_var.astype(running_var.dtype, copy=False)
+                running_mean._version += 1
+                running_var._version += 1
+        invstd = 1.0 / xp.sqrt(batch_var + eps)
+        return BatchNormFn.apply(x, weight, bias, batch_mean, invstd.astype(xd.dtype, copy=False), eps)
+    # Evaluation: a fixed affine map per channel.
+    shape = _param_shape(xd.ndim, xd.shape[1])
+    invstd = Tensor._make((1.0 / xp.sqrt(running_var.data + eps)).astype(xd.dtype, copy=False))
+    scale = invstd if weight is None else weight * invstd
+    shift = Tensor._make(-running_mean.data.astype(xd.dtype, copy=False)) * scale
+    if bias is not None:
+        shift = shift + bias
+    return x * reshape(scale, shape) + reshape(shift, shape)
+
+
+# -- layer norm ------------------------------------------------------------------------------
+
+
+def layer_norm_composite(x: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
+                         bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Layer norm from primitives: the oracle of :func:`layer_norm`."""
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    mu = mean(x, axes, keepdims=True)
+    centered = x - mu
+    var = mean(centered * centered, axes, keepdims=True)
+    y = centered / sqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+class LayerNormFn(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, num_axes, eps):
+        xp = get_array_module(x)
+        axes = tuple(range(x.ndim - num_axes, x.ndim))
+        mu = x.mean(axis=axes, keepdims=True)
+        x_hat = x - mu
+        var = xp.mean(x_hat * x_hat, axis=axes, keepdims=True)
+        invstd = 1.0 / xp.sqrt(var + eps)
+        x_hat *= invstd
+        ctx.x_hat, ctx.invstd = x_hat, invstd
+        y = x_hat if weight is None else x_hat * weight
+        if bias is not None:
+            y = y + bias
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, weight, bias, num_axes, eps = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        if recording_backward():
+            shape = x.shape[x.ndim - num_axes:]
+            return composite_backward(
+                lambda x_, w_, b_, *_: layer_norm_composite(x_, shape, w_, b_, eps),
+                ctx.inputs, ctx.needs_input_grad, [gy],
+            )
+        g, x_hat = gy.data, ctx.x_hat
+        axes = tuple(range(g.ndim - num_axes, g.ndim))
+        lead = tuple(range(g.ndim - num_axes))
+        gx = gw = gb = None
+        if need_x:
+            gh = g if weight is None else g * weight.data
+            gx = gh - gh.mean(axis=axes, keepdims=True)
+            gx -= x_hat * (gh * x_hat).mean(axis=axes, keepdims=True)
+            gx *= ctx.invstd
+            gx = wrap(gx)
+        if need_w:
+            gw = wrap((g * x_hat).sum(axis=lead))
+        if need_b:
+            gb = wrap(g.sum(axis=lead))
+        return gx, gw, gb, None, None
+
+
+def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the trailing ``normalized_shape`` axes of each sample, then scale and shift.
+
+    Shape:
+        x: ``(*, *normalized_shape)``; weight, bias: ``normalized_shape``; output: shape of ``x``.
+    """
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(int(n) for n in normalized_shape)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"layer_norm: expected a Tensor, got {type(x).__name__}")
+    k = len(normalized_shape)
+    if x.ndim < k or tuple(x.shape[x.ndim - k:]) != normalized_shape:
+        raise ValueError(
+            f"layer_norm: expected an input of shape (*, {', '.join(map(str, normalized_shape))}), "
+            f"got shape {x.shape}"
+        )
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != normalized_shape:
+            raise ValueError(f"layer_norm: {name} must have shape {normalized_shape}, got {p.shape}")
+    return LayerNormFn.apply(x, weight, bias, k, float(eps))
+
+
+__all__ = ["batch_norm", "batch_norm_composite", "layer_norm", "layer_norm_composite"]
