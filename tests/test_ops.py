@@ -299,7 +299,7 @@ def test_manual_seed_is_bit_reproducible():
 
 
 @pytest.mark.parametrize("fn, match", [
-    (lambda: rb.ones(2, 3) + rb.ones(4), r"add: shapes \(2, 3\), \(4,\) cannot be broadcast"),
+    (lambda: rb.ones(2, 3) + rb.ones(4), r"add: .*\(2, 3\).*\(4,\)"),
     (lambda: rb.ones(2, 3) @ rb.ones(4, 2), r"matmul: inner dimensions differ"),
     (lambda: rb.ones(2, 3).reshape(4, 2), r"reshape: cannot reshape a tensor of shape \(2, 3\)"),
     (lambda: rb.cat([rb.ones(2, 3), rb.ones(3, 3)], axis=1), r"cat: all shapes must match"),

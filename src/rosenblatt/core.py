@@ -488,7 +488,7 @@ class Tensor:
 
     # -- operators (each one line into rosenblatt.ops) ----------------------------------------
     def __neg__(self) -> Tensor:
-        return _ops.neg(self)
+        return _Neg.apply(self)
 
     def __pos__(self) -> Tensor:
         return self
@@ -497,28 +497,28 @@ class Tensor:
         return _ops.abs(self)
 
     def __add__(self, other: Any) -> Tensor:
-        return _ops.add(self, other)
+        return _Add.apply(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return _ops.add(other, self)
+        return _Add.apply(other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _ops.sub(self, other)
+        return _Sub.apply(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _ops.sub(other, self)
+        return _Sub.apply(other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _ops.mul(self, other)
+        return _Mul.apply(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _ops.mul(other, self)
+        return _Mul.apply(other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _ops.div(self, other)
+        return _Div.apply(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _ops.div(other, self)
+        return _Div.apply(other, self)
 
     def __floordiv__(self, other: Any) -> Tensor:
         return _ops.floor_divide(self, other)
@@ -819,45 +819,59 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Any, **kwargs: Any) -> Any:
         """Run ``forward`` on the inputs' arrays; record a node when a gradient can flow."""
+        # This is the hottest function of the framework (every op goes through it), hence one pass
+        # over the inputs and no generator expressions.
+        ctx = _new_object(cls)
+        ctx._saved = ()
+        ctx._released = False
         arrays = []
+        needs = []
+        versions = []
         record = False
         generation = 0
         for x in inputs:
             if isinstance(x, Tensor):
                 arrays.append(x.data)
+                versions.append(x._version)
                 if x.requires_grad:
                     record = True
+                    needs.append(True)
                     fn = x.grad_fn
                     if fn is not None and fn.generation > generation:
                         generation = fn.generation
+                    continue
             else:
                 arrays.append(x)
-        ctx = object.__new__(cls)
-        ctx._saved = ()
-        ctx._released = False
-        if not (record and _GradMode.enabled):
-            ctx.needs_input_grad = (False,) * len(inputs)
+                versions.append(0)
+            needs.append(False)
+        record = record and _GradMode.enabled
+        ctx.needs_input_grad = tuple(needs) if record else _no_needs(len(needs))
+        try:
             outputs = cls.forward(ctx, *arrays, **kwargs)
-            if isinstance(outputs, tuple):
+        except ValueError as err:
+            raise ValueError(_describe_failure(cls, inputs, err)) from None
+        if not record:
+            if type(outputs) is tuple:
                 return tuple(Tensor._make(_to_array(o)) for o in outputs)
-            return Tensor._make(_to_array(outputs))
+            if type(outputs) is not _ndarray:
+                outputs = _to_array(outputs)
+            return Tensor._make(outputs)
 
         ctx.inputs = inputs
-        ctx.needs_input_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
-        ctx._versions = tuple(x._version if isinstance(x, Tensor) else 0 for x in inputs)
+        ctx._versions = versions
         ctx.generation = generation + 1
-        ctx._output_meta = None
-        outputs = cls.forward(ctx, *arrays, **kwargs)
-        if isinstance(outputs, tuple):
+        if type(outputs) is tuple:
             results = tuple(
                 Tensor._make(_to_array(o), ctx, _is_float(o), i) for i, o in enumerate(outputs)
             )
             ctx.outputs = tuple(weakref.ref(r) for r in results)
             ctx._output_meta = tuple((r.data.shape, r.data.dtype) for r in results)
             return results
-        outputs = _to_array(outputs)
-        result = Tensor._make(outputs, ctx, _is_float(outputs))
+        if type(outputs) is not _ndarray:
+            outputs = _to_array(outputs)
+        result = Tensor._make(outputs, ctx, outputs.dtype.kind in "fc")
         ctx.outputs = (weakref.ref(result),)
+        ctx._output_meta = None
         return result
 
     def _release(self) -> None:
@@ -871,9 +885,24 @@ class Function:
         return f"<{type(self).__name__}Backward>"
 
 
+_new_object = object.__new__
+_ndarray = np.ndarray
+_NO_NEEDS = [(False,) * n for n in range(8)]
+
+
+def _no_needs(n: int) -> tuple[bool, ...]:
+    return _NO_NEEDS[n] if n < 8 else (False,) * n
+
+
+def _describe_failure(cls: type, inputs: tuple[Any, ...], err: Exception) -> str:
+    """A NumPy error from inside an op, restated with the op's name and its input shapes."""
+    shapes = ", ".join(str(tuple(x.shape)) if hasattr(x, "shape") else repr(x) for x in inputs)
+    return f"{cls.__name__.lower()}: {err} (inputs: {shapes})"
+
+
 def _to_array(value: Any) -> Any:
     # Reductions of NumPy arrays can return NumPy scalars; keep everything an ndarray.
-    if isinstance(value, np.generic):
+    if isinstance(value, np.generic) or not hasattr(value, "dtype"):
         return np.asarray(value)
     return value
 
@@ -1115,3 +1144,8 @@ def tensors_requiring_grad(items: Iterable[Any]) -> bool:
 
 # Imported last: rosenblatt.ops builds on the classes above, and Tensor's methods call into it.
 from rosenblatt import ops as _ops  # noqa: E402
+from rosenblatt.ops.arithmetic import Add as _Add  # noqa: E402
+from rosenblatt.ops.arithmetic import Div as _Div  # noqa: E402
+from rosenblatt.ops.arithmetic import Mul as _Mul  # noqa: E402
+from rosenblatt.ops.arithmetic import Neg as _Neg  # noqa: E402
+from rosenblatt.ops.arithmetic import Sub as _Sub  # noqa: E402

@@ -100,8 +100,24 @@ class Tanh(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        y = ctx.output()
-        return gy * (1.0 - y * y)
+        return TanhGrad.apply(gy, ctx.output())
+
+
+class TanhGrad(Function):
+    """``gy * (1 - y²)`` as one op (tanh's backward; itself differentiable)."""
+
+    @staticmethod
+    def forward(ctx, gy, y):
+        out = y * y
+        get_array_module(y).subtract(1.0, out, out=out)
+        out *= gy
+        return out
+
+    @staticmethod
+    def backward(ctx, ggx):
+        gy, y = ctx.inputs
+        need_gy, need_y = ctx.needs_input_grad
+        return (TanhGrad.apply(ggx, y) if need_gy else None), (ggx * gy * (-2.0 * y) if need_y else None)
 
 
 class Sigmoid(Function):
@@ -116,8 +132,24 @@ class Sigmoid(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        y = ctx.output()
-        return gy * y * (1.0 - y)
+        return SigmoidGrad.apply(gy, ctx.output())
+
+
+class SigmoidGrad(Function):
+    """``gy * y * (1 - y)`` as one op (sigmoid's backward; itself differentiable)."""
+
+    @staticmethod
+    def forward(ctx, gy, y):
+        out = 1.0 - y
+        out *= y
+        out *= gy
+        return out
+
+    @staticmethod
+    def backward(ctx, ggx):
+        gy, y = ctx.inputs
+        need_gy, need_y = ctx.needs_input_grad
+        return (SigmoidGrad.apply(ggx, y) if need_gy else None), (ggx * gy * (1.0 - 2.0 * y) if need_y else None)
 
 
 class ReLU(Function):
@@ -127,8 +159,19 @@ class ReLU(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        y = ctx.output().data
-        return gy * Tensor._make((y > 0).astype(y.dtype))
+        return ReLUGrad.apply(gy, ctx.output().data)
+
+
+class ReLUGrad(Function):
+    """``gy`` where the ReLU output is positive, else 0 (one op; its own gradient is itself)."""
+
+    @staticmethod
+    def forward(ctx, gy, y):
+        return get_array_module(gy).where(y > 0, gy, 0)
+
+    @staticmethod
+    def backward(ctx, ggx):
+        return ReLUGrad.apply(ggx, ctx.inputs[1]), None
 
 
 def exp(x: Tensor) -> Tensor:
