@@ -1,8 +1,43 @@
 """Neural-network building blocks: ``Module``, layers, losses, ``functional``, ``init``, ``utils``."""
 
-from rosenblatt.nn import utils
+from rosenblatt.nn import functional, init, utils
+from rosenblatt.nn.activation import (
+    ELU,
+    GELU,
+    SELU,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Step,
+    Tanh,
+)
+from rosenblatt.nn.dropout import Dropout, Dropout2d, GaussianNoise
+from rosenblatt.nn.embedding import Embedding
+from rosenblatt.nn.linear import Flatten, Identity, Linear, Unflatten
+from rosenblatt.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from rosenblatt.nn.module import Module, ModuleDict, ModuleList, Sequential
+from rosenblatt.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from rosenblatt.nn.parameter import Parameter
 from rosenblatt.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "utils", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"]
+__all__ += [
+    "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "CrossEntropyLoss", "Dropout", "Dropout2d",
+    "ELU", "Embedding", "Flatten", "GELU", "GaussianNoise", "HuberLoss", "Identity", "KLDivLoss", "L1Loss",
+    "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "NLLLoss", "ReLU", "SELU", "SiLU", "Sigmoid",
+    "SmoothL1Loss", "Softmax", "Softplus", "Step", "Tanh", "Unflatten", "functional", "init",
+]

@@ -1,0 +1,199 @@
+"""Activation layers: thin modules around ``rb.nn.functional``'s fused activation functions.
+
+Shape (all of them, except where noted): input ``(*)``, output ``(*)`` of the same shape.
+"""
+
+from __future__ import annotations
+
+from rosenblatt.core import Tensor
+from rosenblatt.nn import functional as F
+from rosenblatt.nn.module import Module
+from rosenblatt.ops._util import normalize_axis
+
+
+class Step(Module):
+    """Heaviside threshold unit of Rosenblatt's perceptron: 1 where ``x >= threshold``, else 0.
+
+    Its gradient is zero, so it is trained with the perceptron rule, not backpropagation.
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, threshold: float = 0.0) -> None:
+        super().__init__()
+        self.threshold = float(threshold)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.step(x, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}"
+
+
+class ReLU(Module):
+    """``max(x, 0)``.
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    """``x`` where positive, ``negative_slope * x`` elsewhere.
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    """``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)`` (Clevert et al., 2016).
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class SELU(Module):
+    """Scaled ELU with the self-normalising constants (Klambauer et al., 2017).
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.selu(x)
+
+
+class GELU(Module):
+    """``x * Phi(x)``; ``approximate="tanh"`` for the tanh approximation (Hendrycks & Gimpel, 2016).
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate='{self.approximate}'"
+
+
+class SiLU(Module):
+    """``x * sigmoid(x)`` (swish).
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x)
+
+
+class Softplus(Module):
+    """``log(1 + exp(beta x)) / beta``, linear above ``threshold``.
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta = float(beta)
+        self.threshold = float(threshold)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta:g}, threshold={self.threshold:g}"
+
+
+class Sigmoid(Module):
+    """``1 / (1 + exp(-x))``.
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    """Hyperbolic tangent.
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.tanh(x)
+
+
+class Softmax(Module):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (``dim=`` is accepted too).
+
+    Shape:
+        input ``(*)``; output ``(*)``, summing to 1 along ``axis``.
+    """
+
+    def __init__(self, axis: int = -1, dim: int | None = None) -> None:
+        super().__init__()
+        self.axis = int(dim if dim is not None else axis)
+
+    def forward(self, x: Tensor) -> Tensor:
+        normalize_axis("Softmax", self.axis, x.ndim)
+        return F.softmax(x, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class LogSoftmax(Module):
+    """``log(softmax(x))`` along ``axis``, computed stably (``dim=`` is accepted too).
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, axis: int = -1, dim: int | None = None) -> None:
+        super().__init__()
+        self.axis = int(dim if dim is not None else axis)
+
+    def forward(self, x: Tensor) -> Tensor:
+        normalize_axis("LogSoftmax", self.axis, x.ndim)
+        return F.log_softmax(x, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
