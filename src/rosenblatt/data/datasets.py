@@ -1,0 +1,365 @@
+"""Datasets: bundled digits, MNIST / Fashion-MNIST IDX files, CSV files and synthetic generators.
+
+Loaders return NumPy arrays: inputs as float32 (images in NCHW, scaled to [0, 1]) and class labels
+as int64. Generators take ``seed`` (None: rosenblatt's global generator, see ``rb.manual_seed``).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from rosenblatt.data.dataset import TensorDataset
+
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+
+
+def _rng(seed: int | None) -> np.random.Generator:
+    from rosenblatt.data.split import _rng as rng
+
+    return rng(seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real data
+# ---------------------------------------------------------------------------------------------
+
+
+def load_digits(flatten: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled handwritten digits: 1,797 images of 8x8 pixels, 10 classes.
+
+    No download: the data ships with scikit-learn (the ``data`` extra: ``pip install
+    'rosenblatt[data]'``).
+
+    Args:
+        flatten: return ``x`` as ``(1797, 64)``; ``False`` gives images ``(1797, 1, 8, 8)``.
+
+    Returns:
+        ``(x, y)``: float32 pixels scaled to [0, 1] and int64 labels 0-9.
+    """
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        raise ImportError("load_digits needs scikit-learn: pip install 'rosenblatt[data]' "
+                          "(or pip install scikit-learn)") from None
+    bunch = sklearn_digits()
+    x = (bunch.data / 16.0).astype(np.float32)
+    y = bunch.target.astype(np.int64)
+    return (x, y) if flatten else (x.reshape(-1, 1, 8, 8), y)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file (the MNIST format), gzipped (``.gz``) or not, into a NumPy array."""
+    path = os.fspath(path)
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"read_idx: cannot read '{path}': {exc}") from None
+    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in dtypes:
+        raise ValueError(f"read_idx: '{path}' is not an IDX file (bad magic number)")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(np.int64)
+    dtype = np.dtype(dtypes[raw[2]])
+    count = int(np.prod(dims))
+    offset = 4 + 4 * ndim
+    if len(raw) - offset < count * dtype.itemsize:
+        raise ValueError(f"read_idx: '{path}' is truncated: expected {count} values of shape {tuple(dims)}")
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(tuple(dims)).astype(dtype.newbyteorder("="))
+
+
+def _find_idx(root: str, stem: str) -> str:
+    candidates = [stem, stem.replace("-idx", ".idx")]
+    folders = [root, os.path.join(root, "raw")]
+    for folder in folders:
+        for name in candidates:
+            for suffix in ("", ".gz"):
+                path = os.path.join(folder, name + suffix)
+                if os.path.isfile(path):
+                    return path
+    raise FileNotFoundError(f"no IDX file '{stem}[.gz]' in '{root}' (expected the standard MNIST file names)")
+
+
+class MNIST(TensorDataset):
+    """The MNIST handwritten digits (LeCun et al., 1998) from IDX files in a folder.
+
+    ``root`` holds the four standard files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``), gzipped or not. Nothing is downloaded.
+
+    Attributes:
+        data: float32 images ``(N, 1, 28, 28)`` scaled to [0, 1] (``(N, 784)`` with ``flatten=True``).
+        targets: int64 labels ``(N,)``.
+        classes: class names.
+    """
+
+    classes = [str(i) for i in range(10)]
+
+    def __init__(self, root: str | os.PathLike, train: bool = True, flatten: bool = False) -> None:
+        root = os.fspath(root)
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"{type(self).__name__}: data folder '{root}' does not exist")
+        prefix = "train" if train else "t10k"
+        images = read_idx(_find_idx(root, f"{prefix}-images-idx3-ubyte"))
+        labels = read_idx(_find_idx(root, f"{prefix}-labels-idx1-ubyte"))
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise ValueError(f"{type(self).__name__}: images {images.shape} and labels {labels.shape} in '{root}' do not match")
+        data = (images.astype(np.float32) / 255.0)[:, None]
+        self.root, self.train = root, train
+        self.data = data.reshape(data.shape[0], -1) if flatten else data
+        self.targets = labels.astype(np.int64)
+        super().__init__(self.data, self.targets)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root='{self.root}', train={self.train}, {len(self)} samples)"
+
+
+class FashionMNIST(MNIST):
+    """Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017): 28x28 greyscale pictures of 10 kinds of clothing.
+
+    Same files and layout as :class:`MNIST`. ``root=None`` uses ``/usr/share/datasets/fashion-mnist``
+    (Debian's ``dataset-fashion-mnist`` package) when it exists.
+    """
+
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+               "Ankle boot"]
+
+    def __init__(self, root: str | os.PathLike | None = None, train: bool = True, flatten: bool = False) -> None:
+        if root is None:
+            if not os.path.isdir(FASHION_MNIST_ROOT):
+                raise FileNotFoundError(
+                    f"FashionMNIST: no root given and {FASHION_MNIST_ROOT} does not exist "
+                    "(apt-get install dataset-fashion-mnist, or pass the folder of the IDX files)")
+            root = FASHION_MNIST_ROOT
+        super().__init__(root, train=train, flatten=flatten)
+
+
+def from_csv(path: str | os.PathLike, target: str | int = -1, delimiter: str = ",",
+             header: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read a numeric table: every column but ``target`` becomes a float32 feature.
+
+    Args:
+        path: the CSV file.
+        target: the label column, by name (needs a header) or by index (default: the last one).
+        delimiter: the field separator.
+        header: whether the first row holds column names (None: guessed, a header has a
+            non-numeric field).
+
+    Returns:
+        ``(x, y)``: features ``(N, F)`` float32; labels int64 when every value is an integer or a
+        text class name (names are numbered in sorted order), else float32.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, newline="") as f:
+            rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
+    except OSError as exc:
+        raise ValueError(f"from_csv: cannot read '{path}': {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"from_csv: '{path}' is not a readable CSV file ({exc})") from None
+    if not rows:
+        raise ValueError(f"from_csv: '{path}' is empty")
+
+    def numeric(field: str) -> bool:
+        try:
+            float(field)
+            return True
+        except ValueError:
+            return False
+
+    if header is None:
+        header = not all(numeric(v) for v in rows[0])
+    names = [v.strip() for v in rows[0]] if header else [str(i) for i in range(len(rows[0]))]
+    body = rows[1:] if header else rows
+    if not body:
+        raise ValueError(f"from_csv: '{path}' has no data rows")
+    width = len(names)
+    for i, row in enumerate(body):
+        if len(row) != width:
+            raise ValueError(f"from_csv: row {i + 1 + bool(header)} of '{path}' has {len(row)} fields, expected {width}")
+    if isinstance(target, str):
+        if target not in names:
+            raise ValueError(f"from_csv: no column '{target}' in '{path}' (columns: {', '.join(names)})")
+        column = names.index(target)
+    else:
+        column = int(target)
+        if not -width <= column < width:
+            raise ValueError(f"from_csv: target column {column} is out of range for {width} columns")
+        column %= width
+    table = np.array(body, dtype=object)
+    features = np.delete(table, column, axis=1)
+    try:
+        x = features.astype(np.float64).astype(np.float32)
+    except ValueError:
+        raise ValueError(f"from_csv: the feature columns of '{path}' must be numeric") from None
+    labels = table[:, column]
+    if all(numeric(v) for v in labels):
+        values = labels.astype(np.float64)
+        y = values.astype(np.int64) if np.all(values == np.round(values)) else values.astype(np.float32)
+    else:
+        _, y = np.unique(labels.astype(str), return_inverse=True)
+        y = y.astype(np.int64)
+    return x, y
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic data
+# ---------------------------------------------------------------------------------------------
+
+
+def make_moons(n: int = 200, noise: float = 0.1, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles in 2-D (a non-linear binary problem).
+
+    Returns ``(x, y)``: float32 points ``(n, 2)`` and int64 labels ``(n,)`` in {0, 1}.
+    """
+    rng = _rng(seed)
+    n_upper = n // 2
+    t = np.pi * rng.random(n)
+    upper = np.arange(n) < n_upper
+    x = np.where(upper[:, None], np.stack([np.cos(t), np.sin(t)], 1),
+                 np.stack([1.0 - np.cos(t), 0.5 - np.sin(t)], 1))
+    x = x + noise * rng.standard_normal((n, 2))
+    y = (~upper).astype(np.int64)
+    order = rng.permutation(n)
+    return x[order].astype(np.float32), y[order]
+
+
+def make_spirals(n: int = 300, classes: int = 2, noise: float = 0.1, turns: float = 1.5,
+                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``classes`` interleaved spiral arms in 2-D (hard for a linear model, easy for an MLP).
+
+    Returns ``(x, y)``: float32 points ``(n, 2)`` and int64 labels ``(n,)``.
+    """
+    rng = _rng(seed)
+    y = np.arange(n) % classes
+    r = rng.random(n)
+    theta = 2 * np.pi * (turns * r + y / classes)
+    x = np.stack([r * np.cos(theta), r * np.sin(theta)], 1) + noise * r[:, None] * rng.standard_normal((n, 2))
+    order = rng.permutation(n)
+    return x[order].astype(np.float32), y[order].astype(np.int64)
+
+
+def make_xor(n: int = 200, noise: float = 0.1, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The XOR problem: four Gaussian blobs at the corners of a square; label = XOR of the signs.
+
+    Returns ``(x, y)``: float32 points ``(n, 2)`` around (±1, ±1) and int64 labels ``(n,)``.
+    """
+    rng = _rng(seed)
+    corners = rng.integers(0, 2, size=(n, 2))
+    x = (2.0 * corners - 1.0) + noise * rng.standard_normal((n, 2))
+    return x.astype(np.float32), (corners[:, 0] ^ corners[:, 1]).astype(np.int64)
+
+
+def make_regression_1d(fn: Callable[[np.ndarray], np.ndarray] = np.sin, n: int = 200, low: float = -3.0,
+                       high: float = 3.0, noise: float = 0.1, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Samples of ``y = fn(x) + noise`` with ``x`` uniform in ``[low, high]`` (function fitting).
+
+    Returns ``(x, y)``: float32 arrays of shape ``(n, 1)``.
+    """
+    rng = _rng(seed)
+    x = rng.uniform(low, high, size=(n, 1))
+    y = np.asarray(fn(x), dtype=np.float64).reshape(n, 1) + noise * rng.standard_normal((n, 1))
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def adding_problem(T: int = 50, n: int = 1000, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The adding problem (Hochreiter and Schmidhuber, 1997), a long-memory test for RNNs.
+
+    Each sequence has ``T`` steps of two features: a uniform random value and a marker that is 1
+    at exactly two steps (one in each half); the target is the sum of the two marked values.
+
+    Returns ``(x, y)``: float32 ``(n, T, 2)`` (batch first) and ``(n, 1)``.
+    """
+    if T < 2:
+        raise ValueError(f"adding_problem: T must be >= 2, got {T}")
+    rng = _rng(seed)
+    values = rng.random((n, T))
+    first = rng.integers(0, T // 2, size=n)
+    second = rng.integers(T // 2, T, size=n)
+    marker = np.zeros((n, T))
+    rows = np.arange(n)
+    marker[rows, first] = 1.0
+    marker[rows, second] = 1.0
+    y = values[rows, first] + values[rows, second]
+    return np.stack([values, marker], -1).astype(np.float32), y[:, None].astype(np.float32)
+
+
+def copy_task(T: int = 10, n: int = 1000, vocab: int = 8, delay: int | None = None,
+              seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The copy task: remember ``T`` symbols, then reproduce them after a blank delay.
+
+    Symbols are ``1..vocab``; 0 is the blank and ``vocab + 1`` the "recall now" marker. The input
+    is the sequence, ``delay`` blanks (default ``T``) with the marker at the last one, then ``T``
+    blanks; the target is blank everywhere except the last ``T`` steps, which repeat the sequence.
+
+    Returns ``(x, y)``: int64 tokens ``(n, 2T + delay)`` and int64 targets of the same shape.
+    """
+    rng = _rng(seed)
+    delay = T if delay is None else delay
+    if delay < 1:
+        raise ValueError(f"copy_task: delay must be >= 1, got {delay}")
+    symbols = rng.integers(1, vocab + 1, size=(n, T))
+    length = 2 * T + delay
+    x = np.zeros((n, length), dtype=np.int64)
+    y = np.zeros((n, length), dtype=np.int64)
+    x[:, :T] = symbols
+    x[:, T + delay - 1] = vocab + 1
+    y[:, T + delay:] = symbols
+    return x, y
+
+
+def sine_sequences(n: int = 500, T: int = 50, freq_range: tuple[float, float] = (0.5, 2.0), noise: float = 0.0,
+                   seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sine waves of random frequency and phase, for next-step prediction.
+
+    Returns ``(x, y)``: float32 ``(n, T, 1)`` inputs and the same sequences shifted by one step.
+    """
+    rng = _rng(seed)
+    freq = rng.uniform(*freq_range, size=(n, 1))
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
+    t = np.arange(T + 1)[None, :] * 0.1
+    wave = np.sin(2 * np.pi * freq * t + phase) + noise * rng.standard_normal((n, T + 1))
+    wave = wave.astype(np.float32)[..., None]
+    return wave[:, :-1], wave[:, 1:]
+
+
+def make_shapes(n: int = 500, size: int = 32, min_size: int = 6, max_size: int | None = None, noise: float = 0.0,
+                seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images with one random filled shape each: circle (class 0) or rectangle (class 1).
+
+    Returns ``(images, labels, boxes)``: float32 ``(n, 1, size, size)`` in [0, 1], int64 classes
+    ``(n,)`` and float32 bounding boxes ``(n, 4)`` as ``(x_min, y_min, x_max, y_max)`` in pixels
+    (inclusive), for classification and box-regression exercises.
+    """
+    rng = _rng(seed)
+    max_size = max_size or size // 2
+    if not 1 <= min_size <= max_size <= size:
+        raise ValueError(f"make_shapes: need 1 <= min_size <= max_size <= size, got {min_size}, {max_size}, {size}")
+    labels = rng.integers(0, 2, size=n)
+    width = rng.integers(min_size, max_size + 1, size=n)
+    height = np.where(labels == 0, width, rng.integers(min_size, max_size + 1, size=n))
+    x0 = rng.integers(0, size - width + 1)
+    y0 = rng.integers(0, size - height + 1)
+    rows = np.arange(size)[None, :, None]
+    cols = np.arange(size)[None, None, :]
+    x0b, y0b = x0[:, None, None], y0[:, None, None]
+    wb, hb = width[:, None, None], height[:, None, None]
+    rect = (cols >= x0b) & (cols < x0b + wb) & (rows >= y0b) & (rows < y0b + hb)
+    cx, cy, radius = x0b + (wb - 1) / 2.0, y0b + (hb - 1) / 2.0, wb / 2.0
+    circle = (cols - cx) ** 2 + (rows - cy) ** 2 <= radius ** 2
+    images = np.where((labels == 0)[:, None, None], circle & rect, rect).astype(np.float32)
+    if noise:
+        images = np.clip(images + noise * rng.standard_normal(images.shape), 0.0, 1.0).astype(np.float32)
+    boxes = np.stack([x0, y0, x0 + width - 1, y0 + height - 1], 1).astype(np.float32)
+    return images[:, None], labels.astype(np.int64), boxes
+
+
+__all__ = ["FASHION_MNIST_ROOT", "FashionMNIST", "MNIST", "adding_problem", "copy_task", "from_csv", "load_digits",
+           "make_moons", "make_regression_1d", "make_shapes", "make_spirals", "make_xor",
+           "read_idx", "sine_sequences"]

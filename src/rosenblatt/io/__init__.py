@@ -1,0 +1,6 @@
+"""Model input/output: training checkpoints, PyTorch weights in, ONNX out."""
+
+from rosenblatt.io.checkpoint import load_checkpoint, save_checkpoint
+from rosenblatt.io.torch_weights import from_torch_state_dict
+
+__all__ = ["from_torch_state_dict", "load_checkpoint", "save_checkpoint"]
