@@ -1,0 +1,431 @@
+"""Optimisers: every update equals PyTorch's step by step, state saves and restores exactly, each
+optimiser trains a real classifier, a step allocates no parameter-sized arrays, bad settings fail."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import rosenblatt as rb
+from rosenblatt.nn import Parameter
+from rosenblatt.optim import flatten_state_dict, unflatten_state_dict
+from rosenblatt.serialization import load_arrays
+from tests.parity import DEVICE, HAVE_TORCH, requires_torch
+
+if HAVE_TORCH:
+    import torch
+
+# A 2-layer tanh MLP. The first weight (64 x 300 = 19,200 float64 values) is larger than one update
+# block, so the blocked path, including a partial last block, is exercised; the others are smaller.
+IN, HIDDEN, OUT, BATCH = 64, 300, 3, 16
+
+
+def make_problem(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0, 0.2, (IN, HIDDEN)), rng.normal(0, 0.1, HIDDEN),
+               rng.normal(0, 0.2, (HIDDEN, OUT)), rng.normal(0, 0.1, OUT)]
+    x = rng.normal(size=(BATCH, IN))
+    y = rng.normal(size=(BATCH, OUT))
+    return weights, x, y
+
+
+def rb_params(weights):
+    params = [Parameter(w.copy()) for w in weights]
+    if DEVICE != "cpu":
+        for p in params:
+            p.data = p.to(DEVICE).data
+    return params
+
+
+def rb_loss(params, x, y):
+    w1, b1, w2, b2 = params
+    hidden = rb.tanh(rb.matmul(x, w1) + b1)
+    out = rb.matmul(hidden, w2) + b2
+    return ((out - y) ** 2).mean()
+
+
+def torch_loss(params, x, y):
+    w1, b1, w2, b2 = params
+    out = torch.tanh(x @ w1 + b1) @ w2 + b2
+    return ((out - y) ** 2).mean()
+
+
+def rb_data(*arrays):
+    return [rb.tensor(a, device=DEVICE if DEVICE != "cpu" else None) for a in arrays]
+
+
+CONFIGS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, weight_decay=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9)),
+    ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.9)),  # the lecture's v = a v + (1 - a) g
+    ("SGD", dict(lr=0.02, momentum=0.9, nesterov=True, weight_decay=1e-2)),
+    ("SGD", dict(lr=0.005, momentum=0.5, dampening=0.3, weight_decay=1e-2, maximize=True)),
+    ("Adam", dict()),
+    ("Adam", dict(lr=1e-2, amsgrad=True)),
+    ("Adam", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    ("Adam", dict(lr=1e-2, amsgrad=True, weight_decay=1e-2, maximize=True)),
+    ("AdamW", dict(lr=1e-2)),
+    ("AdamW", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=1e-2, initial_accumulator_value=0.1, eps=1e-8)),
+    ("Adagrad", dict(lr=0.05, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=1e-2)),
+    ("Adadelta", dict(lr=0.5, maximize=True)),
+    ("RMSprop", dict(lr=1e-2)),
+    ("RMSprop", dict(lr=1e-2, momentum=0.9)),
+    ("RMSprop", dict(lr=1e-2, centered=True)),
+    ("RMSprop", dict(lr=1e-2, alpha=0.9, centered=True, momentum=0.5, weight_decay=1e-2, maximize=True)),
+]
+
+
+def config_id(config):
+    name, kwargs = config
+    return name + "-" + ",".join(f"{k}={v}" for k, v in kwargs.items())
+
+
+def run_parity(name, build_rb, build_torch, steps=20):
+    """Take ``steps`` steps in both frameworks; parameters must agree after every step."""
+    weights, x, y = make_problem()
+    params = rb_params(weights)
+    rx, ry = rb_data(x, y)
+    tparams = [torch.tensor(w, requires_grad=True) for w in weights]
+    tx, ty = torch.tensor(x), torch.tensor(y)
+    opt, topt = build_rb(params), build_torch(tparams)
+    for step in range(steps):
+        opt.zero_grad()
+        topt.zero_grad()
+        loss = rb_loss(params, rx, ry)
+        loss.backward()
+        tloss = torch_loss(tparams, tx, ty)
+        tloss.backward()
+        np.testing.assert_allclose(float(loss.item()), tloss.item(), rtol=1e-6, err_msg=f"{name} loss, step {step}")
+        opt.step()
+        topt.step()
+        for i, (p, tp) in enumerate(zip(params, tparams)):
+            np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-6, atol=1e-12,
+                                       err_msg=f"{name}: parameter {i} after step {step + 1}")
+    return opt, topt
+
+
+@requires_torch
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_matches_pytorch_every_step(config):
+    name, kwargs = config
+    run_parity(name, lambda ps: getattr(rb.optim, name)(ps, **kwargs),
+               lambda ps: getattr(torch.optim, name)(ps, **kwargs))
+
+
+@requires_torch
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=1e-2)), ("AdamW", dict(lr=1e-2, weight_decay=0.1)),
+    ("Adagrad", dict(lr=0.1)), ("Adadelta", dict(lr=1.0)), ("RMSprop", dict(lr=1e-2, momentum=0.5)),
+])
+def test_param_groups_with_their_own_hyperparameters(name, kwargs):
+    def groups(ps):
+        return [{"params": ps[:2]}, {"params": ps[2:], "lr": kwargs["lr"] * 0.3, "weight_decay": 0.05}]
+
+    opt, topt = run_parity(name, lambda ps: getattr(rb.optim, name)(groups(ps), **kwargs),
+                           lambda ps: getattr(torch.optim, name)(groups(ps), **kwargs), steps=10)
+    assert opt.param_groups[1]["lr"] == pytest.approx(kwargs["lr"] * 0.3)
+    assert opt.param_groups[0]["weight_decay"] == topt.param_groups[0]["weight_decay"]
+
+
+@requires_torch
+def test_state_names_and_values_match_pytorch():
+    weights, x, y = make_problem()
+    opt, topt = run_parity("Adam", lambda ps: rb.optim.Adam(ps, lr=1e-2, amsgrad=True),
+                           lambda ps: torch.optim.Adam(ps, lr=1e-2, amsgrad=True), steps=3)
+    sd, tsd = opt.state_dict(), topt.state_dict()
+    assert sd["param_groups"][0]["params"] == tsd["param_groups"][0]["params"] == [0, 1, 2, 3]
+    for i in range(4):
+        assert set(sd["state"][i]) == set(tsd["state"][i])
+        assert sd["state"][i]["step"] == int(tsd["state"][i]["step"])
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            np.testing.assert_allclose(rb.tensor(sd["state"][i][key]).numpy(), tsd["state"][i][key].numpy(),
+                                       rtol=1e-6, atol=1e-15)
+    for key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"):
+        assert sd["param_groups"][0][key] == tsd["param_groups"][0][key]
+
+
+RESTORE_CONFIGS = [
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+    ("Adam", dict(lr=1e-2, amsgrad=True)),
+    ("AdamW", dict(lr=1e-2)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01)),
+    ("Adadelta", dict()),
+    ("RMSprop", dict(lr=1e-2, momentum=0.5, centered=True)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs", RESTORE_CONFIGS, ids=[c[0] for c in RESTORE_CONFIGS])
+def test_save_and_restore_continues_exactly(name, kwargs, tmp_path):
+    """10 steps, save to safetensors + JSON, restore into a fresh optimiser: the next 10 steps are
+    bit-identical to an uninterrupted run."""
+    weights, x, y = make_problem()
+    rx, ry = rb_data(x, y)
+    cls = getattr(rb.optim, name)
+
+    def train(params, opt, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            rb_loss(params, rx, ry).backward()
+            opt.step()
+
+    params = rb_params(weights)
+    opt = cls(params, **kwargs)
+    train(params, opt, 10)
+    arrays, metadata = flatten_state_dict(opt.state_dict())
+    path = tmp_path / "optimizer.safetensors"
+    rb.save(arrays, path, metadata={"optimizer": json.dumps(metadata)})
+    saved_params = [p.numpy().copy() for p in params]
+
+    train(params, opt, 10)  # the uninterrupted run
+
+    loaded = load_arrays(path)
+    restored_params = rb_params(saved_params)
+    restored = cls(restored_params, lr=123.0)  # the saved hyper-parameters replace these
+    restored.load_state_dict(unflatten_state_dict(loaded[0], json.loads(loaded[1]["optimizer"])))
+    assert restored.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    train(restored_params, restored, 10)
+    for p, q in zip(params, restored_params):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def test_load_state_dict_rejects_mismatched_parameters():
+    weights, _, _ = make_problem()
+    opt = rb.optim.Adam(rb_params(weights))
+    for p in opt.params():
+        p.grad = rb.ones_like(p)
+    opt.step()
+    sd = opt.state_dict()
+    with pytest.raises(ValueError, match="parameter groups"):
+        rb.optim.Adam([{"params": rb_params(weights)[:2]}, {"params": rb_params(weights)[2:]}]).load_state_dict(sd)
+    with pytest.raises(ValueError, match="has 2 parameters"):
+        rb.optim.Adam(rb_params(weights)[:2]).load_state_dict(sd)
+    swapped = rb_params(weights)
+    swapped[0], swapped[2] = Parameter(np.zeros((2, 2))), Parameter(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        rb.optim.Adam(swapped).load_state_dict(sd)
+
+
+def test_state_is_stored_by_index_and_reachable_by_parameter():
+    weights, x, y = make_problem()
+    params = rb_params(weights)
+    rx, ry = rb_data(x, y)
+    opt = rb.optim.SGD(params, lr=0.1, momentum=0.9)
+    assert len(opt.state) == 0  # lazily created
+    params[3].requires_grad_(False)  # a frozen parameter has no gradient: no state, no update
+    before = params[3].numpy().copy()
+    rb_loss(params, rx, ry).backward()
+    opt.step()
+    assert sorted(opt.state) == [0, 1, 2]
+    assert opt.state[params[1]] is opt.state[1]
+    assert params[3] not in opt.state
+    np.testing.assert_array_equal(params[3].numpy(), before)
+
+
+def test_closure_reevaluates_under_enable_grad():
+    weights, x, y = make_problem()
+    params = rb_params(weights)
+    rx, ry = rb_data(x, y)
+    opt = rb.optim.SGD(params, lr=0.1)
+    calls = []
+
+    def closure():
+        opt.zero_grad()
+        loss = rb_loss(params, rx, ry)
+        loss.backward()
+        calls.append(loss.item())
+        return loss
+
+    with rb.no_grad():  # the closure must still record its graph
+        first = opt.step(closure)
+        second = opt.step(closure)
+    assert len(calls) == 2 and first.item() == calls[0]
+    assert second.item() < first.item()
+
+
+def test_zero_grad():
+    weights, x, y = make_problem()
+    params = rb_params(weights)
+    rx, ry = rb_data(x, y)
+    opt = rb.optim.SGD(params, lr=0.1)
+    rb_loss(params, rx, ry).backward()
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.numpy().any() for p in params)
+    opt.zero_grad()
+    assert all(p.grad is None for p in params)
+
+
+def test_add_param_group_trains_the_new_parameters():
+    a, b = Parameter(np.array([1.0, 2.0])), Parameter(np.array([3.0]))
+    opt = rb.optim.SGD([a], lr=0.1)
+    opt.add_param_group({"params": b, "lr": 0.5})
+    assert opt.param_groups[1]["lr"] == 0.5 and opt.param_groups[1]["momentum"] == 0.0
+    a.grad, b.grad = rb.tensor([1.0, 1.0]), rb.tensor([1.0])
+    opt.step()
+    np.testing.assert_allclose(a.numpy(), [0.9, 1.9])
+    np.testing.assert_allclose(b.numpy(), [2.5])
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        opt.add_param_group({"params": [a]})
+
+
+def test_strided_gradients_take_the_whole_array_path_with_the_same_result():
+    """A non-contiguous gradient cannot be blocked; the update must be the same anyway."""
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(200, 150))
+    g = rng.normal(size=(200, 150))
+    results = []
+    for grad in (np.ascontiguousarray(g), np.asfortranarray(g)):
+        p = Parameter(w.copy())
+        opt = rb.optim.Adam([p], lr=1e-2, amsgrad=True, weight_decay=0.1)
+        for _ in range(3):
+            p.grad = rb.Tensor(grad)
+            opt.step()
+        results.append(p.numpy())
+    assert not np.asfortranarray(g).flags.c_contiguous
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_a_step_invalidates_graphs_that_saved_the_parameter():
+    w = Parameter(np.ones(3))
+    loss = (w * w).sum()
+    w.grad = rb.ones_like(w)
+    rb.optim.SGD([w], lr=0.1).step()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+# -- learning ---------------------------------------------------------------------------------------
+LEARNERS = [
+    ("SGD", dict(lr=0.2, momentum=0.9), 150),
+    ("SGD", dict(lr=0.3, momentum=0.9, dampening=0.9), 150),
+    ("SGD", dict(lr=0.2, momentum=0.9, nesterov=True, weight_decay=1e-4), 150),
+    ("Adam", dict(lr=1e-2), 150),
+    ("AdamW", dict(lr=1e-2, weight_decay=1e-2), 150),
+    ("Adagrad", dict(lr=0.1), 150),
+    ("Adadelta", dict(lr=5.0), 150),
+    ("RMSprop", dict(lr=3e-3), 150),
+    ("RMSprop", dict(lr=3e-3, momentum=0.5, centered=True), 150),
+]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
+    return x[:1300], y[:1300], x[1300:], y[1300:]
+
+
+@pytest.mark.parametrize("name, kwargs, steps", LEARNERS, ids=[config_id(c[:2]) for c in LEARNERS])
+def test_trains_a_digits_classifier(name, kwargs, steps, digits):
+    """Full-batch training of a 64-64-10 tanh MLP: held-out accuracy >= 0.94 (chance is 0.1)."""
+    x_train, y_train, x_test, y_test = digits
+    rng = np.random.default_rng(0)
+    params = rb_params([rng.normal(0, 64 ** -0.5, (64, 64)).astype(np.float32), np.zeros(64, np.float32),
+                        rng.normal(0, 64 ** -0.5, (64, 10)).astype(np.float32), np.zeros(10, np.float32)])
+    opt = getattr(rb.optim, name)(params, **kwargs)
+    x, targets = rb_data(x_train, np.eye(10, dtype=np.float32)[y_train])
+
+    def logits(inputs):
+        w1, b1, w2, b2 = params
+        return rb.matmul(rb.tanh(rb.matmul(inputs, w1) + b1), w2) + b2
+
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = -(rb.log_softmax(logits(x), axis=1) * targets).sum(axis=1).mean()
+        loss.backward()
+        opt.step()
+    with rb.no_grad():
+        predicted = logits(rb_data(x_test)[0]).numpy().argmax(axis=1)
+    accuracy = (predicted == y_test).mean()
+    assert accuracy >= 0.94, f"{name} {kwargs}: test accuracy {accuracy:.3f}"
+
+
+# -- memory -------------------------------------------------------------------------------------------
+@pytest.mark.skipif(DEVICE != "cpu", reason="tracemalloc sees host allocations only")
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1)),
+    ("Adam", dict(amsgrad=True, weight_decay=0.1, maximize=True)),
+    ("AdamW", dict()),
+    ("Adagrad", dict(weight_decay=0.1)),
+    ("Adadelta", dict(weight_decay=0.1)),
+    ("RMSprop", dict(momentum=0.9, centered=True, weight_decay=0.1)),
+])
+@pytest.mark.parametrize("shape", [(500, 400), (400, 500)], ids=["contiguous", "strided"])
+def test_steps_allocate_no_parameter_sized_arrays(name, kwargs, shape):
+    """After the first step (state and scratch), further steps allocate nothing parameter-sized,
+    neither in blocks (contiguous arrays) nor whole (a transposed, strided parameter)."""
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=shape)
+    param = Parameter(data.T if shape == (400, 500) else data)
+    param.grad = rb.Tensor(rng.normal(size=param.shape))
+    opt = getattr(rb.optim, name)([param], **kwargs)
+    opt.step()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(4):
+            opt.step()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - start < param.data.nbytes / 10, f"{name}: a step allocated {peak - start} bytes"
+    assert current - start < 10_000
+
+
+# -- validation ---------------------------------------------------------------------------------------
+def one_param():
+    return [Parameter(np.zeros(3))]
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: rb.optim.SGD(one_param(), lr=-0.1), "learning rate"),
+    (lambda: rb.optim.SGD(one_param(), lr=0.1, momentum=-0.5), "momentum"),
+    (lambda: rb.optim.SGD(one_param(), lr=0.1, nesterov=True), "Nesterov"),
+    (lambda: rb.optim.SGD(one_param(), lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "Nesterov"),
+    (lambda: rb.optim.SGD(one_param(), lr=0.1, weight_decay=-1), "weight_decay"),
+    (lambda: rb.optim.Adam(one_param(), betas=(1.0, 0.999)), "beta parameter at index 0"),
+    (lambda: rb.optim.Adam(one_param(), betas=(0.9, -0.1)), "beta parameter at index 1"),
+    (lambda: rb.optim.AdamW(one_param(), eps=-1e-8), "epsilon"),
+    (lambda: rb.optim.Adagrad(one_param(), lr_decay=-1), "lr_decay"),
+    (lambda: rb.optim.Adagrad(one_param(), initial_accumulator_value=-1), "initial_accumulator_value"),
+    (lambda: rb.optim.Adadelta(one_param(), rho=1.5), "rho"),
+    (lambda: rb.optim.RMSprop(one_param(), alpha=-0.1), "alpha"),
+    (lambda: rb.optim.RMSprop(one_param(), momentum=-0.1), "momentum"),
+    (lambda: rb.optim.SGD([{"params": one_param(), "lr": -1.0}], lr=0.1), "learning rate"),
+    (lambda: rb.optim.SGD([], lr=0.1), "empty parameter list"),
+])
+def test_invalid_hyperparameters_raise_value_error(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_invalid_parameters_raise():
+    p = Parameter(np.zeros(3))
+    with pytest.raises(ValueError, match="twice"):
+        rb.optim.SGD([p, p], lr=0.1)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        rb.optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+    with pytest.raises(TypeError, match="floating-point"):
+        rb.optim.SGD([rb.tensor(np.arange(3))], lr=0.1)
+    with pytest.raises(TypeError, match="can only optimise tensors"):
+        rb.optim.SGD([np.zeros(3)], lr=0.1)
+    with pytest.raises(ValueError, match="leaf"):
+        rb.optim.SGD([p * 2], lr=0.1)
+    with pytest.raises(TypeError, match="single"):
+        rb.optim.SGD(p, lr=0.1)
+    with pytest.raises(TypeError, match="set"):
+        rb.optim.SGD({p}, lr=0.1)
+    p.grad = rb.zeros(4, dtype=np.float64)
+    with pytest.raises(ValueError, match="gradient has shape"):
+        rb.optim.SGD([p], lr=0.1).step()
