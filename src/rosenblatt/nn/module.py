@@ -329,6 +329,77 @@ class Module:
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
 
+    def summary(self, input_shape: Any, dtype: Any = np.float32, print_fn: Callable[[str], Any] | None = print) -> str:
+        """Print and return a table of the layers: name, type, output shape and parameter count.
+
+        ``input_shape`` is the shape of one input batch, batch dimension included (e.g.
+        ``(1, 784)``), or a list of shapes for a model with several inputs. A batch of zeros of
+        ``dtype`` runs through the model in evaluation mode without recording a graph (the
+        running statistics of batch norm are untouched, every module's mode is restored after).
+        Rows are the modules that hold parameters themselves or have no children. The totals
+        count every parameter once (shared ones too) and equal ``sum(p.numel())``.
+        """
+        shapes = [tuple(input_shape)] if all(isinstance(n, (int, np.integer)) for n in input_shape) \
+            else [tuple(shape) for shape in input_shape]
+        rows: list[tuple[str, str, str, int]] = []
+        handles = []
+
+        def record(name: str) -> Callable[[Module, tuple, Any], None]:
+            def hook(module: Module, inputs: tuple, output: Any) -> None:
+                own = sum(int(p.data.size) for p in module._parameters.values() if p is not None)
+                rows.append((name or "(model)", type(module).__name__, _describe_shape(output), own))
+            return hook
+
+        for name, module in self.named_modules():
+            is_leaf = not any(True for _ in module.children())
+            if is_leaf or any(p is not None for p in module._parameters.values()):
+                handles.append(module.register_forward_hook(record(name)))
+        modes = [(m, m.training) for m in self.modules()]
+        first = next(iter(self.parameters()), None)
+        try:
+            self.eval()
+            with no_grad():
+                inputs = []
+                for shape in shapes:
+                    array = np.zeros(shape, dtype=dtype)
+                    if first is not None and first.device.type != "cpu":
+                        array = to_device(array, first.device)
+                    inputs.append(Tensor(array))
+                self(*inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+            for module, mode in modes:
+                object.__setattr__(module, "training", mode)
+
+        total = sum(int(p.data.size) for p in self.parameters())
+        trainable = sum(int(p.data.size) for p in self.parameters() if p.requires_grad)
+        header = ("Layer (type)", "Output shape", "Param #")
+        cells = [(f"{name} ({kind})", shape, f"{count:,}") for name, kind, shape, count in rows]
+        widths = [max(len(header[i]), *(len(c[i]) for c in cells)) if cells else len(header[i]) for i in range(3)]
+        rule = "=" * (sum(widths) + 6)
+
+        def line(cols: tuple[str, str, str]) -> str:
+            return f"{cols[0]:<{widths[0]}}   {cols[1]:<{widths[1]}}   {cols[2]:>{widths[2]}}"
+
+        lines = [f"{type(self).__name__} summary, input {', '.join(str(s) for s in shapes)}", rule, line(header), rule]
+        lines += [line(c) for c in cells]
+        lines += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}", rule]
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+
+def _describe_shape(output: Any) -> str:
+    """``(N, 10)`` for a tensor; a list of shapes for tuples of tensors (e.g. an RNN's output)."""
+    if isinstance(output, Tensor) or hasattr(output, "shape"):
+        return str(tuple(output.shape))
+    if isinstance(output, (tuple, list)):
+        return "[" + ", ".join(_describe_shape(o) for o in output) + "]"
+    return type(output).__name__
+
 
 def _as_host_or_device_array(value: Any) -> Any:
     if isinstance(value, Tensor):
