@@ -282,9 +282,9 @@ class RNN(RNNBase):
                  bidirectional: bool = False) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size,
                          num_layers, bias, batch_first, dropout, bidirectional)
+        self.nonlinearity = nonlinearity
 
 
 class LSTM(RNNBase):
