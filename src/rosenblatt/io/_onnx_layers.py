@@ -1,0 +1,233 @@
+"""ONNX converters for whole layers: one converter per layer type, emitting the equivalent node(s).
+
+Layers are exported as units where ONNX has a matching operator whose semantics are fixed by the
+layer's settings (batch norm in eval mode, pools, resizing, embeddings, recurrent layers). A
+converter gets ``(tracer, module, args, kwargs, output)`` and binds every output tensor to a name.
+Layers without a converter here (Linear, convolutions, activations, Flatten, Dropout, ...) are
+traced through the Functions they apply (see ``_onnx_ops``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rosenblatt.core import Tensor
+from rosenblatt.io.onnx_export import UnsupportedOperatorError, register_layer_converter
+
+
+def _pair(value: Any, n: int) -> list[int]:
+    if isinstance(value, (tuple, list)):
+        return [int(v) for v in value]
+    return [int(value)] * n
+
+
+# -- normalisation ----------------------------------------------------------------------------------
+
+
+def _batch_norm(tracer, module, args, kwargs, output):
+    x = args[0]
+    name = tracer.module_name(module)
+    if getattr(module, "running_mean", None) is None:
+        raise UnsupportedOperatorError(f"export_onnx: {name} ({type(module).__name__}) has no running statistics "
+                                       "(track_running_stats=False); ONNX BatchNormalization needs them")
+    n = module.num_features
+    dtype = np.dtype(x.dtype)
+    g = tracer.graph
+    scale = tracer.param(module, "weight") if module.weight is not None else g.constant(np.ones(n, dtype), "scale")
+    bias = tracer.param(module, "bias") if module.bias is not None else g.constant(np.zeros(n, dtype), "bias")
+    y = g.add("BatchNormalization", [tracer.name(x), scale, bias, tracer.param(module, "running_mean"),
+                                     tracer.param(module, "running_var")], epsilon=float(module.eps))
+    tracer.bind(output, y)
+
+
+def _layer_norm(tracer, module, args, kwargs, output):
+    x = args[0]
+    shape = tuple(module.normalized_shape) if isinstance(module.normalized_shape, (tuple, list)) else (
+        int(module.normalized_shape),)
+    dtype = np.dtype(x.dtype)
+    g = tracer.graph
+    weight = getattr(module, "weight", None)
+    bias = getattr(module, "bias", None)
+    scale = tracer.param(module, "weight") if weight is not None else g.constant(np.ones(shape, dtype), "scale")
+    names = [tracer.name(x), scale]
+    names.append(tracer.param(module, "bias") if bias is not None else g.constant(np.zeros(shape, dtype), "bias"))
+    y = g.add("LayerNormalization", names, axis=-len(shape), epsilon=float(module.eps))
+    tracer.bind(output, y)
+
+
+# -- embeddings -------------------------------------------------------------------------------------
+
+
+def _embedding(tracer, module, args, kwargs, output):
+    indices = args[0]
+    tracer.bind(output, tracer.graph.add("Gather", [tracer.param(module, "weight"), tracer.name(indices)], axis=0))
+
+
+# -- pooling and resizing -----------------------------------------------------------------------------
+
+
+def _pool(op_type: str, dims: int):
+    def convert(tracer, module, args, kwargs, output):
+        x = args[0]
+        kernel = _pair(module.kernel_size, dims)
+        stride = _pair(module.stride if module.stride is not None else module.kernel_size, dims)
+        padding = _pair(getattr(module, "padding", 0), dims)
+        attributes: dict[str, Any] = dict(kernel_shape=kernel, strides=stride, pads=padding + padding,
+                                          ceil_mode=int(bool(getattr(module, "ceil_mode", False))))
+        if op_type == "MaxPool":
+            dilation = _pair(getattr(module, "dilation", 1), dims)
+            if any(d != 1 for d in dilation):
+                attributes["dilations"] = dilation
+        else:
+            attributes["count_include_pad"] = int(bool(getattr(module, "count_include_pad", True)))
+        tracer.bind(output, tracer.graph.add(op_type, [tracer.name(x)], **attributes))
+
+    return convert
+
+
+def _adaptive_pool(kind: str, dims: int):
+    def convert(tracer, module, args, kwargs, output):
+        x = args[0]
+        in_size = list(x.shape[2:])
+        out_size = [in_size[i] if s is None else int(s) for i, s in enumerate(_pair_or_none(module.output_size, dims))]
+        g = tracer.graph
+        if all(s == 1 for s in out_size):
+            tracer.bind(output, g.add(f"Global{kind}Pool", [tracer.name(x)]))
+            return
+        if any(i % o for i, o in zip(in_size, out_size)):
+            raise UnsupportedOperatorError(
+                f"export_onnx: {tracer.module_name(module)} ({type(module).__name__}) maps {tuple(in_size)} to "
+                f"{tuple(out_size)}; ONNX can express adaptive pooling only when the sizes divide evenly")
+        kernel = [i // o for i, o in zip(in_size, out_size)]
+        tracer.bind(output, g.add(f"{kind}Pool", [tracer.name(x)], kernel_shape=kernel, strides=kernel))
+
+    return convert
+
+
+def _pair_or_none(value: Any, n: int) -> list[Any]:
+    if isinstance(value, (tuple, list)):
+        return list(value)
+    return [value] * n
+
+
+def _upsample(tracer, module, args, kwargs, output):
+    x = args[0]
+    mode = getattr(module, "mode", "nearest")
+    g = tracer.graph
+    spatial = x.ndim - 2
+    scale = getattr(module, "scale_factor", None)
+    if scale is None:  # sized by output: express it as the scale that the traced shapes show
+        scales = [output.shape[i] / x.shape[i] for i in range(2, x.ndim)]
+    else:
+        scales = [float(s) for s in _pair_or_none(scale, spatial)]
+    scales_name = g.constant(np.asarray([1.0, 1.0] + scales, dtype=np.float32), "scales")
+    if mode == "nearest":
+        attributes = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    elif mode in ("bilinear", "linear"):
+        align = bool(getattr(module, "align_corners", False))
+        attributes = dict(mode="linear", coordinate_transformation_mode="align_corners" if align else "pytorch_half_pixel")
+    else:
+        raise UnsupportedOperatorError(f"export_onnx: Upsample mode {mode!r} has no ONNX converter")
+    tracer.bind(output, g.add("Resize", [tracer.name(x), "", scales_name], **attributes))
+
+
+# -- recurrent layers -----------------------------------------------------------------------------------
+
+# PyTorch stacks the gates i,f,g,o (LSTM) and r,z,n (GRU); ONNX wants i,o,f,c and z,r,h.
+_GATE_ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN_TANH": [0], "RNN_RELU": [0]}
+
+
+def _reorder(array: np.ndarray, mode: str) -> np.ndarray:
+    blocks = np.split(array, len(_GATE_ORDER[mode]), axis=0)
+    return np.concatenate([blocks[i] for i in _GATE_ORDER[mode]], axis=0)
+
+
+def _recurrent(tracer, module, args, kwargs, output):
+    name = f"{tracer.module_name(module)} ({type(module).__name__})"
+    x = args[0]
+    hx = args[1] if len(args) > 1 else kwargs.get("hx")
+    lengths = args[2] if len(args) > 2 else kwargs.get("lengths")
+    if not isinstance(x, Tensor) or x.ndim != 3:
+        raise UnsupportedOperatorError(f"export_onnx: {name}: only batched (T, N, F) / (N, T, F) tensor inputs export "
+                                       "(no PackedSequence, no unbatched input)")
+    if lengths is not None:
+        raise UnsupportedOperatorError(f"export_onnx: {name}: lengths= (variable-length batches) is not supported")
+    if module.proj_size or module.peephole:
+        raise UnsupportedOperatorError(f"export_onnx: {name}: proj_size and peephole have no ONNX equivalent")
+    mode = module.mode
+    op_type = {"LSTM": "LSTM", "GRU": "GRU"}.get(mode, "RNN")
+    directions = 2 if module.bidirectional else 1
+    hidden = module.hidden_size
+    g = tracer.graph
+    h0 = c0 = None
+    if hx is not None:
+        h0, c0 = hx if mode == "LSTM" else (hx, None)
+    sequence = tracer.name(x)
+    if module.batch_first:
+        sequence = g.add("Transpose", [sequence], perm=[1, 0, 2])
+    prefix = tracer.module_name(module)
+    final_h, final_c = [], []
+    for layer in range(module.num_layers):
+        suffixes = [f"_l{layer}" + ("_reverse" if d else "") for d in range(directions)]
+        w = np.stack([_reorder(np.asarray(getattr(module, "weight_ih" + s)), mode) for s in suffixes])
+        r = np.stack([_reorder(np.asarray(getattr(module, "weight_hh" + s)), mode) for s in suffixes])
+        inputs = [sequence, g.constant(w, f"{prefix}.W{layer}"), g.constant(r, f"{prefix}.R{layer}")]
+        if module.bias:
+            b = np.stack([np.concatenate([_reorder(np.asarray(getattr(module, "bias_ih" + s)), mode),
+                                          _reorder(np.asarray(getattr(module, "bias_hh" + s)), mode)])
+                          for s in suffixes])
+            inputs.append(g.constant(b, f"{prefix}.B{layer}"))
+        else:
+            inputs.append("")
+        inputs.append("")  # sequence_lens: every sequence is full length
+        for state in (h0, c0) if mode == "LSTM" else (h0,):
+            if state is None:
+                inputs.append("")
+            else:
+                begin = layer * directions
+                inputs.append(g.add("Slice", [tracer.name(state), g.ints([begin]), g.ints([begin + directions]),
+                                              g.ints([0])]))
+        while inputs[-1] == "":
+            inputs.pop()
+        attributes: dict[str, Any] = dict(hidden_size=hidden, direction="bidirectional" if directions == 2 else "forward")
+        if op_type == "RNN":
+            attributes["activations"] = ["Tanh" if mode == "RNN_TANH" else "Relu"] * directions
+        if op_type == "GRU":
+            attributes["linear_before_reset"] = 1  # PyTorch applies the reset gate after the matmul
+        results = g.add(op_type, inputs, outputs=3 if op_type == "LSTM" else 2, **attributes)
+        y, y_h = results[0], results[1]
+        final_h.append(y_h)
+        if op_type == "LSTM":
+            final_c.append(results[2])
+        # Y is (T, directions, N, H); the next layer and the caller want (T, N, directions * H)
+        if directions == 1:
+            sequence = g.add("Squeeze", [y, g.ints([1], "axes")])
+        else:
+            sequence = g.add("Reshape", [g.add("Transpose", [y], perm=[0, 2, 1, 3]), g.ints([0, 0, -1])])
+    out = sequence
+    if module.batch_first:
+        out = g.add("Transpose", [out], perm=[1, 0, 2])
+    h_n = final_h[0] if len(final_h) == 1 else g.add("Concat", final_h, axis=0)
+    if mode == "LSTM":
+        c_n = final_c[0] if len(final_c) == 1 else g.add("Concat", final_c, axis=0)
+        out_tensor, (h_tensor, c_tensor) = output
+        tracer.bind(c_tensor, c_n)
+    else:
+        out_tensor, h_tensor = output
+    tracer.bind(out_tensor, out)
+    tracer.bind(h_tensor, h_n)
+
+
+for _name, _converter in [
+    ("BatchNorm1d", _batch_norm), ("BatchNorm2d", _batch_norm), ("LayerNorm", _layer_norm),
+    ("Embedding", _embedding),
+    ("MaxPool1d", _pool("MaxPool", 1)), ("MaxPool2d", _pool("MaxPool", 2)),
+    ("AvgPool1d", _pool("AveragePool", 1)), ("AvgPool2d", _pool("AveragePool", 2)),
+    ("AdaptiveAvgPool1d", _adaptive_pool("Average", 1)), ("AdaptiveAvgPool2d", _adaptive_pool("Average", 2)),
+    ("AdaptiveMaxPool1d", _adaptive_pool("Max", 1)), ("AdaptiveMaxPool2d", _adaptive_pool("Max", 2)),
+    ("Upsample", _upsample), ("UpsamplingNearest2d", _upsample), ("UpsamplingBilinear2d", _upsample),
+    ("RNN", _recurrent), ("LSTM", _recurrent), ("GRU", _recurrent),
+]:
+    register_layer_converter(_name, _converter)
