@@ -1,6 +1,6 @@
 """Neural-network building blocks: ``Module``, layers, losses, ``functional``, ``init``, ``utils``."""
 
-from rosenblatt.nn import functional, init, utils
+from rosenblatt.nn import filters, functional, init, utils
 from rosenblatt.nn.activation import (
     ELU,
     GELU,
@@ -15,6 +15,7 @@ from rosenblatt.nn.activation import (
     Step,
     Tanh,
 )
+from rosenblatt.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from rosenblatt.nn.dropout import Dropout, Dropout2d, GaussianNoise
 from rosenblatt.nn.embedding import Embedding
 from rosenblatt.nn.linear import Flatten, Identity, Linear, Unflatten
@@ -32,6 +33,15 @@ from rosenblatt.nn.loss import (
 from rosenblatt.nn.module import Module, ModuleDict, ModuleList, Sequential
 from rosenblatt.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from rosenblatt.nn.parameter import Parameter
+from rosenblatt.nn.pooling import (
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+    Upsample,
+)
 from rosenblatt.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "utils", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"]
@@ -41,3 +51,5 @@ __all__ += [
     "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "NLLLoss", "ReLU", "SELU", "SiLU", "Sigmoid",
     "SmoothL1Loss", "Softmax", "Softplus", "Step", "Tanh", "Unflatten", "functional", "init",
 ]
+__all__ += ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "Conv1d", "Conv2d",
+            "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "Upsample", "filters"]

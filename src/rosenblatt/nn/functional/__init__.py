@@ -18,6 +18,7 @@ from rosenblatt.nn.functional.activation import (
     step,
     tanh,
 )
+from rosenblatt.nn.functional.conv import conv1d, conv2d, conv_transpose2d
 from rosenblatt.nn.functional.dropout import dropout, dropout2d, gaussian_noise
 from rosenblatt.nn.functional.embedding import embedding
 from rosenblatt.nn.functional.linear import linear, linear_composite
@@ -33,6 +34,15 @@ from rosenblatt.nn.functional.loss import (
     smooth_l1_loss,
 )
 from rosenblatt.nn.functional.normalization import batch_norm, layer_norm
+from rosenblatt.nn.functional.pooling import (
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
+)
+from rosenblatt.nn.functional.resize import interpolate, upsample
 from rosenblatt.ops import one_hot, pad
 
 __all__ = [
@@ -42,3 +52,5 @@ __all__ = [
     "one_hot", "pad", "relu", "selu", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "step",
     "tanh",
 ]
+__all__ += ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d",
+            "conv_transpose2d", "interpolate", "max_pool1d", "max_pool2d", "upsample"]

@@ -1,0 +1,492 @@
+"""Pooling: ``max_pool1d/2d``, ``avg_pool1d/2d``, ``adaptive_avg_pool2d``, ``adaptive_max_pool2d``.
+
+The windows are never materialised and nothing loops over the batch or the channels: the loops
+run over the ``kh*kw`` kernel offsets only. Offset ``(i, j)`` sees one strided view of the padded
+input, ``x[:, :, i::stride, j::stride]`` (cut to the output size), which holds that offset's pixel
+for every window at once. Max pooling keeps a running maximum and the offset that produced it
+(``argmax`` over the window, ties to the first offset as in PyTorch); its backward copies the
+output gradient into each offset's strided view where that offset won (a strided scatter per
+offset: overlapping windows add up, ``np.add.at`` is never needed). Average pooling sums the
+views; its backward adds the scaled gradient into every view.
+
+Backward passes are :class:`Function` s themselves (a scatter whose gradient is a gather and
+vice versa), so pooling layers support double backward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rosenblatt.backend import get_array_module
+from rosenblatt.core import Function, Tensor
+from rosenblatt.nn.functional.conv import _int_tuple, workspace
+from rosenblatt.ops import matmul, mean, reshape
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------
+
+
+def _pool_output_size(op: str, size: int, kernel: int, stride: int, pad: int, dilation: int,
+                      ceil_mode: bool) -> int:
+    """PyTorch's ``pooling_output_shape``: with ``ceil_mode`` the last window may hang over the
+    end, but must start inside the input or the left padding."""
+    extent = dilation * (kernel - 1) + 1
+    numerator = size + 2 * pad - extent + ((stride - 1) if ceil_mode else 0)
+    if numerator < 0:
+        raise ValueError(f"{op}: kernel extent {extent} is larger than the padded input {size + 2 * pad}")
+    out = numerator // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+class _PoolGeometry:
+    """Kernel, stride, padding, dilation and the resulting sizes of one 2-D pooling call."""
+
+    __slots__ = ("kernel", "stride", "padding", "dilation", "in_hw", "out_hw", "padded_hw")
+
+    def __init__(self, op: str, in_hw: tuple[int, int], kernel_size: Any, stride: Any, padding: Any,
+                 dilation: Any, ceil_mode: bool) -> None:
+        self.kernel = _int_tuple(op, "kernel_size", kernel_size, 2)
+        self.stride = self.kernel if stride is None or stride == () else _int_tuple(op, "stride", stride, 2)
+        self.padding = _int_tuple(op, "padding", padding, 2, minimum=0)
+        self.dilation = _int_tuple(op, "dilation", dilation, 2)
+        for k, p, d in zip(self.kernel, self.padding, self.dilation):
+            if p > (d * (k - 1) + 1) // 2:
+                raise ValueError(f"{op}: padding {self.padding} must be at most half of the kernel extent "
+                                 f"(kernel {self.kernel}, dilation {self.dilation})")
+        self.in_hw = tuple(in_hw)
+        self.out_hw = tuple(_pool_output_size(op, n, k, s, p, d, ceil_mode) for n, k, s, p, d in
+                            zip(in_hw, self.kernel, self.stride, self.padding, self.dilation))
+        # With ceil_mode the last window can reach past the padded input: make room for it.
+        self.padded_hw = tuple(max(n + 2 * p, (o - 1) * s + d * (k - 1) + 1) for n, p, o, s, d, k in
+                               zip(in_hw, self.padding, self.out_hw, self.stride, self.dilation, self.kernel))
+
+    def offsets(self):
+        """``(index, row_slice, col_slice)`` for every kernel offset: that offset's strided view."""
+        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = self.kernel, self.stride, self.dilation, self.out_hw
+        for i in range(kh):
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            for j in range(kw):
+                yield i * kw + j, rows, slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+
+    @property
+    def overlapping(self) -> bool:
+        """True when windows share input pixels (then backward must add, not assign)."""
+        return any(s < d * (k - 1) + 1 for k, s, d in zip(self.kernel, self.stride, self.dilation))
+
+    @property
+    def needs_padding(self) -> bool:
+        return tuple(self.padded_hw) != tuple(self.in_hw)
+
+
+def _padded(x: Any, geom: _PoolGeometry, fill: float, tag: str) -> Any:
+    """``x`` inside a workspace buffer of the padded size, the border set to ``fill``."""
+    if not geom.needs_padding:
+        return x
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    (pt, pl), (hp, wp) = geom.padding, geom.padded_hw
+    out = workspace(tag, (n, c, hp, wp), x.dtype, xp)
+    out[:, :, :pt] = fill
+    out[:, :, pt + h:] = fill
+    out[:, :, pt:pt + h, :pl] = fill
+    out[:, :, pt:pt + h, pl + w:] = fill
+    out[:, :, pt:pt + h, pl:pl + w] = x
+    return out
+
+
+def _zeros_padded(shape: tuple[int, ...], dtype: Any, geom: _PoolGeometry, xp: Any) -> Any:
+    if geom.needs_padding:
+        buffer = workspace("pool.grad", shape[:2] + tuple(geom.padded_hw), dtype, xp)
+        buffer.fill(0)
+        return buffer
+    return xp.zeros(shape, dtype=dtype)
+
+
+def _crop(buffer: Any, geom: _PoolGeometry) -> Any:
+    if not geom.needs_padding:
+        return buffer
+    (pt, pl), (h, w) = geom.padding, geom.in_hw
+    return buffer[:, :, pt:pt + h, pl:pl + w].copy()
+
+
+def _check_input(op: str, x: Any, spatial: int = 2) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor input, got {type(x).__name__}")
+    dims = "(N, C, L)" if spatial == 1 else "(N, C, H, W)"
+    if x.ndim != spatial + 2:
+        raise ValueError(f"{op}: expected a {spatial + 2}-D input {dims} (or {spatial + 1}-D unbatched), "
+                         f"got shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a floating input, got dtype {x.dtype}")
+
+
+def _unbatched(fn: Any, x: Tensor, *args: Any, **kwargs: Any) -> Any:
+    out = fn(reshape(x, (1,) + x.shape), *args, **kwargs)
+    if isinstance(out, tuple):
+        return tuple(reshape(o, o.shape[1:]) for o in out)
+    return reshape(out, out.shape[1:])
+
+
+# --------------------------------------------------------------------------------------------
+# Max pooling
+# --------------------------------------------------------------------------------------------
+
+
+def _max_pool_arrays(x: Any, geom: _PoolGeometry, with_argmax: bool) -> tuple[Any, Any]:
+    """Running maximum over the kernel offsets; ``argmax`` is the winning offset per output."""
+    xp = get_array_module(x)
+    padded = _padded(x, geom, -np.inf, "pool.pad")
+    best = None
+    argmax = None
+    for k, rows, cols in geom.offsets():
+        view = padded[:, :, rows, cols]
+        if best is None:
+            best = view.copy()
+            if with_argmax:
+                count = geom.kernel[0] * geom.kernel[1]
+                argmax = xp.zeros(best.shape, dtype=np.int8 if count <= 127 else np.int32)
+            continue
+        if with_argmax:
+            # Strictly greater: ties keep the first offset, as PyTorch does.
+            xp.copyto(argmax, k, where=view > best)
+        xp.maximum(best, view, out=best)
+    return best, argmax
+
+
+class MaxPool2dFunction(Function):
+    @staticmethod
+    def forward(ctx, x, geom):
+        out, argmax = _max_pool_arrays(x, geom, with_argmax=ctx.needs_input_grad[0])
+        ctx.argmax = argmax
+        return out
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, geom = ctx.inputs
+        return MaxPoolScatter.apply(gy, ctx.argmax, x.shape, geom), None
+
+
+class MaxPoolScatter(Function):
+    """Gradient of max pooling: each output gradient goes to the input pixel that won its window."""
+
+    @staticmethod
+    def forward(ctx, gy, argmax, x_shape, geom):
+        xp = get_array_module(gy)
+        gx = _zeros_padded(tuple(x_shape), gy.dtype, geom, xp)
+        overlapping = geom.overlapping
+        for k, rows, cols in geom.offsets():
+            won = argmax == k
+            if overlapping:
+                gx[:, :, rows, cols] += xp.where(won, gy, 0)
+            else:  # disjoint windows: each pixel is written by at most one offset
+                xp.copyto(gx[:, :, rows, cols], gy, where=won)
+        return _crop(gx, geom)
+
+    @staticmethod
+    def backward(ctx, ggx):
+        _, argmax, _, geom = ctx.inputs
+        return MaxPoolGather.apply(ggx, argmax, geom), None, None, None
+
+
+class MaxPoolGather(Function):
+    """Picks, for every window, the value at the position that won the max (the adjoint of
+    :class:`MaxPoolScatter`; used for second derivatives)."""
+
+    @staticmethod
+    def forward(ctx, x, argmax, geom):
+        xp = get_array_module(x)
+        padded = _padded(x, geom, 0.0, "pool.pad")
+        out = xp.zeros(argmax.shape, dtype=x.dtype)
+        for k, rows, cols in geom.offsets():
+            xp.copyto(out, padded[:, :, rows, cols], where=argmax == k)
+        return out
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, argmax, geom = ctx.inputs
+        return MaxPoolScatter.apply(gy, argmax, x.shape, geom), None, None
+
+
+def _flat_indices(argmax: Any, geom: _PoolGeometry) -> Any:
+    """PyTorch's ``return_indices``: the flat index ``h*W + w`` of each maximum in its input plane."""
+    xp = get_array_module(argmax)
+    kw, (sh, sw), (dh, dw), (pt, pl) = geom.kernel[1], geom.stride, geom.dilation, geom.padding
+    oh, ow = geom.out_hw
+    i, j = argmax.astype(np.int64) // kw, argmax.astype(np.int64) % kw
+    rows = xp.arange(oh).reshape(-1, 1) * sh - pt + i * dh
+    cols = xp.arange(ow).reshape(1, -1) * sw - pl + j * dw
+    return rows * geom.in_hw[1] + cols
+
+
+def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+               padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """2-D max pooling of an ``(N, C, H, W)`` input (``stride`` defaults to ``kernel_size``).
+
+    Padding counts as ``-inf``; windows may overlap; ``ceil_mode`` keeps a last partial window.
+    With ``return_indices`` also returns the flat ``h*W + w`` position of every maximum.
+    """
+    if isinstance(input, Tensor) and input.ndim == 3:
+        return _unbatched(max_pool2d, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    _check_input("max_pool2d", input)
+    geom = _PoolGeometry("max_pool2d", input.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    if not return_indices:
+        return MaxPool2dFunction.apply(input, geom)
+    _, argmax = _max_pool_arrays(input.data, geom, with_argmax=True)
+    out = MaxPoolGather.apply(input, argmax, geom)
+    return out, Tensor._make(_flat_indices(argmax, geom))
+
+
+def max_pool1d(input: Tensor, kernel_size: int | tuple[int], stride: int | tuple[int] | None = None,
+               padding: int | tuple[int] = 0, dilation: int | tuple[int] = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """1-D max pooling of an ``(N, C, L)`` input (a 2-D pooling of height 1)."""
+    if isinstance(input, Tensor) and input.ndim == 2:
+        return _unbatched(max_pool1d, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    _check_input("max_pool1d", input, spatial=1)
+    k, s, p, d = _args_1d("max_pool1d", kernel_size, stride, padding, dilation)
+    x4 = reshape(input, (input.shape[0], input.shape[1], 1, input.shape[2]))
+    out = max_pool2d(x4, (1, k), (1, s), (0, p), (1, d), ceil_mode, return_indices)
+    if return_indices:
+        return reshape(out[0], out[0].shape[:2] + out[0].shape[3:]), reshape(out[1], out[1].shape[:2] + out[1].shape[3:])
+    return reshape(out, out.shape[:2] + out.shape[3:])
+
+
+def _args_1d(op: str, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1) -> tuple[int, int, int, int]:
+    (k,) = _int_tuple(op, "kernel_size", kernel_size, 1)
+    (s,) = (k,) if stride is None or stride == () else _int_tuple(op, "stride", stride, 1)
+    (p,) = _int_tuple(op, "padding", padding, 1, minimum=0)
+    (d,) = _int_tuple(op, "dilation", dilation, 1)
+    return k, s, p, d
+
+
+# --------------------------------------------------------------------------------------------
+# Average pooling
+# --------------------------------------------------------------------------------------------
+
+
+def _avg_divisor(geom: _PoolGeometry, count_include_pad: bool, divisor_override: int | None, xp: Any,
+                 dtype: Any) -> Any:
+    """The number each window sum is divided by: a scalar, or an ``(OH, OW)`` map when windows
+    near the border count fewer pixels (``count_include_pad=False``, or ``ceil_mode`` overhang)."""
+    if divisor_override is not None:
+        return float(divisor_override)
+    (kh, kw), (pt, pl), (h, w) = geom.kernel, geom.padding, geom.in_hw
+    if count_include_pad and tuple(geom.padded_hw) == (h + 2 * pt, w + 2 * pl):
+        return float(kh * kw)
+    mask = np.zeros(geom.padded_hw)
+    if count_include_pad:  # pixels of the padded input count, the ceil_mode overhang does not
+        mask[: h + 2 * pt, : w + 2 * pl] = 1
+    else:
+        mask[pt:pt + h, pl:pl + w] = 1
+    counts = sum(mask[rows, cols] for _, rows, cols in geom.offsets())
+    return xp.asarray(counts, dtype=dtype)
+
+
+class AvgPool2dFunction(Function):
+    @staticmethod
+    def forward(ctx, x, geom, divisor):
+        padded = _padded(x, geom, 0.0, "pool.pad")
+        acc = None
+        for _, rows, cols in geom.offsets():
+            view = padded[:, :, rows, cols]
+            if acc is None:
+                acc = view.copy()
+            else:
+                acc += view
+        acc /= divisor
+        return acc
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, geom, divisor = ctx.inputs
+        return AvgPoolTranspose.apply(gy, x.shape, geom, divisor), None, None
+
+
+class AvgPoolTranspose(Function):
+    """Gradient of average pooling: every window's gradient, divided by its size, added back to
+    each of its pixels (one strided add per kernel offset)."""
+
+    @staticmethod
+    def forward(ctx, gy, x_shape, geom, divisor):
+        xp = get_array_module(gy)
+        gx = _zeros_padded(tuple(x_shape), gy.dtype, geom, xp)
+        scaled = gy / divisor
+        overlapping = geom.overlapping
+        for _, rows, cols in geom.offsets():
+            if overlapping:
+                gx[:, :, rows, cols] += scaled
+            else:
+                gx[:, :, rows, cols] = scaled
+        return _crop(gx, geom)
+
+    @staticmethod
+    def backward(ctx, ggx):
+        _, _, geom, divisor = ctx.inputs
+        return AvgPool2dFunction.apply(ggx, geom, divisor), None, None, None
+
+
+def avg_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+               padding: int | tuple[int, int] = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
+    """2-D average pooling of an ``(N, C, H, W)`` input (``stride`` defaults to ``kernel_size``).
+
+    As in PyTorch, zero padding counts in the average unless ``count_include_pad=False``;
+    ``divisor_override`` replaces the window size.
+    """
+    if isinstance(input, Tensor) and input.ndim == 3:
+        return _unbatched(avg_pool2d, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                          divisor_override)
+    _check_input("avg_pool2d", input)
+    geom = _PoolGeometry("avg_pool2d", input.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
+    divisor = _avg_divisor(geom, count_include_pad, divisor_override, get_array_module(input.data), input.dtype)
+    return AvgPool2dFunction.apply(input, geom, divisor)
+
+
+def avg_pool1d(input: Tensor, kernel_size: int | tuple[int], stride: int | tuple[int] | None = None,
+               padding: int | tuple[int] = 0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """1-D average pooling of an ``(N, C, L)`` input (a 2-D pooling of height 1)."""
+    if isinstance(input, Tensor) and input.ndim == 2:
+        return _unbatched(avg_pool1d, input, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    _check_input("avg_pool1d", input, spatial=1)
+    k, s, p, _ = _args_1d("avg_pool1d", kernel_size, stride, padding)
+    x4 = reshape(input, (input.shape[0], input.shape[1], 1, input.shape[2]))
+    out = avg_pool2d(x4, (1, k), (1, s), (0, p), ceil_mode, count_include_pad)
+    return reshape(out, out.shape[:2] + out.shape[3:])
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive pooling
+# --------------------------------------------------------------------------------------------
+
+
+def _adaptive_output_size(op: str, output_size: Any, in_hw: tuple[int, int]) -> tuple[int, int]:
+    if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool):
+        sizes = (int(output_size),) * 2
+    elif isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        sizes = tuple(n if s is None else s for s, n in zip(output_size, in_hw))
+    else:
+        raise ValueError(f"{op}: output_size must be an int or a pair (None keeps the input size), "
+                         f"got {output_size!r}")
+    if any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
+        raise ValueError(f"{op}: output sizes must be positive ints, got {output_size!r}")
+    return int(sizes[0]), int(sizes[1])
+
+
+def _adaptive_bounds(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's windows: ``start = floor(i*size/out)``, ``end = ceil((i+1)*size/out)``."""
+    i = np.arange(out)
+    return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+def _averaging_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
+    start, end = _adaptive_bounds(size, out)
+    matrix = np.zeros((out, size))
+    for row, (a, b) in enumerate(zip(start, end)):
+        matrix[row, a:b] = 1.0 / (b - a)
+    return matrix.astype(dtype)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:
+    """Average pooling to a fixed ``output_size`` whatever the input size (PyTorch's windows).
+
+    ``output_size=1`` is global average pooling. When the sizes divide evenly this is a plain
+    average pooling; otherwise the windows overlap and differ in size, and the pooling is two
+    small matrix products ``A_h @ x @ A_w^T`` (a window mean is a mean of row means).
+    """
+    if isinstance(input, Tensor) and input.ndim == 3:
+        return _unbatched(adaptive_avg_pool2d, input, output_size)
+    _check_input("adaptive_avg_pool2d", input)
+    h, w = input.shape[2:]
+    oh, ow = _adaptive_output_size("adaptive_avg_pool2d", output_size, (h, w))
+    if oh == 1 and ow == 1:
+        return mean(input, axis=(2, 3), keepdims=True)
+    if h % oh == 0 and w % ow == 0:
+        return avg_pool2d(input, (h // oh, w // ow))
+    xp = get_array_module(input.data)
+    rows = Tensor._make(xp.asarray(_averaging_matrix(h, oh, input.dtype)))
+    cols = Tensor._make(xp.asarray(_averaging_matrix(w, ow, input.dtype).T))
+    return matmul(matmul(rows, input), cols)
+
+
+class _PlaneGather(Function):
+    """``out[n, c, k] = x[n, c, index[n, c, k]]`` on flattened planes; backward is a scatter-add."""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        xp = get_array_module(x)
+        n, c = x.shape[:2]
+        return xp.take_along_axis(x.reshape(n, c, -1), index.reshape(n, c, -1), axis=2).reshape(index.shape)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, index = ctx.inputs
+        return _PlaneScatter.apply(gy, index, x.shape), None
+
+
+class _PlaneScatter(Function):
+    """Adds ``gy`` into zeros of ``x_shape`` at the flat plane positions ``index`` (repeated
+    positions accumulate: one ``bincount`` over the whole batch, no ``np.add.at``)."""
+
+    @staticmethod
+    def forward(ctx, gy, index, x_shape):
+        xp = get_array_module(gy)
+        n, c = x_shape[:2]
+        plane = int(np.prod(x_shape[2:]))
+        flat = index.reshape(n * c, -1) + (xp.arange(n * c) * plane).reshape(-1, 1)
+        total = xp.bincount(flat.ravel(), weights=gy.reshape(-1).astype(np.float64), minlength=n * c * plane)
+        return total.astype(gy.dtype).reshape(x_shape)
+
+    @staticmethod
+    def backward(ctx, ggx):
+        _, index, _ = ctx.inputs
+        return _PlaneGather.apply(ggx, index), None, None
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: int | tuple[int | None, int | None],
+                        return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """Max pooling to a fixed ``output_size`` (PyTorch's windows ``[floor(i*H/OH), ceil((i+1)*H/OH))``).
+
+    With ``return_indices`` also returns the flat ``h*W + w`` position of each maximum.
+    """
+    if isinstance(input, Tensor) and input.ndim == 3:
+        return _unbatched(adaptive_max_pool2d, input, output_size, return_indices)
+    _check_input("adaptive_max_pool2d", input)
+    x = input.data
+    xp = get_array_module(x)
+    h, w = x.shape[2:]
+    oh, ow = _adaptive_output_size("adaptive_max_pool2d", output_size, (h, w))
+    row_start, row_end = _adaptive_bounds(h, oh)
+    col_start, col_end = _adaptive_bounds(w, ow)
+    best = index = None
+    # Loop over offsets inside the (largest) window; shorter windows repeat their last pixel,
+    # which cannot change the maximum nor (ties go to the first) its position.
+    for a in range(int((row_end - row_start).max())):
+        rows = xp.asarray(np.minimum(row_start + a, row_end - 1))
+        for b in range(int((col_end - col_start).max())):
+            cols = xp.asarray(np.minimum(col_start + b, col_end - 1))
+            view = x[:, :, rows[:, None], cols[None, :]]
+            position = rows[:, None] * w + cols[None, :]
+            if best is None:
+                best = view
+                index = xp.broadcast_to(position, view.shape).copy()
+                continue
+            better = view > best
+            xp.copyto(index, xp.broadcast_to(position, view.shape), where=better)
+            xp.maximum(best, view, out=best)
+    out = _PlaneGather.apply(input, index)
+    if return_indices:
+        return out, Tensor._make(index)
+    return out
+
+
+__all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d",
+           "MaxPool2dFunction", "MaxPoolGather", "MaxPoolScatter", "AvgPool2dFunction", "AvgPoolTranspose"]
+
