@@ -1,0 +1,101 @@
+"""``ProgressBar``: one updating line per epoch in a terminal, one plain line per epoch elsewhere."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from rosenblatt.train.callbacks.base import Callback
+
+
+def format_logs(logs: dict[str, Any]) -> str:
+    """``loss 0.1234 - accuracy 0.9500 - val_loss ...`` (the learning rate in short form)."""
+    parts = []
+    for key, value in logs.items():
+        parts.append(f"{key} {value:.3g}" if key == "lr" else f"{key} {value:.4f}")
+    return " - ".join(parts)
+
+
+class ProgressBar(Callback):
+    """Show training progress without flooding logs or notebooks.
+
+    In a terminal: one line per epoch that updates in place as batches go by (tqdm when it is
+    installed, else a built-in bar), then stays with the epoch's results. When the output is not a
+    terminal (a file, a CI log, a notebook): exactly one plain line per epoch, at its end.
+
+    Args:
+        file: where to write (default: ``sys.stdout``).
+        use_tqdm: force (True) or forbid (False) tqdm; None: use it when installed and in a terminal.
+        min_interval: seconds between two redraws of the updating line.
+    """
+
+    def __init__(self, file: TextIO | None = None, use_tqdm: bool | None = None, min_interval: float = 0.1) -> None:
+        super().__init__()
+        self.file, self.use_tqdm, self.min_interval = file, use_tqdm, min_interval
+        self._bar: Any = None
+        self._interactive = False
+
+    @property
+    def _out(self) -> TextIO:
+        return self.file if self.file is not None else sys.stdout
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        isatty = getattr(self._out, "isatty", None)
+        self._interactive = bool(isatty and isatty())
+        self._tqdm = None
+        if self.use_tqdm is not False and (self._interactive or self.use_tqdm):
+            try:
+                from tqdm import tqdm
+
+                self._tqdm = tqdm
+            except ImportError:
+                self._tqdm = None
+
+    def _desc(self, epoch: int) -> str:
+        total = getattr(self.trainer, "epochs", None)
+        return f"epoch {epoch + 1}/{total}" if total else f"epoch {epoch + 1}"
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch, self._start, self._seen, self._loss_sum = epoch, time.perf_counter(), 0, 0.0
+        self._last_draw = 0.0
+        steps = getattr(self.trainer, "steps_per_epoch", None)
+        self._steps = steps
+        if self._tqdm is not None:
+            self._bar = self._tqdm(total=steps, desc=self._desc(epoch), file=self._out, leave=True,
+                                   mininterval=self.min_interval, dynamic_ncols=True, unit="batch")
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss", float("nan"))
+        self._seen += 1
+        self._loss_sum += loss
+        if self._bar is not None:
+            self._bar.update(1)
+            now = time.perf_counter()
+            if now - self._last_draw >= self.min_interval:
+                self._bar.set_postfix_str(f"loss {self._loss_sum / self._seen:.4f}", refresh=False)
+                self._last_draw = now
+        elif self._interactive:
+            now = time.perf_counter()
+            if now - self._last_draw >= self.min_interval:
+                self._last_draw = now
+                done = f"{self._seen}/{self._steps}" if self._steps else str(self._seen)
+                self._out.write(f"\r{self._desc(self._epoch)} [{done}] loss {self._loss_sum / self._seen:.4f}")
+                self._out.flush()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        elapsed = time.perf_counter() - self._start
+        text = format_logs(logs or {})
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=True)
+            self._bar.close()
+            self._bar = None
+            return
+        prefix = "\r" if self._interactive else ""
+        self._out.write(f"{prefix}{self._desc(epoch)} - {elapsed:.1f}s - {text}\n")
+        self._out.flush()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
