@@ -10,7 +10,6 @@ import csv
 import gzip
 import os
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 

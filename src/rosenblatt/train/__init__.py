@@ -25,7 +25,7 @@ from rosenblatt.train.metrics import (
     roc_curve,
     top_k_accuracy,
 )
-from rosenblatt.train.regularizers import L1, L2, L1L2
+from rosenblatt.train.regularizers import L1, L1L2, L2
 from rosenblatt.train.trainer import Trainer
 
 __all__ = ["CSVLogger", "Callback", "EarlyStopping", "GradientMonitor", "History", "L1", "L1L2", "L2",
