@@ -136,7 +136,7 @@ class Softplus(Module):
         return F.softplus(x, self.beta, self.threshold)
 
     def extra_repr(self) -> str:
-        return f"beta={self.beta:g}, threshold={self.threshold:g}"
+        return f"beta={self.beta}, threshold={self.threshold}"
 
 
 class Sigmoid(Module):

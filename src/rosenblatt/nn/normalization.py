@@ -22,17 +22,22 @@ class _BatchNorm(Module):
     _shape_text = ""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, dtype: Any = None) -> None:
+                 affine: bool = True, track_running_stats: bool = True, dtype: Any = None, *,
+                 bias: bool = True) -> None:
         super().__init__()
         self.num_features = int(num_features)
         self.eps = float(eps)
         self.momentum = momentum
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
+        self.use_bias = bool(bias)
         dtype = np.dtype(dtype or get_default_dtype())
         if self.affine:
             self.weight = Parameter(Tensor(np.ones(num_features, dtype=dtype)))
-            self.bias = Parameter(Tensor(np.zeros(num_features, dtype=dtype)))
+            if self.use_bias:
+                self.bias = Parameter(Tensor(np.zeros(num_features, dtype=dtype)))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -58,7 +63,8 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         if self.affine:
             init.ones_(self.weight)
-            init.zeros_(self.bias)
+            if self.bias is not None:
+                init.zeros_(self.bias)
 
     def _check_input(self, x: Any) -> None:
         name = f"{type(self).__name__}({self.num_features})"
@@ -90,7 +96,7 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -135,6 +141,7 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(int(n) for n in normalized_shape)
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
+        self.use_bias = bool(bias)
         dtype = np.dtype(dtype or get_default_dtype())
         if self.elementwise_affine:
             self.weight = Parameter(Tensor(np.ones(self.normalized_shape, dtype=dtype)))
@@ -157,4 +164,5 @@ class LayerNorm(Module):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
