@@ -1,4 +1,4 @@
-"""``python -m rosenblatt``: the command line (``rosenblatt train``, ``info``, ...)."""
+"""``python -m rosenblatt`` runs the command line (see :mod:`rosenblatt.cli`)."""
 
 import sys
 
