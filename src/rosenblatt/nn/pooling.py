@@ -100,6 +100,14 @@ class AvgPool1d(_AvgPoolNd):
         - Output: ``(N, C, L_out)``, ``L_out = (L + 2*padding - kernel_size) // stride + 1``
     """
 
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True) -> None:
+        # PyTorch stores this layer's sizes as 1-tuples (and shows them so in its repr).
+        def single(v: Any) -> Any:
+            return v if v is None or isinstance(v, tuple) else (v,)
+
+        super().__init__(single(kernel_size), single(stride), single(padding), ceil_mode, count_include_pad)
+
     def forward(self, x: Tensor) -> Tensor:
         _check_rank(self, x, 1)
         return avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
