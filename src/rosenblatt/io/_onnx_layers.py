@@ -96,6 +96,13 @@ def _adaptive_pool(kind: str, dims: int):
         if all(s == 1 for s in out_size):
             tracer.bind(output, g.add(f"Global{kind}Pool", [tracer.name(x)]))
             return
+        if all(o % i == 0 for i, o in zip(in_size, out_size)):
+            # each output cell averages exactly one input pixel: nearest-neighbour upsampling
+            scales = g.constant(np.asarray([1.0, 1.0] + [o / i for i, o in zip(in_size, out_size)], np.float32),
+                                "scales")
+            tracer.bind(output, g.add("Resize", [tracer.name(x), "", scales], mode="nearest",
+                                      coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+            return
         if any(i % o for i, o in zip(in_size, out_size)):
             raise UnsupportedOperatorError(
                 f"export_onnx: {tracer.module_name(module)} ({type(module).__name__}) maps {tuple(in_size)} to "
