@@ -1,0 +1,309 @@
+"""Every loss of ``rb.nn`` against PyTorch: value and gradients for every reduction, float32 and
+float64, class weights, ``ignore_index``, label smoothing, extra dimensions, probability targets;
+float64 gradchecks (first and second order) of the fused losses; clear errors for bad targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rosenblatt as rb
+from rosenblatt.nn import functional as F
+from rosenblatt.nn.functional.loss import binary_cross_entropy_with_logits_composite, cross_entropy_composite
+from tests.parity import HAVE_TORCH, assert_close, check_grad, check_op, rb_tensor, requires_torch
+
+if HAVE_TORCH:
+    import torch
+    import torch.nn.functional as TF
+else:
+    torch = TF = None
+
+DTYPES = [np.float32, np.float64]
+REDUCTIONS = ["mean", "sum", "none"]
+rng = np.random.default_rng(11)
+
+
+def r(*shape):
+    return rng.standard_normal(shape)
+
+
+def probs(*shape):
+    return rng.uniform(0.05, 0.95, shape)
+
+
+def distribution(*shape, axis=1):
+    e = np.exp(rng.standard_normal(shape))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# -- regression and binary losses ------------------------------------------------------------------
+
+ELEMENTWISE = [
+    ("mse", F.mse_loss, TF and TF.mse_loss, {}),
+    ("l1", F.l1_loss, TF and TF.l1_loss, {}),
+    ("huber", F.huber_loss, TF and TF.huber_loss, dict(delta=0.7)),
+    ("smooth_l1", F.smooth_l1_loss, TF and TF.smooth_l1_loss, dict(beta=0.5)),
+    ("smooth_l1_beta0", F.smooth_l1_loss, TF and TF.smooth_l1_loss, dict(beta=0.0)),
+    ("bce_logits", F.binary_cross_entropy_with_logits, TF and TF.binary_cross_entropy_with_logits, {}),
+    ("kl_div", F.kl_div, TF and TF.kl_div, {}),
+    ("kl_div_log_target", F.kl_div, TF and TF.kl_div, dict(log_target=True)),
+]
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name,fn,tfn,kw", ELEMENTWISE, ids=[c[0] for c in ELEMENTWISE])
+def test_elementwise_losses_match_torch(name, fn, tfn, kw, reduction, dtype):
+    x, t = r(4, 5), r(4, 5)
+    if name.startswith("kl_div"):
+        x = np.log(distribution(4, 5))
+        t = np.log(distribution(4, 5)) if kw.get("log_target") else distribution(4, 5)
+    if name == "bce_logits":
+        t = probs(4, 5)
+    check_op(lambda a, b: fn(a, b, reduction=reduction, **kw), lambda a, b: tfn(a, b, reduction=reduction, **kw),
+             [x, t], dtype)
+
+
+@pytest.mark.parametrize("name,fn,tfn,kw", ELEMENTWISE, ids=[c[0] for c in ELEMENTWISE])
+def test_elementwise_losses_gradcheck(name, fn, tfn, kw):
+    x, t = r(3, 4), r(3, 4)
+    if name == "bce_logits":
+        t = probs(3, 4)
+    if name == "kl_div":
+        t = distribution(3, 4)
+    # kinks (|d| = delta, d = 0) are avoided by the random draw with probability one
+    check_grad(lambda a, b: fn(a, b, **kw), [x, t], second_order=name not in ("l1", "smooth_l1_beta0"))
+
+
+@requires_torch
+@pytest.mark.parametrize("reduction", REDUCTIONS + ["batchmean"])
+def test_kl_div_batchmean_and_zero_targets(reduction):
+    t = distribution(4, 5)
+    t[0, 1] = 0.0  # 0 log 0 = 0 (the target is a constant: PyTorch's gradient for it is NaN at 0)
+    check_op(lambda a: F.kl_div(a, t, reduction=reduction),
+             lambda a: TF.kl_div(a, torch.tensor(t), reduction=reduction), [np.log(distribution(4, 5))], np.float64)
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_matches_torch(dtype, reduction):
+    w = rng.uniform(0.5, 2, (1, 5))
+    check_op(lambda p, t: F.binary_cross_entropy(p, t, reduction=reduction),
+             lambda p, t: TF.binary_cross_entropy(p, t, reduction=reduction), [probs(4, 5), probs(4, 5)], dtype)
+    check_op(lambda p, t: F.binary_cross_entropy(p, t, weight=w.astype(dtype), reduction=reduction),
+             lambda p, t: TF.binary_cross_entropy(p, t, weight=torch.tensor(w.astype(dtype)), reduction=reduction),
+             [probs(4, 5), probs(4, 5)], dtype)
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_with_logits_weights_match_torch(dtype, reduction):
+    pw = rng.uniform(0.5, 3, 5).astype(dtype)
+    w = rng.uniform(0.5, 2, (4, 5)).astype(dtype)
+    check_op(lambda x, t: F.binary_cross_entropy_with_logits(x, t, weight=w, pos_weight=pw, reduction=reduction),
+             lambda x, t: TF.binary_cross_entropy_with_logits(x, t, weight=torch.tensor(w),
+                                                              pos_weight=torch.tensor(pw), reduction=reduction),
+             [r(4, 5) * 3, probs(4, 5)], dtype)
+
+
+def test_bce_with_logits_fused_equals_composite_and_gradcheck():
+    pw, w = rng.uniform(0.5, 3, 4), rng.uniform(0.5, 2, (3, 4))
+    x, t = rb_tensor(r(3, 4) * 3, requires_grad=True), rb_tensor(probs(3, 4), requires_grad=True)
+    fused = F.binary_cross_entropy_with_logits(x, t, weight=w, pos_weight=pw)
+    composite = binary_cross_entropy_with_logits_composite(x, t, weight=w, pos_weight=pw)
+    assert_close(fused, composite, rtol=1e-12)
+    for a, b in zip(rb.grad(fused, [x, t]), rb.grad(composite, [x, t])):
+        assert_close(a, b, rtol=1e-10, atol=1e-12)
+    check_grad(lambda a, b: F.binary_cross_entropy_with_logits(a, b, weight=w, pos_weight=pw), [r(3, 4), probs(3, 4)],
+               second_order=True)
+
+
+@requires_torch
+def test_bce_with_logits_is_stable_for_huge_logits():
+    x = np.array([-1000.0, -100.0, -30.0, 0.0, 30.0, 100.0, 1000.0], dtype=np.float32)
+    t = np.array([1.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0], dtype=np.float32)
+    check_op(lambda a, b: F.binary_cross_entropy_with_logits(a, b, reduction="none"),
+             lambda a, b: TF.binary_cross_entropy_with_logits(a, b, reduction="none"), [x, t], np.float32)
+    loss = F.binary_cross_entropy_with_logits(rb_tensor(x), rb_tensor(t), reduction="none").numpy()
+    assert np.all(np.isfinite(loss)) and loss[0] == pytest.approx(1000.0)
+
+
+# -- cross-entropy --------------------------------------------------------------------------------
+
+CE_OPTIONS = [
+    dict(),
+    dict(weight=True),
+    dict(ignore_index=2),
+    dict(label_smoothing=0.2),
+    dict(weight=True, ignore_index=1, label_smoothing=0.1),
+]
+
+
+def _ce_kwargs(opts, classes, dtype):
+    kw = dict(opts)
+    if kw.pop("weight", False):
+        w = np.linspace(0.5, 2.0, classes).astype(dtype)
+        return {**kw, "weight": w}, {**kw, "weight": torch.tensor(w)}
+    return kw, dict(kw)
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("opts", CE_OPTIONS, ids=lambda o: "-".join(o) or "plain")
+@pytest.mark.parametrize("shape", [(6, 4), (3, 4, 2, 3), (4,)], ids=["NC", "NCHW", "C"])
+def test_cross_entropy_index_targets_match_torch(shape, opts, reduction, dtype):
+    classes = shape[1] if len(shape) > 1 else shape[0]
+    target_shape = (shape[0],) + shape[2:] if len(shape) > 1 else ()
+    target = rng.integers(0, classes, target_shape)
+    if len(shape) > 1:
+        target.reshape(-1)[0] = 1  # at least one sample not ignored
+    kw, tkw = _ce_kwargs(opts, classes, dtype)
+    check_op(lambda z: F.cross_entropy(z, target, reduction=reduction, **kw),
+             lambda z: TF.cross_entropy(z, torch.tensor(target), reduction=reduction, **tkw), [r(*shape) * 2], dtype)
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("opts", [dict(), dict(weight=True), dict(label_smoothing=0.3),
+                                  dict(weight=True, label_smoothing=0.1)], ids=lambda o: "-".join(o) or "plain")
+@pytest.mark.parametrize("shape", [(5, 4), (2, 4, 3)], ids=["NC", "NCL"])
+def test_cross_entropy_probability_targets_match_torch(shape, opts, reduction, dtype):
+    kw, tkw = _ce_kwargs(opts, shape[1], dtype)
+    check_op(lambda z, t: F.cross_entropy(z, t, reduction=reduction, **kw),
+             lambda z, t: TF.cross_entropy(z, t, reduction=reduction, **tkw),
+             [r(*shape) * 2, distribution(*shape)], dtype)
+
+
+@requires_torch
+def test_cross_entropy_one_hot_equals_index_targets():
+    z = rb_tensor(r(6, 5), requires_grad=True)
+    y = rng.integers(0, 5, 6)
+    one_hot = F.one_hot(rb.tensor(y), 5).numpy().astype(np.float64)
+    a = F.cross_entropy(z, y)
+    b = F.cross_entropy(z, one_hot)
+    assert_close(a, b, rtol=1e-12)
+    assert_close(rb.grad(a, [z])[0], rb.grad(b, [z])[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("opts", CE_OPTIONS, ids=lambda o: "-".join(o) or "plain")
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_fused_equals_composite(opts, reduction):
+    kw = dict(opts)
+    if kw.pop("weight", False):
+        kw["weight"] = np.linspace(0.5, 2.0, 4)
+    target = rng.integers(0, 4, (3, 2))
+    z = rb_tensor(r(3, 4, 2), requires_grad=True)
+    fused = F.cross_entropy(z, target, reduction=reduction, **kw)
+    composite = cross_entropy_composite(z, target, reduction=reduction, **kw)
+    assert_close(fused, composite, rtol=1e-12, atol=1e-14)
+    gy = rb_tensor(r(*fused.shape))
+    assert_close(rb.grad(fused, [z], gy)[0], rb.grad(composite, [z], gy)[0], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("opts", CE_OPTIONS, ids=lambda o: "-".join(o) or "plain")
+def test_cross_entropy_gradcheck_first_and_second_order(opts):
+    kw = dict(opts)
+    if kw.pop("weight", False):
+        kw["weight"] = np.linspace(0.5, 2.0, 4)
+    target = np.array([0, 1, 3, 2, 1])
+    check_grad(lambda z: F.cross_entropy(z, target, **kw), [r(5, 4)], second_order=True)
+    check_grad(lambda z, t: F.cross_entropy(z, t, label_smoothing=0.1), [r(3, 4), distribution(3, 4)],
+               second_order=True)
+
+
+@requires_torch
+def test_cross_entropy_second_derivatives_match_torch():
+    target = np.array([0, 2, 1])
+    z = rb_tensor(r(3, 4), requires_grad=True)
+    tz = torch.tensor(z.numpy(), requires_grad=True)
+    (g,) = rb.grad(F.cross_entropy(z, target, label_smoothing=0.1), [z], create_graph=True)
+    (tg,) = torch.autograd.grad(TF.cross_entropy(tz, torch.tensor(target), label_smoothing=0.1), [tz],
+                                create_graph=True)
+    (gg,) = rb.grad((g * g).sum(), [z])
+    (tgg,) = torch.autograd.grad((tg * tg).sum(), [tz])
+    assert_close(gg, tgg, rtol=1e-8, atol=1e-12)
+
+
+@requires_torch
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(6, 4), (3, 4, 2)])
+def test_nll_loss_matches_torch(shape, reduction):
+    target = rng.integers(0, 4, (shape[0],) + shape[2:])
+    target.reshape(-1)[-1] = 3
+    w = np.linspace(0.5, 2.0, 4)
+    for kw, tkw in [({}, {}), (dict(weight=w, ignore_index=3), dict(weight=torch.tensor(w), ignore_index=3))]:
+        check_op(lambda x, kw=kw: F.nll_loss(x, target, reduction=reduction, **kw),
+                 lambda x, tkw=tkw: TF.nll_loss(x, torch.tensor(target), reduction=reduction, **tkw),
+                 [np.log(distribution(*shape))], np.float64)
+
+
+# -- loss modules --------------------------------------------------------------------------------
+
+
+@requires_torch
+def test_loss_modules_match_torch_and_state_dicts():
+    w = np.linspace(0.5, 2.0, 4)
+    z, y = r(5, 4), rng.integers(0, 4, 5)
+    pairs = [
+        (rb.nn.CrossEntropyLoss(weight=rb.tensor(w), label_smoothing=0.1),
+         torch.nn.CrossEntropyLoss(weight=torch.tensor(w), label_smoothing=0.1), z, y),
+        (rb.nn.NLLLoss(reduction="sum"), torch.nn.NLLLoss(reduction="sum"), np.log(distribution(5, 4)), y),
+        (rb.nn.MSELoss(), torch.nn.MSELoss(), z, r(5, 4)),
+        (rb.nn.L1Loss(reduction="sum"), torch.nn.L1Loss(reduction="sum"), z, r(5, 4)),
+        (rb.nn.HuberLoss(delta=0.5), torch.nn.HuberLoss(delta=0.5), z, r(5, 4)),
+        (rb.nn.SmoothL1Loss(beta=2.0), torch.nn.SmoothL1Loss(beta=2.0), z, r(5, 4)),
+        (rb.nn.BCELoss(), torch.nn.BCELoss(), probs(5, 4), probs(5, 4)),
+        (rb.nn.BCEWithLogitsLoss(pos_weight=rb.tensor(w)), torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(w)),
+         z, probs(5, 4)),
+        (rb.nn.KLDivLoss(reduction="batchmean"), torch.nn.KLDivLoss(reduction="batchmean"),
+         np.log(distribution(5, 4)), distribution(5, 4)),
+    ]
+    for loss, t_loss, x, target in pairs:
+        assert_close(loss(rb_tensor(x), target), t_loss(torch.tensor(x), torch.tensor(target)),
+                     type(loss).__name__, rtol=1e-10)
+        assert set(loss.state_dict()) == set(t_loss.state_dict()), type(loss).__name__
+    assert repr(rb.nn.CrossEntropyLoss()) == repr(torch.nn.CrossEntropyLoss())
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+def test_cross_entropy_bad_targets():
+    z = rb.randn(4, 3)
+    with pytest.raises(ValueError, match=r"CrossEntropyLoss: expected class-index target of shape \(4,\).*got \(5,\)"):
+        rb.nn.CrossEntropyLoss()(z, rb.tensor([0, 1, 2, 0, 1]))
+    with pytest.raises(IndexError, match=r"cross_entropy.*\[0, 3\).*got values in \[0, 3\]"):
+        F.cross_entropy(z, rb.tensor([0, 1, 2, 3]))
+    with pytest.raises(IndexError, match="cross_entropy"):
+        F.cross_entropy(z, rb.tensor([0, -1, 2, 1]))
+    assert np.isfinite(F.cross_entropy(z, rb.tensor([0, -100, 2, 1])).item())  # ignore_index is allowed
+    with pytest.raises(TypeError, match="integers"):
+        F.cross_entropy(z, rb.tensor([0.0, 1.0, 2.0, 1.0]))
+    bad = distribution(4, 3)
+    bad[1, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        F.cross_entropy(z, bad.astype(np.float32))
+    with pytest.raises(ValueError, match="weight must have shape"):
+        F.cross_entropy(z, rb.tensor([0, 1, 2, 0]), weight=np.ones(4))
+    with pytest.raises(ValueError, match="reduction"):
+        F.cross_entropy(z, rb.tensor([0, 1, 2, 0]), reduction="average")
+
+
+def test_regression_and_binary_losses_bad_input():
+    with pytest.raises(ValueError, match=r"MSELoss: input and target must have the same shape.*\(4, 1\).*\(3, 1\)"):
+        rb.nn.MSELoss()(rb.randn(4, 1), rb.randn(3, 1))
+    with pytest.raises(ValueError, match=r"mse_loss.*\(4, 1\).*\(4,\)"):
+        F.mse_loss(rb.randn(4, 1), rb.randn(4))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        F.binary_cross_entropy(rb.tensor([0.5, 1.5]), rb.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="NaN"):
+        F.binary_cross_entropy_with_logits(rb.tensor([0.5, 1.5]), rb.tensor([np.nan, 1.0]))
+    with pytest.raises(ValueError, match="pos_weight"):
+        F.binary_cross_entropy_with_logits(rb.randn(4, 3), rb.rand(4, 3), pos_weight=np.ones(5))
+    with pytest.raises(IndexError, match="nll_loss"):
+        F.nll_loss(rb.randn(2, 3), rb.tensor([0, 5]))
