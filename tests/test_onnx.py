@@ -217,6 +217,10 @@ MODEL_CASES = {
     "densenet121": (dict(num_classes=5, small_input=True), (3, 8, 8)),
     "densenet_bc": (dict(num_classes=5, growth_rate=4, block_config=(2, 2, 2)), (3, 8, 8)),
     "unet": (dict(num_classes=2, depth=2, base_channels=4), (1, 8, 8)),
+    "autoencoder": (dict(sizes=(12, 8, 4)), (12,)),
+    "denoising_autoencoder": (dict(sizes=(12, 8, 4)), (12,)),
+    "conv_autoencoder": (dict(in_channels=1), (1, 8, 8)),
+    "seq2seq": (dict(src_vocab=11, tgt_vocab=9, embedding_dim=6, hidden_size=8, num_layers=2), "tokens"),
 }
 SLOW_MODELS = {"vgg16", "vgg19", "resnet50", "densenet121", "googlenet"}
 
@@ -238,7 +242,21 @@ def test_every_registered_model_exports(name, tmp_path):
         model = rb.models.get_model(name, **kwargs)
     except AttributeError as err:  # a layer the model needs has not landed in rb.nn yet
         pytest.skip(f"{name} cannot be built yet: {err}")
-    roundtrip(_randomise_batch_norm(model), *batches(*shape), tmp_path, atol=2e-4)
+    if shape == "tokens":  # (source, target) token ids
+        rng = np.random.default_rng(0)
+        example = (rng.integers(0, 11, (EXAMPLE_BATCH, 6)), rng.integers(0, 9, (EXAMPLE_BATCH, 4)))
+        run = (rng.integers(0, 11, (RUN_BATCH, 6)), rng.integers(0, 9, (RUN_BATCH, 4)))
+    else:
+        example, run = batches(*shape)
+    roundtrip(_randomise_batch_norm(model), example, run, tmp_path, atol=2e-4)
+
+
+def test_gru_seq2seq(tmp_path):
+    model = rb.models.get_model("seq2seq", src_vocab=7, embedding_dim=4, hidden_size=5, cell="gru")
+    rng = np.random.default_rng(1)
+    example = (rng.integers(0, 7, (EXAMPLE_BATCH, 4)), rng.integers(0, 7, (EXAMPLE_BATCH, 3)))
+    run = (rng.integers(0, 7, (RUN_BATCH, 4)), rng.integers(0, 7, (RUN_BATCH, 3)))
+    roundtrip(model, example, run, tmp_path)
 
 
 # -- errors and options ---------------------------------------------------------------------------------
