@@ -37,7 +37,7 @@ def _host_array(value: Any, name: str) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype not in _DTYPE_CODES:
         raise TypeError(f"save: '{name}' has dtype {array.dtype}, which safetensors cannot store")
-    return np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
+    return np.ascontiguousarray(array).reshape(array.shape).astype(array.dtype.newbyteorder("<"), copy=False)
 
 
 def atomic_write(path: str | os.PathLike, chunks: list[bytes | memoryview]) -> None:
