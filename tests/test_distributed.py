@@ -230,3 +230,76 @@ def test_two_ranks_match_single_process_training(tmp_path):
         # 4 parameters of 80/16/48/3 float64s: several buckets when tiny, one reduction by default
         assert res["buckets"][0] > 1 and res["buckets"][1] == 1
     assert (tmp_path / "rank0-only.txt").read_text() == "written once"
+
+
+TRAINER_WORKER = textwrap.dedent('''
+    """Trainer under mpiexec: two ranks, sharded data, averaged gradients; reference in-process."""
+    import json, sys
+    import numpy as np
+    import rosenblatt as rb
+    import rosenblatt.distributed as dist
+    from rosenblatt import nn
+
+    out_dir = sys.argv[1]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    Y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(np.int64)
+
+    def build(seed):
+        rb.manual_seed(seed)
+        return nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)).double()
+
+    dist.init()
+    rank = dist.rank()
+    model = build(10 + rank)  # rank 1 starts elsewhere; fit() broadcasts rank 0's weights
+    start = build(10).state_dict()
+    start = {k: v.numpy().copy() for k, v in start.items()}
+    optimizer = rb.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    logger = rb.train.CSVLogger(out_dir + "/log.csv")
+    trainer = rb.train.Trainer(model, nn.CrossEntropyLoss(), optimizer, metrics=("accuracy",), callbacks=[logger])
+    history = trainer.fit((X, Y), epochs=3, batch_size=8, seed=5)
+
+    # The same run in one process: each step uses the union of the two ranks' batches.
+    reference = build(10)
+    ref_opt = rb.optim.SGD(reference.parameters(), lr=0.2, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    samplers = [dist.DistributedSampler(64, num_replicas=2, rank=r, seed=5) for r in range(2)]
+    for epoch in range(3):
+        shards = []
+        for s in samplers:
+            s.set_epoch(epoch)
+            shards.append(s.indices())
+        for step in range(4):
+            idx = np.concatenate([sh[step * 8:(step + 1) * 8] for sh in shards])
+            ref_opt.zero_grad()
+            loss_fn(reference(rb.tensor(X[idx])), rb.tensor(Y[idx])).backward()
+            ref_opt.step()
+    diff = max(float(np.abs(p.numpy() - q.numpy()).max())
+               for p, q in zip(model.parameters(), reference.parameters()))
+    json.dump(dict(rank=rank, max_diff=diff, history=history.history,
+                   callbacks=[type(c).__name__ for c in trainer.callbacks],
+                   in_sync=dist.parameters_equal_across_ranks(model)),
+              open(f"{out_dir}/trainer{rank}.json", "w"))
+''')
+
+
+@pytest.mark.mpi
+@requires_mpi
+def test_trainer_under_mpiexec_matches_single_process(tmp_path):
+    script = tmp_path / "trainer_worker.py"
+    script.write_text(TRAINER_WORKER)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1")
+    proc = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(script), str(tmp_path)],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, f"mpiexec failed:\n{proc.stdout}\n{proc.stderr}"
+    results = [json.loads((tmp_path / f"trainer{r}.json").read_text()) for r in range(2)]
+    for res in results:
+        assert np.isfinite(res["max_diff"]) and res["max_diff"] < 1e-10, res["max_diff"]
+        assert res["in_sync"]
+    # reduced logs: both ranks report the same epoch losses, and the loss went down
+    assert results[0]["history"]["loss"] == pytest.approx(results[1]["history"]["loss"], abs=1e-12)
+    assert results[0]["history"]["loss"][-1] < results[0]["history"]["loss"][0]
+    # only rank 0 writes the log file
+    assert results[0]["callbacks"] == ["CSVLogger"] and results[1]["callbacks"] == []
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == 4

@@ -18,6 +18,7 @@ import numpy as np
 
 from rosenblatt.data.dataset import Dataset, TensorDataset, to_numpy
 from rosenblatt.data.loader import DataLoader
+from rosenblatt.distributed.trainer_support import data_parallel_for
 from rosenblatt.train.callbacks.base import Callback
 from rosenblatt.train.history import History
 from rosenblatt.train.metrics import get_metric, is_binary_output
@@ -109,6 +110,8 @@ class Trainer:
             returning a penalty added to the training loss (not to the reported ``loss``).
         grad_clip: clip the gradients' global L2 norm to this value before each step.
         loss_weights: weight of each output's loss in the total (list or dict).
+        distributed: data-parallel training over MPI: ``"auto"`` (when started by ``mpiexec -n N``
+            with N > 1), ``True`` or ``False``; see :mod:`rosenblatt.distributed.trainer_support`.
 
     History keys: ``loss`` and one key per metric (``accuracy``/``binary_accuracy``, ...), with a
     ``val_`` twin when there is validation data, and ``lr`` (the learning rate used in the
@@ -118,7 +121,8 @@ class Trainer:
 
     def __init__(self, model: Any, loss: Any, optimizer: Any = None, metrics: Any = ("accuracy",),
                  callbacks: Sequence[Callback] = (), device: str = "cpu", regularizer: Any = None,
-                 grad_clip: float | None = None, loss_weights: Sequence[float] | Mapping[str, float] | None = None) -> None:
+                 grad_clip: float | None = None, loss_weights: Sequence[float] | Mapping[str, float] | None = None,
+                 distributed: bool | str = "auto") -> None:
         from rosenblatt.backend import Device
 
         self.model = model
@@ -165,6 +169,10 @@ class Trainer:
         self.train_loader: DataLoader | None = None
         self.fit_seed: int | None = None
         self._batch_weight: float | None = None
+        # Data parallelism over MPI (rosenblatt.distributed.trainer_support): None in one process.
+        self.data_parallel = data_parallel_for(distributed)
+        if self.data_parallel is not None:
+            self.callbacks = self.data_parallel.callbacks_for_this_rank(self.callbacks)
 
     # ------------------------------------------------------------------------------------------
     # configuration helpers
@@ -325,6 +333,8 @@ class Trainer:
                         objective = loss + penalty
                 self.optimizer.zero_grad()
                 objective.backward()
+                if self.data_parallel is not None:
+                    self.data_parallel.allreduce_gradients(params)
                 if self.grad_clip is not None:
                     _clip_grad_norm(params, self.grad_clip)
                 self.optimizer.step()
@@ -364,6 +374,8 @@ class Trainer:
             y_true = np.concatenate(targets_seen[i])
             for name, fn in self.metric_specs[i]:
                 logs[prefix + self._metric_key(name, y_pred)] = self._metric_value(fn, y_true, y_pred, i)
+        if training and self.data_parallel is not None:
+            logs = self.data_parallel.reduce_logs(logs, weight_sum)
         return logs
 
     @staticmethod
@@ -452,6 +464,8 @@ class Trainer:
         elif stratify is not False and stratify is not None:
             raise ValueError("Trainer.fit: stratify only applies together with validation_split")
         train_loader, train_split = self._loader(train, batch_size, shuffle, self.fit_seed, "Trainer.fit(train)")
+        if self.data_parallel is not None:  # same start on every process, one shard of the data each
+            train_loader = self.data_parallel.prepare(self.model, train_loader, self.fit_seed)
         val_loader, val_split = (None, None)
         if val is not None:
             val_loader, val_split = self._loader(val, batch_size, False, None, "Trainer.fit(val)")
