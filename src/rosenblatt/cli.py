@@ -292,7 +292,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     try:
         from rosenblatt.models import MODELS
 
-        print("models: mlp, " + ", ".join(sorted(MODELS)))
+        print("models: " + ", ".join(sorted(set(MODELS) | {"mlp"})))
     except ImportError:
         pass
     return 0
