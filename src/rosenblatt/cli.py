@@ -200,6 +200,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                        else os.path.join("runs", time.strftime("%Y%m%d-%H%M%S")))
 
     rb.manual_seed(seed)
+    main = rb.distributed.is_main_process()  # under `mpiexec -n N`, rank 0 alone prints and writes files
     data = _load_data(data_spec, seed)
     epochs = pick("epochs", 15 if data["name"] == "digits" else 5)
     if epochs < 1:
@@ -213,22 +214,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     classification = data["task"] == "classification"
     loss = rb.nn.CrossEntropyLoss() if classification else rb.nn.MSELoss()
     metrics = ("accuracy",) if classification else ("mae", "r2")
-    os.makedirs(out, exist_ok=True)
     run_config = {"model": model_name, "data": data_spec, "epochs": epochs, "batch_size": batch_size,
                   "optimizer": optimizer_name, "lr": lr, "seed": seed, "model_config": data["model_config"]}
-    with open(os.path.join(out, CONFIG_NAME), "w") as f:
-        json.dump(run_config, f, indent=2)
+    if main:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, CONFIG_NAME), "w") as f:
+            json.dump(run_config, f, indent=2)
     callbacks = [ProgressBar(), CSVLogger(os.path.join(out, "history.csv")),
                  ModelCheckpoint(os.path.join(out, CHECKPOINT_NAME), save_best_only=False)]
     trainer = Trainer(model, loss, optimizer, metrics=metrics, callbacks=callbacks, device=args.device)
     params = sum(int(p.size) for p in model.parameters())
-    print(f"training {model_name} ({params:,} parameters) on {data['name']}: {len(data['train'][1])} train, "
-          f"{len(data['val'][1])} validation, {len(data['test'][1])} test samples; {optimizer_name} lr={lr:g}, "
-          f"batch {batch_size}, {epochs} epochs, seed {seed}")
+    if main:
+        print(f"training {model_name} ({params:,} parameters) on {data['name']}: {len(data['train'][1])} train, "
+              f"{len(data['val'][1])} validation, {len(data['test'][1])} test samples; {optimizer_name} lr={lr:g}, "
+              f"batch {batch_size}, {epochs} epochs, seed {seed}"
+              + (f"; data-parallel on {rb.distributed.world_size()} processes" if rb.distributed.world_size() > 1 else ""))
     start = time.perf_counter()
     history = trainer.fit(data["train"], val=data["val"], epochs=epochs, batch_size=batch_size, seed=seed,
                           resume_from=checkpoint if args.resume else None)
     seconds = time.perf_counter() - start
+    if not main:
+        return 0
     test = trainer.evaluate(data["test"], batch_size=256)
     print("test: " + " - ".join(f"{k} {v:.4f}" for k, v in test.items()) + f"  ({seconds:.1f} s of training)")
 

@@ -86,13 +86,23 @@ def is_distributed() -> bool:
     return _State.comm is not None
 
 
+def _auto_init() -> None:
+    # Started by mpiexec but init() not called yet: join now, so rank() is right from the start.
+    if not _State.initialized and launched_with_mpi():
+        init()
+
+
 def rank() -> int:
-    """This process's index, 0 to ``world_size() - 1`` (0 when not distributed)."""
+    """This process's index, 0 to ``world_size() - 1`` (0 when not distributed). Under ``mpiexec``
+    the first call joins the process group (:func:`init`) if nothing has yet."""
+    _auto_init()
     return _State.comm.Get_rank() if _State.comm is not None else 0
 
 
 def world_size() -> int:
-    """The number of processes training together (1 when not distributed)."""
+    """The number of processes training together (1 when not distributed); joins the process
+    group under ``mpiexec`` like :func:`rank`."""
+    _auto_init()
     return _State.comm.Get_size() if _State.comm is not None else 1
 
 
