@@ -11,6 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from rosenblatt.models.alexnet import AlexNet, alexnet
+from rosenblatt.models.autoencoder import (
+    Autoencoder,
+    ConvAutoencoder,
+    DenoisingAutoencoder,
+    autoencoder,
+    conv_autoencoder,
+    denoising_autoencoder,
+)
 from rosenblatt.models.densenet import DenseBlock, DenseLayer, DenseNet, Transition, densenet121, densenet_bc
 from rosenblatt.models.googlenet import BasicConv2d, GoogLeNet, InceptionAux, InceptionModule, googlenet
 from rosenblatt.models.lenet import LeNet5, lenet5
@@ -27,6 +35,7 @@ from rosenblatt.models.resnet import (
     resnet34,
     resnet50,
 )
+from rosenblatt.models.seq2seq import Decoder, Encoder, Seq2Seq, seq2seq
 from rosenblatt.models.unet import UNet, unet
 from rosenblatt.models.vgg import VGG, vgg11, vgg13, vgg16, vgg19
 
@@ -47,6 +56,10 @@ MODELS: dict[str, Callable[..., Any]] = {
     "densenet121": densenet121,
     "densenet_bc": densenet_bc,
     "unet": unet,
+    "autoencoder": autoencoder,
+    "denoising_autoencoder": denoising_autoencoder,
+    "conv_autoencoder": conv_autoencoder,
+    "seq2seq": seq2seq,
 }
 
 
@@ -58,6 +71,8 @@ def get_model(name: str, **kwargs: Any) -> Any:
 
 
 __all__ = [
+    "Autoencoder", "ConvAutoencoder", "Decoder", "DenoisingAutoencoder", "Encoder", "Seq2Seq", "autoencoder",
+    "conv_autoencoder", "denoising_autoencoder", "seq2seq",
     "MLP", "Perceptron", "PerceptronHistory", "mlp", "perceptron",
     "MODELS", "AlexNet", "BasicBlock", "BasicConv2d", "Bottleneck", "CifarResNet", "DenseBlock", "DenseLayer",
     "DenseNet", "GoogLeNet", "InceptionAux", "InceptionModule", "LeNet5", "PadShortcut", "ResNet", "Transition",

@@ -1,5 +1,6 @@
 """``rb.viz``: plots of training and of what a network learned (matplotlib, imported lazily)."""
 
+from rosenblatt.viz.autoencoder import plot_latent_space, plot_reconstructions
 from rosenblatt.viz.cnn import capture_feature_maps, plot_feature_maps, plot_filters
 
-__all__ = ["capture_feature_maps", "plot_feature_maps", "plot_filters"]
+__all__ = ["plot_latent_space", "plot_reconstructions", "capture_feature_maps", "plot_feature_maps", "plot_filters"]
