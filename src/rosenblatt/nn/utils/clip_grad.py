@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy as np
+
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Tensor
 
@@ -46,8 +48,9 @@ def clip_grad_norm_(
         )
     coefficient = max_norm / (total + 1e-6)
     if coefficient < 1.0:
-        for g in grads:
-            g.data *= g.data.dtype.type(coefficient)
+        with np.errstate(invalid="ignore"):  # an infinite norm makes NaNs, as in PyTorch
+            for g in grads:
+                g.data *= g.data.dtype.type(coefficient)
     return Tensor(xp.asarray(total, dtype=grads[0].data.dtype))
 
 
