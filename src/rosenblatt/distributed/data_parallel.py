@@ -145,10 +145,10 @@ def allreduce_metrics(metrics: Mapping[str, Any], weight: float = 1.0) -> dict[s
     they were computed on); every process gets ``sum(w_r * m_r) / sum(w_r)`` for each metric. All
     processes must pass the same keys. Without distribution the values come back as floats.
     """
-    keys = sorted(metrics)
+    keys = sorted(metrics)  # the same order on every process
     values = np.array([float(np.asarray(metrics[k])) for k in keys] + [1.0], dtype=np.float64)
     if not _comm.is_distributed():
-        return {k: float(v) for k, v in zip(keys, values[:-1])}
+        return {k: float(np.asarray(metrics[k])) for k in metrics}
     weight = float(weight)
     if not weight >= 0:
         raise ValueError(f"allreduce_metrics: weight must be non-negative, got {weight}")
@@ -156,7 +156,8 @@ def allreduce_metrics(metrics: Mapping[str, Any], weight: float = 1.0) -> dict[s
     totals = _comm.allreduce_array(values, op="sum")
     if totals[-1] == 0:
         raise ValueError("allreduce_metrics: the weights sum to zero over all processes")
-    return {k: float(v / totals[-1]) for k, v in zip(keys, totals[:-1])}
+    reduced = {k: float(v / totals[-1]) for k, v in zip(keys, totals[:-1])}
+    return {k: reduced[k] for k in metrics}  # the caller's order (the reduction used sorted keys)
 
 
 def parameters_equal_across_ranks(model_or_params: Any, atol: float = 0.0) -> bool:
