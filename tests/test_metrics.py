@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from rosenblatt.train import History, metrics as M
+from rosenblatt.train import History
+from rosenblatt.train import metrics as M
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -50,7 +50,8 @@ def _build_parser() -> _Parser:
                            description="Train a model and write history.csv, curves.png, model.safetensors "
                                        "and metrics.json to the output folder.")
     train.add_argument("--model", default=None,
-                       help=f"a model of rb.models.MODELS, or 'mlp' (default: {default_model()})")
+                       help=f"a model of rb.models.MODELS, or 'mlp' (default: {default_model()} for images, "
+                            "mlp for tables)")
     train.add_argument("--data", default="digits",
                        help="digits | fashion-mnist[:DIR] | mnist:DIR | csv:PATH:TARGET (default: digits)")
     train.add_argument("--epochs", type=int, default=None, help="epochs (default: 15 on digits, 5 otherwise)")
@@ -184,7 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             with open(saved) as f:
                 config = json.load(f)
     pick = lambda key, default: getattr(args, key) if getattr(args, key) is not None else config.get(key, default)  # noqa: E731
-    model_name = pick("model", default_model())
+    model_name = pick("model", None)
     data_spec = args.data if args.data != "digits" or "data" not in config else config["data"]
     seed = pick("seed", 0)
     if seed < 0:
@@ -207,6 +208,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--epochs must be >= 1, got {epochs}")
     if args.limit:
         data["train"] = tuple(a[:args.limit] for a in data["train"])
+    if model_name is None:  # tables go to the MLP, images to the default CNN
+        model_name = default_model() if data["train"][0].ndim == 4 else "mlp"
     model, data = _build_model(model_name, data)
     opt_class = getattr(rb.optim, OPTIMIZERS[optimizer_name][0])
     opt_kwargs = {"lr": lr, "momentum": 0.9} if optimizer_name == "sgd" else {"lr": lr}
