@@ -151,9 +151,9 @@ class Optimizer:
                     f"{name}: can only optimise leaf tensors, but parameter {i} (shape {p.shape}) "
                     f"was computed by {type(p.grad_fn).__name__}; use .detach().requires_grad_()"
                 )
-            if p.data.dtype.kind not in "fc":
+            if p.data.dtype.kind != "f":
                 raise TypeError(
-                    f"{name}: can only optimise floating-point tensors, but parameter {i} "
+                    f"{name}: can only optimise real floating-point tensors, but parameter {i} "
                     f"(shape {p.shape}) has dtype {p.data.dtype}"
                 )
         seen: set[int] = set()
