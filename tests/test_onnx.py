@@ -222,7 +222,7 @@ MODEL_CASES = {
     "conv_autoencoder": (dict(in_channels=1), (1, 8, 8)),
     "seq2seq": (dict(src_vocab=11, tgt_vocab=9, embedding_dim=6, hidden_size=8, num_layers=2), "tokens"),
 }
-SLOW_MODELS = {"vgg16", "vgg19", "resnet50", "densenet121", "googlenet"}
+SLOW_MODELS = {"vgg13", "vgg16", "vgg19", "resnet50", "densenet121", "googlenet"}
 
 
 def _model_names():

@@ -182,7 +182,7 @@ CASES = {
     "mlp": (lambda: torch_mlp((6, 16, 16, 4)), dict(sizes=(6, 16, 16, 4), batch_norm=True),
             lambda: [rng.normal(size=(5, 6))]),
     "lenet5": (torch_lenet5, dict(), lambda: [rng.normal(size=(2, 1, 28, 28))]),
-    "resnet20": (lambda: torch_resnet([16, 32, 64], 3, cifar=True), dict(num_classes=5),
+    "resnet20": (lambda: torch_resnet([4, 8, 16], 3, cifar=True), dict(num_classes=5, width=4),
                  lambda: [rng.normal(size=(2, 3, 8, 8))]),
     "resnet18": (lambda: torch_resnet([8, 16, 32, 64], 2, cifar=False),
                  dict(num_classes=5, small_input=True, width=8), lambda: [rng.normal(size=(2, 3, 8, 8))]),
