@@ -112,7 +112,10 @@ class TuneResults(list):
     def __init__(self, trials: list[dict[str, Any]], params: list[str], direction: str) -> None:
         self.params, self.direction = params, direction
         reverse = direction == "maximize"
-        key = (lambda t: (math.isnan(t["score"]), -t["score"] if reverse else t["score"]))
+
+        def key(trial: dict[str, Any]) -> tuple[bool, float]:  # failed (NaN) trials last
+            return math.isnan(trial["score"]), -trial["score"] if reverse else trial["score"]
+
         super().__init__(sorted(trials, key=key))
 
     @property
