@@ -303,3 +303,54 @@ def test_trainer_under_mpiexec_matches_single_process(tmp_path):
     # only rank 0 writes the log file
     assert results[0]["callbacks"] == ["CSVLogger"] and results[1]["callbacks"] == []
     assert len((tmp_path / "log.csv").read_text().splitlines()) == 4
+
+
+# --------------------------------------------------------------------------------------------
+# Several processes sharing one Optuna study (rb.tune.bayes_search with an RDB storage)
+# --------------------------------------------------------------------------------------------
+
+TUNE_WORKER = textwrap.dedent('''
+    """One tuning worker: 8 trials of a shared study; its view of the study goes to <out>."""
+    import json, os, sys
+    import rosenblatt as rb
+
+    storage, worker, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+    def objective(x, depth):
+        return (x - 1.5) ** 2 + 0.1 * depth
+
+    space = {"x": rb.tune.uniform(-5.0, 5.0), "depth": rb.tune.randint(1, 3)}
+    # a different seed per worker, or both would propose the same start-up points
+    results = rb.tune.bayes_search(objective, space, n_trials=8, storage=storage, study_name="shared", seed=worker)
+    json.dump({"pid": os.getpid(), "seen": len(results), "best": results[0]["score"],
+               "best_x": results[0]["x"]}, open(out, "w"))
+''')
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_optuna_study(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    if not hasattr(rb.tune, "bayes_search"):
+        pytest.skip("rb.tune.bayes_search is not available")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    # Create the study (and its tables) once before the workers start, as one would on a server.
+    optuna.create_study(storage=storage, study_name="shared", direction="minimize")
+    script = tmp_path / "tune_worker.py"
+    script.write_text(TUNE_WORKER)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1")
+    workers = [subprocess.Popen([sys.executable, str(script), storage, str(w), str(tmp_path / f"worker{w}.json")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for w in range(2)]
+    for w in workers:
+        _, err = w.communicate(timeout=180)
+        assert w.returncode == 0, err
+    reports = [json.loads((tmp_path / f"worker{w}.json").read_text()) for w in range(2)]
+    assert reports[0]["pid"] != reports[1]["pid"]
+    study = optuna.load_study(study_name="shared", storage=storage)
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == 16, "both workers' trials must land in the one study"
+    # whoever finished last saw every trial of the shared study in its results table
+    assert max(r["seen"] for r in reports) == 16
+    assert min(r["best"] for r in reports) == pytest.approx(study.best_value)
+    assert study.best_value < 1.0  # (x - 1.5)^2 + 0.1 depth: the search found the valley
