@@ -282,3 +282,12 @@ def test_fixed_batch_export(tmp_path):
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model(rb.tensor(x)).numpy(), atol=1e-6)
     with pytest.raises(Exception):  # noqa: B017 - onnxruntime's own error type for a wrong shape
         session.run(None, {"input": randn(5, 3)})
+
+
+def test_one_dimensional_pools_and_adaptive_max_pool(tmp_path):
+    needs("Conv1d", "MaxPool1d", "AvgPool1d", "AdaptiveMaxPool2d", "Dropout2d")
+    sequence_model = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.MaxPool1d(2), nn.AvgPool1d(2, stride=1, padding=1))
+    roundtrip(sequence_model, *batches(2, 8), tmp_path)
+    image_model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Dropout2d(0.3), nn.AdaptiveMaxPool2d(1), nn.Flatten())
+    proto = roundtrip(image_model, *batches(2, 6, 6), tmp_path)
+    assert "GlobalMaxPool" in {n.op_type for n in proto.graph.node}
