@@ -42,6 +42,7 @@ from rosenblatt.nn.functional.pooling import (
     max_pool1d,
     max_pool2d,
 )
+from rosenblatt.nn.functional.recurrent import gru_cell, gru_layer, lstm_cell, lstm_layer, rnn_cell, rnn_layer
 from rosenblatt.nn.functional.resize import interpolate, upsample
 from rosenblatt.ops import one_hot, pad
 
@@ -54,3 +55,4 @@ __all__ = [
 ]
 __all__ += ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d",
             "conv_transpose2d", "interpolate", "max_pool1d", "max_pool2d", "upsample"]
+__all__ += ["gru_cell", "gru_layer", "lstm_cell", "lstm_layer", "rnn_cell", "rnn_layer"]

@@ -404,9 +404,10 @@ class GRULayer(Function):
             _sigmoid_(a[:, :2 * H], xp)
             r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
             hn = hidden_n[t]
-            hn[...] = recurrent[:, 2 * H:]
             if b_hh is not None:
-                hn += b_hh[2 * H:]
+                xp.add(recurrent[:, 2 * H:], b_hh[2 * H:], out=hn)
+            else:
+                hn[...] = recurrent[:, 2 * H:]
             xp.multiply(r, hn, out=scratch)
             n += scratch
             xp.tanh(n, out=n)
