@@ -1,8 +1,9 @@
 """``embedding``: look up rows of a weight matrix by integer index.
 
-The gradient scatters the upstream rows back into the table, summing repeated indices. It is
-computed by sorting the indices and summing runs with ``add.reduceat`` (vectorised, no
-``add.at``); the row of ``padding_idx`` gets no gradient.
+The gradient scatters the upstream rows back into the table, summing repeated indices. On the
+CPU it is computed by sorting the indices and summing runs with ``add.reduceat`` (vectorised, no
+``add.at``), on a GPU with CuPy's atomic ``scatter_add``; the row of ``padding_idx`` gets no
+gradient.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ def _scatter_rows(grad_rows: Any, indices: Any, num_rows: int, padding_idx: int 
     xp = get_array_module(grad_rows)
     out = xp.zeros((num_rows, grad_rows.shape[-1]), dtype=grad_rows.dtype)
     if indices.size == 0:
+        return out
+    if xp is not np:  # CuPy: an atomic scatter-add kernel is the fast way on a GPU
+        import cupyx
+
+        cupyx.scatter_add(out, indices, grad_rows)
+        if padding_idx is not None:
+            out[padding_idx] = 0
         return out
     order = xp.argsort(indices, kind="stable")
     sorted_idx = indices[order]
