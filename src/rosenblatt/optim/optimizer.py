@@ -17,6 +17,7 @@ parameter-sized temporaries on every step.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
@@ -92,8 +93,9 @@ class Optimizer:
             (``[{"params": body.parameters()}, {"params": head.parameters(), "lr": 1e-2}]``).
         defaults: the hyper-parameters of a group that does not give its own.
 
-    Subclasses implement :meth:`step` (with :meth:`_evaluate_closure` and
-    :meth:`_params_with_grad`) and may check hyper-parameters in :meth:`_check_hyperparameters`.
+    Subclasses implement :meth:`step` - :meth:`_evaluate_closure`, then for each entry of
+    :meth:`_params_with_grad` an elementwise kernel run by :meth:`_apply` - and may check their
+    hyper-parameters in :meth:`_check_hyperparameters`.
     """
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
@@ -171,6 +173,9 @@ class Optimizer:
             if default is required and key not in group:
                 raise ValueError(f"{name}: parameter group didn't specify a value of required hyper-parameter '{key}'")
             group.setdefault(key, default)
+        for key, value in group.items():  # NumPy scalars become Python numbers: state_dict() stays JSON-able
+            if isinstance(value, np.generic):
+                group[key] = value.item()
         self._check_hyperparameters(group)
         group["params"] = params
         self.param_groups.append(group)
@@ -178,7 +183,7 @@ class Optimizer:
     def _check_hyperparameters(self, group: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` for an invalid hyper-parameter; subclasses add their own checks."""
         name = type(self).__name__
-        if "lr" in group and not (isinstance(group["lr"], (int, float)) and group["lr"] >= 0):
+        if "lr" in group and not (isinstance(group["lr"], numbers.Real) and group["lr"] >= 0):
             raise ValueError(f"{name}: invalid learning rate: expected a number >= 0, got {group['lr']!r}")
         if "eps" in group and not group["eps"] >= 0:
             raise ValueError(f"{name}: invalid epsilon value: expected eps >= 0, got {group['eps']!r}")
