@@ -20,6 +20,7 @@ import numpy as np
 
 from rosenblatt import ops
 from rosenblatt import random as _random
+from rosenblatt.backend import get_array_module
 from rosenblatt.core import Tensor
 from rosenblatt.nn.functional import recurrent as R
 from rosenblatt.nn.module import Module
@@ -30,8 +31,6 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _zeros(shape: tuple[int, ...], like: Tensor) -> Any:
-    from rosenblatt.backend import get_array_module
-
     return get_array_module(like.data).zeros(shape, dtype=like.dtype)
 
 
@@ -249,10 +248,7 @@ def _dropout(x: Tensor, p: float) -> Tensor:
         return x * 0.0
     keep = 1.0 - p
     mask = _random.bernoulli_mask(keep, x.shape, x.dtype) / np.asarray(keep, dtype=x.dtype)
-    from rosenblatt.backend import get_array_module
-
-    xp = get_array_module(x.data)
-    return x * Tensor._make(xp.asarray(mask))
+    return x * Tensor._make(get_array_module(x.data).asarray(mask))
 
 
 class RNN(RNNBase):
