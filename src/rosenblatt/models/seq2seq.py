@@ -16,6 +16,7 @@ import numpy as np
 
 from rosenblatt import ops
 from rosenblatt import random as _random
+from rosenblatt.backend import get_array_module
 from rosenblatt.core import Tensor, no_grad
 from rosenblatt.nn.embedding import Embedding
 from rosenblatt.nn.linear import Linear
@@ -148,7 +149,9 @@ class Seq2Seq(Module):
             finished = np.zeros(batch, dtype=bool)
             generated = []
             for _ in range(max_len):
-                logits, state = self.decoder(Tensor(token), state)
+                # the fed-back tokens live where the model's weights do (NumPy or CuPy)
+                xp = get_array_module(self.decoder.embedding.weight.data)
+                logits, state = self.decoder(Tensor._make(xp.asarray(token)), state)
                 token = np.asarray(logits.numpy().argmax(axis=-1), dtype=np.int64)
                 if end_token is not None:
                     token[finished, 0] = end_token
