@@ -66,12 +66,15 @@ def test_csv_data_and_regression(tmp_path, capsys):
     assert metrics["model"] == "mlp" and set(metrics["test"]) == {"loss", "mae", "r2"}
 
 
-def test_module_entry_point_and_info():
+def test_info(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("rosenblatt ") and "numpy" in out and "matplotlib" in out and "backends:" in out
+
+
+def test_module_entry_point_reports_errors_in_one_line():
     env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")}
-    done = subprocess.run([sys.executable, "-m", "rosenblatt", "info"], capture_output=True, text=True, env=env,
-                          timeout=120)
-    assert done.returncode == 0 and "rosenblatt" in done.stdout and "numpy" in done.stdout
-    assert "matplotlib" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "rosenblatt", "train", "--epochs", "0"], capture_output=True,
                          text=True, env=env, timeout=120)
-    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "--epochs must be >= 1" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
