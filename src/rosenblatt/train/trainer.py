@@ -424,7 +424,7 @@ class Trainer:
             sample_weight: per-sample loss weights for array data (split along with the data).
             class_weight: loss weight per class (``{class: weight}`` or a list), applied to the
                 training and the validation loss; targets are class indices (or one-hot rows, or
-                binary 0/1).
+                binary 0/1). With several outputs it weights the first output's loss.
             resume_from: a checkpoint written by ``ModelCheckpoint``/:meth:`save_checkpoint`:
                 weights, optimiser, schedulers, callbacks, history, random state and data order are
                 restored, and training continues with the epoch after the saved one. On the CPU the
