@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any, TextIO
@@ -62,8 +63,11 @@ class ProgressBar(Callback):
         steps = getattr(self.trainer, "steps_per_epoch", None)
         self._steps = steps
         if self._tqdm is not None:
+            # A terminal that reports no width (some ptys) would get an empty bar: assume 100 columns.
+            width = shutil.get_terminal_size((0, 0)).columns
+            size = {"dynamic_ncols": True} if width > 0 else {"ncols": 100}
             self._bar = self._tqdm(total=steps, desc=self._desc(epoch), file=self._out, leave=True,
-                                   mininterval=self.min_interval, dynamic_ncols=True, unit="batch")
+                                   mininterval=self.min_interval, unit="batch", **size)
 
     def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss", float("nan"))
