@@ -65,7 +65,7 @@ class ProgressBar(Callback):
         if self._tqdm is not None:
             # A terminal that reports no width (some ptys) would get an empty bar: assume 100 columns.
             width = shutil.get_terminal_size((0, 0)).columns
-            size = {"dynamic_ncols": True} if width > 0 else {"ncols": 100}
+            size = {"dynamic_ncols": True} if width > 0 else {"ncols": 100, "nrows": 24}
             self._bar = self._tqdm(total=steps, desc=self._desc(epoch), file=self._out, leave=True,
                                    mininterval=self.min_interval, unit="batch", **size)
 
