@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import rosenblatt as rb
-from tests.parity import HAVE_TORCH, check_grad, check_op, check_second_order, requires_torch
+from tests.parity import HAVE_TORCH, check_grad, check_op, check_second_order, requires_torch, rb_tensor
 
 if HAVE_TORCH:
     import torch
@@ -53,7 +53,7 @@ CASES = [
     ("maximum", rb.maximum, torch and torch.maximum, [r(3, 4), r(4)]),
     ("minimum", rb.minimum, torch and torch.minimum, [r(3, 4), r(3, 4)]),
     ("maximum_ties", rb.maximum, torch and torch.maximum, [np.ones((2, 3)), np.ones((2, 3))]),
-    ("where", lambda a, b: rb.where(rb.tensor(IDX > 0), a, b), lambda a, b: torch.where(torch.tensor(IDX > 0), a, b),
+    ("where", lambda a, b: rb.where(rb_tensor(IDX > 0), a, b), lambda a, b: torch.where(torch.tensor(IDX > 0), a, b),
      [r(2, 3), r(2, 3)]),
     ("clip", lambda a: rb.clip(a, -0.5, 0.5), lambda a: torch.clamp(a, -0.5, 0.5), [r(4, 5)]),
     ("clip_min", lambda a: a.clip(min=0.1), lambda a: torch.clamp(a, min=0.1), [r(4, 5)]),
@@ -131,11 +131,11 @@ CASES = [
      lambda a: a[torch.tensor([0, 0, 2]), torch.tensor([1, 1, 4])], [r(4, 5)]),
     ("getitem_bool", lambda a: a[a.data > 0], lambda a: a[a > 0], [r(4, 5)]),
     ("getitem_ellipsis_none", lambda a: a[..., None, 1], lambda a: a[..., None, 1], [r(2, 3, 4)]),
-    ("gather", lambda a: rb.gather(a, 1, rb.tensor(IDX)), lambda a: torch.gather(a, 1, torch.tensor(IDX)),
+    ("gather", lambda a: rb.gather(a, 1, rb_tensor(IDX)), lambda a: torch.gather(a, 1, torch.tensor(IDX)),
      [r(2, 4)]),
-    ("gather_axis0", lambda a: rb.gather(a, 0, rb.tensor(IDX % 2)), lambda a: torch.gather(a, 0, torch.tensor(IDX % 2)),
+    ("gather_axis0", lambda a: rb.gather(a, 0, rb_tensor(IDX % 2)), lambda a: torch.gather(a, 0, torch.tensor(IDX % 2)),
      [r(3, 3)]),
-    ("take_along_axis", lambda a: rb.take_along_axis(a, rb.tensor(IDX), 1),
+    ("take_along_axis", lambda a: rb.take_along_axis(a, rb_tensor(IDX), 1),
      lambda a: torch.take_along_dim(a, torch.tensor(IDX), 1), [r(2, 4)]),
     # linear algebra
     ("matmul", rb.matmul, torch and torch.matmul, [r(3, 4), r(4, 5)]),
