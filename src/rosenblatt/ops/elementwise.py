@@ -124,11 +124,11 @@ class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
         xp = get_array_module(x)
-        # 1 / (1 + e^-x) written through tanh: one transcendental, no overflow for large |x|
-        y = xp.tanh(x * 0.5)
-        y += 1.0
-        y *= 0.5
-        return y
+        # One exp of -|x| never overflows, and keeps full relative precision for large negative x:
+        # sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, with e = exp(-|x|).
+        e = xp.exp(-xp.abs(x))
+        denominator = 1.0 + e
+        return xp.where(x >= 0, 1.0, e) / denominator
 
     @staticmethod
     def backward(ctx, gy):
