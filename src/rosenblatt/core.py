@@ -164,8 +164,17 @@ class Tensor:
     every leaf tensor that requires it.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_output_index", "_version",
-                 "_retains_grad", "__weakref__")
+    # A dict of slots documents each attribute (``help(rb.Tensor.grad)``).
+    __slots__ = {
+        "data": "The underlying array: a numpy.ndarray, or a cupy.ndarray on a GPU.",
+        "grad": "The gradient accumulated by backward() (a Tensor of the same shape), or None.",
+        "requires_grad": "Whether ops on this tensor are recorded so that gradients flow to it.",
+        "grad_fn": "The Function node that produced this tensor, or None for a leaf.",
+        "_output_index": "Which output of grad_fn this tensor is.",
+        "_version": "Counts in-place changes, so backward can refuse data that changed after it was saved.",
+        "_retains_grad": "Set by retain_grad(): keep grad on this non-leaf tensor.",
+        "__weakref__": "",
+    }
     # Makes ``ndarray + Tensor`` call Tensor.__radd__ instead of broadcasting the Tensor as an object.
     __array_priority__ = 1000
 
@@ -184,14 +193,17 @@ class Tensor:
     # -- attributes ---------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
+        """The size of each dimension, as a tuple."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions."""
         return self.data.ndim
 
     @property
     def size(self) -> _Size:
+        """The number of elements (NumPy's ``size``); called, ``size()`` / ``size(dim)`` give the shape."""
         return _Size(self.data.shape)
 
     def numel(self) -> int:
@@ -204,10 +216,12 @@ class Tensor:
 
     @property
     def dtype(self) -> np.dtype:
+        """The element type (a NumPy dtype: ``rb.float32``, ``rb.int64``, ...)."""
         return self.data.dtype
 
     @property
     def device(self) -> Device:
+        """Where the data lives: ``device("cpu")`` or ``device("cuda:N")``."""
         return device_of(self.data)
 
     @property
@@ -217,10 +231,12 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:  # noqa: N802
+        """All axes reversed (the transpose of a matrix); differentiable."""
         return _ops.transpose(self)
 
     @property
     def mT(self) -> Tensor:  # noqa: N802
+        """The last two axes swapped (a batch of matrices transposed); differentiable."""
         return _ops.swapaxes(self, -1, -2)
 
     def __len__(self) -> int:
@@ -338,12 +354,15 @@ class Tensor:
         return self.to(f"cuda:{index}")
 
     def float(self) -> Tensor:
+        """Cast to float32."""
         return self.astype(float32)
 
     def double(self) -> Tensor:
+        """Cast to float64."""
         return self.astype(float64)
 
     def long(self) -> Tensor:
+        """Cast to int64."""
         return self.astype(int64)
 
     # -- autograd -----------------------------------------------------------------------------
@@ -373,6 +392,7 @@ class Tensor:
         run_backward([self], [gradient], retain_graph=retain_graph or create_graph, create_graph=create_graph)
 
     def register_hook(self, hook):
+        """Not supported: gradient hooks would slow every backward; use ``retain_grad()`` or ``rb.grad``."""
         raise NotImplementedError("register_hook is not supported; use retain_grad() or rb.grad()")
 
     # -- in-place ops (leaves under no_grad, or tensors no graph needs) -----------------------
@@ -682,16 +702,17 @@ class Tensor:
     def norm(self, ord: Any = None, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:  # noqa: A002
         return _ops.norm(self, ord, axis, keepdims, **kw)
 
-    def all(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.all(self, axis, keepdims)
+    def all(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.all(self, axis, keepdims, **kw)
 
-    def any(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.any(self, axis, keepdims)
+    def any(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        return _ops.any(self, axis, keepdims, **kw)
 
     def reshape(self, *shape: Any) -> Tensor:
         return _ops.reshape(self, *shape)
 
     def view(self, *shape: Any) -> Tensor:
+        """PyTorch's name for :meth:`reshape`."""
         return _ops.reshape(self, *shape)
 
     def transpose(self, *axes: Any) -> Tensor:
@@ -709,7 +730,7 @@ class Tensor:
     def squeeze(self, axis: Any = None, **kw: Any) -> Tensor:
         return _ops.squeeze(self, axis, **kw)
 
-    def unsqueeze(self, axis: int, **kw: Any) -> Tensor:
+    def unsqueeze(self, axis: int | None = None, **kw: Any) -> Tensor:
         return _ops.unsqueeze(self, axis, **kw)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
@@ -719,6 +740,7 @@ class Tensor:
         return _ops.expand(self, *shape)
 
     def expand_as(self, other: Tensor) -> Tensor:
+        """Broadcast to ``other``'s shape."""
         return _ops.broadcast_to(self, other.shape)
 
     def flip(self, axis: Any = None, **kw: Any) -> Tensor:
@@ -740,9 +762,11 @@ class Tensor:
         return _ops.outer(self, other)
 
     def where(self, condition: Any, other: Any) -> Tensor:
+        """``self`` where ``condition`` is true, else ``other``: ``rb.where(condition, self, other)``."""
         return _ops.where(condition, self, other)
 
     def contiguous(self) -> Tensor:
+        """This tensor (NumPy arrays need no contiguous copy for any op here)."""
         return self
 
 
@@ -1149,3 +1173,17 @@ from rosenblatt.ops.arithmetic import Div as _Div  # noqa: E402
 from rosenblatt.ops.arithmetic import Mul as _Mul  # noqa: E402
 from rosenblatt.ops.arithmetic import Neg as _Neg  # noqa: E402
 from rosenblatt.ops.arithmetic import Sub as _Sub  # noqa: E402
+
+
+def _document_mirror_methods() -> None:
+    """Give each method that mirrors a top-level op (``t.sum()`` for ``rb.sum(t)``) that op's summary."""
+    import inspect
+
+    for name, method in vars(Tensor).items():
+        function = getattr(_ops, name, None)
+        if callable(method) and not method.__doc__ and callable(function) and function.__doc__:
+            summary = inspect.getdoc(function).split("\n\n")[0]
+            method.__doc__ = f"Method form of ``rb.{name}(t, ...)``: {summary}"
+
+
+_document_mirror_methods()

@@ -40,7 +40,7 @@ def _as_input(x: Any) -> Tensor:
 
 
 class Autoencoder(Module):
-    """A dense autoencoder (Hinton & Salakhutdinov 2006).
+    """A dense autoencoder (Hinton & Salakhutdinov, 2006).
 
     ``sizes = [in, h1, ..., code]`` gives the encoder ``Linear -> activation`` for each hidden width
     and a linear layer into the code (the bottleneck); the decoder mirrors it

@@ -321,14 +321,16 @@ def norm(x: Tensor, ord: Any = None, axis: Any = None, keepdims: bool = False, *
     raise ValueError(f"norm: unsupported ord {ord!r} (use 1, 2, inf, -inf, 'fro' or a positive number)")
 
 
-def all(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def all(x: Any, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:  # noqa: A001
     """True where every element along ``axis`` is true."""
+    axis, keepdims = axis_args("all", axis, keepdims, kw)
     data = raw(x)
     return Tensor._make(get_array_module(data).asarray(data.all(axis=axis, keepdims=keepdims)))
 
 
-def any(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def any(x: Any, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:  # noqa: A001
     """True where some element along ``axis`` is true."""
+    axis, keepdims = axis_args("any", axis, keepdims, kw)
     data = raw(x)
     return Tensor._make(get_array_module(data).asarray(data.any(axis=axis, keepdims=keepdims)))
 

@@ -114,9 +114,11 @@ def squeeze(x: Tensor, axis: Any = None, **kw: Any) -> Tensor:
     return reshape(x, shape)
 
 
-def unsqueeze(x: Tensor, axis: int, **kw: Any) -> Tensor:
+def unsqueeze(x: Tensor, axis: int | None = None, **kw: Any) -> Tensor:
     """Insert an axis of length 1 at position ``axis``."""
     axis, _ = axis_args("unsqueeze", axis, False, kw)
+    if axis is None:
+        raise TypeError("unsqueeze: expected the position of the new axis (axis= or dim=), got none")
     axis = normalize_axis("unsqueeze", axis, x.ndim + 1)
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
