@@ -156,10 +156,11 @@ def test_conv_transpose2d_gradcheck():
 # -- the fast path's bookkeeping -------------------------------------------------------------------
 
 
-def test_outputs_never_alias_reused_buffers():
+@pytest.mark.parametrize("batch", [1, 2])  # batch 1: a transposed view would already be contiguous
+def test_outputs_never_alias_reused_buffers(batch):
     """Workspace buffers are reused between calls: results must not live in them."""
     w = rb_tensor(r(3, 2, 3, 3))
-    x1, x2 = rb_tensor(r(2, 2, 6, 6)), rb_tensor(r(2, 2, 6, 6))
+    x1, x2 = rb_tensor(r(batch, 2, 6, 6)), rb_tensor(r(batch, 2, 6, 6))
     y1 = F.conv2d(x1, w, padding=1, stride=2)
     expected = y1.numpy().copy()
     F.conv2d(x2, w, padding=1, stride=2)
