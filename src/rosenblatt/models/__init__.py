@@ -3,6 +3,23 @@
 ``get_model(name, **kwargs)`` builds a registered model by name (``MODELS`` maps names to
 factories), so a command line can pick any of them: the convolutional factories all take
 ``num_classes=``, ``in_channels=`` and ``small_input=``.
+
+Smallest square input of each convolutional model (smaller inputs raise ``ValueError``; 8x8
+digits are to be resized or padded by the caller):
+
+=============================  ====================  =============================
+model                          ``small_input=True``  standard (224x224 intended)
+=============================  ====================  =============================
+lenet5                         its ``input_size`` (28 by default; any >= 12)
+alexnet                        8                     63
+vgg11 / vgg13 / vgg16 / vgg19  16                    32
+googlenet                      8                     32
+resnet18 / resnet34 / resnet50 any (>= 8 useful)     any (>= 32 useful)
+resnet20                       4 (32 intended)
+densenet121                    8                     32
+densenet_bc                    4                     16
+unet                           a multiple of 4 (``2**depth``)
+=============================  ====================  =============================
 """
 
 from __future__ import annotations
