@@ -309,3 +309,15 @@ def test_errors_are_clear():
         rb.nn.ConvTranspose2d(3, 4, 3)(rb.zeros(1, 4, 5, 5))
     with pytest.raises(ValueError, match="padding_mode"):
         rb.nn.Conv2d(3, 4, 3, padding_mode="mirror")
+
+
+@requires_torch
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1, groups=2), dict(kernel=1)])
+def test_large_batches_are_processed_in_chunks(monkeypatch, kw):
+    """Columns over the size limit are built a few samples at a time (a last, shorter chunk too)."""
+    kw = dict(kw)
+    k = kw.pop("kernel", 3)
+    monkeypatch.setattr(rb.nn.functional.conv, "COLUMNS_MAX_BYTES", 2 * 4 * 9 * 36 * 8)  # ~2 samples
+    groups = kw.get("groups", 1)
+    rb_fn, torch_fn = _conv2d_pair(kw)
+    check_op(rb_fn, torch_fn, [r(5, 4, 6, 6), r(6, 4 // groups, k, k), r(6)], np.float64)

@@ -165,7 +165,20 @@ def _check_float(op: str, *arrays: Any) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _channel_major(x: Any, pads: tuple[tuple[int, int], tuple[int, int]], xp: Any) -> Any:
+# The column matrix is kh*kw times the input's size; a batch is processed in chunks whose
+# columns stay under this size (bounded memory for large images; the GEMMs stay large).
+COLUMNS_MAX_BYTES = 64 * 2**20
+
+
+def _batch_chunks(n: int, bytes_per_sample: int) -> tuple[int, list[tuple[int, int]]]:
+    """Split a batch of ``n`` into near-equal chunks; returns the chunk capacity and the ranges."""
+    capacity = max(1, min(n, COLUMNS_MAX_BYTES // max(bytes_per_sample, 1)))
+    count = -(-n // capacity)
+    capacity = -(-n // count)
+    return capacity, [(start, min(start + capacity, n)) for start in range(0, n, capacity)]
+
+
+def _channel_major(x: Any, pads: tuple[tuple[int, int], tuple[int, int]], xp: Any, capacity: int) -> Any:
     """``x`` as ``(C, N, H, W)``, zero-padded on H and W, in a workspace buffer.
 
     Channel-major order lets the column matrix be ``(C*kh*kw, N*OH*OW)``, so the whole batch is
@@ -175,7 +188,7 @@ def _channel_major(x: Any, pads: tuple[tuple[int, int], tuple[int, int]], xp: An
     (top, bottom), (left, right) = pads
     n, c, h, w = x.shape
     hp, wp = h + top + bottom, w + left + right
-    out = workspace("conv.input", (c, n, hp, wp), x.dtype, xp)
+    out = workspace("conv.input", (c, capacity, hp, wp), x.dtype, xp)[:, :n]
     # Only the border needs zeros: the interior is overwritten right after.
     if top:
         out[:, :, :top] = 0
@@ -189,36 +202,48 @@ def _channel_major(x: Any, pads: tuple[tuple[int, int], tuple[int, int]], xp: An
     return out
 
 
-def im2col(x: Any, kernel: tuple[int, int], geom: ConvGeometry) -> tuple[Any, tuple[int, int]]:
-    """Columns ``(C*kh*kw, N*OH*OW)`` of ``x`` (a workspace buffer: use it before the next call).
+def _conv_output_hw(x_shape: tuple[int, ...], kernel: tuple[int, int], geom: ConvGeometry) -> tuple[int, int]:
+    return (_output_size(x_shape[2], kernel[0], geom.stride[0], geom.padding[0], geom.dilation[0]),
+            _output_size(x_shape[3], kernel[1], geom.stride[1], geom.padding[1], geom.dilation[1]))
+
+
+def im2col(x: Any, kernel: tuple[int, int], geom: ConvGeometry, capacity: int | None = None) -> Any:
+    """Columns ``(C*kh*kw, N*OH*OW)`` of ``x`` (a workspace view: use it before the next call).
 
     Row ``c*kh*kw + i*kw + j`` holds the input pixels that kernel offset ``(i, j)`` of channel
-    ``c`` meets at every output position of every sample.
+    ``c`` meets at every output position of every sample. ``capacity`` (at least ``N``) sizes
+    the reused buffer, so that every chunk of a batch shares it.
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
+    capacity = capacity or n
     kh, kw = kernel
     (sh, sw), (dh, dw) = geom.stride, geom.dilation
-    oh = _output_size(h, kh, sh, geom.padding[0], dh)
-    ow = _output_size(w, kw, sw, geom.padding[1], dw)
-    padded = _channel_major(x, geom.padding, xp)
+    oh, ow = _conv_output_hw(x.shape, kernel, geom)
+    padded = _channel_major(x, geom.padding, xp, capacity)
     if kh == 1 and kw == 1 and (sh, sw) == (1, 1) and geom.padding == ((0, 0), (0, 0)):
-        return padded.reshape(c, n * h * w), (oh, ow)  # a 1x1 convolution needs no second copy
+        return padded.reshape(c, n * h * w)  # a 1x1 convolution needs no second copy
     s_c, s_n, s_h, s_w = padded.strides
     windows = _as_strided(xp, padded, (c, kh, kw, n, oh, ow),
                           (s_c, dh * s_h, dw * s_w, s_n, sh * s_h, sw * s_w))
-    cols = gemm_workspace("conv.cols", c * kh * kw, n * oh * ow, x.dtype, xp)
+    cols = gemm_workspace("conv.cols", c * kh * kw, capacity * oh * ow, x.dtype, xp)[:, :n * oh * ow]
     xp.copyto(cols.reshape(c, kh, kw, n, oh, ow), windows)  # a view: the rows stay padded
-    return cols, (oh, ow)
+    return cols
 
 
-def _channel_major_grad(gy: Any, groups: int) -> Any:
+def _channel_major_grad(gy: Any, groups: int, capacity: int) -> Any:
     """The output gradient as ``(G, O/G, N*OH*OW)`` (one copy; the GEMMs need it channel-major)."""
     xp = get_array_module(gy)
     n, o, oh, ow = gy.shape
-    out = gemm_workspace("conv.grad_output", o, n * oh * ow, gy.dtype, xp)
+    out = gemm_workspace("conv.grad_output", o, capacity * oh * ow, gy.dtype, xp)[:, :n * oh * ow]
     xp.copyto(out.reshape(o, n, oh, ow), gy.transpose(1, 0, 2, 3))
     return out.reshape(groups, o // groups, n * oh * ow)
+
+
+def _columns_per_sample(x_shape: tuple[int, ...], kernel: tuple[int, int], geom: ConvGeometry,
+                        itemsize: int) -> int:
+    oh, ow = _conv_output_hw(x_shape, kernel, geom)
+    return x_shape[1] * kernel[0] * kernel[1] * oh * ow * itemsize
 
 
 def conv2d_array(x: Any, w: Any, geom: ConvGeometry) -> Any:
@@ -227,16 +252,20 @@ def conv2d_array(x: Any, w: Any, geom: ConvGeometry) -> Any:
     n = x.shape[0]
     o, cg, kh, kw = w.shape
     g = geom.groups
-    cols, (oh, ow) = im2col(x, (kh, kw), geom)
-    out = gemm_workspace("conv.output", o, n * oh * ow, x.dtype, xp)
-    if g == 1:
-        xp.matmul(w.reshape(o, cg * kh * kw), cols, out=out)
-    else:
-        xp.matmul(w.reshape(g, o // g, cg * kh * kw), cols.reshape(g, cg * kh * kw, n * oh * ow),
-                  out=out.reshape(g, o // g, n * oh * ow))
-    # A copy, never a view: the result must not live in the workspace (for N=1 the view would
-    # already be contiguous, so ascontiguousarray would not copy).
-    return out.reshape(o, n, oh, ow).transpose(1, 0, 2, 3).copy()
+    k = cg * kh * kw
+    oh, ow = _conv_output_hw(x.shape, (kh, kw), geom)
+    capacity, chunks = _batch_chunks(n, _columns_per_sample(x.shape, (kh, kw), geom, x.dtype.itemsize))
+    y = xp.empty((n, o, oh, ow), dtype=x.dtype)  # fresh memory: the result never lives in the workspace
+    for start, stop in chunks:
+        b = stop - start
+        cols = im2col(x[start:stop], (kh, kw), geom, capacity)
+        out = gemm_workspace("conv.output", o, capacity * oh * ow, x.dtype, xp)[:, :b * oh * ow]
+        if g == 1:
+            xp.matmul(w.reshape(o, k), cols, out=out)
+        else:
+            xp.matmul(w.reshape(g, o // g, k), cols.reshape(g, k, b * oh * ow), out=out.reshape(g, o // g, b * oh * ow))
+        xp.copyto(y[start:stop], out.reshape(o, b, oh, ow).transpose(1, 0, 2, 3))
+    return y
 
 
 def conv2d_grad_weight_array(x: Any, gy: Any, w_shape: tuple[int, ...], geom: ConvGeometry) -> Any:
@@ -244,12 +273,17 @@ def conv2d_grad_weight_array(x: Any, gy: Any, w_shape: tuple[int, ...], geom: Co
     xp = get_array_module(x)
     o, cg, kh, kw = w_shape
     g = geom.groups
-    gy_cm = _channel_major_grad(gy, g)
-    cols, _ = im2col(x, (kh, kw), geom)
-    if g == 1:
-        gw = xp.matmul(gy_cm[0], cols.T)
-    else:
-        gw = xp.matmul(gy_cm, cols.reshape(g, cg * kh * kw, -1).transpose(0, 2, 1))
+    k = cg * kh * kw
+    capacity, chunks = _batch_chunks(x.shape[0], _columns_per_sample(x.shape, (kh, kw), geom, x.dtype.itemsize))
+    gw = None
+    for start, stop in chunks:
+        gy_cm = _channel_major_grad(gy[start:stop], g, capacity)
+        cols = im2col(x[start:stop], (kh, kw), geom, capacity)
+        if g == 1:
+            part = xp.matmul(gy_cm[0], cols.T)
+        else:
+            part = xp.matmul(gy_cm, cols.reshape(g, k, -1).transpose(0, 2, 1))
+        gw = part if gw is None else gw + part
     return gw.reshape(w_shape)
 
 
@@ -281,17 +315,24 @@ def conv2d_grad_input_array(gy: Any, w: Any, x_shape: tuple[int, ...], geom: Con
     # Otherwise col2im: gradient columns by one GEMM per group, then one strided slice-add per
     # kernel offset into a channel-major padded buffer.
     k = cg * kh * kw
-    gy_cm = _channel_major_grad(gy, g)
-    gcols = gemm_workspace("conv.grad_cols", g * k, n * oh * ow, gy.dtype, xp).reshape(g, k, n * oh * ow)
-    xp.matmul(w.reshape(g, o // g, k).transpose(0, 2, 1), gy_cm, out=gcols)
-    gcols = gcols.reshape(c, kh, kw, n, oh, ow)
-    target = workspace("conv.grad_input", (c, n, h + pt + pb, w_in + pl + pr), gy.dtype, xp)
-    target.fill(0)
-    for i in range(kh):
-        rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
-        for j in range(kw):
-            target[:, :, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw] += gcols[:, i, j]
-    return target[:, :, pt:pt + h, pl:pl + w_in].transpose(1, 0, 2, 3).copy()  # out of the workspace
+    hp, wp = h + pt + pb, w_in + pl + pr
+    gx = xp.empty(x_shape, dtype=gy.dtype)
+    capacity, chunks = _batch_chunks(n, c * kh * kw * oh * ow * gy.dtype.itemsize)
+    for start, stop in chunks:
+        b = stop - start
+        gy_cm = _channel_major_grad(gy[start:stop], g, capacity)
+        gcols = gemm_workspace("conv.grad_cols", g * k, capacity * oh * ow, gy.dtype, xp)[:, :b * oh * ow]
+        gcols = gcols.reshape(g, k, b * oh * ow)
+        xp.matmul(w.reshape(g, o // g, k).transpose(0, 2, 1), gy_cm, out=gcols)
+        gcols = gcols.reshape(c, kh, kw, b, oh, ow)
+        target = workspace("conv.grad_input", (c, capacity, hp, wp), gy.dtype, xp)[:, :b]
+        target.fill(0)
+        for i in range(kh):
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            for j in range(kw):
+                target[:, :, rows, j * dw: j * dw + sw * (ow - 1) + 1: sw] += gcols[:, i, j]
+        xp.copyto(gx[start:stop], target[:, :, pt:pt + h, pl:pl + w_in].transpose(1, 0, 2, 3))
+    return gx
 
 
 # --------------------------------------------------------------------------------------------
