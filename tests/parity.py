@@ -45,6 +45,11 @@ def rb_tensor(array: Any, requires_grad: bool = False) -> rb.Tensor:
     return t
 
 
+def on_device(module: Any) -> Any:
+    """``module`` with its parameters and buffers on the backend under test (no-op on the CPU)."""
+    return module.to(DEVICE) if DEVICE != "cpu" else module
+
+
 def to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, rb.Tensor):
         return x.numpy()

@@ -521,3 +521,48 @@ def test_unknown_reduction_keyword_is_a_clear_type_error():
         rb.sum(rb.zeros(2, 2), dims=1)
     with pytest.raises(TypeError, match="unsqueeze"):
         rb.unsqueeze(rb.zeros(2))
+
+
+# -- every exported name and its public methods are documented ------------------------------
+
+EXPORTING_MODULES = """rosenblatt rosenblatt.autograd rosenblatt.nn rosenblatt.nn.functional rosenblatt.nn.init
+    rosenblatt.nn.utils rosenblatt.nn.utils.rnn rosenblatt.optim rosenblatt.optim.lr_scheduler rosenblatt.data
+    rosenblatt.data.transforms rosenblatt.data.datasets rosenblatt.train rosenblatt.train.callbacks
+    rosenblatt.train.metrics rosenblatt.models rosenblatt.tune rosenblatt.io rosenblatt.viz
+    rosenblatt.distributed""".split()
+# Public methods still without a docstring, in files whose owners are still at work on them.
+UNDOCUMENTED_PENDING = {
+    *(f"rosenblatt.data.transforms.{c}.apply" for c in (
+        "Transform BrightnessChange ColorShift ContrastChange FeatureDropout GaussianNoise LabelFlip Normalize "
+        "RandomCrop RandomHorizontalFlip RandomOcclusion RandomRotation").split()),
+    "rosenblatt.train.Callback.model", "rosenblatt.train.callbacks.Callback.model",
+    *(f"rosenblatt.tune.{m}" for m in (
+        "Distribution.sample Distribution.grid TuneResults.best TuneResults.best_params choice.sample choice.grid "
+        "loguniform.sample randint.sample randint.grid uniform.sample").split()),
+}
+
+
+def _undocumented(module_name: str) -> list[str]:
+    module = importlib.import_module(module_name)
+    names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+    missing = []
+    for name in names:
+        obj = getattr(module, name)
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            continue
+        if not getattr(obj, "__module__", "").startswith("rosenblatt"):
+            continue
+        if not inspect.getdoc(obj):
+            missing.append(f"{module_name}.{name}")
+        if inspect.isclass(obj):
+            for attr, value in vars(obj).items():
+                if attr.startswith("_") or not (inspect.isfunction(value) or isinstance(value, property)):
+                    continue
+                if not inspect.getdoc(getattr(obj, attr)) and not inspect.getdoc(value):
+                    missing.append(f"{module_name}.{name}.{attr}")
+    return [m for m in missing if m not in UNDOCUMENTED_PENDING]
+
+
+@pytest.mark.parametrize("module_name", EXPORTING_MODULES)
+def test_every_exported_name_and_public_method_has_a_docstring(module_name):
+    assert _undocumented(module_name) == []

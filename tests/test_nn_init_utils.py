@@ -11,7 +11,7 @@ import pytest
 import rosenblatt as rb
 from rosenblatt.nn import init
 from rosenblatt.nn.init import _calculate_fan_in_and_fan_out
-from tests.parity import HAVE_TORCH, assert_close, rb_tensor, requires_torch
+from tests.parity import HAVE_TORCH, assert_close, on_device, rb_tensor, requires_torch
 
 if HAVE_TORCH:
     import torch
@@ -98,7 +98,7 @@ def test_init_is_reproducible_and_validates_arguments():
 def _twin_models():
     model = rb.nn.Sequential(rb.nn.Linear(5, 4), rb.nn.Tanh(), rb.nn.Linear(4, 2))
     t_model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
-    model.to(np.float64)
+    on_device(model.to(np.float64))
     t_model.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((6, 5)) * 3
     (model(rb_tensor(x)) ** 2).sum().backward()

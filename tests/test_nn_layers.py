@@ -17,6 +17,7 @@ from tests.parity import (
     check_grad,
     check_op,
     check_second_order,
+    on_device,
     rb_tensor,
     requires_torch,
     tol,
@@ -137,7 +138,7 @@ def test_linear_gradcheck_first_and_second_order():
 
 
 def test_linear_computes_only_needed_gradients():
-    layer = rb.nn.Linear(4, 3)
+    layer = on_device(rb.nn.Linear(4, 3))
     layer.weight.requires_grad_(False)
     x = rb_tensor(r(5, 4))  # a data batch: no gradient wanted
     layer(x).sum().backward()
@@ -155,7 +156,7 @@ def _copy_to_torch(layer, t_layer, dtype):
 
 def layer_parity(layer, t_layer, x, dtype, train=True, integer_input=False, scale=1.0):
     """Same output, input gradient and parameter gradients as the torch layer (weights copied)."""
-    layer.to(dtype)
+    on_device(layer.to(dtype))
     _copy_to_torch(layer, t_layer, dtype)
     layer.train(train)
     t_layer.train(train)
@@ -222,7 +223,7 @@ def test_batchnorm2d_matches_torch(dtype, train):
 def test_batchnorm_options_match_torch(kwargs, train):
     layer = rb.nn.BatchNorm1d(4, **kwargs)
     t_layer = torch.nn.BatchNorm1d(4, **kwargs)
-    layer.to(np.float64)
+    on_device(layer.to(np.float64))
     _copy_to_torch(layer, t_layer, np.float64)
     for step in range(3):  # several steps: running statistics and the cumulative average
         x = r(6, 4) * (step + 1) + step
@@ -241,7 +242,7 @@ def test_batchnorm_options_match_torch(kwargs, train):
 @requires_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_batchnorm_running_statistics_after_several_steps(dtype):
-    layer = rb.nn.BatchNorm2d(2, momentum=0.3).to(dtype)
+    layer = on_device(rb.nn.BatchNorm2d(2, momentum=0.3).to(dtype))
     t_layer = torch.nn.BatchNorm2d(2, momentum=0.3).to(torch.float64 if dtype == np.float64 else torch.float32)
     for step in range(5):
         x = (r(3, 2, 4, 4) * (1 + step) + 2 * step).astype(dtype)

@@ -146,7 +146,7 @@ def _ce_kwargs(opts, classes, dtype):
     kw = dict(opts)
     if kw.pop("weight", False):
         w = np.linspace(0.5, 2.0, classes).astype(dtype)
-        return {**kw, "weight": w}, {**kw, "weight": torch.tensor(w)}
+        return {**kw, "weight": rb_tensor(w)}, {**kw, "weight": torch.tensor(w)}
     return kw, dict(kw)
 
 
@@ -183,7 +183,7 @@ def test_cross_entropy_probability_targets_match_torch(shape, opts, reduction, d
 def test_cross_entropy_one_hot_equals_index_targets():
     z = rb_tensor(r(6, 5), requires_grad=True)
     y = rng.integers(0, 5, 6)
-    one_hot = F.one_hot(rb.tensor(y), 5).numpy().astype(np.float64)
+    one_hot = F.one_hot(rb_tensor(y), 5).numpy().astype(np.float64)
     a = F.cross_entropy(z, y)
     b = F.cross_entropy(z, one_hot)
     assert_close(a, b, rtol=1e-12)
@@ -250,7 +250,7 @@ def test_loss_modules_match_torch_and_state_dicts():
     w = np.linspace(0.5, 2.0, 4)
     z, y = r(5, 4), rng.integers(0, 4, 5)
     pairs = [
-        (rb.nn.CrossEntropyLoss(weight=rb.tensor(w), label_smoothing=0.1),
+        (rb.nn.CrossEntropyLoss(weight=rb_tensor(w), label_smoothing=0.1),
          torch.nn.CrossEntropyLoss(weight=torch.tensor(w), label_smoothing=0.1), z, y),
         (rb.nn.NLLLoss(reduction="sum"), torch.nn.NLLLoss(reduction="sum"), np.log(distribution(5, 4)), y),
         (rb.nn.MSELoss(), torch.nn.MSELoss(), z, r(5, 4)),
@@ -258,7 +258,7 @@ def test_loss_modules_match_torch_and_state_dicts():
         (rb.nn.HuberLoss(delta=0.5), torch.nn.HuberLoss(delta=0.5), z, r(5, 4)),
         (rb.nn.SmoothL1Loss(beta=2.0), torch.nn.SmoothL1Loss(beta=2.0), z, r(5, 4)),
         (rb.nn.BCELoss(), torch.nn.BCELoss(), probs(5, 4), probs(5, 4)),
-        (rb.nn.BCEWithLogitsLoss(pos_weight=rb.tensor(w)), torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(w)),
+        (rb.nn.BCEWithLogitsLoss(pos_weight=rb_tensor(w)), torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(w)),
          z, probs(5, 4)),
         (rb.nn.KLDivLoss(reduction="batchmean"), torch.nn.KLDivLoss(reduction="batchmean"),
          np.log(distribution(5, 4)), distribution(5, 4)),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import rosenblatt as rb
-from tests.parity import HAVE_TORCH, assert_close, rb_tensor, requires_torch
+from tests.parity import HAVE_TORCH, assert_close, on_device, rb_tensor, requires_torch
 
 if HAVE_TORCH:
     import torch
@@ -51,7 +51,7 @@ def test_torch_state_dict_loads_and_gives_the_same_outputs():
     model = rb_model()
     result = model.load_state_dict({k: v.detach().numpy() for k, v in t_model.state_dict().items()})
     assert result.missing_keys == [] and result.unexpected_keys == []
-    model.eval()
+    on_device(model).eval()
     x = np.random.default_rng(0).standard_normal((7, 6)).astype(np.float32)
     assert_close(model(rb_tensor(x)), t_model(torch.tensor(x)), rtol=1e-5, atol=1e-6)
     assert model[1].num_batches_tracked.item() == 3
@@ -59,10 +59,10 @@ def test_torch_state_dict_loads_and_gives_the_same_outputs():
 
 @requires_torch
 def test_our_state_dict_loads_into_torch():
-    model = rb_model()
+    model = on_device(rb_model())
     model.train()
-    for _ in range(2):  # move the running statistics
-        model(rb.randn(10, 6) * 3)
+    for step in range(2):  # move the running statistics
+        model(rb_tensor(np.random.default_rng(step).standard_normal((10, 6)).astype(np.float32) * 3))
     t_model = torch_model()
     t_model.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
     assert list(model.state_dict()) == list(t_model.state_dict())

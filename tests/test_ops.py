@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import rosenblatt as rb
-from tests.parity import HAVE_TORCH, check_grad, check_op, check_second_order, requires_torch, rb_tensor
+from tests.parity import HAVE_TORCH, check_grad, check_op, check_second_order, rb_tensor, requires_torch
 
 if HAVE_TORCH:
     import torch

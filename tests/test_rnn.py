@@ -11,7 +11,7 @@ import pytest
 import rosenblatt as rb
 from rosenblatt.nn.functional import recurrent as R
 from rosenblatt.nn.utils import rnn as rnn_utils
-from tests.parity import HAVE_TORCH, assert_close, rb_tensor, requires_torch, tol
+from tests.parity import HAVE_TORCH, assert_close, on_device, rb_tensor, requires_torch, tol
 
 if HAVE_TORCH:
     import torch
@@ -32,7 +32,7 @@ def _make_pair(mode: str, dtype, **kw):
     state = {k: v.detach().numpy().copy() for k, v in t_layer.state_dict().items()}
     assert list(state) == list(layer.state_dict()), "state_dict keys differ from PyTorch's"
     layer.load_state_dict(state)
-    return layer, t_layer
+    return on_device(layer), t_layer
 
 
 def _initial_states(mode, num_states, batch, hidden, proj, dtype, rng):
@@ -188,7 +188,7 @@ def test_pad_sequence_matches_torch():
     seqs = [rng.standard_normal((n, 2)) for n in (3, 1, 4)]
     for batch_first in (False, True):
         for side in ("right", "left"):
-            a = rnn_utils.pad_sequence([rb.tensor(s) for s in seqs], batch_first=batch_first, padding_value=7.0,
+            a = rnn_utils.pad_sequence([rb_tensor(s) for s in seqs], batch_first=batch_first, padding_value=7.0,
                                        padding_side=side)
             b = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in seqs], batch_first=batch_first,
                                                 padding_value=7.0, padding_side=side)
@@ -214,6 +214,7 @@ def test_cell_matches_torch(mode, dtype):
     t_cell = make_torch().to(torch.float64 if dtype == np.float64 else torch.float32)
     cell = make_rb().to(rb.float64 if dtype == np.float64 else rb.float32)
     cell.load_state_dict({k: v.detach().numpy().copy() for k, v in t_cell.state_dict().items()})
+    on_device(cell)
     x = rng.standard_normal((3, 4)).astype(dtype)
     states = [rng.standard_normal((3, 5)).astype(dtype) for _ in range(2 if mode == "lstm" else 1)]
     rx, tx = rb_tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
@@ -313,8 +314,8 @@ def _peephole_reference(layer, x, lengths):
             for d, suffix in enumerate(["", "_reverse"][: 2 if layer.bidirectional else 1]):
                 p = {name: getattr(layer, f"{name}_l{k}{suffix}") for name in
                      ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole")}
-                h = rb.zeros(1, H, dtype=x.dtype)
-                c = rb.zeros(1, H, dtype=x.dtype)
+                h = rb.zeros(1, H, dtype=x.dtype, device=x.device)
+                c = rb.zeros(1, H, dtype=x.dtype, device=x.device)
                 steps = range(layer_in.shape[0])
                 ys = [None] * layer_in.shape[0]
                 for t in (reversed(steps) if d else steps):
@@ -339,7 +340,7 @@ def _peephole_reference(layer, x, lengths):
 
 @pytest.mark.parametrize("lengths", [None, (4, 2, 3)])
 def test_peephole_lstm_matches_composite_reference(lengths):
-    layer = rb.nn.LSTM(3, 4, num_layers=2, bidirectional=True, peephole=True).to(rb.float64)
+    layer = on_device(rb.nn.LSTM(3, 4, num_layers=2, bidirectional=True, peephole=True).to(rb.float64))
     assert [n for n in layer.state_dict() if "peephole" in n] == [
         "weight_peephole_l0", "weight_peephole_l0_reverse", "weight_peephole_l1", "weight_peephole_l1_reverse"]
     assert layer.weight_peephole_l0.shape == (3, 4)
@@ -425,7 +426,7 @@ def test_dropout_between_layers_only_in_training():
 def test_unbatched_input_matches_torch():
     layer, t_layer = _make_pair("lstm", np.float64, input_size=3, hidden_size=4, num_layers=2)
     x = np.random.default_rng(11).standard_normal((5, 3))
-    out, (h, c) = layer(rb.tensor(x))
+    out, (h, c) = layer(rb_tensor(x))
     t_out, (t_h, t_c) = t_layer(torch.tensor(x))
     assert_close(out, t_out, "output")
     assert_close(h, t_h, "h_n")

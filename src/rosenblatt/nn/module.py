@@ -258,15 +258,19 @@ class Module:
         return self
 
     def float(self) -> Module:
+        """Cast every floating parameter and buffer to float32."""
         return self.to(np.float32)
 
     def double(self) -> Module:
+        """Cast every floating parameter and buffer to float64."""
         return self.to(np.float64)
 
     def cpu(self) -> Module:
+        """Move every parameter and buffer to the CPU."""
         return self.to("cpu")
 
     def cuda(self, index: int = 0) -> Module:
+        """Move every parameter and buffer to GPU ``index`` (needs CuPy)."""
         return self.to(f"cuda:{index}")
 
     # -- state ----------------------------------------------------------------------------------
@@ -479,6 +483,7 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end (named by its position)."""
         self.add_module(str(len(self._modules)), module)
         return self
 
@@ -519,15 +524,18 @@ class ModuleList(Module):
         return iter(list(self._modules.values()))
 
     def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end (named by its position)."""
         self.add_module(str(len(self._modules)), module)
         return self
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
+        """Append each of ``modules`` in order."""
         for m in modules:
             self.append(m)
         return self
 
     def insert(self, index: int, module: Module) -> None:
+        """Insert ``module`` before position ``index`` (the later ones are renamed by position)."""
         values = list(self._modules.values())
         values.insert(index, module)
         self._renumber(values)
@@ -563,20 +571,25 @@ class ModuleDict(Module):
         return key in self._modules
 
     def keys(self):
+        """The names, in insertion order."""
         return self._modules.keys()
 
     def values(self):
+        """The modules, in insertion order."""
         return self._modules.values()
 
     def items(self):
+        """``(name, module)`` pairs, in insertion order."""
         return self._modules.items()
 
     def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        """Add or replace modules from a mapping or from ``(name, module)`` pairs."""
         items = modules.items() if isinstance(modules, Mapping) else modules
         for key, module in items:
             self.add_module(key, module)
 
     def pop(self, key: str) -> Module:
+        """Remove the module named ``key`` and return it."""
         return self._modules.pop(key)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:

@@ -49,7 +49,8 @@ def _as_input(name: str, x: Any) -> Tensor:
 
 def _as_target(name: str, target: Any, like: Tensor) -> Tensor:
     if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target) if not hasattr(target, "dtype") else target)
+        # A NumPy (or list) target goes where the input is, so the loss also runs on the GPU.
+        target = Tensor(np.asarray(target) if not hasattr(target, "dtype") else target, device=like.device)
     if target.dtype.kind in "fc" and target.dtype != like.dtype:
         target = target.astype(like.dtype)
     return target

@@ -58,6 +58,7 @@ class PackedSequence:
 
     @property
     def batch_sizes(self) -> np.ndarray:
+        """How many sequences are still running at each time step: int64 ``(T_max,)``."""
         steps = self.padded.shape[0]
         return (self.lengths[None, :] > np.arange(steps)[:, None]).sum(axis=1).astype(np.int64)
 
