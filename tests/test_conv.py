@@ -95,7 +95,8 @@ def test_conv2d_gradcheck(kw):
 
 
 @requires_torch
-@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1, groups=2), dict(dilation=2, padding="same")])
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1, groups=2), dict(dilation=2, padding="same"),
+                                dict(stride=2, padding=1, groups=4)])  # the last one depthwise
 def test_conv2d_second_order_matches_torch(kw):
     groups = kw.get("groups", 1)
     rb_fn, torch_fn = _conv2d_pair(kw)
