@@ -322,3 +322,20 @@ def test_large_batches_are_processed_in_chunks(monkeypatch, kw):
     groups = kw.get("groups", 1)
     rb_fn, torch_fn = _conv2d_pair(kw)
     check_op(rb_fn, torch_fn, [r(5, 4, 6, 6), r(6, 4 // groups, k, k), r(6)], np.float64)
+
+
+@requires_torch
+def test_conv_transpose2d_output_size_and_empty_batch():
+    layer, t_layer = rb.nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1), torch.nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1)
+    layer.load_state_dict({k: v.detach().numpy() for k, v in t_layer.state_dict().items()})
+    x = r(1, 3, 4, 5).astype(np.float32)
+    y = layer(rb.tensor(x), output_size=(8, 10))
+    assert_close(y, t_layer(torch.tensor(x), output_size=[8, 10]), **tol(np.float32))
+    with pytest.raises(ValueError, match="not reachable"):
+        layer(rb.tensor(x), output_size=(12, 10))
+    empty = rb_tensor(np.zeros((0, 3, 5, 5), np.float32), requires_grad=True)
+    w = rb_tensor(r(4, 3, 3, 3).astype(np.float32), requires_grad=True)
+    out = F.conv2d(empty, w, padding=1)
+    assert out.shape == (0, 4, 5, 5)
+    out.sum().backward()
+    assert w.grad.shape == w.shape and not w.grad.numpy().any()

@@ -231,9 +231,20 @@ class ConvTranspose2d(_ConvNd):
                 raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than "
                                  f"stride {self.stride} or dilation {self.dilation}")
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
+        """``output_size`` (the last two entries are used) picks the output padding, as in PyTorch:
+        a strided convolution maps several input sizes to the same output size."""
         self._check_input(x)
-        return conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+        output_padding = self.output_padding
+        if output_size is not None:
+            target = tuple(output_size)[-2:]
+            smallest = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in
+                        zip(x.shape[-2:], self.stride, self.padding, self.dilation, self.kernel_size)]
+            output_padding = tuple(t - m for t, m in zip(target, smallest))
+            if any(not 0 <= op < max(s, d) for op, s, d in zip(output_padding, self.stride, self.dilation)):
+                raise ValueError(f"{self._describe()}: output_size {tuple(output_size)} is not reachable from input "
+                                 f"shape {x.shape}; sizes from {tuple(smallest)} up to stride - 1 more are")
+        return conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, output_padding,
                                 self.groups, self.dilation)
 
 

@@ -172,6 +172,8 @@ COLUMNS_MAX_BYTES = 64 * 2**20
 
 def _batch_chunks(n: int, bytes_per_sample: int) -> tuple[int, list[tuple[int, int]]]:
     """Split a batch of ``n`` into near-equal chunks; returns the chunk capacity and the ranges."""
+    if n == 0:
+        return 1, []
     capacity = max(1, min(n, COLUMNS_MAX_BYTES // max(bytes_per_sample, 1)))
     count = -(-n // capacity)
     capacity = -(-n // count)
@@ -284,6 +286,8 @@ def conv2d_grad_weight_array(x: Any, gy: Any, w_shape: tuple[int, ...], geom: Co
         else:
             part = xp.matmul(gy_cm, cols.reshape(g, k, -1).transpose(0, 2, 1))
         gw = part if gw is None else gw + part
+    if gw is None:  # an empty batch
+        return xp.zeros(w_shape, dtype=x.dtype)
     return gw.reshape(w_shape)
 
 
