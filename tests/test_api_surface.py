@@ -566,3 +566,47 @@ def _undocumented(module_name: str) -> list[str]:
 @pytest.mark.parametrize("module_name", EXPORTING_MODULES)
 def test_every_exported_name_and_public_method_has_a_docstring(module_name):
     assert _undocumented(module_name) == []
+
+
+# -- defaults shared with PyTorch -----------------------------------------------------------------
+
+TORCH_TWINS = (
+    [(f"rosenblatt.nn.{n}", f"torch.nn.{n}") for n in LAYERS if n not in ("Step", "GaussianNoise")]
+    + [(f"rosenblatt.nn.functional.{n}", f"torch.nn.functional.{n}") for n in (
+        "batch_norm layer_norm dropout dropout2d embedding relu leaky_relu elu selu silu sigmoid tanh softmax "
+        "log_softmax mse_loss l1_loss huber_loss smooth_l1_loss binary_cross_entropy "
+        "binary_cross_entropy_with_logits cross_entropy nll_loss kl_div max_pool1d max_pool2d "
+        "adaptive_avg_pool2d adaptive_max_pool2d interpolate").split()]
+    + [(f"rosenblatt.nn.init.{n}", f"torch.nn.init.{n}") for n in NAMES["rosenblatt.nn.init"].split()]
+    + [(f"rosenblatt.nn.utils.{n}", f"torch.nn.utils.{n}") for n in (
+        "clip_grad_norm_ clip_grad_value_ parameters_to_vector vector_to_parameters").split()]
+    + [(f"rosenblatt.nn.utils.rnn.{n}", f"torch.nn.utils.rnn.{n}") for n in NAMES["rosenblatt.nn.utils.rnn"].split()]
+    + [(f"rosenblatt.optim.{n}", f"torch.optim.{n}") for n in "SGD Adagrad Adadelta RMSprop Adam AdamW".split()]
+    + [(f"rosenblatt.optim.lr_scheduler.{n}", f"torch.optim.lr_scheduler.{n}")
+       for n in NAMES["rosenblatt.optim.lr_scheduler"].split()]
+    + [(f"rosenblatt.nn.Module.{n}", f"torch.nn.Module.{n}") for n in (
+        "zero_grad train load_state_dict named_parameters parameters register_buffer requires_grad_").split()]
+    + [("rosenblatt.Tensor.backward", "torch.Tensor.backward"), ("rosenblatt.grad", "torch.autograd.grad")]
+)
+# Where PyTorch's default is None standing for a value that rosenblatt writes out: backward keeps
+# the graph only when asked (None: as create_graph), unused inputs are an error (None: False).
+TORCH_DEFAULTS_DIFFER = {("rosenblatt.Tensor.backward", "retain_graph"), ("rosenblatt.grad", "allow_unused")}
+
+
+@pytest.mark.parametrize("ours, theirs", TORCH_TWINS, ids=[o for o, _ in TORCH_TWINS])
+def test_defaults_equal_pytorchs_where_the_arguments_are_shared(ours, theirs):
+    torch = pytest.importorskip("torch")
+    assert torch is not None
+    ours_parameters = inspect.signature(resolve(ours)).parameters
+    theirs_parameters = inspect.signature(resolve(theirs)).parameters
+    empty = inspect.Parameter.empty
+    for name, theirs_parameter in theirs_parameters.items():
+        mine = ours_parameters.get(name)
+        if mine is None or name == "self" or (ours, name) in TORCH_DEFAULTS_DIFFER:
+            continue
+        if theirs_parameter.default is empty or mine.default is empty:
+            assert (theirs_parameter.default is empty) == (mine.default is empty), \
+                f"{ours}: {name} is required in one framework and optional in the other"
+        else:
+            assert mine.default == theirs_parameter.default, \
+                f"{ours}: {name} defaults to {mine.default!r}, PyTorch's to {theirs_parameter.default!r}"

@@ -310,6 +310,7 @@ def test_manual_seed_is_bit_reproducible():
     (lambda: rb.gather(rb.ones(2, 3), 1, rb.tensor([[5]])), r"gather: index out of range"),
     (lambda: rb.ones(2, dtype=rb.int64).requires_grad_(), r"only floating tensors"),
     (lambda: rb.split(rb.ones(5), [2, 2]), r"split: sizes \[2, 2\] do not add up to 5"),
+    (lambda: rb.chunk(rb.ones(3), 0), r"chunk: expected a positive number of chunks, got 0"),
 ])
 def test_bad_input_gives_clear_error(fn, match):
     with pytest.raises((ValueError, TypeError, IndexError, RuntimeError), match=match):

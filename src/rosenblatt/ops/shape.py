@@ -243,6 +243,8 @@ def split(x: Tensor, split_size_or_sections: Any, axis: int = 0, sections: bool 
 def chunk(x: Tensor, chunks: int, axis: int = 0, **kw: Any) -> list[Tensor]:
     """Split into ``chunks`` pieces of (nearly) equal size, as ``torch.chunk``."""
     axis, _ = axis_args("chunk", axis, False, kw)
+    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
+        raise ValueError(f"chunk: expected a positive number of chunks, got {chunks!r}")
     n = x.shape[normalize_axis("chunk", axis, x.ndim)]
     size = -(-n // chunks)
     return split(x, size, axis)
