@@ -64,7 +64,8 @@ class Context:
 
 
 def to_jsonable(value: Any) -> Any:
-    """NumPy scalars/arrays and tuples as plain JSON values; non-finite floats as strings."""
+    """NumPy scalars/arrays and tuples as plain JSON values (floats to 6 significant digits, which
+    keeps the files small); non-finite floats as strings."""
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -75,7 +76,7 @@ def to_jsonable(value: Any) -> Any:
         return int(value)
     if isinstance(value, (float, np.floating)):
         value = float(value)
-        return value if math.isfinite(value) else str(value)
+        return float(f"{value:.6g}") if math.isfinite(value) else str(value)
     if isinstance(value, (np.bool_,)):
         return bool(value)
     return value

@@ -106,7 +106,7 @@ def run(ctx: Context) -> None:
     ctx.say(f"first-layer feature maps vs the Sobel gradient magnitude: |correlation| up to {max(correlation):.2f}")
 
     plt = pyplot()
-    fig, axes = plt.subplots(2, 6, figsize=(11, 4))
+    fig, axes = plt.subplots(2, 6, figsize=(11, 4.6))
     for i, ax in enumerate(axes.ravel()[:8]):
         kernel = filters[i, 0]
         limit = np.abs(kernel).max()
@@ -121,7 +121,7 @@ def run(ctx: Context) -> None:
     for ax in axes.ravel()[10:]:
         ax.set_axis_off()
     fig.suptitle("first-layer 3x3 kernels (red +, blue -) and the Sobel kernels; |cos| = similarity to Sobel")
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.5)
     ctx.savefig(fig, "filters.png")
 
     fig, axes = plt.subplots(3, 9, figsize=(13, 4.8))

@@ -125,8 +125,8 @@ def run(ctx: Context) -> None:
         ax.set_yscale("log")
         ax.set_ylim(low, high)
         ax.set_xlim(0, epochs)
-        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.1f"))
-        ax.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%.1f"))
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     axes[0, 0].legend()
     for ax in axes[1, :3]:
         ax.set_xlabel("epoch")

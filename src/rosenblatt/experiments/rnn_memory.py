@@ -70,7 +70,8 @@ def run(ctx: Context) -> None:
 
     solved = {k: [t for t, e in zip(lengths, v) if e < 0.25 * BASELINE] for k, v in test_mse.items()}
     ctx.results.update({"lengths": lengths, "steps": steps, "hidden_size": hidden, "baseline_mse": BASELINE,
-                        "test_mse": test_mse, "solved_lengths": solved, "train_loss": curves})
+                        "test_mse": test_mse, "solved_lengths": solved,
+                        "train_loss_every_10_steps": {t: {k: v[::10] for k, v in c.items()} for t, c in curves.items()}})
     for index, length in enumerate(lengths):
         ctx.say(f"T = {length}: test MSE " + ", ".join(f"{k} {fmt(test_mse[k][index], 4)}" for k in kinds)
                 + f" (predicting the mean: {fmt(BASELINE)})")

@@ -125,7 +125,7 @@ def run(ctx: Context) -> None:
         "depth": depth, "width": width, "steps": steps,
         "gradient_norms": norms, "first_to_last_ratio": ratios,
         "relu_he_vs_sigmoid_ratio": ratios["ReLU + He"] / base,
-        "train_loss": {k: v for k, v in curves.items()},
+        "train_loss_every_5_steps": {k: v[::5] for k, v in curves.items()},
         "final_train_loss": {k: float(np.mean(v[-20:])) for k, v in curves.items()},
         "test_accuracy": test_acc,
     })
@@ -140,6 +140,7 @@ def run(ctx: Context) -> None:
     layers = np.arange(1, depth + 2)
     for name, norm in norms.items():
         axes[0].semilogy(layers, norm, "o-", ms=3, label=name)
+    axes[0].set_xticks(layers[::2] if depth > 12 else layers)
     axes[0].set_xlabel("layer (1 = input side, last = output layer)")
     axes[0].set_ylabel("|dL/dW| at initialisation")
     axes[0].set_title(f"per-layer gradient norms, {depth} hidden layers of {width}")
