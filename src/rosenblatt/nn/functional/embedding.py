@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt.backend import get_array_module
+from rosenblatt.backend import device_of, get_array_module, to_device
 from rosenblatt.core import Function, Tensor
 from rosenblatt.ops._util import raw
 
@@ -77,8 +77,9 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
         ``(num_embeddings, embedding_dim)``; output: ``(*, embedding_dim)``.
     """
     idx = raw(indices)
-    xp = get_array_module(idx, weight.data)
-    idx = xp.asarray(idx)
+    # The indices follow the table to its device (NumPy indices with a table on the GPU, say).
+    xp = get_array_module(weight.data)
+    idx = xp.asarray(to_device(idx, device_of(weight.data)) if hasattr(idx, "shape") else idx)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: expected integer indices, got dtype {idx.dtype}")
     if weight.ndim != 2:
