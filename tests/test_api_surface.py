@@ -610,3 +610,22 @@ def test_defaults_equal_pytorchs_where_the_arguments_are_shared(ours, theirs):
         else:
             assert mine.default == theirs_parameter.default, \
                 f"{ours}: {name} defaults to {mine.default!r}, PyTorch's to {theirs_parameter.default!r}"
+
+
+@pytest.mark.parametrize("module_name", EXPORTING_MODULES)
+def test_exported_functions_and_constructors_have_type_hints(module_name):
+    module = importlib.import_module(module_name)
+    missing = []
+    for name in getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]:
+        obj = getattr(module, name)
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)) or not obj.__module__.startswith("rosenblatt"):
+            continue
+        function = obj.__init__ if inspect.isclass(obj) else obj
+        if function is object.__init__:
+            continue
+        for parameter in inspect.signature(function).parameters.values():
+            if parameter.name in ("self", "cls") or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                continue
+            if parameter.annotation is inspect.Parameter.empty:
+                missing.append(f"{name}({parameter.name})")
+    assert missing == [], f"{module_name}: parameters without a type hint: {missing}"

@@ -3,6 +3,8 @@
 The engine itself lives in :mod:`rosenblatt.core`; this package is its public face.
 """
 
+from typing import Any
+
 from rosenblatt.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from rosenblatt.core import (
     Function,
@@ -15,7 +17,8 @@ from rosenblatt.core import (
 )
 
 
-def backward(tensors, grad_tensors=None, retain_graph: bool = False, create_graph: bool = False) -> None:
+def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool = False,
+             create_graph: bool = False) -> None:
     """Backpropagate from several tensors at once (``torch.autograd.backward``)."""
     from rosenblatt.core import Tensor
 
