@@ -3,7 +3,7 @@ cosine learning-rate schedule, random-crop augmentation.
 
     python examples/resnet20_fashion_mnist.py            # 3 epochs on 12,000 images (minutes on a CPU)
     python examples/resnet20_fashion_mnist.py --full     # 15 epochs on all 60,000 images
-    python examples/resnet20_fashion_mnist.py --quick    # 1 epoch on 1,000 images
+    python examples/resnet20_fashion_mnist.py --quick    # 1 epoch on 600 images
 
 ResNet-20 is built for 32x32 images; the 28x28 Fashion-MNIST images go through unchanged (the
 network ends in global average pooling). Needs ``apt-get install dataset-fashion-mnist`` (or --root).
@@ -46,7 +46,7 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 5
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 epoch on 1,000 images")
+    parser.add_argument("--quick", action="store_true", help="1 epoch on 600 images")
     parser.add_argument("--full", action="store_true", help="all 60,000 training images, 15 epochs")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--train-size", type=int, default=None)
@@ -61,7 +61,7 @@ def main() -> None:
     if args.full:
         train_size, epochs = 60000, 15
     if args.quick:
-        train_size, test_size, epochs = 1000, 1000, 1
+        train_size, test_size, epochs = 600, 500, 1
     train_size = args.train_size or train_size
     epochs = args.epochs or epochs
 

@@ -448,3 +448,37 @@ def test_plot_feature_maps_writes_png_and_removes_hooks(tmp_path):
     assert all(not m._forward_hooks for m in model.modules())
     with pytest.raises(ValueError, match="no sub-module"):
         plot_feature_maps(model, x, layer_names=["conv9"])
+
+
+# -- the examples run (quick mode) and print their results -----------------------------------------
+
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, expected", [
+    ("sobel_edges.py", "max abs difference"),
+    ("two_headed_cnn.py", "mean IoU"),
+    ("unet_denoising.py", "PSNR on 200 held-out images"),
+    ("lenet5_fashion_mnist.py", "final test accuracy"),
+    ("resnet20_fashion_mnist.py", "final test accuracy"),
+])
+def test_cnn_examples_run_quick(script, expected, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if "fashion" in script and not os.path.isdir(FASHION_MNIST):
+        pytest.skip("Fashion-MNIST files not installed (apt-get install dataset-fashion-mnist)")
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root / "src"), MPLBACKEND="Agg")
+    args = [sys.executable, str(root / "examples" / script), "--quick"]
+    if script in ("sobel_edges.py", "unet_denoising.py"):
+        args += ["--out", str(tmp_path)]
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert expected in result.stdout, result.stdout
+    if script == "sobel_edges.py":
+        difference = float(result.stdout.split("max abs difference")[1].split()[0])
+        assert difference < 1e-5 and (tmp_path / "sobel_edges.png").exists()
