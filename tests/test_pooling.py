@@ -183,6 +183,7 @@ def test_interpolate_gradcheck():
     (lambda m: m.AdaptiveAvgPool2d(1), (3, 9, 8)),  # unbatched
     (lambda m: m.AdaptiveMaxPool2d((4, 3)), (2, 3, 9, 8)),
     (lambda m: m.Upsample(scale_factor=2), (2, 3, 4, 5)),
+    (lambda m: m.Upsample(2, "bilinear") if m is rb.nn else m.Upsample(scale_factor=2, mode="bilinear"), (2, 3, 4, 5)),
     (lambda m: m.Upsample(scale_factor=2, mode="bilinear"), (2, 3, 4, 5)),
     (lambda m: m.Upsample(size=(7, 3), mode="bilinear", align_corners=True), (2, 3, 4, 5)),
 ])

@@ -182,13 +182,17 @@ class Upsample(Module):
     (see :func:`rosenblatt.nn.functional.interpolate`): ``mode`` is ``"nearest"``, ``"bilinear"``
     (``align_corners=False`` by default, as in PyTorch), ``"linear"``, ``"nearest-exact"`` or ``"area"``.
 
+    The first positional argument is ``scale_factor`` (``Upsample(2)`` doubles the size); PyTorch's
+    first positional argument is ``size``, so pass ``size=`` by keyword. Keyword calls are identical
+    to PyTorch's.
+
     Shape:
         - Input: ``(N, C, H, W)`` (or ``(N, C, L)``)
         - Output: ``(N, C, floor(H*scale_factor), floor(W*scale_factor))`` or ``(N, C, *size)``
     """
 
-    def __init__(self, size: int | tuple[int, ...] | None = None, scale_factor: float | tuple[float, ...] | None = None,
-                 mode: str = "nearest", align_corners: bool | None = None) -> None:
+    def __init__(self, scale_factor: float | tuple[float, ...] | None = None, mode: str = "nearest",
+                 size: int | tuple[int, ...] | None = None, align_corners: bool | None = None) -> None:
         super().__init__()
         if (size is None) == (scale_factor is None):
             raise ValueError(f"Upsample: give exactly one of size and scale_factor, got size={size!r}, "
