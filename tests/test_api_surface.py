@@ -402,7 +402,7 @@ LAYERS: dict[str, tuple] = {
     "Sigmoid": (), "Tanh": (), "Softmax": (), "LogSoftmax": (),
     "Conv1d": (1, 2, 3), "Conv2d": (1, 2, 3), "ConvTranspose2d": (1, 2, 3),
     "MaxPool1d": (2,), "MaxPool2d": (2,), "AvgPool1d": (2,), "AvgPool2d": (2,), "AdaptiveAvgPool2d": (1,),
-    "AdaptiveMaxPool2d": (1,), "Upsample": (None, 2),
+    "AdaptiveMaxPool2d": (1,), "Upsample": (2,),
     "BatchNorm1d": (3,), "BatchNorm2d": (3,), "LayerNorm": (3,), "Dropout": (), "Dropout2d": (0.5,),
     "GaussianNoise": (0.1,),
     "RNN": (2, 3), "LSTM": (2, 3), "GRU": (2, 3), "RNNCell": (2, 3), "LSTMCell": (2, 3), "GRUCell": (2, 3),
