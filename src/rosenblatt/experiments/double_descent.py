@@ -86,10 +86,10 @@ def run(ctx: Context) -> None:
     axes[0].semilogx(widths, np.minimum(train_mse, 1.0), "s-", ms=2.5, alpha=0.7, label="training squared error")
     axes[1].loglog(widths, test_mse, "o-", ms=3, color="tab:red", label="test squared error (median)")
     axes[1].loglog(widths, weight_norm, "s-", ms=2.5, color="tab:gray", label="read-out norm ||B|| (median)")
-    for ax in axes:
+    for ax, place in zip(axes, ["lower left", "upper right"]):
         ax.axvline(N_TRAIN, color="k", ls="--", lw=1, label=f"interpolation threshold p = n = {N_TRAIN}")
         ax.set_xlabel("random features p (model width)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc=place)
     axes[0].annotate(f"peak {test_error[peak]:.2f}", (widths[peak], test_error[peak]),
                      xytext=(widths[peak] * 2.5, test_error[peak] * 0.97), arrowprops={"arrowstyle": "->"})
     axes[0].set_ylabel("error")

@@ -3,7 +3,8 @@
 ``python -m rosenblatt.experiments.make_docs [--docs DIR] [--quick] [--only NAME ...]`` runs the
 experiments (full size unless ``--quick``) into ``DIR/figures/NAME/`` and writes ``DIR/experiments.md``
 from their results: each section's text quotes the numbers measured in this run. With ``--only``
-the other sections are rebuilt from the results already stored under ``DIR/figures``.
+the other sections are rebuilt from the results already stored under ``DIR/figures`` (``--only``
+with no names reruns nothing and only rewrites the page).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ The figures and numbers below come from full runs with seed 0 and were generated
 def section(name: str, record: dict, figure_dir: str) -> str:
     """The markdown section of one experiment."""
     module = experiments.get_module(name)
-    lines = [f"## {module.TITLE}", "", f"`rosenblatt experiment {name}` - {module.CLAIM.lower()}.", ""]
+    lines = [f"## {module.TITLE}", "", f"`rosenblatt experiment {name}` - *{module.CLAIM}.*", ""]
     for figure in record["figures"]:
         lines += [f"![{name}: {figure}]({figure_dir}/{name}/{figure})", ""]
     lines += [module.describe(record["results"]), "", "Measured:", ""]

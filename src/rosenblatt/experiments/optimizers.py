@@ -154,8 +154,8 @@ def describe(results: dict) -> str:
     ranked = sorted(final, key=final.get)
     return (
         f"Left: training loss per epoch on the digits, every optimiser from the same weights. After "
-        f"{results['epochs']} epochs the lowest losses are {ranked[0]} ({fmt(final[ranked[0]])}) and "
-        f"{ranked[1]} ({fmt(final[ranked[1]])}); plain SGD ends at {fmt(final['SGD'])} and full-batch GD, "
+        f"{results['epochs']} epochs the lowest losses are {ranked[0]} at {fmt(final[ranked[0]])} and "
+        f"{ranked[1]} at {fmt(final[ranked[1]])}; plain SGD ends at {fmt(final['SGD'])} and full-batch GD, "
         f"one step per epoch, at {fmt(final['GD (full batch)'])}. The lecture's momentum rule reaches a loss "
         f"of 0.3 in {to['momentum a=0.9 (lecture)']} epochs against {to['SGD']} for SGD. Right: on "
         f"Rosenbrock's valley GD crawls along the floor (distance to the minimum "
