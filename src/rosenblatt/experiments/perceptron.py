@@ -9,6 +9,8 @@ backpropagation with Adam.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 import rosenblatt as rb
@@ -19,26 +21,16 @@ TITLE = "The perceptron, XOR, and decision regions of 1, 2 and 3 layers"
 CLAIM = "Rosenblatt's rule converges on separable data and fails on XOR; hidden layers fix it"
 
 
-def rosenblatt_rule(x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 1.0
-                    ) -> tuple[np.ndarray, float, list[int]]:
-    """Train a threshold unit with Rosenblatt's rule, one sample at a time, in a fixed order.
+def rosenblatt_rule(x: np.ndarray, y: np.ndarray, epochs: int) -> tuple[np.ndarray, float, list[int]]:
+    """Train ``rb.models.Perceptron`` with Rosenblatt's rule (one sample at a time, fixed order).
 
     Returns the weights, the bias and the number of mistakes in each epoch (0 = converged).
     """
-    w, b = np.zeros(x.shape[1]), 0.0
-    mistakes = []
-    for _ in range(epochs):
-        errors = 0
-        for xi, yi in zip(x, y):
-            a = 1.0 if xi @ w + b >= 0 else 0.0  # the step activation
-            if a != yi:
-                w = w + lr * (yi - a) * xi
-                b = b + lr * (yi - a)
-                errors += 1
-        mistakes.append(errors)
-        if errors == 0:
-            break
-    return w, b, mistakes
+    unit = rb.models.Perceptron(x.shape[1], dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "not linearly separable" on XOR: here that is the point
+        history = unit.fit(x, y, epochs=epochs, lr=1.0)
+    return unit.weight.numpy()[0], float(unit.bias.numpy()[0]), list(history.errors)
 
 
 def threshold_accuracy(x: np.ndarray, y: np.ndarray, w: np.ndarray, b: float) -> float:
