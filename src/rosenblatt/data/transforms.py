@@ -59,6 +59,7 @@ class Transform:
         return generator()
 
     def apply(self, x: np.ndarray, y: Any) -> tuple[np.ndarray, Any]:
+        """Transform the batch ``x`` (and labels ``y``); subclasses implement it, ``__call__`` handles tensors and seeding."""
         raise NotImplementedError
 
     def __call__(self, x: Any, y: Any = None, *rest: Any) -> Any:
@@ -137,6 +138,7 @@ class Normalize(Transform):
             raise ValueError(f"Normalize: std must be positive, got {std!r}")
 
     def apply(self, x, y):
+        """Subtract the per-channel mean and divide by the standard deviation."""
         x = _float(x, "Normalize")
         shape = [1] * x.ndim
         if self.mean.ndim or self.std.ndim:
@@ -163,6 +165,7 @@ class RandomCrop(Transform):
         self.padding = int(padding)
 
     def apply(self, x, y):
+        """Pad each image, then crop it back at a random offset drawn per sample."""
         images = _image_view(x, "RandomCrop")
         p = self.padding
         if p:
@@ -188,6 +191,7 @@ class RandomHorizontalFlip(Transform):
         self.p = p
 
     def apply(self, x, y):
+        """Mirror a random subset of the images left to right."""
         if x.ndim < 3:
             raise ValueError(f"RandomHorizontalFlip: expected images (N, [C,] H, W), got shape {x.shape}")
         flip = self.rng.random(x.shape[0]) < self.p
@@ -208,6 +212,7 @@ class RandomRotation(Transform):
         self.fill = fill
 
     def apply(self, x, y):
+        """Rotate each image by its own random angle (nearest-neighbour resampling)."""
         images = _image_view(_float(x, "RandomRotation"), "RandomRotation")
         n, c, h, w = images.shape
         angle = np.deg2rad(self.rng.uniform(self.degrees[0], self.degrees[1], size=n))
@@ -243,6 +248,7 @@ class ColorShift(Transform):
         self.max_shift = float(max_shift)
 
     def apply(self, x, y):
+        """Add a random offset per sample and channel (a colour nuance)."""
         images = _image_view(_float(x, "ColorShift"), "ColorShift")
         n, c = images.shape[:2]
         shift = self.rng.uniform(-self.max_shift, self.max_shift, size=(n, c, 1, 1)).astype(x.dtype)
@@ -260,6 +266,7 @@ class ContrastChange(Transform):
         self.low, self.high = low, high
 
     def apply(self, x, y):
+        """Scale each image around its mean by a random contrast factor."""
         x = _float(x, "ContrastChange")
         axes = tuple(range(1, x.ndim))
         factor = self.rng.uniform(self.low, self.high, size=(x.shape[0],) + (1,) * (x.ndim - 1)).astype(x.dtype)
@@ -275,6 +282,7 @@ class BrightnessChange(Transform):
         self.max_delta = float(max_delta)
 
     def apply(self, x, y):
+        """Add a random brightness offset per sample."""
         x = _float(x, "BrightnessChange")
         delta = self.rng.uniform(-self.max_delta, self.max_delta, size=(x.shape[0],) + (1,) * (x.ndim - 1))
         return x + delta.astype(x.dtype), y
@@ -290,6 +298,7 @@ class GaussianNoise(Transform):
         self.std = float(std)
 
     def apply(self, x, y):
+        """Add independent Gaussian noise to every value (noise injection)."""
         x = _float(x, "GaussianNoise")
         return x + (self.std * self.rng.standard_normal(x.shape)).astype(x.dtype), y
 
@@ -307,6 +316,7 @@ class RandomOcclusion(Transform):
         self.size, self.p, self.value = int(size), p, value
 
     def apply(self, x, y):
+        """Blank out a random patch in a random subset of the images."""
         images = _image_view(x, "RandomOcclusion")
         n, _, h, w = images.shape
         s = self.size
@@ -334,6 +344,7 @@ class FeatureDropout(Transform):
         self.p, self.value = p, value
 
     def apply(self, x, y):
+        """Zero each input feature (or bit) independently with probability ``p``."""
         drop = self.rng.random(x.shape) < self.p
         return np.where(drop, x.dtype.type(self.value), x), y
 
@@ -359,6 +370,7 @@ class LabelFlip(Transform):
         return super().__call__(x, y, *rest)
 
     def apply(self, x, y):
+        """Replace a random fraction of the labels by other classes (label noise); ``x`` is unchanged."""
         k = self.num_classes
         one_hot = y.ndim == 2 and y.shape[1] == k and k > 1
         labels = y.argmax(axis=1) if one_hot else y.reshape(y.shape[0], -1)[:, 0].astype(np.int64)

@@ -21,9 +21,11 @@ class Distribution:
     """Base of the search-space distributions."""
 
     def sample(self, rng: np.random.Generator) -> Any:
+        """One random value from this search dimension."""
         raise NotImplementedError
 
     def grid(self) -> list[Any]:
+        """The values this dimension takes in a grid search."""
         raise TypeError(f"grid_search: {self!r} is continuous; give a list of values instead")
 
 
@@ -36,6 +38,7 @@ class uniform(Distribution):  # noqa: N801 - reads like a function in a search s
         self.low, self.high = float(low), float(high)
 
     def sample(self, rng: np.random.Generator) -> float:
+        """One random value from this search dimension."""
         return float(rng.uniform(self.low, self.high))
 
     def __repr__(self) -> str:
@@ -51,6 +54,7 @@ class loguniform(uniform):  # noqa: N801
         super().__init__(low, high)
 
     def sample(self, rng: np.random.Generator) -> float:
+        """One random value from this search dimension."""
         return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
 
     def __repr__(self) -> str:
@@ -66,9 +70,11 @@ class randint(Distribution):  # noqa: N801
         self.low, self.high = int(low), int(high)
 
     def sample(self, rng: np.random.Generator) -> int:
+        """One random value from this search dimension."""
         return int(rng.integers(self.low, self.high + 1))
 
     def grid(self) -> list[int]:
+        """The values this dimension takes in a grid search."""
         return list(range(self.low, self.high + 1))
 
     def __repr__(self) -> str:
@@ -84,9 +90,11 @@ class choice(Distribution):  # noqa: N801
             raise ValueError("choice: expected at least one value")
 
     def sample(self, rng: np.random.Generator) -> Any:
+        """One random value from this search dimension."""
         return self.values[int(rng.integers(len(self.values)))]
 
     def grid(self) -> list[Any]:
+        """The values this dimension takes in a grid search."""
         return list(self.values)
 
     def __repr__(self) -> str:
@@ -120,12 +128,14 @@ class TuneResults(list):
 
     @property
     def best(self) -> dict[str, Any]:
+        """The best trial (its parameters and value)."""
         if not self:
             raise ValueError("TuneResults: no trials")
         return self[0]
 
     @property
     def best_params(self) -> dict[str, Any]:
+        """The parameters of the best trial."""
         return {k: self.best[k] for k in self.params}
 
     def table(self, limit: int | None = None) -> str:

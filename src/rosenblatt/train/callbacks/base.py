@@ -40,6 +40,7 @@ class Callback:
 
     @property
     def model(self) -> Any:
+        """The model being trained (None before ``fit`` attaches the callback to a trainer)."""
         return None if self.trainer is None else self.trainer.model
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
