@@ -68,7 +68,7 @@ def _build_parser() -> _Parser:
     experiment = sub.add_parser("experiment", help="run one of the lecture's experiments")
     experiment.add_argument("name", nargs="?", help="the experiment (see --list)")
     experiment.add_argument("--list", action="store_true", help="list the experiments")
-    experiment.add_argument("--out", default=None, help="output folder (default: experiments/NAME)")
+    experiment.add_argument("--out", default=None, help="output folder (default: runs/experiments/NAME)")
     experiment.add_argument("--quick", action="store_true", help="a smaller run (seconds)")
     experiment.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     bench = sub.add_parser("bench", help="run the benchmarks (benchmarks/run.py) against PyTorch")

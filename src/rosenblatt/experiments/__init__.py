@@ -50,7 +50,7 @@ def list_experiments() -> list[tuple[str, str]]:
 def run(name: str, out: str | Path | None = None, quick: bool = False, seed: int = 0,
         verbose: bool = True) -> dict[str, Any]:
     """Run experiment ``name``: write its figures and ``results.json`` to ``out`` (default
-    ``experiments/NAME``), print its headline lines (unless ``verbose=False``) and return the record
+    ``runs/experiments/NAME``), print its headline lines (unless ``verbose=False``) and return the record
     that was written: ``{"experiment", "claim", "quick", "seed", "seconds", "summary", "figures",
     "results"}``."""
     import rosenblatt as rb
@@ -59,7 +59,7 @@ def run(name: str, out: str | Path | None = None, quick: bool = False, seed: int
     module = get_module(name)
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"experiment: seed must be a non-negative int, got {seed!r}")
-    out = Path(out) if out is not None else Path("experiments") / name
+    out = Path(out) if out is not None else Path("runs") / "experiments" / name
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(out=out, quick=bool(quick), seed=seed)
     rb.manual_seed(seed)
