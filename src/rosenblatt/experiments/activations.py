@@ -47,6 +47,7 @@ def saturated_tails(dy: np.ndarray) -> np.ndarray:
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     x = np.linspace(-6, 6, 1201 if ctx.quick else 4801)
     table: dict[str, dict[str, float]] = {}
     curves = {}
@@ -92,6 +93,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     a = results["activations"]
     return (
         f"Each panel shows an activation and its derivative as backpropagated by the layer; the grey "

@@ -51,6 +51,7 @@ def knn_accuracy(train_codes: np.ndarray, train_labels: np.ndarray, codes: np.nd
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     epochs = 30 if ctx.quick else 100
     rng = ctx.rng()
     x_train, y_train, x_test, y_test = digits_split(1200, rng)
@@ -117,6 +118,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     return (
         f"Through a bottleneck of only two numbers the autoencoder reconstructs the test digits with a mean "
         f"squared error of {fmt(results['reconstruction_mse'], 4)} (the mean digit scores "

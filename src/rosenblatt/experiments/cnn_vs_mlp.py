@@ -46,6 +46,7 @@ def models() -> dict[str, nn.Module]:
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     epochs = 5 if ctx.quick else 15
     rng = ctx.rng()
     x_train, y_train, x_test, y_test = digits_split(1200, rng)
@@ -117,6 +118,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     p, acc, dist = results["parameters"], results["test_accuracy"], results["accuracy_by_distance"]
     mlp, dense, gmp = "MLP 196-128-10", "CNN, dense head", "CNN, global max pool"
     return (

@@ -30,6 +30,7 @@ def random_features(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     draws = 3 if ctx.quick else 10
     count = 18 if ctx.quick else 40
     rng = ctx.rng()
@@ -101,6 +102,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     b, w = results["best_underparameterised"], results["widest"]
     return (
         f"Random ReLU features of {results['n_train']} digits ({results['label_noise']:.0%} of the labels "

@@ -42,6 +42,7 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(16 * 4 * 4, 10)
 
     def forward(self, x: rb.Tensor) -> rb.Tensor:
+        """Logits (or the prediction) for the batch ``x``."""
         x = self.pool1(self.relu1(self.conv1(x)))
         x = self.pool2(self.relu2(self.conv2(x)))
         return self.fc(self.flatten(x))
@@ -62,6 +63,7 @@ def sobel_similarity(weight: np.ndarray) -> np.ndarray:
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     epochs = 4 if ctx.quick else 12
     rng = ctx.rng()
     x_train, y_train, x_test, y_test = digits_split(1200, rng)
@@ -148,6 +150,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     sim = results["mean_sobel_similarity"]
     return (
         f"The CNN reaches a test accuracy of {results['test_accuracy']:.3f}. Its eight first-layer kernels "

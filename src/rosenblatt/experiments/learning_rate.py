@@ -28,6 +28,7 @@ PARABOLA = {"too small (0.05)": 0.05, "right (0.4)": 0.4, "too large (1.05)": 1.
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     epochs = 10 if ctx.quick else 30
     rng = ctx.rng()
     x_train, y_train, x_test, y_test = digits_split(1200, rng)
@@ -103,6 +104,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     final, acc = results["final_train_loss"], results["test_accuracy"]
     return (
         f"On the parabola, a rate of 0.05 creeps towards the minimum, 0.4 reaches it in a few steps and "

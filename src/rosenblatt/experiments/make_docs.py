@@ -49,6 +49,7 @@ def section(name: str, record: dict, figure_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the experiments and write the page; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", default="docs", help="the docs folder (default: docs)")
     parser.add_argument("--quick", action="store_true", help="quick runs (for checking the script)")

@@ -43,6 +43,7 @@ START = (-1.5, 1.5)
 
 
 def rosenbrock(p: rb.Tensor) -> rb.Tensor:
+    """Rosenbrock's function of the 2-vector ``p``; minimum 0 at (1, 1)."""
     return (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
 
 
@@ -68,6 +69,7 @@ def surface_path(make: Callable[[Any, float], Any], lr: float, steps: int, noise
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     epochs = 8 if ctx.quick else 30
     surface_steps = 500 if ctx.quick else 1000
     rng = ctx.rng()
@@ -150,6 +152,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     final, dist, to = results["final_train_loss"], results["rosenbrock_final_distance_to_minimum"], results["epochs_to_loss_0.3"]
     ranked = sorted(final, key=final.get)
     return (

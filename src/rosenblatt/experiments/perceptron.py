@@ -71,6 +71,7 @@ def three_disks(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     rng = ctx.rng()
     epochs = 30 if ctx.quick else 100
     n = 100 if ctx.quick else 200
@@ -166,6 +167,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     sep, xor, reg = results["separable"], results["xor"], results["decision_regions"]["accuracy"]
     names = list(reg)
     return (

@@ -47,6 +47,7 @@ def network(dropout: float = 0.0, noise: float = 0.0) -> nn.Sequential:
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     epochs = 60 if ctx.quick else 200
     rng = ctx.rng()
     x_train, y_train, x_rest, y_rest = digits_split(N_TRAIN, rng)
@@ -148,6 +149,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     s = results["scores"]
     base = s["no regularisation"]
     others = ", ".join(f"{k} {v['test_accuracy']:.3f}" for k, v in s.items() if k != "no regularisation")

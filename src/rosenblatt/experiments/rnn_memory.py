@@ -37,11 +37,13 @@ class SequenceRegressor(nn.Module):
         self.head = nn.Linear(hidden_size, 1)
 
     def forward(self, x: rb.Tensor) -> rb.Tensor:
+        """Logits (or the prediction) for the batch ``x``."""
         output, _ = self.rnn(x)
         return self.head(output[:, -1])
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     lengths = [10, 30] if ctx.quick else [10, 25, 50, 100]
     steps = 500 if ctx.quick else 1500
     hidden = 16 if ctx.quick else 32
@@ -101,6 +103,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     lengths, mse = results["lengths"], results["test_mse"]
     last = len(lengths) - 1
     return (

@@ -29,6 +29,7 @@ def one_hidden_layer(width: int) -> nn.Sequential:
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     widths = [1, 2, 4, 16, 64] if ctx.quick else [1, 2, 4, 8, 16, 32, 64, 128]
     steps = 600 if ctx.quick else 3000
     x_train = np.linspace(-3, 3, 200, dtype=np.float32)[:, None]
@@ -81,6 +82,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     widths, errs = results["widths"], results["test_mse"]
     parts = []
     for name in ("sin(2x)", "|x|"):

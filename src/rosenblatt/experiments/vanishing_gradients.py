@@ -64,6 +64,7 @@ class DeepNet(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, x: rb.Tensor) -> rb.Tensor:
+        """Logits (or the prediction) for the batch ``x``."""
         h = x
         for index, (linear, norm) in enumerate(zip(self.hidden, self.norms)):
             if self.residual and index > 0:
@@ -92,6 +93,7 @@ def gradient_norms(model: DeepNet, x: np.ndarray, y: np.ndarray, batches: int, b
 
 
 def run(ctx: Context) -> None:
+    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
     depth = 10 if ctx.quick else 20
     width = 64
     steps = 100 if ctx.quick else 600
@@ -158,6 +160,7 @@ def run(ctx: Context) -> None:
 
 
 def describe(results: dict) -> str:
+    """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     r, acc = results["first_to_last_ratio"], results["test_accuracy"]
     return (
         f"In a {results['depth']}-layer network of width {results['width']} on the digits, the sigmoid "
