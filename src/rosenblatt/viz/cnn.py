@@ -13,26 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt.backend import is_cupy_array
 from rosenblatt.core import Tensor, no_grad
-
-
-def _pyplot(path: str | Path | None) -> Any:
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _as_array(value: Any) -> np.ndarray:
-    if isinstance(value, Tensor):
-        return value.numpy()
-    if is_cupy_array(value):
-        return value.get()
-    return np.asarray(value)
+from rosenblatt.viz._common import finish as _finish
+from rosenblatt.viz._common import pyplot as _pyplot
+from rosenblatt.viz._common import to_numpy as _as_array
 
 
 def _rescale(image: np.ndarray) -> np.ndarray:
@@ -47,13 +31,6 @@ def _grid(count: int, columns: int | None) -> tuple[int, int]:
     columns = columns or min(count, max(1, math.ceil(math.sqrt(count))))
     return math.ceil(count / columns), columns
 
-
-def _finish(fig: Any, plt: Any, path: str | Path | None) -> Any:
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-    return fig
 
 
 def plot_filters(conv_layer_or_weight: Any, path: str | Path | None = None, max_filters: int = 64,
