@@ -449,3 +449,79 @@ def test_invalid_parameters_raise():
     p.grad = rb.zeros(4, dtype=np.float64)
     with pytest.raises(ValueError, match="gradient has shape"):
         rb.optim.SGD([p], lr=0.1).step()
+
+
+# -- threads ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_threaded_steps_equal_single_threaded_steps_bit_for_bit(config, monkeypatch):
+    """The blocks of a step shared out between threads (cut mid-block at the shares' ends) give
+    exactly the parameters and state of one thread, strided (whole-array) gradients included."""
+    import threading
+
+    import rosenblatt.optim.optimizer as optimizer_module
+
+    name, kwargs = config
+    rng = np.random.default_rng(3)
+    weights = [rng.normal(size=(37, 29)), rng.normal(size=50), rng.normal(size=(13, 11)), rng.normal(size=7)]
+    grads = [[rng.normal(size=w.shape) for w in weights] for _ in range(3)]
+    monkeypatch.setattr(optimizer_module, "BLOCK_BYTES", 8 * 256)
+    monkeypatch.setattr(optimizer_module, "PARALLEL_MIN_ELEMENTS", 0)
+    run_units = optimizer_module.Optimizer._run_units
+    shares_run: set[tuple[int, bool]] = set()  # (thread slot, on the calling thread)
+
+    def recording_run_units(self, units, slot):
+        if units:
+            shares_run.add((slot, threading.current_thread() is threading.main_thread()))
+        return run_units(self, units, slot)
+
+    monkeypatch.setattr(optimizer_module.Optimizer, "_run_units", recording_run_units)
+    results = {}
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(optimizer_module, "THREADS", threads)
+        shares_run.clear()
+        params = [Parameter(w.copy()) for w in weights]
+        opt = getattr(rb.optim, name)(params, **kwargs)
+        for step_grads in grads:
+            for i, (p, g) in enumerate(zip(params, step_grads)):
+                # The third parameter's gradient is transposed data: processed whole, not in blocks.
+                p.grad = rb.Tensor(np.ascontiguousarray(g.T).T if i == 2 else g.copy())
+            opt.step()
+        assert shares_run == {(slot, slot == 0) for slot in range(threads)}, f"{threads} threads: {shares_run}"
+        state = {(i, k): np.asarray(v).copy() for i, s in opt.state.by_index.items() for k, v in s.items()}
+        results[threads] = ([p.numpy().copy() for p in params], state)
+    for threads in (2, 3):
+        for i, (a, b) in enumerate(zip(results[1][0], results[threads][0])):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name}: parameter {i} with {threads} threads")
+        assert results[1][1].keys() == results[threads][1].keys()
+        for key, value in results[1][1].items():
+            np.testing.assert_array_equal(value, results[threads][1][key], err_msg=f"{name}: state {key}")
+
+
+def test_small_steps_stay_on_the_calling_thread():
+    """A step over fewer than PARALLEL_MIN_ELEMENTS values hands nothing to the worker threads."""
+    import threading
+
+    import rosenblatt.optim.optimizer as optimizer_module
+
+    params = [Parameter(np.ones((300, 300)))]
+    params[0].grad = rb.Tensor(np.ones((300, 300)))
+    opt = rb.optim.Adam(params)
+    seen = []
+    run_units = opt._run_units
+    opt._run_units = lambda units, slot: (seen.append(threading.get_ident()), run_units(units, slot))
+    opt.step()
+    assert 300 * 300 < optimizer_module.PARALLEL_MIN_ELEMENTS
+    assert seen == [threading.get_ident()]
+
+
+def test_a_bad_gradient_fails_the_step_before_anything_changes():
+    a, b = Parameter(np.ones(3)), Parameter(np.ones(2))
+    a.grad, b.grad = rb.Tensor(np.ones(3)), rb.Tensor(np.ones(5))
+    opt = rb.optim.Adam([a, b], lr=0.1)
+    with pytest.raises(ValueError, match="parameter 1 has shape"):
+        opt.step()
+    np.testing.assert_array_equal(a.numpy(), np.ones(3))
+    assert len(opt.state) == 0
+    b.grad = rb.Tensor(np.ones(2))
+    opt.step()
+    assert opt.state[a]["step"] == 1 and not np.array_equal(a.numpy(), np.ones(3))

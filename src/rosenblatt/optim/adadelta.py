@@ -42,16 +42,17 @@ class Adadelta(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter with a gradient; returns ``closure()`` if given."""
         loss = self._evaluate_closure(closure)
-        for index, group, p, grad in self._params_with_grad():
-            state = self.state.by_index.get(index)
-            if state is None:
-                state = self.state.by_index[index] = {
-                    "step": 0, "square_avg": self._zeros_like(p), "acc_delta": self._zeros_like(p)}
-            state["step"] += 1
-            self._apply(_adadelta_kernel, (p.data, grad, state["square_avg"], state["acc_delta"]), 3,
-                        get_array_module(p.data), group["lr"], group["rho"], group["eps"], group["weight_decay"],
-                        group["maximize"])
-            p._version += 1
+        with self._updates():
+            for index, group, p, grad in self._params_with_grad():
+                state = self.state.by_index.get(index)
+                if state is None:
+                    state = self.state.by_index[index] = {
+                        "step": 0, "square_avg": self._zeros_like(p), "acc_delta": self._zeros_like(p)}
+                state["step"] += 1
+                self._apply(_adadelta_kernel, (p.data, grad, state["square_avg"], state["acc_delta"]), 3,
+                            get_array_module(p.data), group["lr"], group["rho"], group["eps"], group["weight_decay"],
+                            group["maximize"])
+                p._version += 1
         return loss
 
 

@@ -47,17 +47,18 @@ class Adagrad(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter with a gradient; returns ``closure()`` if given."""
         loss = self._evaluate_closure(closure)
-        for index, group, p, grad in self._params_with_grad():
-            state = self.state.by_index.get(index)
-            if state is None:
-                accumulator = self._zeros_like(p)
-                accumulator += group["initial_accumulator_value"]
-                state = self.state.by_index[index] = {"step": 0, "sum": accumulator}
-            state["step"] += 1
-            clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-            self._apply(_adagrad_kernel, (p.data, grad, state["sum"]), 2, get_array_module(p.data), clr,
-                        group["eps"], group["weight_decay"], group["maximize"])
-            p._version += 1
+        with self._updates():
+            for index, group, p, grad in self._params_with_grad():
+                state = self.state.by_index.get(index)
+                if state is None:
+                    accumulator = self._zeros_like(p)
+                    accumulator += group["initial_accumulator_value"]
+                    state = self.state.by_index[index] = {"step": 0, "sum": accumulator}
+                state["step"] += 1
+                clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+                self._apply(_adagrad_kernel, (p.data, grad, state["sum"]), 2, get_array_module(p.data), clr,
+                            group["eps"], group["weight_decay"], group["maximize"])
+                p._version += 1
         return loss
 
 

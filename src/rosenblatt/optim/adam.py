@@ -57,32 +57,33 @@ class Adam(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter with a gradient; returns ``closure()`` if given."""
         loss = self._evaluate_closure(closure)
-        for index, group, p, grad in self._params_with_grad():
-            state = self.state.by_index.get(index)
-            if state is None:
-                state = self.state.by_index[index] = {
-                    "step": 0, "exp_avg": self._zeros_like(p), "exp_avg_sq": self._zeros_like(p)}
-            state["step"] += 1
-            step = state["step"]
-            lr, weight_decay = group["lr"], group["weight_decay"]
-            beta1, beta2 = group["betas"]
-            bias_correction1 = 1 - beta1 ** step
-            bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
-            # lr * m / (sqrt(v) / c2 + eps) / c1  ==  (lr * c2 / c1) * m / (sqrt(v) + eps * c2):
-            # one pass fewer over the arrays than dividing sqrt(v) by c2.
-            step_size = lr * bias_correction2_sqrt / bias_correction1
-            eps = group["eps"] * bias_correction2_sqrt
-            xp = get_array_module(p.data)
-            if self._decoupled_weight_decay:
-                decay, l2 = 1 - lr * weight_decay, 0.0
-            else:
-                decay, l2 = 1.0, weight_decay
-            if group["amsgrad"] and "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = self._zeros_like(p)
-            arrays = (p.data, grad, state["exp_avg"], state["exp_avg_sq"],
-                      state["max_exp_avg_sq"] if group["amsgrad"] else None)
-            self._apply(_adam_kernel, arrays, 2, xp, beta1, beta2, step_size, eps, decay, l2, group["maximize"])
-            p._version += 1
+        with self._updates():
+            for index, group, p, grad in self._params_with_grad():
+                state = self.state.by_index.get(index)
+                if state is None:
+                    state = self.state.by_index[index] = {
+                        "step": 0, "exp_avg": self._zeros_like(p), "exp_avg_sq": self._zeros_like(p)}
+                state["step"] += 1
+                step = state["step"]
+                lr, weight_decay = group["lr"], group["weight_decay"]
+                beta1, beta2 = group["betas"]
+                bias_correction1 = 1 - beta1 ** step
+                bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
+                # lr * m / (sqrt(v) / c2 + eps) / c1  ==  (lr * c2 / c1) * m / (sqrt(v) + eps * c2):
+                # one pass fewer over the arrays than dividing sqrt(v) by c2.
+                step_size = lr * bias_correction2_sqrt / bias_correction1
+                eps = group["eps"] * bias_correction2_sqrt
+                xp = get_array_module(p.data)
+                if self._decoupled_weight_decay:
+                    decay, l2 = 1 - lr * weight_decay, 0.0
+                else:
+                    decay, l2 = 1.0, weight_decay
+                if group["amsgrad"] and "max_exp_avg_sq" not in state:
+                    state["max_exp_avg_sq"] = self._zeros_like(p)
+                arrays = (p.data, grad, state["exp_avg"], state["exp_avg_sq"],
+                          state["max_exp_avg_sq"] if group["amsgrad"] else None)
+                self._apply(_adam_kernel, arrays, 2, xp, beta1, beta2, step_size, eps, decay, l2, group["maximize"])
+                p._version += 1
         return loss
 
 

@@ -51,23 +51,24 @@ class RMSprop(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter with a gradient; returns ``closure()`` if given."""
         loss = self._evaluate_closure(closure)
-        for index, group, p, grad in self._params_with_grad():
-            momentum, centered = group["momentum"], group["centered"]
-            state = self.state.by_index.get(index)
-            if state is None:
-                state = self.state.by_index[index] = {"step": 0, "square_avg": self._zeros_like(p)}
-            # Created on demand, so that switching momentum or centering on mid-run works as in PyTorch
-            # (where the buffers exist from the first step only when the option was on).
-            if momentum > 0 and "momentum_buffer" not in state:
-                state["momentum_buffer"] = self._zeros_like(p)
-            if centered and "grad_avg" not in state:
-                state["grad_avg"] = self._zeros_like(p)
-            state["step"] += 1
-            arrays = (p.data, grad, state["square_avg"], state["grad_avg"] if centered else None,
-                      state["momentum_buffer"] if momentum > 0 else None)
-            self._apply(_rmsprop_kernel, arrays, 2, get_array_module(p.data), group["lr"], group["alpha"],
-                        group["eps"], group["weight_decay"], momentum, group["maximize"])
-            p._version += 1
+        with self._updates():
+            for index, group, p, grad in self._params_with_grad():
+                momentum, centered = group["momentum"], group["centered"]
+                state = self.state.by_index.get(index)
+                if state is None:
+                    state = self.state.by_index[index] = {"step": 0, "square_avg": self._zeros_like(p)}
+                # Created on demand, so that switching momentum or centering on mid-run works as in PyTorch
+                # (where the buffers exist from the first step only when the option was on).
+                if momentum > 0 and "momentum_buffer" not in state:
+                    state["momentum_buffer"] = self._zeros_like(p)
+                if centered and "grad_avg" not in state:
+                    state["grad_avg"] = self._zeros_like(p)
+                state["step"] += 1
+                arrays = (p.data, grad, state["square_avg"], state["grad_avg"] if centered else None,
+                          state["momentum_buffer"] if momentum > 0 else None)
+                self._apply(_rmsprop_kernel, arrays, 2, get_array_module(p.data), group["lr"], group["alpha"],
+                            group["eps"], group["weight_decay"], momentum, group["maximize"])
+                p._version += 1
         return loss
 
 

@@ -58,20 +58,21 @@ class SGD(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter with a gradient; returns ``closure()`` if given."""
         loss = self._evaluate_closure(closure)
-        for index, group, p, grad in self._params_with_grad():
-            xp = get_array_module(p.data)
-            momentum = group["momentum"]
-            if momentum == 0:
-                self._apply(_sgd_kernel, (p.data, grad), 2, xp, group["lr"], group["weight_decay"], group["maximize"])
-            else:
-                state = self.state.by_index.setdefault(index, {})
-                first = "momentum_buffer" not in state
-                if first:
-                    state["momentum_buffer"] = self._zeros_like(p)
-                self._apply(_sgd_momentum_kernel, (p.data, grad, state["momentum_buffer"]), 2, xp, group["lr"],
-                            momentum, group["dampening"], group["nesterov"], group["weight_decay"],
-                            group["maximize"], first)
-            p._version += 1  # the parameter changed in place: graphs that saved it are now stale
+        with self._updates():
+            for index, group, p, grad in self._params_with_grad():
+                xp = get_array_module(p.data)
+                momentum = group["momentum"]
+                if momentum == 0:
+                    self._apply(_sgd_kernel, (p.data, grad), 2, xp, group["lr"], group["weight_decay"], group["maximize"])
+                else:
+                    state = self.state.by_index.setdefault(index, {})
+                    first = "momentum_buffer" not in state
+                    if first:
+                        state["momentum_buffer"] = self._zeros_like(p)
+                    self._apply(_sgd_momentum_kernel, (p.data, grad, state["momentum_buffer"]), 2, xp, group["lr"],
+                                momentum, group["dampening"], group["nesterov"], group["weight_decay"],
+                                group["maximize"], first)
+                p._version += 1  # the parameter changed in place: graphs that saved it are now stale
         return loss
 
 
