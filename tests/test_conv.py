@@ -51,6 +51,8 @@ CONV2D_CASES = [
     ((2, 3, 7, 8), (4, 3, 2, 2), dict(padding="same")),
     ((2, 3, 6, 6), (4, 3, 3, 3), dict(padding="valid", stride=3)),
     ((2, 5, 6, 7), (3, 5, 1, 1), {}),  # 1x1: no im2col copy
+    ((2, 5, 6, 7), (3, 5, 1, 1), dict(padding=1)),  # padded 1x1: wide columns, zero border outputs
+    ((2, 3, 9, 8), (4, 3, 3, 3), dict(padding=(1, 3), dilation=(2, 3))),  # wide rows reach 6 past OW
     ((2, 5, 6, 7), (3, 5, 1, 1), dict(stride=2)),
     ((2, 3, 5, 5), (2, 3, 3, 3), dict(padding=3)),  # padding wider than the kernel reach
     ((1, 2, 5, 6), (3, 2, 5, 6), {}),  # kernel as large as the input: 1x1 output
@@ -313,7 +315,8 @@ def test_errors_are_clear():
 
 
 @requires_torch
-@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1, groups=2), dict(kernel=1)])
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(padding=2, dilation=2, groups=2),
+                                dict(stride=2, padding=1, groups=2), dict(kernel=1)])
 def test_large_batches_are_processed_in_chunks(monkeypatch, kw):
     """Columns over the size limit are built a few samples at a time (a last, shorter chunk too)."""
     kw = dict(kw)

@@ -28,6 +28,32 @@ def _reduce_axes(ndim: int) -> tuple[int, ...]:
     return (0,) + tuple(range(2, ndim))
 
 
+# Per-channel sums over (N, *spatial). NumPy reduces an NCHW array over axes (0, 2, 3) about three
+# times slower than BLAS does: on the (N, C, L) view, ``a @ ones`` sums each row of length L and a
+# batched ``(1, L) @ (L, 1)`` matmul gives the row dot products, leaving only an (N, C) sum over N
+# (also as accurate as NumPy's pairwise sum, measured against float64).
+
+
+def _channel_sum(a):
+    """``a.sum(axis=(0, 2, ...))`` of an ``(N, C, ...)`` array, shape ``(C,)``."""
+    if a.ndim == 2:
+        return a.sum(axis=0)
+    xp = get_array_module(a)
+    a3 = a.reshape(a.shape[0], a.shape[1], -1)
+    return xp.matmul(a3, xp.ones(a3.shape[2], dtype=a.dtype)).sum(axis=0)
+
+
+def _channel_dot(a, b):
+    """``(a * b).sum(axis=(0, 2, ...))`` of two ``(N, C, ...)`` arrays without the product array."""
+    if a.ndim == 2:
+        return (a * b).sum(axis=0)
+    xp = get_array_module(a)
+    n, c = a.shape[:2]
+    a4 = a.reshape(n, c, 1, -1)
+    b4 = b.reshape(n, c, -1, 1)
+    return xp.matmul(a4, b4).reshape(n, c).sum(axis=0)
+
+
 # -- batch norm ------------------------------------------------------------------------------
 
 
@@ -50,9 +76,11 @@ class BatchNormFn(Function):
     """Training-mode batch norm given the batch mean and inverse standard deviation."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, batch_mean, invstd, eps):
+    def forward(ctx, x, weight, bias, batch_mean, invstd, eps, centered=None):
+        # ``centered`` (x - batch_mean, computed for the variance and owned by the caller) is
+        # reused in place, saving a pass over x.
         shape = _param_shape(x.ndim, x.shape[1])
-        x_hat = x - batch_mean.reshape(shape)
+        x_hat = x - batch_mean.reshape(shape) if centered is None else centered
         x_hat *= invstd.reshape(shape)
         ctx.x_hat = x_hat
         if weight is None:
@@ -72,11 +100,10 @@ class BatchNormFn(Function):
                 ctx.inputs, ctx.needs_input_grad, [gy],
             )
         g, x_hat = gy.data, ctx.x_hat
-        axes = _reduce_axes(g.ndim)
         shape = _param_shape(g.ndim, g.shape[1])
         count = g.size // g.shape[1]
-        sum_g = g.sum(axis=axes)
-        sum_g_xhat = (g * x_hat).sum(axis=axes)
+        sum_g = _channel_sum(g)
+        sum_g_xhat = _channel_dot(g, x_hat)
         gx = gw = gb = None
         if need_x:
             scale = invstd if weight is None else invstd * weight.data
@@ -128,13 +155,13 @@ def batch_norm(
     xd = x.data
     xp = get_array_module(xd)
     if training or running_mean is None or running_var is None:
-        axes = _reduce_axes(xd.ndim)
         count = xd.size // xd.shape[1]
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape {x.shape}")
-        batch_mean = xd.mean(axis=axes)
+        batch_mean = _channel_sum(xd) / count
         centered = xd - batch_mean.reshape(_param_shape(xd.ndim, xd.shape[1]))
-        batch_var = xp.mean(centered * centered, axis=axes)
+        # two passes (mean, then centred squares) keep the variance accurate when |mean| >> std
+        batch_var = _channel_dot(centered, centered) / count
         if training and running_mean is not None and running_var is not None:
             with no_grad():
                 m = float(momentum)
@@ -145,7 +172,8 @@ def batch_norm(
                 running_mean._version += 1
                 running_var._version += 1
         invstd = 1.0 / xp.sqrt(batch_var + eps)
-        return BatchNormFn.apply(x, weight, bias, batch_mean, invstd.astype(xd.dtype, copy=False), eps)
+        return BatchNormFn.apply(x, weight, bias, batch_mean, invstd.astype(xd.dtype, copy=False), eps,
+                                 centered=centered)
     # Evaluation: a fixed affine map per channel.
     shape = _param_shape(xd.ndim, xd.shape[1])
     invstd = Tensor._make((1.0 / xp.sqrt(running_var.data + eps)).astype(xd.dtype, copy=False))
