@@ -172,7 +172,7 @@ def _check_float(op: str, *arrays: Any) -> None:
 # columns stay under this size. A few MB keeps each chunk's columns in cache between the copy
 # that writes them and the GEMM that reads them (measured: a whole-batch 40 MB column matrix
 # makes a ResNet-20 convolution ~1.6x slower); the GEMMs stay thousands of columns wide.
-COLUMNS_MAX_BYTES = 3 * 2**20
+COLUMNS_MAX_BYTES = 4 * 2**20
 
 
 def _batch_chunks(n: int, bytes_per_sample: int) -> tuple[int, list[tuple[int, int]]]:

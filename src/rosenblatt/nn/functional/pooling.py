@@ -152,8 +152,11 @@ def _max_pool_arrays(x: Any, geom: _PoolGeometry, with_argmax: bool) -> tuple[An
                 argmax = xp.zeros(best.shape, dtype=np.int8 if count <= 127 else np.int32)
             continue
         if with_argmax:
-            # Strictly greater: ties keep the first offset, as PyTorch does.
-            xp.copyto(argmax, k, where=view > best)
+            # Strictly greater: ties keep the first offset, as PyTorch does. Offsets come in
+            # increasing order, so a new winner k is larger than any argmax so far and
+            # max(argmax, k * (view > best)) records it: branch-free, unlike a masked copy
+            # (copyto/where with a data-dependent mask is ~10x slower in NumPy).
+            xp.maximum(argmax, xp.multiply(view > best, k, dtype=argmax.dtype), out=argmax)
         xp.maximum(best, view, out=best)
     return best, argmax
 
@@ -179,12 +182,13 @@ class MaxPoolScatter(Function):
         xp = get_array_module(gy)
         gx = _zeros_padded(tuple(x_shape), gy.dtype, geom, xp)
         overlapping = geom.overlapping
+        # gy * (argmax == k) rather than a masked copy: a multiply by the mask is branch-free
         for k, rows, cols in geom.offsets():
             won = argmax == k
             if overlapping:
-                gx[:, :, rows, cols] += xp.where(won, gy, 0)
+                gx[:, :, rows, cols] += gy * won
             else:  # disjoint windows: each pixel is written by at most one offset
-                xp.copyto(gx[:, :, rows, cols], gy, where=won)
+                xp.multiply(gy, won, out=gx[:, :, rows, cols])
         return _crop(gx, geom)
 
     @staticmethod
