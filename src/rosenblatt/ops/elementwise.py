@@ -167,7 +167,8 @@ class ReLUGrad(Function):
 
     @staticmethod
     def forward(ctx, gy, y):
-        return get_array_module(gy).where(y > 0, gy, 0)
+        # A multiply by the mask: several times faster than a masked select (np.where) in NumPy.
+        return gy * (y > 0)
 
     @staticmethod
     def backward(ctx, ggx):
