@@ -75,18 +75,45 @@ def measure(workload, rounds: int, budget: float) -> dict:
     return result
 
 
-def peak_memory(workload, side: str) -> float:
-    """Peak resident memory (MB) added by a few steps, measured in a fresh process."""
-    code = (
-        "import resource, sys; sys.path.insert(0, %r); sys.path.insert(0, %r);"
-        "import run; ws = {w.name: w for w in run.load_workloads()}; w = ws[%r];"
-        "steps = w.setup(); step = steps[0 if %r == 'rb' else 1];"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-        "[step() for _ in range(3)];"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)"
-    ) % (str(HERE.parent / "src"), str(HERE), workload.name, side)
+_PROBE = """
+import os, sys, threading, time
+sys.path.insert(0, {src!r}); sys.path.insert(0, {here!r})
+import run
+workload = {{w.name: w for w in run.load_workloads()}}[{name!r}]
+steps = workload.setup()
+step = steps[0 if {side!r} == "rb" else 1]
+page = os.sysconf("SC_PAGE_SIZE")
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+
+step()  # first step: lazily created state and buffers belong to the steady state
+base, peak, done = rss(), [0], threading.Event()
+
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.0005)
+
+sampler = threading.Thread(target=sample)
+sampler.start()
+for _ in range(3):
+    step()
+done.set()
+sampler.join()
+print(max(peak[0], rss()), base)
+"""
+
+
+def peak_memory(workload, side: str) -> tuple[float, float]:
+    """Peak resident memory (MB) of a fresh process during 3 training steps of one side, and its
+    resident memory before them. Both processes import both frameworks and build both models, so
+    the difference between the sides is what their training steps use."""
+    code = _PROBE.format(src=str(HERE.parent / "src"), here=str(HERE), name=workload.name, side=side)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=HERE, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    peak, base = (float(v) / 2**20 for v in out.stdout.strip().splitlines()[-1].split())
+    return peak, base
 
 
 def machine_info() -> dict:
@@ -135,14 +162,16 @@ def write_results(rows: list[dict], info: dict, path: Path) -> None:
     if extras:
         lines += ["", "| workload | detail |", "|---|---|"]
         for row in extras:
-            if "numpy_s" in row:
-                ops = row.get("ops", 1)
+            if "numpy_s" in row and row.get("ops"):
+                ops = row["ops"]
                 overhead = (row["rb_s"] - row["numpy_s"]) / ops * 1e6
+                what = "forward, graph recorded" if "forward only" in row["name"] else "forward + backward"
                 lines.append(f"| {row['name']} | raw NumPy {_fmt(row['numpy_s'])}; rosenblatt overhead "
-                             f"{overhead:.2f} µs per op (forward + backward) |")
+                             f"{overhead:.2f} µs per op ({what}) |")
             if "rb_peak_mb" in row:
-                lines.append(f"| {row['name']} | peak memory of 3 steps: rosenblatt {row['rb_peak_mb']:.0f} MB, "
-                             f"PyTorch {row['torch_peak_mb']:.0f} MB |")
+                lines.append(f"| {row['name']} | peak resident memory during 3 training steps: rosenblatt "
+                             f"{row['rb_peak_mb']:.0f} MB, PyTorch {row['torch_peak_mb']:.0f} MB (each side in "
+                             f"its own process, which imports both frameworks and builds both models) |")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -181,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         if "ops" in w.extra:
             row["ops"] = w.extra["ops"]
         if w.memory and not args.quick:
-            row["rb_peak_mb"] = peak_memory(w, "rb")
-            row["torch_peak_mb"] = peak_memory(w, "torch")
+            row["rb_peak_mb"], row["rb_base_mb"] = peak_memory(w, "rb")
+            row["torch_peak_mb"], row["torch_base_mb"] = peak_memory(w, "torch")
         rows.append(row)
         flag = "" if w.target is None else ("  (target %.2f %s)" % (w.target, "met" if row["ratio"] >= w.target else "BELOW"))
         print(f"{w.group:6s} {w.name:55s} rb {_fmt(row['rb_s']):>10s}  torch {_fmt(row['torch_s']):>10s}  "

@@ -9,6 +9,43 @@ from common import Workload
 import rosenblatt as rb
 
 
+def _forward_chain_setup():
+    """The forward pass alone (graph recorded): the per-op cost of building the graph."""
+    import torch
+
+    def setup():
+        data = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+        x = rb.tensor(data, requires_grad=True)
+        tx = torch.tensor(data, requires_grad=True)
+
+        def rb_step():
+            y = x
+            for _ in range(100):
+                y = y * 0.999
+            return y
+
+        def torch_step():
+            y = tx
+            for _ in range(100):
+                y = y * 0.999
+            return y
+
+        return rb_step, torch_step
+
+    def numpy_setup():
+        data = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+
+        def step():
+            y = data
+            for _ in range(100):
+                y = y * 0.999
+            return y
+
+        return step
+
+    return setup, numpy_setup
+
+
 def _chain_setup(n: int):
     import torch
 
@@ -92,13 +129,15 @@ def _mlp_setup():
     return rb_step, torch_step
 
 
+_forward, _forward_np = _forward_chain_setup()
 _small, _small_np = _chain_setup(8)
 _large, _large_np = _chain_setup(512)
 
 WORKLOADS = [
     Workload("100-op elementwise chain, 8x8, forward+backward", "core", _small, target=None,
              extra={"numpy_setup": _small_np, "ops": 100}),
-    Workload("100-op elementwise chain, 512x512, forward+backward", "core", _large, target=None,
-             extra={"numpy_setup": _large_np, "ops": 100}),
+    Workload("100-op chain, 8x8, forward only (graph recorded)", "core", _forward, target=None,
+             extra={"numpy_setup": _forward_np, "ops": 100}),
+    Workload("100-op elementwise chain, 512x512, forward+backward", "core", _large, target=None),
     Workload("MLP 784-512-256-10 train step (core ops), batch 128", "core", _mlp_setup, target=1.0),
 ]
