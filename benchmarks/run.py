@@ -60,7 +60,7 @@ def measure(workload, rounds: int, budget: float) -> dict:
         rb_step()
         torch_step()
     one = max(_time_calls(rb_step, 1), _time_calls(torch_step, 1), 1e-6)
-    n = max(1, int(budget / one))
+    n = max(3, int(budget / one))  # at least 3 calls a round: the switch between frameworks is not timed alone
     rb_times, torch_times = [], []
     for _ in range(rounds):
         rb_times.append(_time_calls(rb_step, n))
