@@ -391,10 +391,6 @@ class Tensor:
             raise ValueError(f"backward(): gradient shape {gradient.shape} does not match tensor shape {self.shape}")
         run_backward([self], [gradient], retain_graph=retain_graph or create_graph, create_graph=create_graph)
 
-    def register_hook(self, hook):
-        """Not supported: gradient hooks would slow every backward; use ``retain_grad()`` or ``rb.grad``."""
-        raise NotImplementedError("register_hook is not supported; use retain_grad() or rb.grad()")
-
     # -- in-place ops (leaves under no_grad, or tensors no graph needs) -----------------------
     def _check_inplace(self, op: str, value: Any = None) -> None:
         if _GradMode.enabled and self.requires_grad:

@@ -42,7 +42,8 @@ class DenseLayer(nn.Module):
 
 class DenseBlock(nn.ModuleDict):
     """``num_layers`` :class:`DenseLayer` (named ``denselayer1``, ``denselayer2``, ...), each fed with
-    the block input and all earlier layers' outputs; returns all of them concatenated.
+    the block input and all earlier layers' outputs; returns all of them concatenated
+    (Huang et al., 2017, "Densely Connected Convolutional Networks").
 
     Shape:
         - Input: ``(N, in_channels, H, W)``
@@ -64,7 +65,7 @@ class DenseBlock(nn.ModuleDict):
 
 class Transition(nn.Sequential):
     """Between dense blocks: ``BN -> ReLU -> 1x1 conv -> 2x2 average pool`` (the compression of
-    DenseNet-C sets ``out_channels``).
+    DenseNet-C sets ``out_channels``; Huang et al., 2017).
 
     Shape:
         - Input: ``(N, in_channels, H, W)``
@@ -159,7 +160,8 @@ class DenseNet(nn.Module):
 
 
 def densenet121(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False, **kwargs) -> DenseNet:
-    """DenseNet-121 (k = 32, blocks 6-12-24-16; torchvision layout, 7,978,856 parameters for 1000 classes)."""
+    """DenseNet-121 (Huang et al., 2017): k = 32, blocks 6-12-24-16; torchvision layout, 7,978,856
+    parameters for 1000 classes."""
     return DenseNet(32, (6, 12, 24, 16), 64, num_classes=num_classes, in_channels=in_channels,
                     small_input=small_input, **kwargs)
 
