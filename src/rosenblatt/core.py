@@ -801,6 +801,10 @@ class Function:
 
     # Functions that cannot be differentiated twice set this, so create_graph fails clearly.
     once_differentiable = False
+    # Optional: ``backward_arrays(ctx, *grad_arrays) -> array gradients``, the same formula as
+    # ``backward`` on raw arrays. Used when no graph of the backward pass is recorded (the usual
+    # ``loss.backward()``), it skips one op dispatch per gradient on the hottest ops.
+    backward_arrays = None
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> Any:
@@ -1073,7 +1077,13 @@ def run_backward(
                 xp = get_array_module(fn.inputs[0].data if isinstance(fn.inputs[0], Tensor) else None)
                 grads = [g if g is not None else Tensor._make(xp.zeros(shape, dtype))
                          for g, (shape, dtype) in zip(grads, fn._output_meta)]
-            input_grads = type(fn).backward(fn, *grads)
+            cls = type(fn)
+            if not create_graph and cls.backward_arrays is not None:
+                # Fast path: no graph of the backward pass is needed, so hot ops compute their
+                # gradients on raw arrays (the differentiable ``backward`` is their reference).
+                input_grads = cls.backward_arrays(fn, *[g.data for g in grads])
+            else:
+                input_grads = cls.backward(fn, *grads)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             if len(input_grads) < len(fn.inputs):

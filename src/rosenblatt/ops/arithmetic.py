@@ -24,6 +24,8 @@ class Add(Function):
     def backward(ctx, gy):
         return gy, gy
 
+    backward_arrays = backward
+
 
 class Sub(Function):
     @staticmethod
@@ -34,6 +36,8 @@ class Sub(Function):
     def backward(ctx, gy):
         return gy, (-gy if ctx.needs_input_grad[1] else None)
 
+    backward_arrays = backward
+
 
 class Mul(Function):
     @staticmethod
@@ -43,6 +47,12 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, gy):
         a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        return (gy * b if need_a else None), (gy * a if need_b else None)
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        a, b = (x.data if isinstance(x, Tensor) else x for x in ctx.inputs)
         need_a, need_b = ctx.needs_input_grad
         return (gy * b if need_a else None), (gy * a if need_b else None)
 
@@ -60,6 +70,14 @@ class Div(Function):
         gb = -gy * a / (b * b) if need_b else None
         return ga, gb
 
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        a, b = (x.data if isinstance(x, Tensor) else x for x in ctx.inputs)
+        need_a, need_b = ctx.needs_input_grad
+        ga = gy / b if need_a else None
+        gb = -gy * a / (b * b) if need_b else None
+        return ga, gb
+
 
 class Neg(Function):
     @staticmethod
@@ -69,6 +87,8 @@ class Neg(Function):
     @staticmethod
     def backward(ctx, gy):
         return -gy
+
+    backward_arrays = backward
 
 
 class Pow(Function):

@@ -21,6 +21,10 @@ class Exp(Function):
     def backward(ctx, gy):
         return gy * ctx.output()
 
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        return gy * ctx.output().data
+
 
 class Log(Function):
     @staticmethod
@@ -102,6 +106,10 @@ class Tanh(Function):
     def backward(ctx, gy):
         return TanhGrad.apply(gy, ctx.output())
 
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        return TanhGrad.forward(ctx, gy, ctx.output().data)
+
 
 class TanhGrad(Function):
     """``gy * (1 - y²)`` as one op (tanh's backward; itself differentiable)."""
@@ -134,6 +142,10 @@ class Sigmoid(Function):
     def backward(ctx, gy):
         return SigmoidGrad.apply(gy, ctx.output())
 
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        return SigmoidGrad.forward(ctx, gy, ctx.output().data)
+
 
 class SigmoidGrad(Function):
     """``gy * y * (1 - y)`` as one op (sigmoid's backward; itself differentiable)."""
@@ -160,6 +172,10 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, gy):
         return ReLUGrad.apply(gy, ctx.output().data)
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        return ReLUGrad.forward(ctx, gy, ctx.output().data)
 
 
 class ReLUGrad(Function):
