@@ -19,19 +19,14 @@ import rosenblatt as rb
 from rosenblatt import nn
 from rosenblatt.data.datasets import FashionMNIST
 from rosenblatt.models import LeNet5
+from rosenblatt.train import Trainer
 
 MEAN, STD = 0.2860, 0.3530  # of the Fashion-MNIST training images
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
-    model.eval()
-    correct = 0
-    with rb.no_grad():
-        for start in range(0, len(x), batch_size):
-            logits = model(rb.tensor(x[start:start + batch_size]))
-            correct += int((logits.numpy().argmax(axis=1) == y[start:start + batch_size]).sum())
-    model.train()
-    return correct / len(x)
+    """Test accuracy, through the library's evaluation loop (eval mode, no graph, batched)."""
+    return Trainer(model, nn.CrossEntropyLoss()).evaluate((x, y), batch_size=batch_size)["accuracy"]
 
 
 def main() -> None:
