@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt.core import Function, Tensor
+from rosenblatt import kernels
+from rosenblatt.core import Function, Tensor, is_grad_enabled
 from rosenblatt.kernels.conv import (
     ConvGeometry,
     _output_size,
@@ -85,21 +86,44 @@ def _check_float(op: str, *arrays: Any) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _onednn_geometry(geom: ConvGeometry) -> tuple:
+    """``geom`` as the oneDNN kernels take it: stride, padding before, padding after, dilation, groups."""
+    (top, bottom), (left, right) = geom.padding
+    return geom.stride, (top, left), (bottom, right), geom.dilation, geom.groups
+
+
+def _conv_forward(x: Any, w: Any, b: Any, geom: ConvGeometry) -> Any:
+    if kernels.use_onednn(x, w, b):
+        from rosenblatt.kernels.onednn import conv as dnn
+
+        y = dnn.conv_forward(x, w, b, *_onednn_geometry(geom))
+        if y is not None:
+            return y
+    y = conv2d_array(x, w, geom)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
 class Conv2dFunction(Function):
     """``y = conv2d(x, w) + b``; backward through :class:`Conv2dGradInput` / :class:`Conv2dGradWeight`."""
 
     @staticmethod
     def forward(ctx, x, w, b, geom):
-        y = conv2d_array(x, w, geom)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
-        return y
+        return _conv_forward(x, w, b, geom)
 
     @staticmethod
     def backward(ctx, gy):
         x, w, b, geom = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = Conv2dGradInput.apply(gy, w, x.shape, geom) if need_x else None
+        if need_w and need_b and not is_grad_enabled() and kernels.use_onednn(x.data, gy.data):
+            # one oneDNN pass gives both the weight and the bias gradient
+            from rosenblatt.kernels.onednn import conv as dnn
+
+            grads = dnn.conv_backward_weights(x.data, gy.data, w.shape, True, *_onednn_geometry(geom))
+            if grads is not None:
+                return gx, Tensor._make(grads[0]), Tensor._make(grads[1]), None
         gw = Conv2dGradWeight.apply(x, gy, w.shape, geom) if need_w else None
         gb = sum_op(gy, axis=(0, 2, 3)) if need_b else None
         return gx, gw, gb, None
@@ -111,6 +135,12 @@ class Conv2dGradInput(Function):
 
     @staticmethod
     def forward(ctx, gy, w, x_shape, geom):
+        if kernels.use_onednn(gy, w):
+            from rosenblatt.kernels.onednn import conv as dnn
+
+            gx = dnn.conv_backward_data(gy, w, tuple(x_shape), *_onednn_geometry(geom))
+            if gx is not None:
+                return gx
         return conv2d_grad_input_array(gy, w, tuple(x_shape), geom)
 
     @staticmethod
@@ -128,6 +158,12 @@ class Conv2dGradWeight(Function):
 
     @staticmethod
     def forward(ctx, x, gy, w_shape, geom):
+        if kernels.use_onednn(x, gy):
+            from rosenblatt.kernels.onednn import conv as dnn
+
+            grads = dnn.conv_backward_weights(x, gy, tuple(w_shape), False, *_onednn_geometry(geom))
+            if grads is not None:
+                return grads[0]
         return conv2d_grad_weight_array(x, gy, tuple(w_shape), geom)
 
     @staticmethod
