@@ -112,13 +112,29 @@ def _plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int,
 
 
 def _into(plan: _Plan, kind: str, arg: int, array: np.ndarray, plain: L.MemoryDesc, tag: str) -> np.ndarray:
-    """``array`` (plain, C-contiguous) in the layout primitive ``kind`` wants for ``arg``."""
+    """``array`` (plain, C-contiguous) in the layout primitive ``kind`` wants for ``arg``.
+
+    An array already in that layout passes as it is: a ``_Relaid`` array from :func:`_into`.
+    """
+    if isinstance(array, _Relaid):
+        if not plan.is_plain(kind, arg, plain) and array.md == plan.primitive(kind).md(arg):
+            return array.buffer
+        array = array.plain
     if plan.is_plain(kind, arg, plain):
         return array
     want = plan.primitive(kind).md(arg)
     out = workspace(tag, (want.nbytes // 4,), np.float32)
     L.reorder(plain, want, (plan.key, kind, arg, "in")).execute([(C.ARG_FROM, array), (C.ARG_TO, out)])
     return out
+
+
+class _Relaid:
+    """A plain array together with its copy in a primitive's layout (shared by two primitives)."""
+
+    __slots__ = ("plain", "buffer", "md")
+
+    def __init__(self, plain: np.ndarray, buffer: np.ndarray, md: L.MemoryDesc) -> None:
+        self.plain, self.buffer, self.md = plain, buffer, md
 
 
 def _run(plan: _Plan, kind: str, inputs: list[tuple[int, np.ndarray, L.MemoryDesc, str]],
@@ -206,4 +222,33 @@ def conv_backward_weights(x: np.ndarray, gy: np.ndarray, w_shape: tuple[int, ...
     return results[0], (results[1] if with_bias else None)
 
 
-__all__ = ["conv_backward_data", "conv_backward_weights", "conv_forward"]
+def conv_backward(x: np.ndarray, w: np.ndarray, gy: np.ndarray, with_bias: bool, stride: tuple[int, ...],
+                  pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
+                  groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """``(gx, gw, gb or None)`` in one go: the output gradient is reordered once for both passes."""
+    if not _supported(x, w, gy):
+        return None
+    try:
+        plan = _plan(x.shape, w.shape, stride, pad_l, pad_r, dilation, groups)
+        if plan.y_shape != gy.shape:
+            return None
+        gy = np.ascontiguousarray(gy)
+        kind_w = "bwd_weights_bias" if with_bias else "bwd_weights"
+        if not plan.is_plain(kind_w, C.ARG_DIFF_DST, plan.y_md):
+            gy = _Relaid(gy, _into(plan, kind_w, C.ARG_DIFF_DST, gy, plan.y_md, "onednn.diff_dst"),
+                         plan.primitive(kind_w).md(C.ARG_DIFF_DST))
+        outputs = [(C.ARG_DIFF_WEIGHTS, plan.w_shape, plan.w_md, "onednn.diff_weights")]
+        if with_bias:
+            outputs.append((C.ARG_DIFF_BIAS, (plan.w_shape[0],), plan.b_md, "onednn.diff_bias"))
+        grads = _run(plan, kind_w, [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.src"),
+                                    (C.ARG_DIFF_DST, gy, plan.y_md, "onednn.diff_dst")], outputs)
+        # the data pass needs its own buffer tag: the weights pass's may be the same memory
+        (gx,) = _run(plan, "bwd_data", [(C.ARG_DIFF_DST, gy, plan.y_md, "onednn.diff_dst_data"),
+                                        (C.ARG_WEIGHTS, np.ascontiguousarray(w), plan.w_md, "onednn.weights")],
+                     [(C.ARG_DIFF_SRC, plan.x_shape, plan.x_md, "onednn.diff_src")])
+    except L.DnnlError:
+        return None
+    return gx, grads[0], (grads[1] if with_bias else None)
+
+
+__all__ = ["conv_backward", "conv_backward_data", "conv_backward_weights", "conv_forward"]

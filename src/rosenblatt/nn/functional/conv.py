@@ -116,14 +116,21 @@ class Conv2dFunction(Function):
     def backward(ctx, gy):
         x, w, b, geom = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx = Conv2dGradInput.apply(gy, w, x.shape, geom) if need_x else None
-        if need_w and need_b and not is_grad_enabled() and kernels.use_onednn(x.data, gy.data):
-            # one oneDNN pass gives both the weight and the bias gradient
+        if need_w and not is_grad_enabled() and kernels.use_onednn(x.data, gy.data):
+            # one call: the output gradient is reordered once for the data and the weights passes,
+            # and the bias gradient comes with the weights pass
             from rosenblatt.kernels.onednn import conv as dnn
 
-            grads = dnn.conv_backward_weights(x.data, gy.data, w.shape, True, *_onednn_geometry(geom))
+            args = _onednn_geometry(geom)
+            if not need_x:
+                grads = dnn.conv_backward_weights(x.data, gy.data, w.shape, need_b, *args)
+                grads = None if grads is None else (None,) + grads
+            else:
+                grads = dnn.conv_backward(x.data, w.data, gy.data, need_b, *args)
             if grads is not None:
-                return gx, Tensor._make(grads[0]), Tensor._make(grads[1]), None
+                gx, gw, gb = (None if a is None else Tensor._make(a) for a in grads)
+                return gx, gw, gb if need_b else None, None
+        gx = Conv2dGradInput.apply(gy, w, x.shape, geom) if need_x else None
         gw = Conv2dGradWeight.apply(x, gy, w.shape, geom) if need_w else None
         gb = sum_op(gy, axis=(0, 2, 3)) if need_b else None
         return gx, gw, gb, None
