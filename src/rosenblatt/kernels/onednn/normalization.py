@@ -6,11 +6,20 @@ batch variance with the output (the caller updates running statistics from them)
 pass takes them back with the forward's input and gives the input, scale and shift gradients
 in one pass. A missing weight or bias is passed as ones or zeros.
 
-Not used by default (:data:`ENABLED` is ``False``): on plain NCHW arrays batch norm is
-memory-bound, and oneDNN's kernel measured no faster than the NumPy one (fused BLAS reductions)
-at 1 thread (64x32x32x32 forward+backward: 30-37 ms against 30-47 ms) and slower on small
-feature maps (64x64x8x8: 5.4 ms against 3.5 ms). It pays inside a chain of oneDNN ops kept in a
-blocked layout, which the convolution kernels do not do yet.
+Used where it pays (:func:`worthwhile`): on plain NCHW arrays batch norm is memory-bound, and
+measured forward+backward, interleaved, against the NumPy kernel (fused BLAS reductions), oneDNN's
+kernel wins on large feature maps and loses on small ones (1 and 2 threads alike, ms):
+
+    ==================  =========  ======
+    input               oneDNN     NumPy
+    ==================  =========  ======
+    64 x 16 x 32 x 32   18 - 21    32 - 36
+    64 x 32 x 16 x 16   11 - 13    9 - 10
+    64 x 64 x 8 x 8     6 - 6.4    3.5 - 5.5
+    ==================  =========  ======
+
+so it runs for feature maps of at least :data:`MIN_SPATIAL` positions. (Inside a chain of oneDNN
+ops kept in a blocked layout it would pay everywhere; the convolutions do not keep one yet.)
 
 Evaluation mode (running statistics) stays a per-channel affine map of NumPy element-wise ops:
 it is memory-bound either way, and those ops keep it differentiable.
@@ -23,7 +32,8 @@ import numpy as np
 from rosenblatt.kernels.onednn import library as L
 
 C = L.C
-ENABLED = False  # see the module docstring
+ENABLED = True  # False: never used (the NumPy kernel runs)
+MIN_SPATIAL = 1024  # smallest feature map (H*W) where the kernel beats the NumPy one
 _PLAIN = {2: C.ab, 3: C.abc, 4: C.abcd, 5: C.abcde}
 _FLAGS = C.use_scale | C.use_shift
 
@@ -36,6 +46,14 @@ class _Plan:
         self.bwd = L.Primitive(L.create_pd("batch_normalization_backward", C.backward, self.md, self.md, self.md,
                                            eps, _FLAGS, self.fwd.pd, None, op="batch_norm backward"),
                                "batch_norm backward")
+
+
+def worthwhile(shape: tuple[int, ...]) -> bool:
+    """True when the kernel is enabled and measured faster than the NumPy one for ``shape``."""
+    spatial = 1
+    for n in shape[2:]:
+        spatial *= n
+    return ENABLED and spatial >= MIN_SPATIAL
 
 
 def _plan(shape: tuple[int, ...], eps: float) -> _Plan | None:

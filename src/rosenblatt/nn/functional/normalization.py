@@ -164,7 +164,7 @@ def batch_norm(
         if kernels.use_onednn(xd, w, b):
             from rosenblatt.kernels.onednn import normalization as dnn
 
-            result = dnn.batch_norm_train_forward(xd, w, b, eps) if dnn.ENABLED else None
+            result = dnn.batch_norm_train_forward(xd, w, b, eps) if dnn.worthwhile(xd.shape) else None
             if result is not None:
                 if update:
                     _update_running_stats(running_mean, running_var, result[1], result[2], count, momentum)
