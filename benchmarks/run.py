@@ -75,6 +75,46 @@ def measure(workload, rounds: int, budget: float) -> dict:
     return result
 
 
+_SPINNER = "while True: pass"
+
+
+def busy_machine(workload, rounds: int, budget: float, settle: float = 1.5) -> dict:
+    """Each side's slowdown while as many other processes spin as there are cores.
+
+    Both sides are timed in interleaved rounds on the quiet machine, then again while the spinners
+    run (after ``settle`` seconds, so that a policy that looks at the load has seen it); the
+    slowdown is busy time / quiet time. Fair sharing of the cores would give about 2.
+    """
+    rb_step, torch_step = workload.setup()
+    for _ in range(3):
+        rb_step()
+        torch_step()
+    one = max(_time_calls(rb_step, 1), _time_calls(torch_step, 1), 1e-6)
+    n = max(3, int(budget / one))
+    quiet_rb, quiet_torch, busy_rb, busy_torch = [], [], [], []
+    for _ in range(rounds):
+        quiet_rb.append(_time_calls(rb_step, n))
+        quiet_torch.append(_time_calls(torch_step, n))
+    spinners = [subprocess.Popen([sys.executable, "-c", _SPINNER]) for _ in range(os.cpu_count() or 1)]
+    try:
+        deadline = time.perf_counter() + settle
+        while time.perf_counter() < deadline:
+            rb_step()
+            torch_step()
+        for _ in range(rounds):
+            busy_rb.append(_time_calls(rb_step, n))
+            busy_torch.append(_time_calls(torch_step, n))
+    finally:
+        for p in spinners:
+            p.kill()
+        for p in spinners:
+            p.wait()
+    rb_slowdown = statistics.median(busy_rb) / statistics.median(quiet_rb)
+    torch_slowdown = statistics.median(busy_torch) / statistics.median(quiet_torch)
+    return {"rb_s": rb_slowdown, "torch_s": torch_slowdown, "calls": n, "ratio": torch_slowdown / rb_slowdown,
+            "quiet_rb_s": statistics.median(quiet_rb), "quiet_torch_s": statistics.median(quiet_torch)}
+
+
 _PROBE = """
 import os, sys, threading, time
 sys.path.insert(0, {src!r}); sys.path.insert(0, {here!r})

@@ -11,6 +11,7 @@ import importlib
 from typing import Any
 
 from rosenblatt import autograd
+from rosenblatt import backend
 from rosenblatt.backend import Device, cuda, device
 from rosenblatt.core import (
     Function,
@@ -129,6 +130,7 @@ from rosenblatt.ops import (
     zeros,
     zeros_like,
 )
+from rosenblatt.kernels.threads import get_num_threads, set_num_threads
 from rosenblatt.random import get_rng_state, manual_seed, set_rng_state
 from rosenblatt.serialization import load, save
 
@@ -149,16 +151,16 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Device", "Function", "Tensor", "abs", "add", "all", "allclose", "amax", "amin", "any", "arange",
-    "argmax", "argmin", "as_tensor", "autograd", "bool", "broadcast_to", "cat", "chunk", "clamp",
+    "argmax", "argmin", "as_tensor", "autograd", "backend", "bool", "broadcast_to", "cat", "chunk", "clamp",
     "clip", "clone", "concatenate", "cos", "cuda", "cumsum", "device", "div", "dot", "einsum", "empty",
     "enable_grad", "eq", "exp", "expand", "eye", "flatten", "flip", "float16", "float32", "float64",
     "floor_divide", "from_numpy", "full", "full_like", "gather", "ge", "get_default_dtype",
-    "get_rng_state", "grad", "gt", "int32", "int64", "is_grad_enabled", "isfinite", "isnan", "le",
+    "get_num_threads", "get_rng_state", "grad", "gt", "int32", "int64", "is_grad_enabled", "isfinite", "isnan", "le",
     "linspace", "load", "log", "log1p", "log_softmax", "logical_and", "logical_not", "logical_or",
     "logsumexp", "lt", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum", "mul",
     "ne", "neg", "no_grad", "norm", "normal", "one_hot", "ones", "ones_like", "outer", "pad",
     "permute", "pow", "prod", "rand", "randint", "randn", "relu", "remainder", "reshape", "save",
-    "set_default_dtype", "set_grad_enabled", "set_rng_state", "sigmoid", "sign", "sin", "softmax",
+    "set_default_dtype", "set_grad_enabled", "set_num_threads", "set_rng_state", "sigmoid", "sign", "sin", "softmax",
     "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "swapaxes", "take",
     "take_along_axis", "tanh", "tensor", "transpose", "uniform", "unsqueeze", "var", "where",
     "zeros", "zeros_like",

@@ -410,6 +410,7 @@ class Tensor:
             )
 
     def _bump(self) -> Tensor:
+        """Count an in-place change of this tensor (see :func:`mark_modified`); returns it."""
         self._version += 1
         return self
 
@@ -492,6 +493,11 @@ class Tensor:
     @staticmethod
     def _make(data: Any, grad_fn: Function | None = None, requires_grad: bool = False,
               output_index: int = 0) -> Tensor:
+        """The engine's constructor: wrap ``data`` as is (no copy, no checks).
+
+        ``grad_fn`` and ``output_index`` make it output ``output_index`` of a recorded node.
+        Code outside the engine builds constant tensors with :func:`constant`.
+        """
         t = object.__new__(Tensor)
         t.data = data
         t.grad = None
@@ -766,6 +772,25 @@ class Tensor:
         return self
 
 
+def constant(array: Any) -> Tensor:
+    """A tensor around a raw array, as is: no copy, no checks, no graph (``requires_grad=False``).
+
+    The internal way to hand an array (a mask, a gradient computed on arrays, an index result) to
+    tensor code; the array must already have the right dtype and device.
+    """
+    return Tensor._make(array)
+
+
+def mark_modified(*tensors: Tensor) -> None:
+    """Record that the tensors' arrays were changed in place (an optimiser step, a copy into them).
+
+    Each tensor's version counter goes up, so a recorded op that saved one of them refuses to run
+    its backward with the changed values instead of silently computing a wrong gradient.
+    """
+    for t in tensors:
+        t._version += 1
+
+
 # --------------------------------------------------------------------------------------------
 # 3. Function
 # --------------------------------------------------------------------------------------------
@@ -1019,6 +1044,7 @@ def run_backward(
     Without ``inputs`` the gradients are accumulated into ``.grad`` of the leaves (``backward()``);
     with ``inputs`` they are returned instead and no ``.grad`` is touched (``rb.grad``).
     """
+    _threads_tick()
     capture: dict[int, Tensor | None] | None = None
     if inputs is not None:
         capture = {id(t): None for t in inputs}
@@ -1171,6 +1197,9 @@ def tensors_requiring_grad(items: Iterable[Any]) -> bool:
     """True if any item is a tensor that requires grad (used by ops to choose fast paths)."""
     return any(isinstance(t, Tensor) and t.requires_grad for t in items)
 
+
+# The thread policy looks at the machine's load now and then from here (rosenblatt.kernels.threads).
+from rosenblatt.kernels.threads import tick as _threads_tick  # noqa: E402
 
 # Imported last: rosenblatt.ops builds on the classes above, and Tensor's methods call into it.
 from rosenblatt import ops as _ops  # noqa: E402

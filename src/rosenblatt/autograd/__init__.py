@@ -30,7 +30,7 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool = False,
         if g is None:
             if t.data.size != 1:
                 raise RuntimeError(f"backward: grad_tensors needed for an output of shape {t.shape}")
-            g = Tensor._make(t.data * 0 + 1)
+            g = constant(t.data * 0 + 1)
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=t.dtype)
         roots.append(t)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor
+from rosenblatt.core import Function, Tensor, constant
 
 
 class Exp(Function):
@@ -64,7 +64,7 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, gy):
         x = ctx.inputs[0]
-        return gy * Tensor._make(get_array_module(x.data).sign(x.data))
+        return gy * constant(get_array_module(x.data).sign(x.data))
 
 
 class Sign(Function):
@@ -280,7 +280,7 @@ def cast(x: Tensor, dtype: Any) -> Tensor:
     if x.dtype == dtype:
         return x
     if dtype.kind not in "fc":
-        return Tensor._make(x.data.astype(dtype))
+        return constant(x.data.astype(dtype))
     return Cast.apply(x, dtype)
 
 

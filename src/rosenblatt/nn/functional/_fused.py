@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rosenblatt.core import Tensor, grad, is_grad_enabled
+from rosenblatt.core import Tensor, constant, grad, is_grad_enabled
 
 
 def recording_backward() -> bool:
@@ -41,4 +41,4 @@ def composite_backward(
 
 def wrap(array: Any) -> Tensor:
     """A raw gradient array as a constant tensor (the fast path of a fused backward)."""
-    return Tensor._make(array)
+    return constant(array)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor
+from rosenblatt.core import Function, Tensor, constant
 from rosenblatt.ops import exp, log_softmax, relu, sigmoid, softmax, tanh, where
 
 # SELU's constants (Klambauer et al., 2017), the same digits PyTorch uses.
@@ -32,7 +32,7 @@ def _check_tensor(name: str, x: Any) -> Tensor:
 
 
 def _const(array: Any) -> Tensor:
-    return Tensor._make(array)
+    return constant(array)
 
 
 # -- step (the perceptron's threshold unit) --------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor, is_grad_enabled
+from rosenblatt.core import Function, Tensor, constant, is_grad_enabled
 from rosenblatt.ops import matmul, reshape, sum, transpose
 
 
@@ -40,9 +40,9 @@ class LinearFn(Function):
         g2 = gy.data.reshape(-1, out_features)
         xd = x.data
         x2 = xd.reshape(-1, xd.shape[-1])
-        gx = Tensor._make((g2 @ weight.data).reshape(xd.shape)) if need_x else None
-        gw = Tensor._make(g2.T @ x2) if need_w else None
-        gb = Tensor._make(g2.sum(axis=0)) if need_b else None
+        gx = constant((g2 @ weight.data).reshape(xd.shape)) if need_x else None
+        gw = constant(g2.T @ x2) if need_w else None
+        gb = constant(g2.sum(axis=0)) if need_b else None
         return gx, gw, gb
 
 

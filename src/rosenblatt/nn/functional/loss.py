@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor
+from rosenblatt.core import Function, Tensor, constant
 from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
 from rosenblatt.ops import (
     abs,
@@ -125,7 +125,7 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     d = input - target
     a = abs(d)
-    small = Tensor._make(a.data < delta)
+    small = constant(a.data < delta)
     loss = where(small, 0.5 * d * d, delta * (a - 0.5 * delta))
     return _reduce(loss, reduction)
 
@@ -146,7 +146,7 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
     a = abs(d)
     if beta == 0:
         return _reduce(a, reduction)
-    small = Tensor._make(a.data < beta)
+    small = constant(a.data < beta)
     loss = where(small, (0.5 / beta) * d * d, a - 0.5 * beta)
     return _reduce(loss, reduction)
 
@@ -228,8 +228,8 @@ def _bce_logits_elementwise(x: Tensor, t: Tensor, weight: Any, pos_weight: Any) 
     if pos_weight is None:
         loss = (1.0 - t) * x + sp
     else:
-        loss = (1.0 - t) * x + (1.0 + (Tensor._make(pos_weight) - 1.0) * t) * sp
-    return loss if weight is None else loss * Tensor._make(weight)
+        loss = (1.0 - t) * x + (1.0 + (constant(pos_weight) - 1.0) * t) * sp
+    return loss if weight is None else loss * constant(weight)
 
 
 def _bce_logits_args(name: str, input: Tensor, target: Any, weight: Any, pos_weight: Any, reduction: str):  # noqa: A002
@@ -497,7 +497,7 @@ def cross_entropy_composite(
     classes = input.shape[1]
     logp = log_softmax(input, axis=1)
     w_shape = (1, classes) + (1,) * (input.ndim - 2)
-    w_t = None if w is None else Tensor._make(w.reshape(w_shape))
+    w_t = None if w is None else constant(w.reshape(w_shape))
     eps = float(label_smoothing)
     if target.dtype.kind == "f":
         t = target * (1.0 - eps) + eps / classes if eps else target
@@ -510,7 +510,7 @@ def cross_entropy_composite(
     nll = nll_loss(logp, target, w, ignore_index, reduction)
     if eps:
         smooth = -sum(logp if w_t is None else logp * w_t, axis=1)
-        valid = Tensor._make(target.data != ignore_index)
+        valid = constant(target.data != ignore_index)
         smooth = where(valid, smooth, 0.0)
         if reduction == "mean":
             y = target.data
@@ -556,7 +556,7 @@ def nll_loss(
     picked = take_along_axis(input, xp.expand_dims(y_safe, 1), axis=1)
     picked = reshape(picked, y.shape)
     w_y = valid.astype(input.data.dtype) if w is None else w[y_safe] * valid
-    loss = -picked * Tensor._make(w_y)
+    loss = -picked * constant(w_y)
     if reduction == "mean":
         loss = sum(loss) / float(w_y.sum())
     else:
@@ -582,7 +582,7 @@ def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool
     if log_target:
         loss = exp(target) * (target - input)
     else:
-        positive = Tensor._make(target.data > 0)
+        positive = constant(target.data > 0)
         # t log t is taken as 0 at t = 0 (its limit), as PyTorch's xlogy
         t_log_t = where(positive, target * log(where(positive, target, 1.0)), 0.0)
         loss = t_log_t - target * input
