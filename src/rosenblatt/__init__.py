@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rosenblatt import autograd
-from rosenblatt import backend
+from rosenblatt import autograd, backend
 from rosenblatt.backend import Device, cuda, device
 from rosenblatt.core import (
     Function,
@@ -30,6 +29,7 @@ from rosenblatt.core import (
     set_default_dtype,
     set_grad_enabled,
 )
+from rosenblatt.kernels.threads import get_num_threads, set_num_threads
 from rosenblatt.ops import (
     abs,
     add,
@@ -130,7 +130,6 @@ from rosenblatt.ops import (
     zeros,
     zeros_like,
 )
-from rosenblatt.kernels.threads import get_num_threads, set_num_threads
 from rosenblatt.random import get_rng_state, manual_seed, set_rng_state
 from rosenblatt.serialization import load, save
 

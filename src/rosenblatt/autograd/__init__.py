@@ -20,7 +20,7 @@ from rosenblatt.core import (
 def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool = False,
              create_graph: bool = False) -> None:
     """Backpropagate from several tensors at once (``torch.autograd.backward``)."""
-    from rosenblatt.core import Tensor
+    from rosenblatt.core import Tensor, constant
 
     tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
     if grad_tensors is None:

@@ -87,14 +87,15 @@ class Min(_Extremum):
 
 
 class Prod(Function):
-    once_differentiable = True  # the zero-safe gradient below is computed on arrays
+    # The zero-safe gradient is computed on arrays only (no differentiable ``backward``): the
+    # product is differentiable once.
 
     @staticmethod
     def forward(ctx, x, axes, keepdims):
         return x.prod(axis=axes, keepdims=keepdims)
 
     @staticmethod
-    def backward(ctx, gy):
+    def backward_arrays(ctx, gy):
         x, axes, keepdims = ctx.inputs
         xd = x.data
         xp = get_array_module(xd)
@@ -108,7 +109,9 @@ class Prod(Function):
         right = xp.flip(xp.cumprod(xp.concatenate([ones, xp.flip(flat, -1)[..., :-1]], axis=-1), axis=-1), -1)
         others = (left * right).reshape(moved.shape)
         others = xp.transpose(others, np.argsort(keep + list(axes)))
-        return _expand_back(gy, xd.shape, axes, keepdims) * constant(others), None, None
+        if not keepdims:
+            gy = gy.reshape(_keepdims_shape(xd.shape, axes))
+        return gy * others, None, None
 
 
 class Cumsum(Function):

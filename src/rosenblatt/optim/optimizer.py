@@ -26,6 +26,7 @@ from rosenblatt.backend import device_of, get_array_module, is_cupy_array, to_de
 from rosenblatt.core import Tensor, enable_grad
 from rosenblatt.kernels.optim import UpdateRunner, Work, effective_grad  # noqa: F401 - effective_grad: re-export
 
+
 class _Required:
     """Marks a hyper-parameter without a default: every group must give it."""
 

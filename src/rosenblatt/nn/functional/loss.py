@@ -17,7 +17,7 @@ import numpy as np
 
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, constant
-from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
+from rosenblatt.nn.functional._fused import composite_backward
 from rosenblatt.ops import (
     abs,
     clip,
@@ -202,12 +202,15 @@ class BCEWithLogitsFn(Function):
     @staticmethod
     def backward(ctx, gy):
         x, t, weight, pos_weight = ctx.inputs
-        if recording_backward():
-            return composite_backward(
-                lambda x_, t_, *_: _bce_logits_elementwise(x_, t_, weight, pos_weight),
-                ctx.inputs, ctx.needs_input_grad, [gy],
-            )
-        xd, td, g = x.data, t.data, gy.data
+        return composite_backward(
+            lambda x_, t_, *_: _bce_logits_elementwise(x_, t_, weight, pos_weight),
+            ctx.inputs, ctx.needs_input_grad, [gy],
+        )
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        x, t, weight, pos_weight = ctx.inputs
+        xd, td = x.data, t.data
         xp = get_array_module(xd)
         if weight is not None:
             g = g * weight
@@ -215,10 +218,10 @@ class BCEWithLogitsFn(Function):
         if ctx.needs_input_grad[0]:
             sig_neg = 0.5 * (1.0 - xp.tanh(0.5 * xd))  # sigmoid(-x), overflow-free
             log_weight = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * td
-            gx = wrap((g * ((1.0 - td) - log_weight * sig_neg)).astype(xd.dtype, copy=False))
+            gx = (g * ((1.0 - td) - log_weight * sig_neg)).astype(xd.dtype, copy=False)
         if ctx.needs_input_grad[1]:
             dt = -xd if pos_weight is None else -xd + (pos_weight - 1.0) * ctx.sp
-            gt = wrap((g * dt).astype(xd.dtype, copy=False))
+            gt = (g * dt).astype(xd.dtype, copy=False)
         return gx, gt, None, None
 
 
@@ -387,15 +390,17 @@ class CrossEntropyFn(Function):
     @staticmethod
     def backward(ctx, gy):
         logits, target, weight, ignore_index, smoothing, reduction = ctx.inputs
-        if recording_backward():
-            return composite_backward(
-                lambda z_, t_, *_: cross_entropy_composite(z_, t_, weight, ignore_index, reduction, smoothing),
-                ctx.inputs, ctx.needs_input_grad, [gy],
-            )
+        return composite_backward(
+            lambda z_, t_, *_: cross_entropy_composite(z_, t_, weight, ignore_index, reduction, smoothing),
+            ctx.inputs, ctx.needs_input_grad, [gy],
+        )
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        logits, target, weight, ignore_index, smoothing, reduction = ctx.inputs
         xp = get_array_module(ctx.logp)
         logp = ctx.logp
         rows, classes = logp.shape
-        g = gy.data
         if reduction == "none":
             scale = g.reshape(-1, 1)
         elif reduction == "mean":
@@ -415,7 +420,7 @@ class CrossEntropyFn(Function):
                 gt = -(1.0 - smoothing) * logp * scale
                 if weight is not None:
                     gt = gt * weight
-                grad_target = wrap(_class_layout(gt, target.shape).astype(logp.dtype, copy=False))
+                grad_target = _class_layout(gt, target.shape).astype(logp.dtype, copy=False)
         elif ctx.needs_input_grad[0]:
             valid, w_y = ctx.valid, ctx.w_y
             # sum_c q_c per row: (1 - eps) w_y + (eps / C) sum(w), zero on ignored rows
@@ -430,7 +435,7 @@ class CrossEntropyFn(Function):
             grad *= scale
             grad_logits = grad
         if grad_logits is not None:
-            grad_logits = wrap(_class_layout(grad_logits.astype(logp.dtype, copy=False), logits.shape))
+            grad_logits = _class_layout(grad_logits.astype(logp.dtype, copy=False), logits.shape)
         return grad_logits, grad_target, None, None, None, None
 
 
