@@ -117,6 +117,12 @@ def _plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int,
     return L.cached(key, lambda: _Plan(key, x_shape, w_shape, stride, pad_l, pad_r, dilation, groups))
 
 
+# Workspace tags: "onednn.in" holds the first activation input of a pass (src forward, diff_dst
+# backward), "onednn.in2" the second (src of the weights pass), "onednn.in3" the output gradient
+# of the data pass when it wants another layout than the weights pass, "onednn.out" the activation
+# output (dst, diff_src). Few tags, few buffers: the workspace keeps one per tag and size.
+
+
 def _into(plan: _Plan, kind: str, arg: int, array: np.ndarray, plain: L.MemoryDesc, tag: str) -> np.ndarray:
     """``array`` (plain, C-contiguous) in the layout primitive ``kind`` wants for ``arg``.
 
@@ -190,11 +196,11 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
         if not _worthwhile(plan):
             return None
         kind = "fwd" if b is None else "fwd_bias"
-        inputs = [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.src"),
+        inputs = [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.in"),
                   (C.ARG_WEIGHTS, np.ascontiguousarray(w), plan.w_md, "onednn.weights")]
         if b is not None:
             inputs.append((C.ARG_BIAS, np.ascontiguousarray(b), plan.b_md, "onednn.bias"))
-        (y,) = _run(plan, kind, inputs, [(C.ARG_DST, plan.y_shape, plan.y_md, "onednn.dst")])
+        (y,) = _run(plan, kind, inputs, [(C.ARG_DST, plan.y_shape, plan.y_md, "onednn.out")])
     except L.DnnlError:
         return None
     return y
@@ -210,9 +216,9 @@ def conv_backward_data(gy: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...], 
         plan = _plan(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation, groups)
         if plan.y_shape != gy.shape or not _worthwhile(plan):
             return None
-        inputs = [(C.ARG_DIFF_DST, np.ascontiguousarray(gy), plan.y_md, "onednn.diff_dst"),
+        inputs = [(C.ARG_DIFF_DST, np.ascontiguousarray(gy), plan.y_md, "onednn.in"),
                   (C.ARG_WEIGHTS, np.ascontiguousarray(w), plan.w_md, "onednn.weights")]
-        (gx,) = _run(plan, "bwd_data", inputs, [(C.ARG_DIFF_SRC, plan.x_shape, plan.x_md, "onednn.diff_src")])
+        (gx,) = _run(plan, "bwd_data", inputs, [(C.ARG_DIFF_SRC, plan.x_shape, plan.x_md, "onednn.out")])
     except L.DnnlError:
         return None
     return gx
@@ -229,8 +235,8 @@ def conv_backward_weights(x: np.ndarray, gy: np.ndarray, w_shape: tuple[int, ...
         if plan.y_shape != gy.shape or not _worthwhile(plan):
             return None
         kind = "bwd_weights_bias" if with_bias else "bwd_weights"
-        inputs = [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.src"),
-                  (C.ARG_DIFF_DST, np.ascontiguousarray(gy), plan.y_md, "onednn.diff_dst")]
+        inputs = [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.in2"),
+                  (C.ARG_DIFF_DST, np.ascontiguousarray(gy), plan.y_md, "onednn.in")]
         outputs = [(C.ARG_DIFF_WEIGHTS, plan.w_shape, plan.w_md, "onednn.diff_weights")]
         if with_bias:
             outputs.append((C.ARG_DIFF_BIAS, (plan.w_shape[0],), plan.b_md, "onednn.diff_bias"))
@@ -253,17 +259,17 @@ def conv_backward(x: np.ndarray, w: np.ndarray, gy: np.ndarray, with_bias: bool,
         gy = np.ascontiguousarray(gy)
         kind_w = "bwd_weights_bias" if with_bias else "bwd_weights"
         if not plan.is_plain(kind_w, C.ARG_DIFF_DST, plan.y_md):
-            gy = _Relaid(gy, _into(plan, kind_w, C.ARG_DIFF_DST, gy, plan.y_md, "onednn.diff_dst"),
+            gy = _Relaid(gy, _into(plan, kind_w, C.ARG_DIFF_DST, gy, plan.y_md, "onednn.in"),
                          plan.primitive(kind_w).md(C.ARG_DIFF_DST))
         outputs = [(C.ARG_DIFF_WEIGHTS, plan.w_shape, plan.w_md, "onednn.diff_weights")]
         if with_bias:
             outputs.append((C.ARG_DIFF_BIAS, (plan.w_shape[0],), plan.b_md, "onednn.diff_bias"))
-        grads = _run(plan, kind_w, [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.src"),
-                                    (C.ARG_DIFF_DST, gy, plan.y_md, "onednn.diff_dst")], outputs)
+        grads = _run(plan, kind_w, [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.in2"),
+                                    (C.ARG_DIFF_DST, gy, plan.y_md, "onednn.in")], outputs)
         # the data pass needs its own buffer tag: the weights pass's may be the same memory
-        (gx,) = _run(plan, "bwd_data", [(C.ARG_DIFF_DST, gy, plan.y_md, "onednn.diff_dst_data"),
+        (gx,) = _run(plan, "bwd_data", [(C.ARG_DIFF_DST, gy, plan.y_md, "onednn.in3"),
                                         (C.ARG_WEIGHTS, np.ascontiguousarray(w), plan.w_md, "onednn.weights")],
-                     [(C.ARG_DIFF_SRC, plan.x_shape, plan.x_md, "onednn.diff_src")])
+                     [(C.ARG_DIFF_SRC, plan.x_shape, plan.x_md, "onednn.out")])
     except L.DnnlError:
         return None
     return gx, grads[0], (grads[1] if with_bias else None)
