@@ -35,8 +35,10 @@ def kernel_set(request, monkeypatch):
         if not ONEDNN_OK:
             pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
         from rosenblatt.kernels.onednn import conv as dnn_conv
+        from rosenblatt.kernels.onednn import pooling as dnn_pool
 
         monkeypatch.setattr(dnn_conv, "MIN_MACS", 0)
+        monkeypatch.setattr(dnn_pool, "MIN_ELEMENTS", 0)
     before = rb.kernels.active()
     rb.kernels.set_kernels(request.param)
     L.clear_cache()
@@ -112,8 +114,8 @@ def test_conv1d_matches_torch(kernel_set, kw):
 
 
 @pytest.mark.skipif(not ONEDNN_OK, reason="oneDNN unavailable")
-def test_tiny_convolutions_stay_with_numpy():
-    """Below MIN_MACS multiply-adds the fixed cost of a oneDNN call loses: the NumPy kernel runs."""
+def test_tiny_convolutions_and_pools_stay_with_numpy():
+    """Below MIN_MACS multiply-adds (MIN_ELEMENTS inputs) the fixed cost of a oneDNN call loses."""
     before = rb.kernels.active()
     rb.kernels.set_kernels("onednn")
     try:
@@ -121,6 +123,7 @@ def test_tiny_convolutions_stay_with_numpy():
         x, w = rb.tensor(r(1, 1, 8, 8).astype(np.float32)), rb.tensor(r(2, 1, 3, 3).astype(np.float32))
         y = F.conv2d(x, w)
         assert y.shape == (1, 2, 6, 6) and not _ran("conv")
+        assert F.max_pool2d(y, 2).shape == (1, 2, 3, 3) and not _ran("pool")
     finally:
         rb.kernels.set_kernels(before)
 
