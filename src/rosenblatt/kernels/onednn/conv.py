@@ -175,13 +175,14 @@ def _supported(*arrays: np.ndarray | None) -> bool:
     return all(a is None or a.size > 0 for a in arrays)
 
 
-def _worthwhile(plan: _Plan) -> bool:
+def _worthwhile(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int, ...],
+                pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...]) -> bool:
     """At least :data:`MIN_MACS` multiply-adds (output size times C/groups times kernel size)."""
-    macs = 1
-    for n in plan.y_shape:
+    macs = x_shape[0] * w_shape[0]
+    for n in w_shape[1:]:
         macs *= n
-    for n in plan.w_shape[1:]:
-        macs *= n
+    for s, k, st, pl, pr, d in zip(x_shape[2:], w_shape[2:], stride, pad_l, pad_r, dilation):
+        macs *= max(0, (s + pl + pr - d * (k - 1) - 1) // st + 1)
     return macs >= MIN_MACS
 
 
@@ -189,12 +190,10 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
                  pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
                  groups: int) -> np.ndarray | None:
     """``conv(x, w) + b`` as a fresh ``(N, O, *out)`` array, or ``None`` when declined."""
-    if not _supported(x, w):
+    if not _supported(x, w) or not _worthwhile(x.shape, w.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(x.shape, w.shape, stride, pad_l, pad_r, dilation, groups)
-        if not _worthwhile(plan):
-            return None
         kind = "fwd" if b is None else "fwd_bias"
         inputs = [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.in"),
                   (C.ARG_WEIGHTS, np.ascontiguousarray(w), plan.w_md, "onednn.weights")]
@@ -210,11 +209,11 @@ def conv_backward_data(gy: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...], 
                        pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
                        groups: int) -> np.ndarray | None:
     """d(loss)/d(input) (also a transposed convolution's forward), or ``None`` when declined."""
-    if not _supported(gy, w):
+    if not _supported(gy, w) or not _worthwhile(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation, groups)
-        if plan.y_shape != gy.shape or not _worthwhile(plan):
+        if plan.y_shape != gy.shape:
             return None
         inputs = [(C.ARG_DIFF_DST, np.ascontiguousarray(gy), plan.y_md, "onednn.in"),
                   (C.ARG_WEIGHTS, np.ascontiguousarray(w), plan.w_md, "onednn.weights")]
@@ -228,11 +227,11 @@ def conv_backward_weights(x: np.ndarray, gy: np.ndarray, w_shape: tuple[int, ...
                           stride: tuple[int, ...], pad_l: tuple[int, ...], pad_r: tuple[int, ...],
                           dilation: tuple[int, ...], groups: int) -> tuple[np.ndarray, np.ndarray | None] | None:
     """``(d(loss)/d(weight), d(loss)/d(bias) or None)``, or ``None`` when declined."""
-    if not _supported(x, gy):
+    if not _supported(x, gy) or not _worthwhile(x.shape, tuple(w_shape), stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(x.shape, tuple(w_shape), stride, pad_l, pad_r, dilation, groups)
-        if plan.y_shape != gy.shape or not _worthwhile(plan):
+        if plan.y_shape != gy.shape:
             return None
         kind = "bwd_weights_bias" if with_bias else "bwd_weights"
         inputs = [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.in2"),
@@ -250,11 +249,11 @@ def conv_backward(x: np.ndarray, w: np.ndarray, gy: np.ndarray, with_bias: bool,
                   pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
                   groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     """``(gx, gw, gb or None)`` in one go: the output gradient is reordered once for both passes."""
-    if not _supported(x, w, gy):
+    if not _supported(x, w, gy) or not _worthwhile(x.shape, w.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(x.shape, w.shape, stride, pad_l, pad_r, dilation, groups)
-        if plan.y_shape != gy.shape or not _worthwhile(plan):
+        if plan.y_shape != gy.shape:
             return None
         gy = np.ascontiguousarray(gy)
         kind_w = "bwd_weights_bias" if with_bias else "bwd_weights"
