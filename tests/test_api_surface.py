@@ -29,7 +29,7 @@ NAMES: dict[str, str] = {
         add sub mul div neg pow matmul dot exp log log1p sqrt abs sign clip maximum minimum where sin cos tanh
         sigmoid relu softmax log_softmax logsumexp sum mean var std max min argmax argmin prod cumsum einsum cat
         concatenate stack split chunk reshape transpose permute flatten squeeze unsqueeze broadcast_to expand flip
-        pad gather take_along_axis one_hot outer norm allclose
+        pad gather take_along_axis one_hot outer norm allclose amax amin sort argsort topk
         no_grad enable_grad is_grad_enabled grad manual_seed
         set_default_dtype get_default_dtype device save load""",
     "rosenblatt.autograd": "Function gradcheck gradgradcheck",
@@ -150,7 +150,8 @@ TENSOR_ATTRIBUTES = "data grad requires_grad is_leaf shape ndim size dtype devic
 TENSOR_METHODS = """backward detach requires_grad_ numpy item tolist to astype cpu cuda clone add_ mul_ zero_ fill_
     copy_ add sub mul div neg pow matmul dot exp log log1p sqrt abs sign clip maximum minimum sin cos tanh sigmoid
     relu softmax log_softmax logsumexp sum mean var std max min argmax argmin prod cumsum reshape transpose permute
-    flatten squeeze unsqueeze broadcast_to expand flip gather take_along_axis split chunk outer norm""".split()
+    flatten squeeze unsqueeze broadcast_to expand flip gather take_along_axis split chunk outer norm amax amin sort
+    argsort topk""".split()
 
 
 @pytest.mark.parametrize("name", TENSOR_ATTRIBUTES + TENSOR_METHODS)
@@ -483,7 +484,7 @@ def test_module_method_exists_and_is_documented(name):
 
 # -- dim= / keepdim= aliases -------------------------------------------------------------------
 
-REDUCTIONS = "sum mean var std max min argmax argmin prod logsumexp norm all any".split()
+REDUCTIONS = "sum mean var std amax amin argmax argmin prod logsumexp norm all any".split()
 
 
 @pytest.mark.parametrize("form", ["function", "method"])

@@ -40,6 +40,7 @@ from rosenblatt.ops import (
     arange,
     argmax,
     argmin,
+    argsort,
     as_tensor,
     broadcast_to,
     cat,
@@ -108,6 +109,7 @@ from rosenblatt.ops import (
     sign,
     sin,
     softmax,
+    sort,
     split,
     sqrt,
     squeeze,
@@ -121,6 +123,7 @@ from rosenblatt.ops import (
     take_along_axis,
     tanh,
     tensor,
+    topk,
     transpose,
     uniform,
     unsqueeze,
@@ -149,7 +152,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Device", "Function", "Tensor", "abs", "add", "all", "allclose", "amax", "amin", "any", "arange",
-    "argmax", "argmin", "as_tensor", "autograd", "bool", "broadcast_to", "cat", "chunk", "clamp",
+    "argmax", "argmin", "argsort", "as_tensor", "autograd", "bool", "broadcast_to", "cat", "chunk", "clamp",
     "clip", "clone", "concatenate", "cos", "cuda", "cumsum", "device", "div", "dot", "einsum", "empty",
     "enable_grad", "eq", "exp", "expand", "eye", "flatten", "flip", "float16", "float32", "float64",
     "floor_divide", "from_numpy", "full", "full_like", "gather", "ge", "get_default_dtype",
@@ -159,7 +162,7 @@ __all__ = [
     "ne", "neg", "no_grad", "norm", "normal", "one_hot", "ones", "ones_like", "outer", "pad",
     "permute", "pow", "prod", "rand", "randint", "randn", "relu", "remainder", "reshape", "save",
     "set_default_dtype", "set_grad_enabled", "set_rng_state", "sigmoid", "sign", "sin", "softmax",
-    "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "swapaxes", "take",
-    "take_along_axis", "tanh", "tensor", "transpose", "uniform", "unsqueeze", "var", "where",
+    "sort", "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "swapaxes", "take",
+    "take_along_axis", "tanh", "tensor", "topk", "transpose", "uniform", "unsqueeze", "var", "where",
     "zeros", "zeros_like",
 ]
