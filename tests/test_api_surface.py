@@ -65,7 +65,7 @@ NAMES: dict[str, str] = {
         sine_sequences""",
     "rosenblatt.train": """
         Trainer Callback EarlyStopping ModelCheckpoint LRSchedulerCallback ProgressBar CSVLogger TerminateOnNaN
-        GradientMonitor History""",
+        GradientMonitor History TensorBoard""",
     "rosenblatt.train.metrics": """
         accuracy top_k_accuracy precision recall f1 confusion_matrix roc_curve roc_auc mse mae r2""",
     "rosenblatt.models": """
@@ -73,7 +73,7 @@ NAMES: dict[str, str] = {
         resnet50 resnet20 DenseNet DenseBlock Transition densenet121 densenet_bc UNet Autoencoder ConvAutoencoder
         DenoisingAutoencoder Seq2Seq""",
     "rosenblatt.tune": "grid_search random_search bayes_search",
-    "rosenblatt.io": "save_checkpoint load_checkpoint export_onnx from_torch_state_dict",
+    "rosenblatt.io": "save_checkpoint load_checkpoint export_onnx from_torch_state_dict load_run",
     "rosenblatt.viz": """
         plot_learning_curves plot_gradient_flow plot_filters plot_feature_maps plot_decision_boundary
         plot_reconstructions""",

@@ -1,9 +1,10 @@
-"""The ``rosenblatt`` command: ``train``, ``info``, ``experiment`` and ``bench``.
+"""The ``rosenblatt`` command: ``train``, ``predict``, ``info``, ``experiment`` and ``bench``.
 
 ``rosenblatt train`` with no arguments trains the default model on the bundled digits, prints a
 progress line per epoch and the test metrics, and writes ``history.csv``, ``curves.png``,
 ``model.safetensors``, ``metrics.json`` (and a resumable ``checkpoint.safetensors``) to
-``runs/<timestamp>``. Errors are reported as one line on stderr with a non-zero exit status
+``runs/<timestamp>``; ``config.json`` there records the model and the preprocessing of its inputs,
+so ``rosenblatt predict RUN_DIR --data ...`` (and ``rb.io.load_run``) can use it later. Errors are reported as one line on stderr with a non-zero exit status
 (set ``ROSENBLATT_DEBUG=1`` to see the traceback instead).
 """
 
@@ -64,6 +65,15 @@ def _build_parser() -> _Parser:
                        help="continue a run from its checkpoint file or its output folder")
     train.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
     train.add_argument("--limit", type=int, default=None, help="use only this many training samples")
+    predict = sub.add_parser("predict", help="predict with a model trained by `rosenblatt train`",
+                             description="Apply a trained run (its model and recorded preprocessing) to new data "
+                                         "and write one row per sample to a CSV file.")
+    predict.add_argument("run", metavar="RUN_DIR", help="the output folder of `rosenblatt train`")
+    predict.add_argument("--data", required=True,
+                         help="PATH.npy (raw inputs) | csv:PATH[:TARGET] | digits | fashion-mnist[:DIR] | mnist:DIR "
+                              "(the datasets: their test split)")
+    predict.add_argument("--out", default=None, help="the CSV file to write (default: RUN_DIR/predictions.csv)")
+    predict.add_argument("--batch-size", type=int, default=256, help="batch size (default: 256)")
     sub.add_parser("info", help="versions, backends and optional extras")
     experiment = sub.add_parser("experiment", help="run one of the lecture's experiments")
     experiment.add_argument("name", nargs="?", help="the experiment (see --list)")
@@ -120,7 +130,8 @@ def _load_data(spec: str, seed: int) -> dict[str, Any]:
         train, val, test = train_val_test_split(x, y, val=0.15, test=0.15, stratify=stratify, seed=seed)
         mean, std = train[0].mean(axis=0), train[0].std(axis=0) + 1e-8  # standardise with training statistics
         train, val, test = ((((p[0] - mean) / std).astype(np.float32), p[1]) for p in (train, val, test))
-        data = {"train": train, "val": val, "test": test, "name": f"csv:{os.path.basename(path)}"}
+        data = {"train": train, "val": val, "test": test, "name": f"csv:{os.path.basename(path)}",
+                "standardize": {"mean": mean.tolist(), "std": std.tolist()}}
         if classification:
             data.update(task="classification", num_classes=int(y.max()) + 1)
         else:
@@ -162,6 +173,16 @@ def _build_model(name: str, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     model = models.get_model(name, **config)
     resized = {k: (_upsample(v[0], factor), v[1]) for k, v in data.items() if k in ("train", "val", "test")}
     return model, {**data, **resized, "model_config": config, "upsample": factor}
+
+
+def _preprocessing_record(input_shape: list[int], model_name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """What was done to each raw input before the model saw it (applied by ``rb.io.run.preprocess``)."""
+    record: dict[str, Any] = {"input_shape": input_shape}
+    if "standardize" in data:
+        record["standardize"] = data["standardize"]
+    record["upsample"] = int(data.get("upsample", 1))
+    record["flatten"] = model_name == "mlp" and len(input_shape) > 1
+    return record
 
 
 def _resolve_resume(path: str) -> str:
@@ -210,6 +231,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data["train"] = tuple(a[:args.limit] for a in data["train"])
     if model_name is None:  # tables go to the MLP, images to the default CNN
         model_name = default_model() if data["train"][0].ndim == 4 else "mlp"
+    input_shape = list(data["train"][0].shape[1:])
     model, data = _build_model(model_name, data)
     opt_class = getattr(rb.optim, OPTIMIZERS[optimizer_name][0])
     opt_kwargs = {"lr": lr, "momentum": 0.9} if optimizer_name == "sgd" else {"lr": lr}
@@ -218,7 +240,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     loss = rb.nn.CrossEntropyLoss() if classification else rb.nn.MSELoss()
     metrics = ("accuracy",) if classification else ("mae", "r2")
     run_config = {"model": model_name, "data": data_spec, "epochs": epochs, "batch_size": batch_size,
-                  "optimizer": optimizer_name, "lr": lr, "seed": seed, "model_config": data["model_config"]}
+                  "optimizer": optimizer_name, "lr": lr, "seed": seed, "model_config": data["model_config"],
+                  "task": data["task"], "num_classes": data["num_classes"],
+                  "preprocessing": _preprocessing_record(input_shape, model_name, data)}
     if main:
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, CONFIG_NAME), "w") as f:
@@ -257,6 +281,87 @@ def cmd_train(args: argparse.Namespace) -> int:
         json.dump(record, f, indent=2)
     wrote += ["model.safetensors", "metrics.json", CHECKPOINT_NAME]
     print(f"wrote {', '.join(wrote)} to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# predict
+# ----------------------------------------------------------------------------------------------
+
+
+def _read_features_csv(path: str) -> np.ndarray:
+    """Every column of a numeric CSV file (a header row is skipped)."""
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            rows = [row for row in csv.reader(f) if row]
+    except OSError as exc:
+        raise ValueError(f"--data csv: cannot read '{path}': {exc.strerror or exc}") from None
+    try:
+        float(rows[0][0])
+    except (ValueError, IndexError):
+        rows = rows[1:]
+    try:
+        return np.asarray(rows, dtype=np.float32)
+    except ValueError:
+        raise ValueError(f"--data csv: '{path}' holds non-numeric features") from None
+
+
+def _predict_inputs(spec: str, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw inputs (before the run's preprocessing) and, when the data has them, the labels."""
+    from rosenblatt.data import datasets
+
+    if spec.endswith(".npy") and ":" not in spec:
+        return np.load(spec, allow_pickle=False), None
+    kind, _, rest = spec.partition(":")
+    if kind.lower() == "csv":
+        path, sep, target = rest.rpartition(":")
+        if not sep or os.path.isfile(rest):
+            return _read_features_csv(rest), None
+        x, y = datasets.from_csv(path, target=int(target) if target.lstrip("-").isdigit() else target)
+        return x, y
+    test = _load_data(spec, int(config.get("seed", 0)))["test"]
+    return test[0], test[1]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``rosenblatt predict``."""
+    import csv
+
+    import rosenblatt as rb
+    from rosenblatt.io.run import load_run
+    from rosenblatt.train import Trainer
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model, info = load_run(args.run)
+    raw, labels = _predict_inputs(args.data, info["config"])
+    x = info["preprocess"](raw)
+    outputs = Trainer(model, "mse").predict(x, batch_size=args.batch_size)
+    out = args.out or os.path.join(args.run, "predictions.csv")
+    classification = info["task"] == "classification"
+    with open(out + ".tmp", "w", newline="") as f:  # written whole, then renamed: never half a file
+        writer = csv.writer(f, lineterminator="\n")
+        if classification:
+            probabilities = rb.softmax(rb.tensor(outputs), axis=1).numpy()
+            predicted = outputs.argmax(axis=1)
+            writer.writerow(["index", "prediction", *(f"p{k}" for k in range(outputs.shape[1]))])
+            for i, (label, row) in enumerate(zip(predicted, probabilities)):
+                writer.writerow([i, int(label), *(f"{p:.6g}" for p in row)])
+        else:
+            values = outputs.reshape(len(outputs), -1)
+            writer.writerow(["index", *(["prediction"] if values.shape[1] == 1 else
+                                        [f"prediction_{k}" for k in range(values.shape[1])])])
+            for i, row in enumerate(values):
+                writer.writerow([i, *(f"{v:.6g}" for v in row)])
+    os.replace(out + ".tmp", out)
+    summary = f"{len(outputs)} predictions of {info['config']['model']} written to {out}"
+    if labels is not None and classification:
+        summary += f"; accuracy {np.mean(predicted == np.asarray(labels)):.4f}"
+    elif labels is not None:
+        summary += f"; mae {np.mean(np.abs(outputs.reshape(-1) - np.asarray(labels, np.float32).reshape(-1))):.4f}"
+    print(summary)
     return 0
 
 
@@ -359,7 +464,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         sys.argv, sys.path[:] = saved_argv, saved_path
 
 
-COMMANDS = {"train": cmd_train, "info": cmd_info, "experiment": cmd_experiment, "bench": cmd_bench}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "info": cmd_info, "experiment": cmd_experiment, "bench": cmd_bench}
 
 
 def _one_line(exc: BaseException) -> str:
