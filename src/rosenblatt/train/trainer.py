@@ -2,8 +2,9 @@
 
 The loop is small (:meth:`Trainer._run_epoch`): for each batch, forward, loss, backward, optional
 gradient clipping, optimiser step; callbacks run at batch and epoch boundaries; per-epoch results go
-into a :class:`~rosenblatt.train.History`. Turning the user's data into batches lives in
-:mod:`rosenblatt.train.data_adapter`, loss and optimiser names in :mod:`rosenblatt.train.names`,
+into a :class:`~rosenblatt.train.History`. Around it: turning the user's data into batches
+(:mod:`rosenblatt.train.data_adapter`), the losses and metrics of the outputs
+(:mod:`rosenblatt.train.outputs`), loss and optimiser names (:mod:`rosenblatt.train.names`), and
 each callback in its own file under :mod:`rosenblatt.train.callbacks`.
 
 Both call shapes work: Keras's ``fit(x, y, batch_size=..., epochs=..., validation_split=...,
@@ -12,8 +13,6 @@ validation_data=...)`` and ``fit((x, y), val=...)``, ``fit(loader)``.
 
 from __future__ import annotations
 
-import copy
-import inspect
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,22 +27,11 @@ from rosenblatt.train.callbacks.base import Callback
 from rosenblatt.train.callbacks.lr_scheduler import as_callback
 from rosenblatt.train.callbacks.progress_bar import ProgressBar
 from rosenblatt.train.history import History
-from rosenblatt.train.metrics import get_metric, is_binary_output
-from rosenblatt.train.names import make_loss, make_optimizer
+from rosenblatt.train.names import make_optimizer
+from rosenblatt.train.outputs import EpochLogs, Losses, resolve_metrics
 from rosenblatt.train.regularizers import get_regularizer
 
 _VERBOSE = ("auto", 0, 1, 2)
-
-
-def _as_list(outputs: Any, names: list[str]) -> list[Any]:
-    if isinstance(outputs, Mapping):
-        missing = [n for n in names if n not in outputs]
-        if missing:
-            raise ValueError(f"Trainer: the model returned outputs {list(outputs)}, the losses expect {names}")
-        return [outputs[n] for n in names]
-    if isinstance(outputs, (tuple, list)):
-        return list(outputs)
-    return [outputs]
 
 
 class Trainer:
@@ -94,20 +82,10 @@ class Trainer:
         self.device = Device(device)
         if self.device.type != "cpu":
             model.to(str(self.device))
-        if isinstance(loss, Mapping):
-            self.output_names = [str(k) for k in loss]
-            self.losses = [make_loss(v) for v in loss.values()]
-        elif isinstance(loss, (list, tuple)):
-            self.losses = [make_loss(v) for v in loss]
-            self.output_names = [f"output_{i}" for i in range(len(self.losses))]
-        else:
-            self.losses = [make_loss(loss)]
-            self.output_names = ["output_0"]
-        if not self.losses:
-            raise ValueError("Trainer: expected at least one loss")
-        self.loss_weights = self._resolve_loss_weights(loss_weights)
+        self.losses = Losses(loss, loss_weights)
+        self.output_names = self.losses.names
         self.optimizer = make_optimizer(optimizer, model)
-        self.metric_specs = self._resolve_metrics(metrics)
+        self.metrics = resolve_metrics(metrics, self.output_names)
         self.callbacks = self._as_callbacks(callbacks, "Trainer")
         self.regularizer = get_regularizer(regularizer)
         if grad_clip is not None and not grad_clip > 0:
@@ -125,40 +103,10 @@ class Trainer:
         self.fit_callbacks: list[Callback] = list(self.callbacks)  # those of the current (or last) fit
         # Data parallelism over MPI (rosenblatt.distributed.trainer_support): None in one process.
         self.data_parallel = data_parallel_for(distributed)
-        self._unreduced_losses: dict[int, Any] = {}
 
     # ------------------------------------------------------------------------------------------
     # configuration
     # ------------------------------------------------------------------------------------------
-    def _resolve_loss_weights(self, loss_weights: Any) -> list[float]:
-        n = len(self.losses)
-        if loss_weights is None:
-            return [1.0] * n
-        if isinstance(loss_weights, Mapping):
-            return [float(loss_weights.get(name, 1.0)) for name in self.output_names]
-        weights = [float(w) for w in loss_weights]
-        if len(weights) != n:
-            raise ValueError(f"Trainer: {len(weights)} loss_weights for {n} outputs")
-        return weights
-
-    def _resolve_metrics(self, metrics: Any) -> list[list[tuple[str, Any]]]:
-        if metrics is None:
-            metrics = ()
-        if isinstance(metrics, str) or callable(metrics):
-            metrics = (metrics,)
-        if isinstance(metrics, Mapping):
-            unknown = set(metrics) - set(self.output_names)
-            if unknown:
-                raise ValueError(f"Trainer: metrics for unknown outputs {sorted(unknown)}; outputs: {self.output_names}")
-            per_output = []
-            for name in self.output_names:
-                spec = metrics.get(name, ())
-                spec = (spec,) if isinstance(spec, str) or callable(spec) else spec
-                per_output.append([get_metric(m) for m in spec])
-            return per_output
-        resolved = [get_metric(m) for m in metrics]
-        return [list(resolved) for _ in self.output_names]
-
     @staticmethod
     def _as_callbacks(callbacks: Any, where: str) -> list[Callback]:
         if callbacks is None:
@@ -182,12 +130,6 @@ class Trainer:
             active = self.data_parallel.callbacks_for_this_rank(active)
         return active
 
-    def _threshold(self, output_index: int) -> float:
-        from rosenblatt.nn import BCEWithLogitsLoss
-
-        # A model trained with BCEWithLogitsLoss outputs logits: positive iff logit > 0.
-        return 0.0 if isinstance(self.losses[output_index], BCEWithLogitsLoss) else 0.5
-
     def _to_device(self, value: Any) -> Any:
         from rosenblatt.core import Tensor
 
@@ -202,9 +144,6 @@ class Trainer:
     def _should_stop(self) -> bool:
         return self.stop_training or any(cb.stop_training for cb in self.fit_callbacks)
 
-    # ------------------------------------------------------------------------------------------
-    # loss
-    # ------------------------------------------------------------------------------------------
     def _sample_weights(self, targets: list, weights: Any) -> np.ndarray | None:
         """Per-sample weights of the batch (sample_weight times class_weight), or None."""
         result = None if weights is None else to_numpy(weights).astype(np.float64)
@@ -213,52 +152,15 @@ class Trainer:
             result = by_class if result is None else result * by_class
         return result
 
-    def _unreduced(self, index: int) -> Any:
-        """The loss of output ``index`` giving one value per sample (a copy; the user's is untouched)."""
-        if index not in self._unreduced_losses:
-            fn = self.losses[index]
-            if hasattr(fn, "reduction"):
-                unreduced = copy.copy(fn)
-                unreduced.reduction = "none"
-            elif "reduction" in inspect.signature(fn).parameters:
-                def unreduced(output: Any, target: Any, fn: Any = fn) -> Any:
-                    return fn(output, target, reduction="none")
-            else:
-                raise TypeError("Trainer: sample_weight/class_weight need a loss with a reduction='none' mode, "
-                                f"got {type(fn).__name__}")
-            self._unreduced_losses[index] = unreduced
-        return self._unreduced_losses[index]
-
-    def _loss(self, outputs: list, targets: list, weights: np.ndarray | None) -> tuple[Any, list]:
-        """``(total, per-output losses)``; with weights, the weighted mean ``sum(w l) / sum(w)``."""
-        import rosenblatt as rb
-
-        if len(outputs) != len(self.losses):
-            raise ValueError(f"Trainer: the model returned {len(outputs)} outputs for {len(self.losses)} losses")
-        parts = []
-        for i, (output, target) in enumerate(zip(outputs, targets)):
-            if weights is None:
-                parts.append(self.losses[i](output, target))
-                continue
-            per = self._unreduced(i)(output, target)
-            if per.ndim > 1:
-                per = per.mean(axis=tuple(range(1, per.ndim)))
-            w = self._to_device(weights.astype(per.dtype))
-            parts.append(rb.sum(per * w) / max(float(weights.sum()), 1e-12))
-        total = parts[0] * self.loss_weights[0] if self.loss_weights[0] != 1.0 else parts[0]
-        for w, part in zip(self.loss_weights[1:], parts[1:]):
-            total = total + part * w
-        return total, parts
-
     # ------------------------------------------------------------------------------------------
     # the loop
     # ------------------------------------------------------------------------------------------
     def _forward(self, inputs: list) -> list:
-        return _as_list(self.model(*[self._to_device(x) for x in inputs]), self.output_names)
+        return self.losses.as_list(self.model(*[self._to_device(x) for x in inputs]))
 
     def _train_step(self, inputs: list, targets: list, weights: Any, params: list) -> tuple[list, Any, list]:
         outputs = self._forward(inputs)
-        loss, parts = self._loss(outputs, targets, weights)
+        loss, parts = self.losses(outputs, targets, weights, self._to_device)
         objective = loss
         if self.regularizer is not None:
             penalty = self.regularizer(self.model)
@@ -279,15 +181,13 @@ class Trainer:
         """One pass over ``loader``: trains when ``training``; returns the epoch's logs."""
         import rosenblatt as rb
 
-        n_out = len(self.losses)
         callbacks = self.fit_callbacks if training else []
         params = [p for p in self.model.parameters() if p.requires_grad] if training else []
-        loss_sum, part_sums, weight_sum = 0.0, [0.0] * n_out, 0.0
-        seen: list[tuple[list, list]] = [([], []) for _ in range(n_out)]  # (outputs, targets) for metrics
+        epoch = EpochLogs(self.losses, self.metrics)
         for batch_index, batch in enumerate(loader):
             inputs, targets, weights = split(batch)
-            if len(targets) != n_out:
-                raise ValueError(f"Trainer: a batch holds {len(targets)} targets for {n_out} outputs")
+            if len(targets) != len(self.losses):
+                raise ValueError(f"Trainer: a batch holds {len(targets)} targets for {len(self.losses)} outputs")
             targets = [self._to_device(t) for t in targets]
             n = int(targets[0].shape[0])
             weights = self._sample_weights(targets, weights)
@@ -298,51 +198,19 @@ class Trainer:
             else:
                 with rb.no_grad():
                     outputs = self._forward(inputs)
-                    loss, parts = self._loss(outputs, targets, weights)
+                    loss, parts = self.losses(outputs, targets, weights, self._to_device)
             # Each batch counts by its total sample weight (its size when unweighted), so the
             # epoch loss is the weighted mean over all samples.
-            batch_weight = float(n) if weights is None else float(weights.sum())
             value = float(loss.item())
-            loss_sum += value * batch_weight
-            part_sums = [s + float(p.item()) * batch_weight for s, p in zip(part_sums, parts)]
-            weight_sum += batch_weight
-            for i, specs in enumerate(self.metric_specs):
-                if specs:
-                    seen[i][0].append(to_numpy(outputs[i].detach() if hasattr(outputs[i], "detach") else outputs[i]))
-                    seen[i][1].append(to_numpy(targets[i]))
+            epoch.add(value, parts, float(n) if weights is None else float(weights.sum()), outputs, targets)
             for cb in callbacks:
                 cb.on_batch_end(batch_index, {"loss": value, "size": n})
             if training and self._should_stop():
                 break
-        if weight_sum == 0:
-            raise ValueError("Trainer: the data produced no batches (is it empty, or drop_last with too few samples?)")
-        logs = {"loss": loss_sum / weight_sum}
-        for i, specs in enumerate(self.metric_specs):
-            prefix = f"{self.output_names[i]}_" if n_out > 1 else ""
-            if n_out > 1:
-                logs[f"{prefix}loss"] = part_sums[i] / weight_sum
-            if specs:
-                y_pred, y_true = np.concatenate(seen[i][0]), np.concatenate(seen[i][1])
-                for name, fn in specs:
-                    logs[prefix + self._metric_key(name, y_pred)] = self._metric_value(fn, y_true, y_pred, i)
+        logs = epoch.result()
         if training and self.data_parallel is not None:
-            logs = self.data_parallel.reduce_logs(logs, weight_sum)
+            logs = self.data_parallel.reduce_logs(logs, epoch.weight)
         return logs
-
-    @staticmethod
-    def _metric_key(name: str, y_pred: np.ndarray) -> str:
-        if name == "accuracy" and is_binary_output(y_pred) and y_pred.dtype.kind == "f":
-            return "binary_accuracy"
-        return name
-
-    def _metric_value(self, fn: Any, y_true: np.ndarray, y_pred: np.ndarray, index: int) -> float:
-        try:
-            takes_threshold = "threshold" in inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            takes_threshold = False
-        if takes_threshold:
-            return float(fn(y_true, y_pred, threshold=self._threshold(index)))
-        return float(fn(y_true, y_pred))
 
     # ------------------------------------------------------------------------------------------
     # public API
