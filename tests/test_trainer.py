@@ -260,6 +260,20 @@ def test_keras_loss_names_mean_what_they_mean_in_keras():
     assert zero == pytest.approx(-np.log(1e-7), rel=1e-4)
     assert isinstance(make_loss("binary_crossentropy"), nn.BCELoss)
     assert isinstance(make_loss("mse"), nn.MSELoss) and isinstance(make_loss("MAE"), nn.L1Loss)
+    # Keras's target shapes: 0/1 integer labels (N,) for outputs (N, 1).
+    p = rb.tensor([[0.9], [0.2], [0.6]])
+    labels = np.array([1, 0, 0])
+    expected = -np.mean(np.log([0.9, 0.8, 0.4]))
+    assert make_loss("binary_crossentropy")(p, labels).item() == pytest.approx(expected, rel=1e-5)
+    assert make_loss("mse")(p, labels).item() == pytest.approx(np.mean((p.numpy()[:, 0] - labels) ** 2), rel=1e-6)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 2)).astype(np.float32)
+    y = (x[:, 0] - x[:, 1] > 0).astype(np.int64)
+    rb.manual_seed(0)
+    model = Trainer(nn.Sequential(nn.Linear(2, 1), nn.Sigmoid()), "binary_crossentropy", "adam")
+    model.optimizer.param_groups[0]["lr"] = 0.05
+    history = model.fit(x, y, epochs=10, verbose=0, seed=0)
+    assert history["binary_accuracy"][-1] > 0.95
 
 
 @pytest.mark.parametrize("name, cls, lr", [("adam", "Adam", 1e-3), ("sgd", "SGD", 1e-2), ("rmsprop", "RMSprop", 1e-3)])

@@ -1,10 +1,11 @@
 """Losses and optimisers given by name, PyTorch's or Keras's.
 
-PyTorch-style names (``"cross_entropy"``, ``"bce_with_logits"``, ...) build the loss module of the
-same name, which takes raw scores (logits). Keras's names mean what they mean in Keras:
+PyTorch-style names (``"cross_entropy"``, ``"bce_with_logits"``, ``"l1"``, ...) build the loss
+module of the same name, which takes raw scores (logits). Keras's names mean what they mean in Keras:
 ``"sparse_categorical_crossentropy"``, ``"categorical_crossentropy"`` and ``"binary_crossentropy"``
 take *probabilities* (a model ending in ``Softmax``/``Sigmoid``), clipped to ``[1e-7, 1 - 1e-7]``
-as Keras does. Keras's optimiser names use Keras's default settings (e.g. ``"rmsprop"``: lr 1e-3,
+as Keras does; these and ``"mse"``/``"mae"`` accept Keras's target shapes (labels ``(N,)`` for
+outputs ``(N, 1)``). Keras's optimiser names use Keras's default settings (e.g. ``"rmsprop"``: lr 1e-3,
 rho 0.9), PyTorch's class names PyTorch's.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rosenblatt import nn
 from rosenblatt.nn.module import Module
 
 _KERAS_EPSILON = 1e-7
@@ -56,15 +58,52 @@ class CategoricalCrossentropy(_ProbabilityCrossEntropy):
     sparse = False
 
 
+def _keras_target(input: Any, target: Any) -> Any:  # noqa: A002
+    """Keras's leniency: a target with the output's size but another shape (labels ``(N,)`` for
+    outputs ``(N, 1)``) takes the output's shape, and the output's dtype (integer 0/1 labels)."""
+    import rosenblatt as rb
+
+    target = target if isinstance(target, rb.Tensor) else rb.tensor(target)
+    if target.shape != input.shape and target.size == input.size:
+        target = target.reshape(input.shape)
+    return target if target.dtype == input.dtype else target.astype(input.dtype)
+
+
+class MeanSquaredError(nn.MSELoss):
+    """Keras's ``mse``: :class:`~rosenblatt.nn.MSELoss` with Keras's target shapes (labels ``(N,)``
+    for outputs ``(N, 1)``)."""
+
+    def forward(self, input: Any, target: Any) -> Any:  # noqa: A002
+        return super().forward(input, _keras_target(input, target))
+
+
+class MeanAbsoluteError(nn.L1Loss):
+    """Keras's ``mae``: :class:`~rosenblatt.nn.L1Loss` with Keras's target shapes."""
+
+    def forward(self, input: Any, target: Any) -> Any:  # noqa: A002
+        return super().forward(input, _keras_target(input, target))
+
+
+class BinaryCrossentropy(nn.BCELoss):
+    """Keras's ``binary_crossentropy``: probabilities (a model ending in ``Sigmoid``) clipped to
+    ``[1e-7, 1 - 1e-7]``, targets 0/1 of the output's size (``(N,)`` labels for ``(N, 1)`` outputs)."""
+
+    def forward(self, input: Any, target: Any) -> Any:  # noqa: A002
+        import rosenblatt as rb
+
+        return super().forward(rb.clip(input, _KERAS_EPSILON, 1.0 - _KERAS_EPSILON), _keras_target(input, target))
+
+
 # name -> factory(rosenblatt.nn)
 LOSSES: dict[str, Any] = {
     "cross_entropy": lambda nn: nn.CrossEntropyLoss(), "crossentropy": lambda nn: nn.CrossEntropyLoss(),
     "ce": lambda nn: nn.CrossEntropyLoss(), "nll": lambda nn: nn.NLLLoss(),
-    "mse": lambda nn: nn.MSELoss(), "mean_squared_error": lambda nn: nn.MSELoss(),
-    "mae": lambda nn: nn.L1Loss(), "mean_absolute_error": lambda nn: nn.L1Loss(), "l1": lambda nn: nn.L1Loss(),
+    "mse": lambda nn: MeanSquaredError(), "mean_squared_error": lambda nn: MeanSquaredError(),
+    "mae": lambda nn: MeanAbsoluteError(), "mean_absolute_error": lambda nn: MeanAbsoluteError(),
+    "l1": lambda nn: nn.L1Loss(),
     "huber": lambda nn: nn.HuberLoss(), "bce": lambda nn: nn.BCELoss(),
     "bce_with_logits": lambda nn: nn.BCEWithLogitsLoss(),
-    "binary_crossentropy": lambda nn: nn.BCELoss(),
+    "binary_crossentropy": lambda nn: BinaryCrossentropy(),
     "sparse_categorical_crossentropy": lambda nn: SparseCategoricalCrossentropy(),
     "categorical_crossentropy": lambda nn: CategoricalCrossentropy(),
 }
