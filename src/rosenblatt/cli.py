@@ -4,8 +4,9 @@
 progress line per epoch and the test metrics, and writes ``history.csv``, ``curves.png``,
 ``model.safetensors``, ``metrics.json`` (and a resumable ``checkpoint.safetensors``) to
 ``runs/<timestamp>``; ``config.json`` there records the model and the preprocessing of its inputs,
-so ``rosenblatt predict RUN_DIR --data ...`` (and ``rb.io.load_run``) can use it later. Errors are reported as one line on stderr with a non-zero exit status
-(set ``ROSENBLATT_DEBUG=1`` to see the traceback instead).
+so ``rosenblatt predict RUN_DIR --data ...`` (and ``rb.io.load_run``) can use it later. Errors are
+reported as one line on stderr with a non-zero exit status (set ``ROSENBLATT_DEBUG=1`` to see the
+traceback instead).
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def _build_model(name: str, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         sizes = [features, *hidden, classes]
         model = models.MLP(sizes)
         reshape = {k: (v[0].reshape(v[0].shape[0], -1), v[1]) for k, v in data.items() if k in ("train", "val", "test")}
-        return model, {**data, **reshape, "model_config": {"sizes": sizes}}
+        preprocessing = _preprocessing(data, upsample=1, flatten=x.ndim > 2)
+        return model, {**data, **reshape, "model_config": {"sizes": sizes}, "preprocessing": preprocessing}
     if name not in registry:
         raise UsageError(f"unknown --model {name!r}; known: mlp, {', '.join(sorted(registry))}")
     if x.ndim != 4:
@@ -172,17 +174,16 @@ def _build_model(name: str, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         config = {"num_classes": classes, "in_channels": channels, "small_input": True}
     model = models.get_model(name, **config)
     resized = {k: (_upsample(v[0], factor), v[1]) for k, v in data.items() if k in ("train", "val", "test")}
-    return model, {**data, **resized, "model_config": config, "upsample": factor}
+    preprocessing = _preprocessing(data, upsample=factor, flatten=False)
+    return model, {**data, **resized, "model_config": config, "preprocessing": preprocessing}
 
 
-def _preprocessing_record(input_shape: list[int], model_name: str, data: dict[str, Any]) -> dict[str, Any]:
-    """What was done to each raw input before the model saw it (applied by ``rb.io.run.preprocess``)."""
-    record: dict[str, Any] = {"input_shape": input_shape}
+def _preprocessing(data: dict[str, Any], upsample: int, flatten: bool) -> dict[str, Any]:
+    """What is done to each raw input before the model sees it (``rb.io.run.preprocess`` applies it)."""
+    record: dict[str, Any] = {"input_shape": list(data["train"][0].shape[1:])}
     if "standardize" in data:
         record["standardize"] = data["standardize"]
-    record["upsample"] = int(data.get("upsample", 1))
-    record["flatten"] = model_name == "mlp" and len(input_shape) > 1
-    return record
+    return {**record, "upsample": int(upsample), "flatten": bool(flatten)}
 
 
 def _resolve_resume(path: str) -> str:
@@ -231,7 +232,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         data["train"] = tuple(a[:args.limit] for a in data["train"])
     if model_name is None:  # tables go to the MLP, images to the default CNN
         model_name = default_model() if data["train"][0].ndim == 4 else "mlp"
-    input_shape = list(data["train"][0].shape[1:])
     model, data = _build_model(model_name, data)
     opt_class = getattr(rb.optim, OPTIMIZERS[optimizer_name][0])
     opt_kwargs = {"lr": lr, "momentum": 0.9} if optimizer_name == "sgd" else {"lr": lr}
@@ -240,9 +240,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     loss = rb.nn.CrossEntropyLoss() if classification else rb.nn.MSELoss()
     metrics = ("accuracy",) if classification else ("mae", "r2")
     run_config = {"model": model_name, "data": data_spec, "epochs": epochs, "batch_size": batch_size,
-                  "optimizer": optimizer_name, "lr": lr, "seed": seed, "model_config": data["model_config"],
-                  "task": data["task"], "num_classes": data["num_classes"],
-                  "preprocessing": _preprocessing_record(input_shape, model_name, data)}
+                  "optimizer": optimizer_name, "lr": lr, "seed": seed, "model_config": data["model_config"]}
+    # what `rosenblatt predict` and rb.io.load_run need to use the model on new raw inputs
+    run_config.update(task=data["task"], num_classes=data["num_classes"], preprocessing=data["preprocessing"])
     if main:
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, CONFIG_NAME), "w") as f:
