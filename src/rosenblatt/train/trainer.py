@@ -100,9 +100,11 @@ class Trainer:
         self.class_weight: np.ndarray | None = None  # weights the loss in evaluate(); fit sets its own
         self.train_loader: Any = None
         self.fit_seed: int | None = None
-        self.fit_callbacks: list[Callback] = list(self.callbacks)  # those of the current (or last) fit
         # Data parallelism over MPI (rosenblatt.distributed.trainer_support): None in one process.
         self.data_parallel = data_parallel_for(distributed)
+        if self.data_parallel is not None:  # the callbacks that write or print run on rank 0 only
+            self.callbacks = self.data_parallel.callbacks_for_this_rank(self.callbacks)
+        self.fit_callbacks: list[Callback] = list(self.callbacks)  # those of the current (or last) fit
 
     # ------------------------------------------------------------------------------------------
     # configuration
