@@ -347,6 +347,33 @@ def test_keras_call_shape_argument_errors():
         Trainer(nn.Linear(4, 3), "sparse_categorical")
     with pytest.raises(TypeError, match="a loss must be a name or a callable"):
         Trainer(nn.Linear(4, 3), 3.0)
+    with pytest.raises(TypeError, match="model must be an nn.Module, got str"):
+        Trainer("mlp", "mse")
+    with pytest.raises(TypeError, match="class_weight must be a dict .* got 'balanced'"):
+        trainer.fit(x, y, class_weight="balanced")
+    with pytest.raises(TypeError, match="validation_data\\): expected x and y"):
+        trainer.fit(x, y, validation_data=x)
+
+
+def test_verbose_auto_draws_a_bar_in_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    x, y = _blobs(64)
+    trainer = Trainer(nn.Linear(4, 3), "cross_entropy", "sgd")
+    trainer.fit(x, y, batch_size=8, epochs=2)
+    text = terminal.getvalue()
+    assert "\r" in text and "epoch 2/2" in text and "8/8" in text  # redrawn in place, batch by batch
+    # A ProgressBar among the callbacks replaces the default one: still one line per epoch.
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    trainer.fit(x, y, epochs=2, callbacks=[rb.train.ProgressBar()])
+    assert len(sys.stdout.getvalue().strip().splitlines()) == 2
 
 
 @pytest.mark.slow

@@ -164,6 +164,9 @@ def class_weight_array(class_weight: Any, where: str) -> np.ndarray | None:
     """``{class: weight}`` or a sequence as an array indexed by class."""
     if class_weight is None:
         return None
+    if isinstance(class_weight, str) or not isinstance(class_weight, (Mapping, Sequence, np.ndarray)):
+        raise TypeError(f"{where}: class_weight must be a dict {{class: weight}} or a list of weights, "
+                        f"got {class_weight!r}")
     if isinstance(class_weight, Mapping):
         keys = [int(k) for k in class_weight]
         if not keys or min(keys) < 0:
