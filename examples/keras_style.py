@@ -46,8 +46,8 @@ def main() -> None:
     # From here on, the lines are Keras's.
     history = model.fit(x_train, y_train, batch_size=32, epochs=8 if args.quick else 20, validation_split=0.1)
     score = model.evaluate(x_test, y_test, verbose=0)
-    print("Test loss:", round(score["loss"], 4))
-    print("Test accuracy:", round(score["accuracy"], 4))
+    print("Test loss:", round(score[0], 4))
+    print("Test accuracy:", round(score[1], 4))
     probabilities = model.predict(x_test[:5])
     print("Predicted classes:", probabilities.argmax(axis=1), "true:", y_test[:5])
     print("Best validation accuracy:", round(max(history.history["val_accuracy"]), 4))

@@ -236,6 +236,9 @@ def test_keras_call_shape_with_names_learns_and_prints_one_line_per_epoch(capsys
     score = model.evaluate(x, y)
     assert score["accuracy"] > 0.93 and capsys.readouterr().out == ""
     assert model.evaluate(x, y, return_dict=False) == [score["loss"], score["accuracy"]]
+    assert (score[0], score[1], score[-1]) == (score["loss"], score["accuracy"], score["accuracy"])  # Keras's score[0]
+    with pytest.raises(IndexError, match="index 2 out of range for 2 values"):
+        score[2]
     probs = model.predict(x)
     assert probs.shape == (300, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     # validation_data, verbose=0 (silent) and verbose=2 (one line per epoch, also in a terminal)

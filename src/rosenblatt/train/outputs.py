@@ -127,6 +127,21 @@ def resolve_metrics(metrics: Any, output_names: list[str]) -> list[list[tuple[st
     return [list(resolved) for _ in output_names]
 
 
+class Results(dict):
+    """``{"loss": ..., "accuracy": ...}`` as returned by ``Trainer.evaluate``, also readable by
+    position in Keras's order (``results[0]`` is the loss, ``results[1]`` the first metric), so
+    Keras's ``score = model.evaluate(x, y); score[0]`` works. Unpacking iterates the names, as for
+    any dict: use ``evaluate(..., return_dict=False)`` for ``loss, accuracy = ...``."""
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            values = list(self.values())
+            if not -len(values) <= key < len(values):
+                raise IndexError(f"evaluate results: index {key} out of range for {len(values)} values {list(self)}")
+            return values[key]
+        return super().__getitem__(key)
+
+
 class EpochLogs:
     """The batches of one epoch added up: sample-weighted mean losses, and the outputs and targets
     the metrics are computed on at the end (metrics such as F1 or ROC AUC are not batch means)."""

@@ -28,7 +28,7 @@ from rosenblatt.train.callbacks.lr_scheduler import as_callback
 from rosenblatt.train.callbacks.progress_bar import ProgressBar
 from rosenblatt.train.history import History
 from rosenblatt.train.names import make_optimizer
-from rosenblatt.train.outputs import EpochLogs, Losses, resolve_metrics
+from rosenblatt.train.outputs import EpochLogs, Losses, Results, resolve_metrics
 from rosenblatt.train.regularizers import get_regularizer
 
 _VERBOSE = ("auto", 0, 1, 2)
@@ -338,12 +338,13 @@ class Trainer:
         return self.history
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: int = 0,
-                 sample_weight: Any = None, return_dict: bool = True) -> dict[str, float] | list[float]:
+                 sample_weight: Any = None, return_dict: bool = True) -> Results | list[float]:
         """Loss and metrics over ``x, y`` (or ``x`` = a DataLoader, a Dataset or ``(x, y[, w])``).
 
         Runs without gradients, the model in eval mode (then returned to its previous mode).
-        ``verbose`` > 0 prints the results on one line. Returns ``{"loss": ..., metric: ...}``;
-        ``return_dict=False`` gives the values alone, loss first, as Keras's default does.
+        ``verbose`` > 0 prints the results on one line. Returns ``{"loss": ..., metric: ...}``, which
+        also reads by position as Keras's list does (``results[0]`` is the loss; see
+        :class:`~rosenblatt.train.outputs.Results`); ``return_dict=False`` gives the list itself.
         """
         where = "Trainer.evaluate"
         data = data_adapter.combine(x, y, sample_weight, where)
@@ -359,7 +360,7 @@ class Trainer:
             from rosenblatt.train.callbacks.progress_bar import format_logs
 
             print(format_logs(logs))
-        return logs if return_dict else list(logs.values())
+        return Results(logs) if return_dict else list(logs.values())
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray | list[np.ndarray]:
         """Model outputs for ``x`` as NumPy arrays (a list for several outputs).
