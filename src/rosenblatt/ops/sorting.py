@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor
+from rosenblatt.core import Tensor, constant
 from rosenblatt.ops._util import axis_args, normalize_axis
 from rosenblatt.ops.reduction import ValuesIndices
 from rosenblatt.ops.shape import take_along_axis
@@ -47,7 +47,7 @@ def argsort(x: Tensor, dim: int = -1, descending: bool = False, **kw: Any) -> Te
     dim, _ = axis_args("argsort", kw.pop("axis", dim), False, kw)
     x = _as_tensor("argsort", x)
     axis = normalize_axis("argsort", dim, x.ndim)
-    return Tensor._make(_order(x.data, axis, bool(descending)).astype(np.int64))
+    return constant(_order(x.data, axis, bool(descending)).astype(np.int64))
 
 
 def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False, **kw: Any) -> ValuesIndices:
@@ -59,7 +59,7 @@ def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = Fals
     dim, _ = axis_args("sort", kw.pop("axis", dim), False, kw)
     x = _as_tensor("sort", x)
     axis = normalize_axis("sort", dim, x.ndim)
-    indices = Tensor._make(_order(x.data, axis, bool(descending)).astype(np.int64))
+    indices = constant(_order(x.data, axis, bool(descending)).astype(np.int64))
     return ValuesIndices(take_along_axis(x, indices, axis), indices)
 
 
@@ -81,5 +81,5 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
         raise ValueError(f"topk: k must be in [0, {n}] for dimension {axis} of size {n}, got k={k}")
     order = _order(x.data, axis, descending=bool(largest))
     keep = (slice(None),) * axis + (slice(0, int(k)),)
-    indices = Tensor._make(order[keep].astype(np.int64))
+    indices = constant(order[keep].astype(np.int64))
     return ValuesIndices(take_along_axis(x, indices, axis), indices)
