@@ -153,7 +153,6 @@ def conv3d_grad_input_array(gy: Any, w: Any, x_shape: tuple[int, ...], geom: Con
     g = geom.groups
     k = cg * kd * kh * kw
     out = tuple(gy.shape[2:])
-    positions = out[0] * out[1] * out[2]
     padded_size = tuple(s + lo + hi for s, (lo, hi) in zip(x_shape[2:], geom.padding))
     interior = tuple(slice(lo, lo + s) for s, (lo, _) in zip(x_shape[2:], geom.padding))
     weight_t = w.reshape(g, o // g, k).transpose(0, 2, 1)  # (G, k, O/G)
@@ -163,8 +162,8 @@ def conv3d_grad_input_array(gy: Any, w: Any, x_shape: tuple[int, ...], geom: Con
         gcols = xp.matmul(weight_t, _grad_channel_major(gy[start:stop], g))  # (G, k, b*P)
         gcols = gcols.reshape((c, kd, kh, kw, b) + out)
         target = xp.zeros((c, b) + padded_size, dtype=gy.dtype)
-        for (i, j, l), slices in _offset_slices((kd, kh, kw), geom, out):
-            target[(slice(None), slice(None)) + slices] += gcols[:, i, j, l]
+        for offset, slices in _offset_slices((kd, kh, kw), geom, out):
+            target[(slice(None), slice(None)) + slices] += gcols[(slice(None),) + offset]
         gx[start:stop] = target[(slice(None), slice(None)) + interior].transpose(1, 0, 2, 3, 4)
     return gx
 
