@@ -61,6 +61,8 @@ def _fetch_into(url: str, part: str, timeout: float) -> None:
         raise
     with response:
         mode = "ab" if have and response.status == 206 else "wb"  # 200: the server restarts the file
+        length = response.headers.get("Content-Length")
+        received = 0
         with open(part, mode) as f:
             while True:
                 block = response.read(_CHUNK)
@@ -68,6 +70,10 @@ def _fetch_into(url: str, part: str, timeout: float) -> None:
                     break
                 f.write(block)
                 f.flush()
+                received += len(block)
+    # http.client ends a body that stops early without an error: compare with the announced length
+    if length is not None and received < int(length):
+        raise ConnectionError(f"the connection closed after {received:,} of {int(length):,} bytes")
 
 
 def download_file(url: str, folder: str | os.PathLike, sha256: str, dataset: str = "", filename: str | None = None,
