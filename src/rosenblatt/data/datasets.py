@@ -161,8 +161,8 @@ class FashionMNIST(MNIST):
 
     Same files and layout as :class:`MNIST`. ``root=None`` uses ``/usr/share/datasets/fashion-mnist``
     (Debian's ``dataset-fashion-mnist`` package) when it exists, else (with ``download=True``)
-    :func:`default_data_root`. Debian recompresses the gzip files, so their bytes (and digests)
-    differ from the originals that ``download=True`` checks; the images and labels are the same.
+    :func:`default_data_root`. Debian's gzip files are not byte-identical to the originals that
+    ``download=True`` checks, so they cannot serve as a download mirror; read them directly.
     """
 
     classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
