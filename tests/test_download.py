@@ -208,7 +208,7 @@ def test_missing_data_without_download_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"download=True fetches it"):
         CIFAR10(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"give root .* or download=True"):
-        MNIST()
+        MNIST(None)
 
 
 def test_published_digests_are_well_formed():

@@ -100,8 +100,8 @@ class MNIST(TensorDataset):
     ``root`` holds the four standard files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
     ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``), gzipped or not, directly, in ``raw/``
     or in ``<ClassName>/raw/``. With ``download=True`` missing files are fetched into
-    ``root/<ClassName>/raw/`` (SHA-256 checked, atomic, resumable; ``ROSENBLATT_DATA_MIRROR``
-    replaces the host, see :mod:`rosenblatt.data.download`).
+    ``root/<ClassName>/raw/`` (``root=None``: :func:`default_data_root`), SHA-256 checked, atomic
+    and resumable; ``ROSENBLATT_DATA_MIRROR`` replaces the host (see :mod:`rosenblatt.data.download`).
 
     Attributes:
         data: float32 images ``(N, 1, 28, 28)`` scaled to [0, 1] (``(N, 784)`` with ``flatten=True``).
@@ -120,7 +120,7 @@ class MNIST(TensorDataset):
         ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
     ]
 
-    def __init__(self, root: str | os.PathLike | None = None, train: bool = True, flatten: bool = False,
+    def __init__(self, root: str | os.PathLike | None, train: bool = True, flatten: bool = False,
                  download: bool = False) -> None:
         name = type(self).__name__
         if root is None:
@@ -210,7 +210,7 @@ class CIFAR10(TensorDataset):
     test_files = ["test_batch.bin"]
     record_bytes = 1 + 3 * 32 * 32
 
-    def __init__(self, root: str | os.PathLike | None = None, train: bool = True, download: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike | None, train: bool = True, download: bool = False) -> None:
         if root is None:
             if not download:
                 raise FileNotFoundError("CIFAR10: give root (the folder of cifar-10-batches-bin), or download=True")
