@@ -105,6 +105,17 @@ def test_conv3d_layer_matches_torch(dtype):
     assert "Conv3d(2, 4, kernel_size=(3, 3, 2)" in repr(layer)
 
 
+@requires_torch
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_conv3d_padding_modes_match_torch(mode):
+    layer = nn.Conv3d(2, 3, 3, padding=(1, 2, 1), padding_mode=mode, dtype=np.float64)
+    reference = torch.nn.Conv3d(2, 3, 3, padding=(1, 2, 1), padding_mode=mode).double()
+    with torch.no_grad():
+        reference.weight.copy_(torch.tensor(layer.weight.numpy()))
+        reference.bias.copy_(torch.tensor(layer.bias.numpy()))
+    check_op(layer, reference, [r(2, 2, 4, 5, 6)], np.float64)
+
+
 def test_conv3d_errors():
     with pytest.raises(ValueError, match=r"conv3d: expected a 5-D input"):
         F.conv3d(rb.randn(2, 3, 4), rb.randn(2, 3, 1, 1, 1))
@@ -165,6 +176,7 @@ def test_pool3d_gradcheck(fn):
 @requires_torch
 def test_pool3d_layers_match_torch():
     x = r(2, 2, 6, 6, 6)
+    check_op(nn.MaxPool3d(2, return_indices=True), torch.nn.MaxPool3d(2, return_indices=True), [x], np.float64)
     check_op(nn.MaxPool3d(3, stride=2, padding=1), torch.nn.MaxPool3d(3, stride=2, padding=1), [x], np.float64)
     check_op(nn.AvgPool3d(2, count_include_pad=False), torch.nn.AvgPool3d(2, count_include_pad=False), [x],
              np.float64)
