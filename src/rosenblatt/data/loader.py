@@ -64,8 +64,10 @@ class DataLoader:
             current one is used (0: read each batch when it is asked for). The batches and their
             order are exactly those of ``num_workers=0``: the order is drawn before reading, the
             batches are handed out in order, and ``transform`` (which may draw random numbers)
-            runs in the calling thread. Threads help when reading releases the GIL (files, HDF5,
-            image decoding, NumPy copies).
+            runs in the calling thread. (A dataset whose ``__getitem__`` itself draws random
+            numbers from a shared generator loses that guarantee: put randomness in
+            ``transform``.) Threads help when reading releases the GIL (files, HDF5, image
+            decoding, NumPy copies).
         prefetch_factor: batches read ahead per worker.
     """
 
