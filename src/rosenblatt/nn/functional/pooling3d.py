@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor
+from rosenblatt.core import Function, Tensor, constant
 from rosenblatt.kernels.pooling3d import (
     PoolGeometry,
     avg_divisor,
@@ -138,7 +138,7 @@ def max_pool3d(input: Tensor, kernel_size: int | tuple[int, int, int],
         return MaxPool3dFunction.apply(input, geom)
     _, argmax = max_pool_array(input.data, geom, with_argmax=True)
     out = MaxPool3dGather.apply(input, argmax, geom)
-    return out, Tensor._make(flat_indices(argmax, geom))
+    return out, constant(flat_indices(argmax, geom))
 
 
 def avg_pool3d(input: Tensor, kernel_size: int | tuple[int, int, int],
