@@ -230,7 +230,9 @@ def from_csv(path: str | os.PathLike, target: str | int = -1, delimiter: str = "
         if len(infinite):
             raise ValueError(f"{cell(infinite[0], column)}: the target {labels[infinite[0]]!r} is not a finite "
                              "float32 number")
-        y = values.astype(np.int64) if np.all(values == np.round(values)) else values.astype(np.float32)
+        # Whole numbers are class labels; huge ones (beyond 2**31) are surely measurements.
+        labels_like = np.all(values == np.round(values)) and np.all(np.abs(values) < 2**31)
+        y = values.astype(np.int64) if labels_like else values.astype(np.float32)
     else:
         _, y = np.unique(np.char.strip(labels.astype(str)), return_inverse=True)
         y = y.astype(np.int64)
