@@ -261,12 +261,15 @@ def cmd_train(args: argparse.Namespace) -> int:
               "limit": pick("limit", None), "device": pick("device", "cpu"),
               "epochs": pick("epochs", 15 if data_spec.partition(":")[0].lower() == "digits" else 5)}
     _check_options(values)
-    if resumed is not None and values["epochs"] <= resumed["epoch"]:
-        raise UsageError(f"--resume: the run has already completed {resumed['epoch']} epochs; pass --epochs N "
-                         f"with N > {resumed['epoch']} to train it further")
     seed, epochs, batch_size, lr = values["seed"], values["epochs"], values["batch_size"], values["lr"]
     out = args.out or (os.path.dirname(os.path.abspath(checkpoint)) if args.resume
                        else os.path.join("runs", time.strftime("%Y%m%d-%H%M%S")))
+    if resumed is not None:
+        done = resumed["epoch"]
+        # Equal counts finish a run that was killed after its last checkpoint but before its outputs.
+        if epochs < done or (epochs == done and os.path.isfile(os.path.join(out, "metrics.json"))):
+            raise UsageError(f"--resume: the run has already completed {done} epochs; pass --epochs N with "
+                             f"N > {done} to train it further")
 
     rb.manual_seed(seed)
     main = rb.distributed.is_main_process()  # under `mpiexec -n N`, rank 0 alone prints and writes files
