@@ -242,6 +242,10 @@ def test_large_junk_is_rejected_from_its_first_bytes(tmp_path):
         f.write(struct.pack("<Q", 2**31))  # a header length within the file, but above the limit
     with pytest.raises(ValueError, match="exceeds the limit"):
         rb.load(junk)
+    with open(junk, "r+b") as f:  # 100 MB of header, refused after its first chunk
+        f.write(struct.pack("<Q", 10**8) + b"{")
+    with pytest.raises(ValueError, match="holds the byte 0x00 at position 1"):
+        rb.load(junk)
 
 
 @pytest.mark.parametrize("header,data,needle", [
@@ -258,6 +262,8 @@ def test_large_junk_is_rejected_from_its_first_bytes(tmp_path):
     ('{"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}}', b"\0" * 4, "shape must be"),
     ('{"a":' + "[" * 300 + "]" * 300 + "}", b"", "nests deeper"),
     ('{"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}', b"\0" * 4, "NumPy has no type"),
+    ('{"a":\x00}', b"", "holds the byte 0x00 at position 5"),
+    (' {}', b"", "does not start with"),
 ])
 def test_each_problem_is_a_value_error_naming_file_and_problem(tmp_path, header, data, needle):
     path = tmp_path / "bad.safetensors"

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 import struct
 from collections.abc import Iterator, Mapping
@@ -58,6 +59,8 @@ _MAX_HEADER = 100_000_000  # the safetensors package's limit
 _MAX_DEPTH = 127  # the deepest JSON nesting the package's parser (serde_json) accepts
 _USIZE = 2**64  # offsets and sizes are 64-bit unsigned integers
 TEMP_PREFIX = ".tmp-"  # temporary files of atomic_write
+_HEADER_CHUNK = 1 << 20
+_CONTROL_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # never valid in JSON text
 
 
 def _host_array(value: Any, name: str) -> np.ndarray:
@@ -202,7 +205,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _parse_header(raw: bytes) -> dict[str, Any]:
+def _parse_header(raw: bytes | bytearray) -> dict[str, Any]:
     if raw[:1] != b"{":
         raise _HeaderError("the header does not start with '{'")
     try:
@@ -359,10 +362,21 @@ class SafetensorsFile:
         if 8 + length > self.size:
             raise self._fail(f"the header length {length} runs past the end of the {self.size}-byte file "
                              "(rosenblatt never unpickles files)")
-        raw = bytearray(length)
-        self._read_exactly(8, memoryview(raw))
+        # Read in chunks and stop at the first sign of junk: the header must start with "{", and JSON
+        # holds no control bytes but whitespace. A junk file is refused after one small read.
+        raw = bytearray()
+        for start in range(0, length, _HEADER_CHUNK):
+            part = bytearray(min(_HEADER_CHUNK, length - start))
+            self._read_exactly(8 + start, memoryview(part))
+            if start == 0 and part[:1] != b"{":
+                raise self._fail("the header does not start with '{' (rosenblatt never unpickles files)")
+            bad = _CONTROL_BYTE.search(part)
+            if bad:
+                raise self._fail(f"the header holds the byte {part[bad.start()]:#04x} at position "
+                                 f"{start + bad.start()}, which JSON does not allow (rosenblatt never unpickles files)")
+            raw += part
         try:
-            header = _parse_header(bytes(raw))
+            header = _parse_header(raw)
             metadata = header.pop("__metadata__", None)
             if metadata is not None and (not isinstance(metadata, dict)
                                          or not all(isinstance(v, str) for v in metadata.values())):
