@@ -458,8 +458,13 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
 
 
 def load(path: str | os.PathLike, device: str | None = None) -> dict[str, Any]:
-    """Load a safetensors file as a dict of tensors (in the order they were saved)."""
+    """Load a safetensors file as a dict of tensors (in the order they were saved).
+
+    The file is validated before any tensor is read, and tensors are read one at a time (see
+    :class:`SafetensorsFile`). Raises ``ValueError`` naming the file and the problem when it is
+    not a valid safetensors file (or not a regular file), ``FileNotFoundError`` when it is missing.
+    """
     from rosenblatt.core import Tensor
 
-    arrays, _ = load_arrays(path)
-    return {name: Tensor(array, device=device) for name, array in arrays.items()}
+    with SafetensorsFile(path) as file:
+        return {name: Tensor(file.read(name), device=device) for name in file.tensors}
