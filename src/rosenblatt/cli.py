@@ -195,7 +195,10 @@ def _option(name: str) -> str:
 
 def _check_options(values: dict[str, Any]) -> None:
     """Range checks of the options, one clear line each."""
-    checks = [("epochs", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    checks = [("model", lambda v: v is None or isinstance(v, str), "a model name"),
+              ("data", lambda v: isinstance(v, str), "a data spec"),
+              ("device", lambda v: isinstance(v, str), "a device name"),
+              ("epochs", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
               ("batch_size", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
               ("lr", lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > 0, "a finite number > 0"),
               ("seed", lambda v: isinstance(v, int) and 0 <= v < 2**63, "an integer >= 0"),
@@ -259,7 +262,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     values = {"model": pick("model", None), "data": data_spec, "batch_size": pick("batch_size", 64),
               "optimizer": optimizer_name, "lr": pick("lr", OPTIMIZERS[optimizer_name][1]), "seed": pick("seed", 0),
               "limit": pick("limit", None), "device": pick("device", "cpu"),
-              "epochs": pick("epochs", 15 if data_spec.partition(":")[0].lower() == "digits" else 5)}
+              "epochs": pick("epochs", 15 if str(data_spec).partition(":")[0].lower() == "digits" else 5)}
     _check_options(values)
     seed, epochs, batch_size, lr = values["seed"], values["epochs"], values["batch_size"], values["lr"]
     out = args.out or (os.path.dirname(os.path.abspath(checkpoint)) if args.resume
