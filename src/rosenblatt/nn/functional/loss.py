@@ -178,21 +178,24 @@ class BCEFn(Function):
     @staticmethod
     def backward(ctx, gy):
         p, t, weight = ctx.inputs
-        if recording_backward():  # the same formulas from differentiable primitives
-            g = gy if weight is None else gy * Tensor._make(weight)
-            gp = g * (p - t) / maximum((1.0 - p) * p, _BCE_EPSILON) if ctx.needs_input_grad[0] else None
-            gt = g * (log1p(-p) - log(p)) if ctx.needs_input_grad[1] else None
-            return gp, gt, None
-        pd, td, g = p.data, t.data, gy.data
+        g = gy if weight is None else gy * constant(weight)
+        gp = g * (p - t) / maximum((1.0 - p) * p, _BCE_EPSILON) if ctx.needs_input_grad[0] else None
+        gt = g * (log1p(-p) - log(p)) if ctx.needs_input_grad[1] else None
+        return gp, gt, None
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        p, t, weight = ctx.inputs
+        pd, td = p.data, t.data
         xp = get_array_module(pd)
         if weight is not None:
             g = g * weight
         gp = gt = None
         if ctx.needs_input_grad[0]:
-            gp = wrap((g * (pd - td) / xp.maximum((1.0 - pd) * pd, _BCE_EPSILON)).astype(pd.dtype, copy=False))
+            gp = (g * (pd - td) / xp.maximum((1.0 - pd) * pd, _BCE_EPSILON)).astype(pd.dtype, copy=False)
         if ctx.needs_input_grad[1]:
             with np.errstate(divide="ignore"):
-                gt = wrap((g * (xp.log1p(-pd) - xp.log(pd))).astype(pd.dtype, copy=False))
+                gt = (g * (xp.log1p(-pd) - xp.log(pd))).astype(pd.dtype, copy=False)
         return gp, gt, None
 
 
@@ -239,7 +242,7 @@ def binary_cross_entropy_composite(input: Tensor, target: Any, weight: Any = Non
     """The same loss from primitives: the oracle of :func:`binary_cross_entropy` (for 0 < p < 1)."""
     input, target, w = _bce_args("binary_cross_entropy", input, target, weight, reduction)  # noqa: A001
     loss = -(target * clip(log(input), -100.0) + (1.0 - target) * clip(log(1.0 - input), -100.0))
-    return _reduce(loss if w is None else loss * Tensor._make(w), reduction)
+    return _reduce(loss if w is None else loss * constant(w), reduction)
 
 
 def _softplus_neg(xp: Any, x: Any) -> Any:
