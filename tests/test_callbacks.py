@@ -54,14 +54,15 @@ def test_early_stopping_stops_after_patience_and_restores_best(capsys):
     stop = EarlyStopping(patience=3)
     trainer = _trainer([script, stop])
     x, y = _data()
-    history = trainer.fit((x, y), val=(x, y), epochs=7, batch_size=16, seed=0)
+    history = trainer.fit((x, y), val=(x, y), epochs=7, batch_size=16, seed=0, verbose=0)  # EarlyStopping's lines only
     assert len(history) == 5 and stop.stopped_epoch == 4 and stop.best_epoch == 1
     assert np.array_equal(trainer.model.weight.numpy(), script.snapshots[1])
     out = capsys.readouterr().out.splitlines()
     assert out == ["EarlyStopping: stopped after epoch 5: val_loss has not improved for 3 epochs (best 0.5 in epoch 2)",
                    "EarlyStopping: restored the weights of epoch 2 (val_loss 0.5)"]
     quiet = EarlyStopping(patience=3, verbose=False)
-    _trainer([Scripted([1.0, 0.5, 0.6, 0.7, 0.55]), quiet]).fit((x, y), val=(x, y), epochs=5, batch_size=16)
+    _trainer([Scripted([1.0, 0.5, 0.6, 0.7, 0.55]), quiet]).fit((x, y), val=(x, y), epochs=5, batch_size=16,
+                                                                verbose=0)
     assert capsys.readouterr().out == ""
 
 

@@ -231,7 +231,7 @@ def test_keras_call_shape_with_names_learns_and_prints_one_line_per_epoch(capsys
     model = Trainer(_softmax_mlp(), optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, y, batch_size=16, epochs=12, validation_split=0.2, seed=0)
     lines = capsys.readouterr().out.strip().splitlines()  # not a terminal: one plain line per epoch
-    assert len(lines) == 12 and lines[-1].startswith("epoch 12/12") and "val_accuracy" in lines[-1]
+    assert len(lines) == 12 and lines[-1].startswith("epoch 12/12") and "val_acc" in lines[-1]
     assert history.history["val_accuracy"][-1] > 0.93 and isinstance(model.optimizer, rb.optim.Adam)
     score = model.evaluate(x, y)
     assert score["accuracy"] > 0.93 and capsys.readouterr().out == ""
@@ -372,7 +372,7 @@ def test_verbose_auto_draws_a_bar_in_a_terminal(monkeypatch):
     trainer = Trainer(nn.Linear(4, 3), "cross_entropy", "sgd")
     trainer.fit(x, y, batch_size=8, epochs=2)
     text = terminal.getvalue()
-    assert "\r" in text and "epoch 2/2" in text and "8/8" in text  # redrawn in place, batch by batch
+    assert "\r" in text and "epoch 2/2" in text and "/8 [" in text  # redrawn in place, batch by batch
     # A ProgressBar among the callbacks replaces the default one: still one line per epoch.
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     trainer.fit(x, y, epochs=2, callbacks=[rb.train.ProgressBar()])
