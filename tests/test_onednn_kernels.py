@@ -113,6 +113,16 @@ def test_conv1d_matches_torch(kernel_set, kw):
     _expect(kernel_set, "conv")
 
 
+@requires_torch
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=(1, 2, 2), padding=(0, 1, 1), dilation=(2, 1, 1), groups=2)])
+def test_conv3d_matches_torch(kernel_set, kw):
+    groups = kw.get("groups", 1)
+    fn = lambda x, w, b: F.conv3d(x, w, b, **kw)  # noqa: E731
+    t_fn = lambda x, w, b: TF.conv3d(x, w, b, **kw)  # noqa: E731
+    check_op(fn, t_fn, [r(2, 4, 5, 6, 7), r(6, 4 // groups, 3, 3, 3), r(6)], np.float32)
+    _expect(kernel_set, "conv")
+
+
 @pytest.mark.skipif(not ONEDNN_OK, reason="oneDNN unavailable")
 def test_tiny_convolutions_and_pools_stay_with_numpy():
     """Below MIN_MACS multiply-adds (MIN_ELEMENTS inputs) the fixed cost of a oneDNN call loses."""
