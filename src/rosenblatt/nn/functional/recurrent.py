@@ -18,8 +18,8 @@ hand-written backpropagation through time are array kernels:
 
 Recording one node per sequence instead of ~15 per step is what makes a NumPy LSTM competitive:
 the per-op overhead of an autodiff graph (a few microseconds) would otherwise dominate.
-The fused layers compute their gradient directly, so they set ``once_differentiable`` (use the
-cells for second derivatives).
+The fused layers compute their gradient on arrays only (``backward_arrays``), so they are
+differentiable once (use the cells for second derivatives).
 
 Variable-length batches: ``lengths`` (one int per sequence) masks the steps past each sequence's
 end. At a masked step the state is carried through unchanged and the output is zero, so the
@@ -158,10 +158,9 @@ class LSTMLayer(Function):
         return output, h_n, c_n
 
     @staticmethod
-    def backward(ctx, grad_output, grad_h_n, grad_c_n):
+    def backward_arrays(ctx, grad_output, grad_h_n, grad_c_n):
         (saved,) = ctx.saved_arrays
-        return ctx.kernel.lstm_backward(saved, grad_output.data, grad_h_n.data, grad_c_n.data,
-                                        ctx.needs_input_grad)
+        return ctx.kernel.lstm_backward(saved, grad_output, grad_h_n, grad_c_n, ctx.needs_input_grad)
 
 
 class GRULayer(Function):
@@ -185,9 +184,9 @@ class GRULayer(Function):
         return output, h_n
 
     @staticmethod
-    def backward(ctx, grad_output, grad_h_n):
+    def backward_arrays(ctx, grad_output, grad_h_n):
         (saved,) = ctx.saved_arrays
-        return ctx.kernel.gru_backward(saved, grad_output.data, grad_h_n.data, ctx.needs_input_grad)
+        return ctx.kernel.gru_backward(saved, grad_output, grad_h_n, ctx.needs_input_grad)
 
 
 class RNNLayer(Function):
@@ -210,9 +209,9 @@ class RNNLayer(Function):
         return output, h_n
 
     @staticmethod
-    def backward(ctx, grad_output, grad_h_n):
+    def backward_arrays(ctx, grad_output, grad_h_n):
         (saved,) = ctx.saved_arrays
-        return ctx.kernel.rnn_backward(saved, grad_output.data, grad_h_n.data, ctx.needs_input_grad)
+        return ctx.kernel.rnn_backward(saved, grad_output, grad_h_n, ctx.needs_input_grad)
 
 
 # --------------------------------------------------------------------------------------------
