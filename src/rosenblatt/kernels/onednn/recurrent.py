@@ -33,6 +33,7 @@ faults per training step. Primitives are built once per shape (about 10 ms each)
 
 from __future__ import annotations
 
+import functools
 from ctypes import POINTER, c_float, c_int, c_uint, c_void_p
 from typing import Any
 
@@ -250,9 +251,24 @@ def _gate_rows(w: np.ndarray, cell: str, H: int) -> np.ndarray:
     return np.concatenate((w[H:2 * H], w[:H], w[2 * H:]))
 
 
+@functools.lru_cache(maxsize=64)
+def _transpose_layouts(inputs: int, G: int, H: int, to_ldigo: bool) -> tuple[L.MemoryDesc, L.MemoryDesc]:
+    pytorch, ldigo = _weights_md(inputs, G, H, True), _weights_md(inputs, G, H, False)
+    return (pytorch, ldigo) if to_ldigo else (ldigo, pytorch)
+
+
+def _transpose(w: np.ndarray, G: int, H: int, to_ldigo: bool) -> np.ndarray:
+    """``(G*H, in)`` <-> ``(in, G*H)`` through a oneDNN reorder (7x NumPy's transposed copy at
+    512 x 128: 20 us against 140 us)."""
+    inputs = w.shape[1] if to_ldigo else w.shape[0]
+    src, dst = _transpose_layouts(inputs, G, H, to_ldigo)
+    out = np.empty((w.shape[1], w.shape[0]), dtype=np.float32)
+    return L.to_layout(np.ascontiguousarray(w), src, dst, out, key=("rnn_weights", inputs, G, H, to_ldigo))
+
+
 def _forward_weights(w: np.ndarray, cell: str, H: int) -> np.ndarray:
     """``(G*H, in)`` weights -> ``ldigo`` ``(in, G*H)`` in oneDNN's gate order."""
-    return np.ascontiguousarray(_gate_rows(w, cell, H).T)
+    return _transpose(_gate_rows(w, cell, H), _GATES[cell], H, to_ldigo=True)
 
 
 def _backward_weights(w: np.ndarray, cell: str, H: int) -> np.ndarray:
@@ -262,7 +278,7 @@ def _backward_weights(w: np.ndarray, cell: str, H: int) -> np.ndarray:
 
 def _weight_gradient(dw: np.ndarray, cell: str, H: int) -> np.ndarray:
     """``ldigo`` ``(in, G*H)`` weight gradient -> PyTorch's ``(G*H, in)`` and gate order."""
-    return np.ascontiguousarray(_gate_rows(dw.T, cell, H))
+    return _gate_rows(_transpose(dw, _GATES[cell], H, to_ldigo=False), cell, H)
 
 
 def _bias(b_ih: Any, b_hh: Any, cell: str, H: int) -> Any:
