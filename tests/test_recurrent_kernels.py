@@ -186,3 +186,18 @@ def test_small_steps_run_on_one_thread_and_restore_the_count(onednn):
     with rb.no_grad():
         layer(rb.randn(6, 1, 3))
     assert L.get_num_threads() == before
+
+
+def test_workspace_pool_is_bounded(monkeypatch):
+    from rosenblatt.kernels.onednn import recurrent as onednn_kernels
+
+    onednn_kernels.clear_pool()
+    monkeypatch.setattr(onednn_kernels, "_POOL_MAX_BYTES", 1000)
+    for nbytes in (100, 200, 300, 400, 100, 100, 100, 100, 100):  # the oldest sizes go first
+        onednn_kernels._give_workspace(np.empty(nbytes, np.uint8))
+    assert onednn_kernels._pool_bytes == 800
+    assert len(onednn_kernels._pool[100]) == onednn_kernels._POOL_MAX_PER_SIZE
+    assert onednn_kernels._take_workspace(100).nbytes == 100 and onednn_kernels._pool_bytes == 700
+    assert onednn_kernels._take_workspace(200).nbytes == 200 and onednn_kernels._pool_bytes == 700  # a new one
+    onednn_kernels.clear_pool()
+    assert onednn_kernels._pool_bytes == 0

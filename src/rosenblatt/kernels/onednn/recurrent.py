@@ -34,6 +34,7 @@ faults per training step. Primitives are built once per shape (about 10 ms each)
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from ctypes import POINTER, c_float, c_int, c_uint, c_void_p
 from typing import Any
 
@@ -218,27 +219,47 @@ def _execute(primitive: L.Primitive, args: list[tuple[int, np.ndarray]], shape: 
 
 # -- workspace pool -----------------------------------------------------------------------------
 
+# At most this many free buffers of one size (a 2-layer bidirectional step holds four), and this
+# many bytes in all: sequences of changing length would otherwise keep one set per length.
 _POOL_MAX_PER_SIZE = 4
-_pool: dict[int, list[np.ndarray]] = {}
+_POOL_MAX_BYTES = 256 * 2**20
+_pool: OrderedDict[int, list[np.ndarray]] = OrderedDict()  # by size, least recently used first
+_pool_bytes = 0
 
 
 def _take_workspace(nbytes: int) -> np.ndarray:
-    """A workspace buffer of ``nbytes``: one a finished backward handed back, or a new one."""
+    """A workspace buffer of ``nbytes``: one that a finished backward gave back, or a new one."""
+    global _pool_bytes
     free = _pool.get(nbytes)
     if free:
+        _pool_bytes -= nbytes
         return free.pop()
     return np.empty(nbytes, dtype=np.uint8)
 
 
 def _give_workspace(buffer: np.ndarray) -> None:
-    free = _pool.setdefault(buffer.nbytes, [])
-    if len(free) < _POOL_MAX_PER_SIZE:
-        free.append(buffer)
+    global _pool_bytes
+    nbytes = buffer.nbytes
+    free = _pool.setdefault(nbytes, [])
+    _pool.move_to_end(nbytes)
+    if len(free) >= _POOL_MAX_PER_SIZE or nbytes > _POOL_MAX_BYTES:
+        return
+    free.append(buffer)
+    _pool_bytes += nbytes
+    while _pool_bytes > _POOL_MAX_BYTES:
+        size, oldest = next(iter(_pool.items()))
+        if oldest:
+            oldest.pop()
+            _pool_bytes -= size
+        else:
+            del _pool[size]
 
 
 def clear_pool() -> None:
     """Release the workspace buffers kept for the next forward passes."""
+    global _pool_bytes
     _pool.clear()
+    _pool_bytes = 0
 
 
 # -- layouts ------------------------------------------------------------------------------------
@@ -311,7 +332,7 @@ class _Saved:
         self.bias, self.output, self.h_n, self.c_n, self.work = bias, output, h_n, c_n, work
 
     def __del__(self) -> None:
-        if self.work is not None:
+        if self.work is not None and _give_workspace is not None:  # (None at interpreter exit)
             _give_workspace(self.work)
             self.work = None
 
