@@ -293,17 +293,23 @@ def from_csv(path: str | os.PathLike, target: str | int = -1, delimiter: str = "
     Returns:
         ``(x, y)``: features ``(N, F)`` float32; labels int64 when every value is an integer or a
         text class name (names are numbered in sorted order), else float32.
+
+    Raises:
+        ValueError: naming the line and column of the first empty cell, non-numeric feature, or
+            value that is not finite in float32 (``inf``, ``nan``, ``1e400``).
     """
     path = os.fspath(path)
     try:
         with open(path, newline="") as f:
-            rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
+            reader = csv.reader(f, delimiter=delimiter)
+            numbered = [(reader.line_num, row) for row in reader if row]  # line numbers for messages
     except OSError as exc:
         raise ValueError(f"from_csv: cannot read '{path}': {exc.strerror or exc}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"from_csv: '{path}' is not a readable CSV file ({exc})") from None
-    if not rows:
+    if not numbered:
         raise ValueError(f"from_csv: '{path}' is empty")
+    lines, rows = [n for n, _ in numbered], [row for _, row in numbered]
 
     def numeric(field: str) -> bool:
         try:
@@ -315,13 +321,18 @@ def from_csv(path: str | os.PathLike, target: str | int = -1, delimiter: str = "
     if header is None:
         header = not all(numeric(v) for v in rows[0])
     names = [v.strip() for v in rows[0]] if header else [str(i) for i in range(len(rows[0]))]
-    body = rows[1:] if header else rows
+    body, lines = (rows[1:], lines[1:]) if header else (rows, lines)
     if not body:
         raise ValueError(f"from_csv: '{path}' has no data rows")
     width = len(names)
-    for i, row in enumerate(body):
+    for line, row in zip(lines, body):
         if len(row) != width:
-            raise ValueError(f"from_csv: row {i + 1 + bool(header)} of '{path}' has {len(row)} fields, expected {width}")
+            raise ValueError(f"from_csv: line {line} of '{path}' has {len(row)} fields, expected {width}")
+
+    def cell(row: int, col: int) -> str:
+        label = f"column {col + 1}" + (f" ('{names[col]}')" if header else "")
+        return f"from_csv: '{path}' line {lines[row]}, {label}"
+
     if isinstance(target, str):
         if target not in names:
             raise ValueError(f"from_csv: no column '{target}' in '{path}' (columns: {', '.join(names)})")
@@ -332,17 +343,38 @@ def from_csv(path: str | os.PathLike, target: str | int = -1, delimiter: str = "
             raise ValueError(f"from_csv: target column {column} is out of range for {width} columns")
         column %= width
     table = np.array(body, dtype=object)
+    empty = np.argwhere(np.char.str_len(np.char.strip(table.astype(str))) == 0)
+    if len(empty):
+        raise ValueError(f"{cell(*empty[0])} is empty")
     features = np.delete(table, column, axis=1)
+    feature_columns = [c for c in range(width) if c != column]
     try:
-        x = features.astype(np.float64).astype(np.float32)
+        x64 = features.astype(np.float64)
     except ValueError:
-        raise ValueError(f"from_csv: the feature columns of '{path}' must be numeric") from None
+        for r, c in np.ndindex(features.shape):
+            if not numeric(features[r, c]):
+                raise ValueError(f"{cell(r, feature_columns[c])}: {features[r, c]!r} is not a number "
+                                 "(the feature columns must be numeric)") from None
+        raise
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
+        x = x64.astype(np.float32)
+    infinite = np.argwhere(~np.isfinite(x))
+    if len(infinite):
+        r, c = infinite[0]
+        raise ValueError(f"{cell(r, feature_columns[c])}: {features[r, c]!r} is not a finite float32 number")
     labels = table[:, column]
     if all(numeric(v) for v in labels):
         values = labels.astype(np.float64)
-        y = values.astype(np.int64) if np.all(values == np.round(values)) else values.astype(np.float32)
+        with np.errstate(over="ignore"):
+            infinite = np.flatnonzero(~np.isfinite(values.astype(np.float32)))
+        if len(infinite):
+            raise ValueError(f"{cell(infinite[0], column)}: the target {labels[infinite[0]]!r} is not a finite "
+                             "float32 number")
+        # Whole numbers are class labels; huge ones (beyond 2**31) are surely measurements.
+        labels_like = np.all(values == np.round(values)) and np.all(np.abs(values) < 2**31)
+        y = values.astype(np.int64) if labels_like else values.astype(np.float32)
     else:
-        _, y = np.unique(labels.astype(str), return_inverse=True)
+        _, y = np.unique(np.char.strip(labels.astype(str)), return_inverse=True)
         y = y.astype(np.int64)
     return x, y
 
