@@ -8,7 +8,21 @@ from collections.abc import Sequence
 from rosenblatt import nn
 from rosenblatt.core import Tensor
 from rosenblatt.models._checks import check_image_batch
+from rosenblatt.nn._fusion import conv_bn
 from rosenblatt.ops import pad
+
+
+def _conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: nn.ReLU | None, x: Tensor,
+             residual: Tensor | None = None) -> Tensor:
+    """``relu(bn(conv(x)) + residual)`` (each part optional): one fused node where the oneDNN kernels run."""
+    y = conv_bn(conv, bn, relu, x, residual)
+    if y is None:
+        y = bn(conv(x))
+        if residual is not None:
+            y = y + residual
+        if relu is not None:
+            y = relu(y)
+    return y
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -44,9 +58,8 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out = _conv_bn(self.conv1, self.bn1, self.relu, x)
+        return _conv_bn(self.conv2, self.bn2, self.relu, out, identity)
 
 
 class Bottleneck(nn.Module):
@@ -75,10 +88,9 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out = _conv_bn(self.conv1, self.bn1, self.relu, x)
+        out = _conv_bn(self.conv2, self.bn2, self.relu, out)
+        return _conv_bn(self.conv3, self.bn3, self.relu, out, identity)
 
 
 def _init_resnet(model: nn.Module, zero_init_residual: bool) -> None:
@@ -157,7 +169,7 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_image_batch("ResNet", x, self.in_channels, 1)
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(_conv_bn(self.conv1, self.bn1, self.relu, x))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.avgpool(x)
         return self.fc(x.reshape(x.shape[0], -1))
@@ -252,7 +264,7 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_image_batch("CifarResNet", x, self.in_channels, 4)
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = _conv_bn(self.conv1, self.bn1, self.relu, x)
         x = self.layer3(self.layer2(self.layer1(x)))
         x = self.avgpool(x)
         return self.fc(x.reshape(x.shape[0], -1))

@@ -457,9 +457,9 @@ class Sequential(Module):
                 self.add_module(str(i), module)
 
     def forward(self, x: Any) -> Any:
-        for module in self._modules.values():
-            x = module(x)
-        return x
+        from rosenblatt.nn._fusion import run_sequence  # Conv2d, BatchNorm2d[, ReLU] runs as one node
+
+        return run_sequence(list(self._modules.values()), x)
 
     def __getitem__(self, index: int | slice) -> Any:
         items = list(self._modules.items())

@@ -1,0 +1,137 @@
+"""Running ``Conv2d -> BatchNorm2d (-> ReLU)`` as one node when the oneDNN kernels are active.
+
+:func:`conv_bn` is what :class:`~rosenblatt.nn.Sequential` and the ResNet blocks call before
+running such a chain module by module. It runs the chain as :class:`ConvBatchNormFn` (the kernel in
+:mod:`rosenblatt.kernels.onednn.fused`: the convolution's output never leaves oneDNN's blocked
+layout) when that computes exactly what the modules would:
+
+- the oneDNN kernel set is active and every array is float32 NumPy (:func:`kernels.use_onednn`);
+- the modules are plain ``Conv2d`` (zero padding), ``BatchNorm2d`` in training mode with an
+  affine weight and bias, and ``ReLU`` (or no activation), with no forward hooks;
+- the input is a 4-D batch with the channels the convolution expects.
+
+Otherwise it returns ``None`` and the caller runs the modules one by one (which also raises
+their usual errors). The running statistics and ``num_batches_tracked`` are updated exactly as
+``BatchNorm2d.forward`` does (``momentum=None``: the cumulative average).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rosenblatt import kernels
+from rosenblatt.core import Function, Tensor, mark_modified
+from rosenblatt.nn.activation import ReLU
+from rosenblatt.nn.conv import Conv2d
+from rosenblatt.nn.functional import relu as relu_fn
+from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
+from rosenblatt.nn.functional.conv import Conv2dFunction, _conv_geometry, _onednn_geometry
+from rosenblatt.nn.functional.normalization import _update_running_stats, batch_norm_composite
+from rosenblatt.nn.normalization import BatchNorm2d
+
+ENABLED = True  # False: the modules always run one by one
+
+
+def _composite(x: Tensor, w: Tensor, b: Tensor | None, gamma: Tensor, beta: Tensor, residual: Tensor | None,
+               geom: Any, eps: float, relu: bool) -> Tensor:
+    """The unfused chain: the oracle, and the differentiable gradients under ``create_graph``."""
+    y = batch_norm_composite(Conv2dFunction.apply(x, w, b, geom), gamma, beta, eps)
+    if residual is not None:
+        y = y + residual
+    return relu_fn(y) if relu else y
+
+
+class ConvBatchNormFn(Function):
+    """``relu?(batch_norm(conv2d(x, w) + b) [+ residual])`` in training mode, whose forward oneDNN
+    already ran: ``result`` is ``(y, batch_mean, batch_var, saved)``. With a residual the ReLU
+    follows the sum and its mask is taken from the output ``y`` (kept as an array: the sum before
+    the ReLU is not)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, gamma, beta, residual, geom, eps, relu, result=None):
+        y, ctx.batch_mean, ctx.batch_var, ctx.state = result
+        ctx.y = y if residual is not None and relu else None
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w, b, gamma, beta, residual, geom, eps, relu = ctx.inputs
+        needs = ctx.needs_input_grad[:6]
+        if recording_backward() or not kernels.use_onednn(gy.data):
+            return composite_backward(
+                lambda x_, w_, b_, g_, be_, r_, *_: _composite(x_, w_, b_, g_, be_, r_, geom, eps, relu),
+                ctx.inputs, ctx.needs_input_grad, [gy])
+        from rosenblatt.kernels.onednn import fused
+
+        g = gy.data
+        if ctx.y is not None:  # through the ReLU after the sum
+            g = g * (ctx.y > 0)
+        grads = fused.conv_bn_backward(g, x.data, w.data, gamma.data, ctx.batch_mean, ctx.batch_var, ctx.state,
+                                       needs[0])
+        grads = grads + ((g if g is not gy.data else g.copy()) if needs[5] else None,)
+        return tuple(wrap(a) if need and a is not None else None for a, need in zip(grads, needs)) + (None,) * 3
+
+
+def conv_bn(conv: Any, bn: Any, relu: Any, x: Any, residual: Any = None) -> Tensor | None:
+    """``relu(bn(conv(x)) + residual)`` (``relu`` and ``residual`` may be ``None``) as one fused
+    node, or ``None`` when declined."""
+    if (not ENABLED or type(conv) is not Conv2d or type(bn) is not BatchNorm2d
+            or (relu is not None and type(relu) is not ReLU) or not bn.training or bn.weight is None
+            or bn.bias is None or conv.padding_mode != "zeros" or conv._forward_hooks or bn._forward_hooks
+            or (relu is not None and relu._forward_hooks) or not isinstance(x, Tensor) or x.ndim != 4
+            or x.shape[1] != conv.in_channels or bn.num_features != conv.out_channels
+            or (residual is not None and not isinstance(residual, Tensor))):
+        return None
+    w, b = conv.weight, conv.bias
+    if not kernels.use_onednn(x.data, w.data, None if b is None else b.data, bn.weight.data, bn.bias.data,
+                              None if residual is None else residual.data):
+        return None
+    try:
+        geom = _conv_geometry("conv2d", x.shape[2:], w.shape[2:], conv.stride, conv.padding, conv.dilation,
+                              conv.groups)
+    except ValueError:
+        return None
+    from rosenblatt.kernels.onednn import fused
+
+    fuse_relu = relu is not None and residual is None  # batch norm's own ReLU flag
+    result = fused.conv_bn_forward(x.data, w.data, None if b is None else b.data, bn.weight.data, bn.bias.data,
+                                   bn.eps, fuse_relu, *_onednn_geometry(geom))
+    if result is None:
+        return None
+    y = result[0]
+    count = y.size // y.shape[1]
+    if count <= 1 or (residual is not None and residual.shape != y.shape):  # the modules raise their errors
+        return None
+    if residual is not None:
+        y += residual.data
+        if relu is not None:
+            np.maximum(y, 0, out=y)
+    if bn.track_running_stats:
+        bn.num_batches_tracked.data += 1
+        mark_modified(bn.num_batches_tracked)
+        factor = 1.0 / float(bn.num_batches_tracked.data) if bn.momentum is None else float(bn.momentum)
+        _update_running_stats(bn.running_mean, bn.running_var, result[1], result[2], count, factor)
+    return ConvBatchNormFn.apply(x, w, b, bn.weight, bn.bias, residual, geom, float(bn.eps), relu is not None,
+                                 result=result)
+
+
+def run_sequence(modules: list[Any], x: Any) -> Any:
+    """Call ``modules`` in order, fusing each ``Conv2d, BatchNorm2d[, ReLU]`` run :func:`conv_bn` takes."""
+    i, n = 0, len(modules)
+    while i < n:
+        m = modules[i]
+        if type(m) is Conv2d and i + 1 < n and type(modules[i + 1]) is BatchNorm2d:
+            relu = modules[i + 2] if i + 2 < n and type(modules[i + 2]) is ReLU else None
+            y = conv_bn(m, modules[i + 1], relu, x)
+            if y is not None:
+                x = y
+                i += 2 if relu is None else 3
+                continue
+        x = m(x)
+        i += 1
+    return x
+
+
+__all__ = ["ConvBatchNormFn", "conv_bn", "run_sequence"]

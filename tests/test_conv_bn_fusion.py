@@ -1,0 +1,198 @@
+"""``Conv2d -> BatchNorm2d (-> ReLU) (+ residual)`` run as one node under the oneDNN kernels.
+
+Every case runs under both kernel sets against the same layers in PyTorch: the forward output,
+the input and every parameter gradient, the running statistics and ``num_batches_tracked`` over
+two training steps. Under oneDNN the tests also check that the fused node really ran (and that
+it stays out of the way where the modules must run one by one: hooks, evaluation mode, no
+affine parameters); under NumPy that it never runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rosenblatt as rb
+from rosenblatt import nn
+from rosenblatt.kernels.onednn import library as L
+from rosenblatt.models.resnet import BasicBlock
+from rosenblatt.nn import _fusion
+from tests.parity import assert_close, requires_torch
+
+if True:  # the oracle, imported lazily by tests.parity
+    from tests.parity import torch
+
+ONEDNN_OK, ONEDNN_WHY = L.load()
+TOL = dict(rtol=2e-4, atol=2e-4)  # float32, sums over a few thousand products
+
+
+@pytest.fixture(params=["numpy", "onednn"])
+def kernel_set(request, monkeypatch):
+    """Runs the test under each kernel set; the oneDNN kernels also take the tiny test shapes."""
+    if request.param == "onednn":
+        if not ONEDNN_OK:
+            pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+        from rosenblatt.kernels.onednn import conv as dnn_conv
+
+        monkeypatch.setattr(dnn_conv, "MIN_MACS", 0)
+    before = rb.kernels.active()
+    rb.kernels.set_kernels(request.param)
+    L.clear_cache()
+    yield request.param
+    rb.kernels.set_kernels(before)
+
+
+def _fused(y: rb.Tensor) -> bool:
+    return type(y.grad_fn).__name__ == "ConvBatchNormFn"
+
+
+def _copy_into(torch_module, module) -> None:
+    torch_module.load_state_dict({k: torch.from_numpy(np.array(v.numpy())) for k, v in module.state_dict().items()})
+
+
+def _randomise_bn(module, rng) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d) and m.affine:
+            m.weight.data[:] = rng.uniform(0.5, 1.5, m.num_features).astype(np.float32)
+            m.bias.data[:] = rng.standard_normal(m.num_features).astype(np.float32)
+
+
+def _compare(module, twin, shape, steps: int = 2, seed: int = 0) -> list[bool]:
+    """Train-mode forward + backward ``steps`` times on both; compare everything; return fused flags."""
+    rng = np.random.default_rng(seed)
+    fused = []
+    for _ in range(steps):
+        x = rng.standard_normal(shape).astype(np.float32)
+        rx, tx = rb.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y, ty = module(rx), twin(tx)
+        fused.append(_fused(y))
+        gy = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(rb.tensor(gy))
+        ty.backward(torch.from_numpy(gy))
+        assert_close(y.numpy(), ty.detach().numpy(), "output", **TOL)
+        assert_close(rx.grad.numpy(), tx.grad.numpy(), "input grad", **TOL)
+        for (name, p), (_, tp) in zip(module.named_parameters(), twin.named_parameters()):
+            # gradients are sums over the batch: compare relative to their size
+            scale = float(np.abs(tp.grad.numpy()).max()) + 1.0
+            assert_close(p.grad.numpy() / scale, tp.grad.numpy() / scale, f"{name} grad", **TOL)
+        for (name, b), (_, tb) in zip(module.named_buffers(), twin.named_buffers()):
+            assert_close(b.numpy(), tb.numpy(), name, **TOL)
+        module.zero_grad()
+        twin.zero_grad()
+    return fused
+
+
+CASES = [
+    dict(bias=False, stride=1, relu=True, momentum=0.1),
+    dict(bias=True, stride=2, relu=False, momentum=None),
+    dict(bias=True, stride=1, relu=True, momentum=0.3),
+]
+
+
+@requires_torch
+@pytest.mark.parametrize("case", CASES)
+def test_sequential_conv_bn_relu_matches_torch(kernel_set, case):
+    rb.manual_seed(0)
+    tail = [nn.ReLU()] if case["relu"] else []
+    seq = nn.Sequential(nn.Conv2d(6, 16, 3, stride=case["stride"], padding=1, bias=case["bias"]),
+                        nn.BatchNorm2d(16, momentum=case["momentum"]), *tail)
+    t_tail = [torch.nn.ReLU()] if case["relu"] else []
+    twin = torch.nn.Sequential(torch.nn.Conv2d(6, 16, 3, stride=case["stride"], padding=1, bias=case["bias"]),
+                               torch.nn.BatchNorm2d(16, momentum=case["momentum"]), *t_tail)
+    _randomise_bn(seq, np.random.default_rng(1))
+    _copy_into(twin, seq)
+    fused = _compare(seq, twin, (4, 6, 9, 9))
+    assert all(fused) == (kernel_set == "onednn") and any(fused) == (kernel_set == "onednn")
+
+
+def _torch_block(cin, c, stride):
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(cin, c, 3, stride, 1, bias=False)
+            self.bn1 = torch.nn.BatchNorm2d(c)
+            self.relu = torch.nn.ReLU()
+            self.conv2 = torch.nn.Conv2d(c, c, 3, 1, 1, bias=False)
+            self.bn2 = torch.nn.BatchNorm2d(c)
+            self.downsample = None
+            if stride != 1 or cin != c:
+                self.downsample = torch.nn.Sequential(torch.nn.Conv2d(cin, c, 1, stride, bias=False),
+                                                      torch.nn.BatchNorm2d(c))
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + identity)
+
+    return Block()
+
+
+@requires_torch
+@pytest.mark.parametrize("cin, c, stride", [(8, 8, 1), (8, 16, 2)])
+def test_residual_block_matches_torch(kernel_set, cin, c, stride):
+    rb.manual_seed(0)
+    down = None
+    if stride != 1 or cin != c:
+        down = nn.Sequential(nn.Conv2d(cin, c, 1, stride, bias=False), nn.BatchNorm2d(c))
+    block = BasicBlock(cin, c, stride, down)
+    twin = _torch_block(cin, c, stride)
+    _randomise_bn(block, np.random.default_rng(2))
+    _copy_into(twin, block)
+    fused = _compare(block, twin, (4, cin, 8, 8))
+    assert all(fused) == (kernel_set == "onednn")
+
+
+@requires_torch
+def test_declines_where_the_modules_must_run(kernel_set):
+    rb.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+    x = rb.tensor(np.random.default_rng(3).standard_normal((2, 3, 6, 6)).astype(np.float32))
+    assert _fused(seq(x)) == (kernel_set == "onednn")
+    seen = []
+    handle = seq[1].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    assert not _fused(seq(x)) and seen == [(2, 8, 6, 6)]
+    handle.remove()
+    seq.eval()
+    assert not _fused(seq(x))
+    seq.train()
+    plain = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8, affine=False))
+    assert not _fused(plain(x))
+    reflect = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect"), nn.BatchNorm2d(8))
+    assert not _fused(reflect(x))
+    with pytest.raises(ValueError, match="channels"):  # the module's own error, not a fused one
+        seq(rb.tensor(np.zeros((2, 4, 6, 6), np.float32)))
+
+
+@requires_torch
+def test_double_backward_through_the_fused_node(kernel_set):
+    """``create_graph=True`` differentiates the composite chain: same second derivatives as unfused."""
+    rb.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+    x = np.random.default_rng(4).standard_normal((3, 3, 5, 5)).astype(np.float32)
+    results = []
+    for enabled in (True, False):
+        _fusion.ENABLED = enabled
+        try:
+            rx = rb.tensor(x, requires_grad=True)
+            y = seq(rx)
+            (g,) = rb.autograd.grad((y * y).sum(), [rx], create_graph=True)
+            (gg,) = rb.autograd.grad((g * g).sum(), [rx])
+            results.append((g.numpy(), gg.numpy()))
+        finally:
+            _fusion.ENABLED = True
+    assert_close(results[0][0], results[1][0], "first derivative", **TOL)
+    assert_close(results[0][1], results[1][1], "second derivative", rtol=1e-3, atol=1e-3)
+
+
+def test_composite_gradcheck_float64():
+    """The chain the fused node stands for (its create_graph backward), by finite differences."""
+    from rosenblatt.nn.functional.conv import _conv_geometry
+
+    rng = np.random.default_rng(5)
+    geom = _conv_geometry("conv2d", (5, 5), (3, 3), 1, 1, 1, 1)
+
+    def fn(x, w, gamma, beta, res):
+        return _fusion._composite(x, w, None, gamma, beta, res, geom, 1e-5, True)
+
+    arrays = [rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), rng.uniform(0.5, 1.5, 3),
+              rng.standard_normal(3), rng.standard_normal((2, 3, 5, 5))]
+    assert rb.autograd.gradcheck(fn, [rb.tensor(a, requires_grad=True) for a in arrays])
