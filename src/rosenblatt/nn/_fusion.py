@@ -51,7 +51,7 @@ class ConvBatchNormFn(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, gamma, beta, residual, geom, eps, relu, result=None):
-        y, ctx.batch_mean, ctx.batch_var, ctx.state = result
+        y, _, _, ctx.state = result
         ctx.y = y if residual is not None and relu else None
         return y
 
@@ -65,36 +65,90 @@ class ConvBatchNormFn(Function):
                 ctx.inputs, ctx.needs_input_grad, [gy])
         from rosenblatt.kernels.onednn import fused
 
-        g = gy.data
-        if ctx.y is not None:  # through the ReLU after the sum
-            g = g * (ctx.y > 0)
-        grads = fused.conv_bn_backward(g, x.data, w.data, gamma.data, ctx.batch_mean, ctx.batch_var, ctx.state,
-                                       needs[0])
+        g = _through_relu(ctx.y, gy.data)
+        grads = fused.conv_bn_backward(g, x.data, w.data, gamma.data, ctx.state, needs[0])
         grads = grads + ((g if g is not gy.data else g.copy()) if needs[5] else None,)
         return tuple(wrap(a) if need and a is not None else None for a, need in zip(grads, needs)) + (None,) * 3
+
+
+def _through_relu(y: Any, gy: Any) -> Any:
+    """``gy`` through the ReLU whose output is ``y`` (``None``: no ReLU)."""
+    return gy if y is None else gy * (y > 0)
+
+
+def _block_composite(x: Tensor, w1: Tensor, g1: Tensor, b1: Tensor, w2: Tensor, g2: Tensor, b2: Tensor,
+                     residual: Tensor, geom1: Any, geom2: Any, eps1: float, eps2: float) -> Tensor:
+    out = _composite(x, w1, None, g1, b1, None, geom1, eps1, True)
+    return _composite(out, w2, None, g2, b2, residual, geom2, eps2, True)
+
+
+class ResidualBlockFn(Function):
+    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + residual)`` in training mode (bias-free convolutions),
+    whose forward oneDNN already ran: ``result`` is ``(y, stats1, stats2, saved)``."""
+
+    @staticmethod
+    def forward(ctx, x, w1, g1, b1, w2, g2, b2, residual, geom1, geom2, eps1, eps2, result=None):
+        y, _, _, ctx.state = result
+        ctx.y = y
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w1, g1, b1, w2, g2, b2, residual, geom1, geom2, eps1, eps2 = ctx.inputs
+        needs = ctx.needs_input_grad[:8]
+        if recording_backward() or not kernels.use_onednn(gy.data):
+            return composite_backward(lambda *a: _block_composite(*a), ctx.inputs, ctx.needs_input_grad, [gy])
+        from rosenblatt.kernels.onednn import fused
+
+        g = _through_relu(ctx.y, gy.data)
+        grads = fused.block_backward(g, x.data, w1.data, g1.data, w2.data, g2.data, ctx.state, needs[0]) + (g,)
+        return tuple(wrap(a) if need and a is not None else None for a, need in zip(grads, needs)) + (None,) * 4
+
+
+def _eligible(conv: Any, bn: Any, relu: Any, x: Any) -> Any:
+    """The convolution geometry when ``relu?(bn(conv(x)))`` may run fused, else ``None``."""
+    if (not ENABLED or type(conv) is not Conv2d or type(bn) is not BatchNorm2d
+            or (relu is not None and type(relu) is not ReLU) or not bn.training or bn.weight is None
+            or bn.bias is None or conv.padding_mode != "zeros" or conv._forward_hooks or bn._forward_hooks
+            or (relu is not None and relu._forward_hooks) or not isinstance(x, Tensor) or x.ndim != 4
+            or x.shape[1] != conv.in_channels or bn.num_features != conv.out_channels):
+        return None
+    w, b = conv.weight, conv.bias
+    if not kernels.use_onednn(x.data, w.data, None if b is None else b.data, bn.weight.data, bn.bias.data):
+        return None
+    try:
+        return _conv_geometry("conv2d", x.shape[2:], w.shape[2:], conv.stride, conv.padding, conv.dilation,
+                              conv.groups)
+    except ValueError:
+        return None
+
+
+def _update_stats(bn: Any, mean: Any, var: Any, count: int) -> None:
+    """``BatchNorm2d.forward``'s bookkeeping: ``num_batches_tracked`` and the running statistics."""
+    if bn.track_running_stats:
+        bn.num_batches_tracked.data += 1
+        mark_modified(bn.num_batches_tracked)
+        factor = 1.0 / float(bn.num_batches_tracked.data) if bn.momentum is None else float(bn.momentum)
+        _update_running_stats(bn.running_mean, bn.running_var, mean, var, count, factor)
+
+
+def _add_relu(y: Any, residual: Tensor | None, relu: bool) -> None:
+    if residual is not None:
+        y += residual.data
+        if relu:
+            np.maximum(y, 0, out=y)
 
 
 def conv_bn(conv: Any, bn: Any, relu: Any, x: Any, residual: Any = None) -> Tensor | None:
     """``relu(bn(conv(x)) + residual)`` (``relu`` and ``residual`` may be ``None``) as one fused
     node, or ``None`` when declined."""
-    if (not ENABLED or type(conv) is not Conv2d or type(bn) is not BatchNorm2d
-            or (relu is not None and type(relu) is not ReLU) or not bn.training or bn.weight is None
-            or bn.bias is None or conv.padding_mode != "zeros" or conv._forward_hooks or bn._forward_hooks
-            or (relu is not None and relu._forward_hooks) or not isinstance(x, Tensor) or x.ndim != 4
-            or x.shape[1] != conv.in_channels or bn.num_features != conv.out_channels
-            or (residual is not None and not isinstance(residual, Tensor))):
-        return None
-    w, b = conv.weight, conv.bias
-    if not kernels.use_onednn(x.data, w.data, None if b is None else b.data, bn.weight.data, bn.bias.data,
-                              None if residual is None else residual.data):
-        return None
-    try:
-        geom = _conv_geometry("conv2d", x.shape[2:], w.shape[2:], conv.stride, conv.padding, conv.dilation,
-                              conv.groups)
-    except ValueError:
+    geom = _eligible(conv, bn, relu, x)
+    if geom is None or (residual is not None and not (isinstance(residual, Tensor)
+                                                      and kernels.use_onednn(residual.data))):
         return None
     from rosenblatt.kernels.onednn import fused
 
+    w, b = conv.weight, conv.bias
     fuse_relu = relu is not None and residual is None  # batch norm's own ReLU flag
     result = fused.conv_bn_forward(x.data, w.data, None if b is None else b.data, bn.weight.data, bn.bias.data,
                                    bn.eps, fuse_relu, *_onednn_geometry(geom))
@@ -104,17 +158,44 @@ def conv_bn(conv: Any, bn: Any, relu: Any, x: Any, residual: Any = None) -> Tens
     count = y.size // y.shape[1]
     if count <= 1 or (residual is not None and residual.shape != y.shape):  # the modules raise their errors
         return None
-    if residual is not None:
-        y += residual.data
-        if relu is not None:
-            np.maximum(y, 0, out=y)
-    if bn.track_running_stats:
-        bn.num_batches_tracked.data += 1
-        mark_modified(bn.num_batches_tracked)
-        factor = 1.0 / float(bn.num_batches_tracked.data) if bn.momentum is None else float(bn.momentum)
-        _update_running_stats(bn.running_mean, bn.running_var, result[1], result[2], count, factor)
+    _add_relu(y, residual, relu is not None)
+    _update_stats(bn, result[1], result[2], count)
     return ConvBatchNormFn.apply(x, w, b, bn.weight, bn.bias, residual, geom, float(bn.eps), relu is not None,
                                  result=result)
+
+
+def residual_block(conv1: Any, bn1: Any, relu: Any, conv2: Any, bn2: Any, x: Any, residual: Any) -> Tensor | None:
+    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + residual)`` as one fused node (the middle activation
+    stays in oneDNN's blocked layout), or ``None`` when declined."""
+    geom1 = _eligible(conv1, bn1, relu, x)
+    if (geom1 is None or relu is None or conv1.bias is not None or conv2.bias is not None
+            or not isinstance(residual, Tensor) or not kernels.use_onednn(residual.data)):
+        return None
+    n, _, h, w = x.shape
+    (ph, pw), (sh, sw), (dh, dw) = geom1.padding, geom1.stride, geom1.dilation
+    kh, kw = conv1.weight.shape[2:]
+    mid_shape = (n, conv1.out_channels, (h + sum(ph) - dh * (kh - 1) - 1) // sh + 1,
+                 (w + sum(pw) - dw * (kw - 1) - 1) // sw + 1)
+    if min(mid_shape) < 1:
+        return None
+    geom2 = _eligible(conv2, bn2, relu, Tensor._make(np.empty((0,) + mid_shape[1:], np.float32)))
+    if geom2 is None:
+        return None
+    from rosenblatt.kernels.onednn import fused
+
+    result = fused.block_forward(x.data, conv1.weight.data, bn1.weight.data, bn1.bias.data, bn1.eps,
+                                 _onednn_geometry(geom1), conv2.weight.data, bn2.weight.data, bn2.bias.data,
+                                 bn2.eps, _onednn_geometry(geom2))
+    if result is None:
+        return None
+    y = result[0]
+    if y.size // y.shape[1] <= 1 or residual.shape != y.shape:
+        return None
+    _add_relu(y, residual, True)
+    _update_stats(bn1, *result[1], n * mid_shape[2] * mid_shape[3])
+    _update_stats(bn2, *result[2], y.size // y.shape[1])
+    return ResidualBlockFn.apply(x, conv1.weight, bn1.weight, bn1.bias, conv2.weight, bn2.weight, bn2.bias, residual,
+                                 geom1, geom2, float(bn1.eps), float(bn2.eps), result=result)
 
 
 def run_sequence(modules: list[Any], x: Any) -> Any:
@@ -134,4 +215,4 @@ def run_sequence(modules: list[Any], x: Any) -> Any:
     return x
 
 
-__all__ = ["ConvBatchNormFn", "conv_bn", "run_sequence"]
+__all__ = ["ConvBatchNormFn", "ResidualBlockFn", "conv_bn", "residual_block", "run_sequence"]

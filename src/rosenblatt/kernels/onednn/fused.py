@@ -64,6 +64,69 @@ def _plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...], bias: bool, geomet
     return L.cached(("conv_bn", conv.key, bias, eps, relu), build) or None
 
 
+def _forward(plan: _Plan, x: Any, w: np.ndarray, b: np.ndarray | None, gamma: np.ndarray, beta: np.ndarray,
+             out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Convolution then batch norm into ``out`` (batch norm's layout); ``x`` plain or ``_Relaid``.
+
+    Returns ``(conv_out, batch_mean, batch_var, relu_mask)``, the first and last kept for backward.
+    """
+    cp, kind = plan.conv, plan.fwd_kind
+    args = [(C.ARG_SRC, dconv._into(cp, kind, C.ARG_SRC, x, cp.x_md, "onednn.in")),
+            (C.ARG_WEIGHTS, dconv._into(cp, kind, C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md, "onednn.weights"))]
+    if b is not None:
+        args.append((C.ARG_BIAS, np.ascontiguousarray(b)))
+    conv_out = np.empty(plan.size, np.float32)
+    cp.primitive(kind).execute(args + [(C.ARG_DST, conv_out)])
+    c = cp.y_shape[1]
+    mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
+    mask = np.empty(plan.ws_bytes, np.uint8) if plan.ws_bytes else None
+    bn_args = [(C.ARG_SRC, conv_out), (C.ARG_DST, out), (C.ARG_SCALE, np.ascontiguousarray(gamma)),
+               (C.ARG_SHIFT, np.ascontiguousarray(beta)), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var)]
+    if mask is not None:
+        bn_args.append((C.ARG_WORKSPACE, mask))
+    plan.bn_fwd.execute(bn_args)
+    return conv_out, mean, var, mask
+
+
+def _to_plain(plan: _Plan, blocked: np.ndarray, out: np.ndarray) -> np.ndarray:
+    L.reorder(plan.md, plan.conv.y_md, (plan.conv.key, "conv_bn", "out")).execute(
+        [(C.ARG_FROM, blocked), (C.ARG_TO, out)])
+    return out
+
+
+def _to_blocked(plan: _Plan, plain: np.ndarray, out: np.ndarray) -> np.ndarray:
+    L.reorder(plan.conv.y_md, plan.md, (plan.conv.key, "conv_bn", "in")).execute(
+        [(C.ARG_FROM, np.ascontiguousarray(plain)), (C.ARG_TO, out)])
+    return out
+
+
+def _bn_backward(plan: _Plan, saved: tuple, gamma: np.ndarray, gy_blocked: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch norm's (and its ReLU's) backward: ``(gc, ggamma, gbeta)``, ``gc`` in a workspace buffer."""
+    conv_out, mean, var, mask = saved
+    c = plan.conv.y_shape[1]
+    gc = workspace("onednn.in", (plan.size,), np.float32)
+    ggamma, gbeta = np.empty(c, np.float32), np.empty(c, np.float32)
+    bn_args = [(C.ARG_SRC, conv_out), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var), (C.ARG_DIFF_DST, gy_blocked),
+               (C.ARG_SCALE, np.ascontiguousarray(gamma)), (C.ARG_DIFF_SRC, gc), (C.ARG_DIFF_SCALE, ggamma),
+               (C.ARG_DIFF_SHIFT, gbeta)]
+    if mask is not None:
+        bn_args.append((C.ARG_WORKSPACE, mask))
+    plan.bn_bwd.execute(bn_args)
+    return gc, ggamma, gbeta
+
+
+def _weights_backward(plan: _Plan, x: Any, gc: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    cp = plan.conv
+    outputs = [(C.ARG_DIFF_WEIGHTS, cp.w_shape, cp.w_md, "onednn.diff_weights")]
+    with_bias = plan.w_kind == "bwd_weights_bias"
+    if with_bias:
+        outputs.append((C.ARG_DIFF_BIAS, (cp.w_shape[0],), cp.b_md, "onednn.diff_bias"))
+    grads = dconv._run(cp, plan.w_kind, [(C.ARG_SRC, x, cp.x_md, "onednn.in2"),
+                                         (C.ARG_DIFF_DST, gc, cp.y_md, "onednn.in")], outputs)
+    return grads[0], (grads[1] if with_bias else None)
+
+
 def conv_bn_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, gamma: np.ndarray, beta: np.ndarray,
                     eps: float, relu: bool, stride: tuple[int, ...], pad_l: tuple[int, ...], pad_r: tuple[int, ...],
                     dilation: tuple[int, ...], groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any] | None:
@@ -78,73 +141,114 @@ def conv_bn_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, gamma: n
         plan = _plan(x.shape, w.shape, b is not None, geometry, float(eps), relu)
         if plan is None:
             return None
-        cp = plan.conv
-        kind = plan.fwd_kind
-        prim = cp.primitive(kind)
-        args = [(C.ARG_SRC, dconv._into(cp, kind, C.ARG_SRC, np.ascontiguousarray(x), cp.x_md, "onednn.in")),
-                (C.ARG_WEIGHTS, dconv._into(cp, kind, C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md,
-                                            "onednn.weights"))]
-        if b is not None:
-            args.append((C.ARG_BIAS, np.ascontiguousarray(b)))
-        conv_out = np.empty(plan.size, np.float32)  # kept for backward
-        prim.execute(args + [(C.ARG_DST, conv_out)])
-        c = cp.y_shape[1]
-        mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
-        y = np.empty(cp.y_shape, np.float32)
-        bn_out = y if plan.plain_out else workspace("onednn.in", (plan.size,), np.float32)
-        mask = np.empty(plan.ws_bytes, np.uint8) if relu else None
-        bn_args = [(C.ARG_SRC, conv_out), (C.ARG_DST, bn_out), (C.ARG_SCALE, np.ascontiguousarray(gamma)),
-                   (C.ARG_SHIFT, np.ascontiguousarray(beta)), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var)]
-        if relu:
-            bn_args.append((C.ARG_WORKSPACE, mask))
-        plan.bn_fwd.execute(bn_args)
+        y = np.empty(plan.conv.y_shape, np.float32)
+        out = y if plan.plain_out else workspace("onednn.in", (plan.size,), np.float32)
+        conv_out, mean, var, mask = _forward(plan, np.ascontiguousarray(x), w, b, gamma, beta, out)
         if not plan.plain_out:
-            L.reorder(plan.md, cp.y_md, (cp.key, "conv_bn", "out")).execute([(C.ARG_FROM, bn_out), (C.ARG_TO, y)])
+            _to_plain(plan, out, y)
     except L.DnnlError:
         return None
-    return y, mean, var, (plan, conv_out, mask)
+    return y, mean, var, (plan, (conv_out, mean, var, mask))
 
 
-def conv_bn_backward(gy: np.ndarray, x: np.ndarray, w: np.ndarray, gamma: np.ndarray, mean: np.ndarray,
-                     var: np.ndarray, saved: Any, need_x: bool) -> tuple[np.ndarray | None, ...]:
-    """``(gx or None, gw, gb or None, ggamma, gbeta)`` from the output gradient ``gy`` (plain)."""
-    plan, conv_out, mask = saved
+def _as(plan: _Plan, kind: str, gc: np.ndarray, same: bool, tag: str) -> Any:
+    """Batch norm's gradient ``gc`` (its layout) as convolution pass ``kind`` takes its output gradient."""
+    if same:
+        return dconv._Relaid(None, gc, plan.md)  # type: ignore[arg-type]
     cp = plan.conv
-    c = cp.y_shape[1]
+    want = cp.primitive(kind).md(C.ARG_DIFF_DST)
+    out = workspace(tag, (want.nbytes // 4,), np.float32)
+    L.reorder(plan.md, want, (cp.key, "conv_bn", kind)).execute([(C.ARG_FROM, gc), (C.ARG_TO, out)])
+    return dconv._Relaid(None, out, want)  # type: ignore[arg-type]
+
+
+def _data_backward(plan: _Plan, gc: np.ndarray, w: np.ndarray) -> np.ndarray:
+    cp = plan.conv
+    (gx,) = dconv._run(cp, "bwd_data", [(C.ARG_DIFF_DST, _as(plan, "bwd_data", gc, plan.same_data, "onednn.in3"),
+                                         cp.y_md, "onednn.in3"),
+                                        (C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md, "onednn.weights")],
+                       [(C.ARG_DIFF_SRC, cp.x_shape, cp.x_md, "onednn.out")])
+    return gx
+
+
+def conv_bn_backward(gy: np.ndarray, x: np.ndarray, w: np.ndarray, gamma: np.ndarray, saved: Any,
+                     need_x: bool) -> tuple[np.ndarray | None, ...]:
+    """``(gx or None, gw, gb or None, ggamma, gbeta)`` from the output gradient ``gy`` (plain)."""
+    plan, state = saved
+    cp = plan.conv
     gy = np.ascontiguousarray(gy)
+    gy_blocked = gy if plan.plain_out else _to_blocked(plan, gy, workspace("onednn.out", (plan.size,), np.float32))
+    gc, ggamma, gbeta = _bn_backward(plan, state, gamma, gy_blocked)
     if plan.plain_out:
-        gy_blocked = gy
-    else:
-        gy_blocked = workspace("onednn.out", (plan.size,), np.float32)
-        L.reorder(cp.y_md, plan.md, (cp.key, "conv_bn", "in")).execute([(C.ARG_FROM, gy), (C.ARG_TO, gy_blocked)])
-    gc = workspace("onednn.in", (plan.size,), np.float32)  # read by both passes
-    ggamma, gbeta = np.empty(c, np.float32), np.empty(c, np.float32)
-    bn_args = [(C.ARG_SRC, conv_out), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var), (C.ARG_DIFF_DST, gy_blocked),
-               (C.ARG_SCALE, np.ascontiguousarray(gamma)), (C.ARG_DIFF_SRC, gc), (C.ARG_DIFF_SCALE, ggamma),
-               (C.ARG_DIFF_SHIFT, gbeta)]
-    if mask is not None:
-        bn_args.append((C.ARG_WORKSPACE, mask))
-    plan.bn_bwd.execute(bn_args)
-    if plan.plain_out:
-        gc_arg: Any = gc.reshape(cp.y_shape)
-    elif plan.same_w and (plan.same_data or not need_x):
-        gc_arg = dconv._Relaid(None, gc, plan.md)  # type: ignore[arg-type]
-    else:  # a layout the passes do not share: through the plain layout
-        plain = np.empty(cp.y_shape, np.float32)
-        L.reorder(plan.md, cp.y_md, (cp.key, "conv_bn", "out")).execute([(C.ARG_FROM, gc), (C.ARG_TO, plain)])
-        gc_arg = plain
-    outputs = [(C.ARG_DIFF_WEIGHTS, cp.w_shape, cp.w_md, "onednn.diff_weights")]
-    with_bias = plan.w_kind == "bwd_weights_bias"
-    if with_bias:
-        outputs.append((C.ARG_DIFF_BIAS, (cp.w_shape[0],), cp.b_md, "onednn.diff_bias"))
-    grads = dconv._run(cp, plan.w_kind, [(C.ARG_SRC, np.ascontiguousarray(x), cp.x_md, "onednn.in2"),
-                                         (C.ARG_DIFF_DST, gc_arg, cp.y_md, "onednn.in")], outputs)
-    gx = None
-    if need_x:
-        (gx,) = dconv._run(cp, "bwd_data", [(C.ARG_DIFF_DST, gc_arg, cp.y_md, "onednn.in3"),
-                                            (C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md, "onednn.weights")],
-                           [(C.ARG_DIFF_SRC, cp.x_shape, cp.x_md, "onednn.out")])
-    return gx, grads[0], (grads[1] if with_bias else None), ggamma, gbeta
+        gc = gc.reshape(cp.y_shape)
+        gw, gb = _weights_backward(plan, np.ascontiguousarray(x), gc)
+        gx = _data_backward(plan, gc, w) if need_x else None
+        return gx, gw, gb, ggamma, gbeta
+    gw, gb = _weights_backward(plan, np.ascontiguousarray(x), _as(plan, plan.w_kind, gc, plan.same_w, "conv_bn.w"))
+    gx = _data_backward(plan, gc, w) if need_x else None
+    return gx, gw, gb, ggamma, gbeta
 
 
-__all__ = ["conv_bn_backward", "conv_bn_forward"]
+# -- two in a row: a residual block's conv-bn-relu-conv-bn, the middle activation kept blocked ----
+
+
+def _chains(first: _Plan, second: _Plan) -> bool:
+    """True when ``second`` takes ``first``'s blocked output as it is, forward and backward."""
+    md, cp = first.md, second.conv
+    return (not first.plain_out and not second.plain_out and cp.primitive(second.fwd_kind).md(C.ARG_SRC) == md
+            and cp.primitive(second.w_kind).md(C.ARG_SRC) == md and cp.primitive("bwd_data").md(C.ARG_DIFF_SRC) == md)
+
+
+def block_forward(x: np.ndarray, w1: np.ndarray, gamma1: np.ndarray, beta1: np.ndarray, eps1: float,
+                  geometry1: tuple, w2: np.ndarray, gamma2: np.ndarray, beta2: np.ndarray, eps2: float,
+                  geometry2: tuple) -> tuple[np.ndarray, tuple, tuple, Any] | None:
+    """``batch_norm2(conv2(relu(batch_norm1(conv1(x)))))`` without biases, or ``None`` when declined.
+
+    Returns ``(y, (mean1, var1), (mean2, var2), saved)`` (biased variances); the middle
+    activation never leaves the blocked layout.
+    """
+    if not dconv._supported(x, w1, w2) or not dconv._worthwhile(x.shape, w1.shape, *geometry1[:4]):
+        return None
+    try:
+        p1 = _plan(x.shape, w1.shape, False, geometry1, float(eps1), True)
+        if p1 is None:
+            return None
+        if not dconv._worthwhile(p1.conv.y_shape, w2.shape, *geometry2[:4]):
+            return None
+        p2 = _plan(p1.conv.y_shape, w2.shape, False, geometry2, float(eps2), False)
+        if p2 is None or not L.cached(("conv_bn_chain", p1.conv.key, p2.conv.key, eps1, eps2),
+                                      lambda: _chains(p1, p2)):
+            return None
+        mid = np.empty(p1.size, np.float32)  # kept: the second convolution's input
+        s1 = _forward(p1, np.ascontiguousarray(x), w1, None, gamma1, beta1, mid)
+        out = workspace("onednn.in", (p2.size,), np.float32)
+        s2 = _forward(p2, dconv._Relaid(None, mid, p1.md), w2, None, gamma2, beta2, out)  # type: ignore[arg-type]
+        y = _to_plain(p2, out, np.empty(p2.conv.y_shape, np.float32))
+    except L.DnnlError:
+        return None
+    return y, s1[1:3], s2[1:3], (p1, p2, s1, s2, mid)
+
+
+def block_backward(gy: np.ndarray, x: np.ndarray, w1: np.ndarray, gamma1: np.ndarray, w2: np.ndarray,
+                   gamma2: np.ndarray, saved: Any, need_x: bool) -> tuple[np.ndarray | None, ...]:
+    """``(gx or None, gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2)`` from the plain ``gy``."""
+    p1, p2, s1, s2, mid = saved
+    gy_blocked = _to_blocked(p2, gy, workspace("onednn.out", (p2.size,), np.float32))
+    gc2, ggamma2, gbeta2 = _bn_backward(p2, s2, gamma2, gy_blocked)
+    gw2, _ = _weights_backward(p2, dconv._Relaid(None, mid, p1.md),  # type: ignore[arg-type]
+                               _as(p2, p2.w_kind, gc2, p2.same_w, "conv_bn.w"))
+    cp2 = p2.conv
+    gc2_data = _as(p2, "bwd_data", gc2, p2.same_data, "onednn.in3").buffer
+    gmid = workspace("onednn.out", (p1.size,), np.float32)  # the output gradient's buffer is free again
+    cp2.primitive("bwd_data").execute([
+        (C.ARG_DIFF_DST, gc2_data),
+        (C.ARG_WEIGHTS, dconv._into(cp2, "bwd_data", C.ARG_WEIGHTS, np.ascontiguousarray(w2), cp2.w_md,
+                                    "onednn.weights")),
+        (C.ARG_DIFF_SRC, gmid)])
+    gc1, ggamma1, gbeta1 = _bn_backward(p1, s1, gamma1, gmid)
+    gw1, _ = _weights_backward(p1, np.ascontiguousarray(x), _as(p1, p1.w_kind, gc1, p1.same_w, "conv_bn.w"))
+    gx = _data_backward(p1, gc1, w1) if need_x else None
+    return gx, gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2
+
+
+__all__ = ["block_backward", "block_forward", "conv_bn_backward", "conv_bn_forward"]
