@@ -18,8 +18,8 @@ kernel wins on large feature maps and loses on small ones (1 and 2 threads alike
     64 x 64 x 8 x 8     6 - 6.4    3.5 - 5.5
     ==================  =========  ======
 
-so it runs for feature maps of at least :data:`MIN_SPATIAL` positions. (Inside a chain of oneDNN
-ops kept in a blocked layout it would pay everywhere; the convolutions do not keep one yet.)
+so it runs for feature maps of at least :data:`MIN_SPATIAL` positions. In a blocked layout it pays
+everywhere: :mod:`rosenblatt.kernels.onednn.fused` runs it on a convolution's blocked output.
 
 Evaluation mode (running statistics) stays a per-channel affine map of NumPy element-wise ops:
 it is memory-bound either way, and those ops keep it differentiable.
