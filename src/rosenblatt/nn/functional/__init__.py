@@ -18,6 +18,7 @@ from rosenblatt.nn.functional.activation import (
     step,
     tanh,
 )
+from rosenblatt.nn.functional.attention import multi_head_attention, scaled_dot_product_attention
 from rosenblatt.nn.functional.conv import conv1d, conv2d, conv_transpose2d
 from rosenblatt.nn.functional.dropout import dropout, dropout2d, gaussian_noise
 from rosenblatt.nn.functional.embedding import embedding
@@ -56,3 +57,4 @@ __all__ = [
 __all__ += ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d",
             "conv_transpose2d", "interpolate", "max_pool1d", "max_pool2d", "upsample"]
 __all__ += ["gru_cell", "gru_layer", "lstm_cell", "lstm_layer", "rnn_cell", "rnn_layer"]
+__all__ += ["multi_head_attention", "scaled_dot_product_attention"]
