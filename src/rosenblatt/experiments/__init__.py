@@ -32,6 +32,7 @@ EXPERIMENTS: dict[str, str] = {
     "feature-maps": "feature_maps",
     "autoencoder": "autoencoder",
     "rnn-memory": "rnn_memory",
+    "attention": "attention",
 }
 
 
