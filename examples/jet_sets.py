@@ -63,22 +63,22 @@ def make_jets(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray,
     particles = np.zeros((n, MAX_PARTICLES, FEATURES), dtype=np.float32)
     mask = np.zeros((n, MAX_PARTICLES), dtype=bool)
     for i, label in enumerate(labels):
-        count = int(np.clip(rng.poisson(22 if label else 18), 4, MAX_PARTICLES))
+        count = int(np.clip(rng.poisson(20), 4, MAX_PARTICLES))  # the same multiplicity for both
         if label:  # two prongs, momentum fractions z and 1 - z, separated by delta R
             z = rng.uniform(0.15, 0.85)
             first = max(2, int(round(count * z)))
             second = max(2, count - first)
             count = min(first + second, MAX_PARTICLES)
             second = count - first
-            distance = rng.uniform(0.15, 0.4)
+            distance = rng.uniform(0.05, 0.3)
             angle = rng.uniform(0, 2 * np.pi)
-            s1, e1, p1 = _prong(rng, first, 0.05)
-            s2, e2, p2 = _prong(rng, second, 0.05)
+            s1, e1, p1 = _prong(rng, first, 0.06)
+            s2, e2, p2 = _prong(rng, second, 0.06)
             share = np.concatenate([z * s1, (1 - z) * s2])
             eta = np.concatenate([e1 + (1 - z) * distance * np.cos(angle), e2 - z * distance * np.cos(angle)])
             phi = np.concatenate([p1 + (1 - z) * distance * np.sin(angle), p2 - z * distance * np.sin(angle)])
         else:  # one prong, a little wider
-            share, eta, phi = _prong(rng, count, 0.12)
+            share, eta, phi = _prong(rng, count, 0.1)
         order = rng.permutation(count)  # a detector gives no order
         particles[i, :count, 0] = np.log(share[order] + 1e-8)
         particles[i, :count, 1] = eta[order]

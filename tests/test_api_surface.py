@@ -41,12 +41,14 @@ NAMES: dict[str, str] = {
         MaxPool1d MaxPool2d AvgPool1d AvgPool2d AdaptiveAvgPool2d AdaptiveMaxPool2d Upsample
         BatchNorm1d BatchNorm2d LayerNorm Dropout Dropout2d GaussianNoise
         RNN LSTM GRU RNNCell LSTMCell GRUCell
+        MultiheadAttention TransformerEncoderLayer TransformerEncoder
         MSELoss L1Loss HuberLoss SmoothL1Loss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss KLDivLoss""",
     "rosenblatt.nn.functional": """
         linear conv1d conv2d conv_transpose2d max_pool2d avg_pool2d adaptive_avg_pool2d interpolate batch_norm
         layer_norm dropout embedding relu leaky_relu elu selu gelu silu softplus sigmoid tanh softmax log_softmax
         step mse_loss l1_loss huber_loss smooth_l1_loss binary_cross_entropy binary_cross_entropy_with_logits
-        cross_entropy nll_loss kl_div one_hot pad""",
+        cross_entropy nll_loss kl_div one_hot pad
+        scaled_dot_product_attention""",
     "rosenblatt.nn.init": """
         calculate_gain uniform_ normal_ constant_ zeros_ ones_ xavier_uniform_ xavier_normal_ kaiming_uniform_
         kaiming_normal_ orthogonal_""",
@@ -76,7 +78,7 @@ NAMES: dict[str, str] = {
     "rosenblatt.io": "save_checkpoint load_checkpoint export_onnx from_torch_state_dict",
     "rosenblatt.viz": """
         plot_learning_curves plot_gradient_flow plot_filters plot_feature_maps plot_decision_boundary
-        plot_reconstructions""",
+        plot_reconstructions plot_attention""",
     "rosenblatt.distributed": "init rank world_size DistributedSampler allreduce_gradients",
 }
 
@@ -260,6 +262,14 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.nn.GRU", dict(input_size=REQUIRED, hidden_size=REQUIRED, num_layers=1, bias=True,
                                batch_first=False, dropout=0.0, bidirectional=False)),
     ("rosenblatt.nn.RNNCell", dict(input_size=REQUIRED, hidden_size=REQUIRED, bias=True)),
+    ("rosenblatt.nn.MultiheadAttention", dict(embed_dim=REQUIRED, num_heads=REQUIRED, dropout=0.0, bias=True,
+                                              batch_first=False)),
+    ("rosenblatt.nn.TransformerEncoderLayer", dict(d_model=REQUIRED, nhead=REQUIRED, dim_feedforward=2048,
+                                                   dropout=0.1, activation="relu", batch_first=False,
+                                                   norm_first=False)),
+    ("rosenblatt.nn.TransformerEncoder", dict(encoder_layer=REQUIRED, num_layers=REQUIRED)),
+    ("rosenblatt.nn.functional.scaled_dot_product_attention", dict(query=REQUIRED, key=REQUIRED, value=REQUIRED,
+                                                                   attn_mask=None, dropout_p=0.0, is_causal=False)),
     ("rosenblatt.nn.LSTMCell", dict(input_size=REQUIRED, hidden_size=REQUIRED, bias=True, peephole=False)),
     ("rosenblatt.nn.GRUCell", dict(input_size=REQUIRED, hidden_size=REQUIRED, bias=True)),
     ("rosenblatt.nn.MSELoss", dict(reduction="mean")),

@@ -372,3 +372,58 @@ def test_transformer_bad_activation_names_layer():
         rb.nn.TransformerEncoderLayer(8, 2, activation="tanh")
     with pytest.raises(ValueError, match="TransformerEncoder: num_layers"):
         rb.nn.TransformerEncoder(rb.nn.TransformerEncoderLayer(8, 2), 0)
+
+
+# -- Seq2Seq with attention, and its plot ------------------------------------------------------
+
+
+@pytest.mark.parametrize("score", ["dot", "general", "additive"])
+def test_seq2seq_attention_weights_and_gradients(score):
+    model = rb.models.seq2seq(10, embedding_dim=8, hidden_size=12, attention=score)
+    src = rng.integers(2, 10, size=(3, 6))
+    tgt = rng.integers(2, 10, size=(3, 5))
+    logits = model(rb.tensor(src), rb.tensor(tgt), src_lengths=np.array([6, 3, 4]))
+    assert logits.shape == (3, 5, 10)
+    weights = model.attention_weights
+    assert weights.shape == (3, 5, 6)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    assert weights[1, :, 3:].max() == 0 and weights[2, :, 4:].max() == 0  # padding is never attended
+    F.cross_entropy(logits.reshape(-1, 10), rb.tensor(tgt.reshape(-1))).backward()
+    for name, p in model.attention.named_parameters():
+        assert p.grad is not None and np.abs(p.grad.numpy()).max() > 0, name
+    decoded = model.greedy_decode(rb.tensor(src), 4, start_token=1)
+    assert decoded.shape == (3, 4) and model.attention_weights.shape == (3, 4, 6)
+
+
+@pytest.mark.parametrize("score", ["dot", "general", "additive"])
+def test_seq2seq_attention_gradcheck(score):
+    attention = rb.models.seq2seq(5, embedding_dim=4, hidden_size=4, attention=score).attention.to(np.float64)
+    mask = np.array([[True, True, False], [True, True, True]])
+    params = list(attention.parameters())
+    assert rb.autograd.gradcheck(lambda q, k, *p: attention(q, k, mask)[0],
+                                 (rb_tensor(r(2, 2, 4), True), rb_tensor(r(2, 3, 4), True), *params))
+
+
+def test_seq2seq_rejects_unknown_attention():
+    with pytest.raises(ValueError, match="Seq2Seq: attention must be"):
+        rb.models.seq2seq(5, attention="cosine")
+
+
+@pytest.mark.slow
+def test_seq2seq_attention_learns_reversal_where_the_plain_model_fails():
+    from rosenblatt.experiments.attention import train_and_score
+
+    plain, _, _ = train_and_score(None, 12, 0, 150, 32, 8)
+    attended, _, _ = train_and_score("dot", 12, 0, 150, 32, 8)
+    assert plain < 0.05 and attended > 0.3, (plain, attended)
+
+
+def test_plot_attention_writes_a_png(tmp_path):
+    weights = F.softmax(rb.tensor(r(5, 7)), -1)
+    fig = rb.viz.plot_attention(weights, source_labels=list("abcdefg"), target_labels=list("vwxyz"),
+                                path=tmp_path / "map.png", title="map")
+    assert (tmp_path / "map.png").stat().st_size > 0 and fig is not None
+    with pytest.raises(ValueError, match="plot_attention: expected weights of shape"):
+        rb.viz.plot_attention(np.ones(3))
+    with pytest.raises(ValueError, match="source_labels has 2 entries"):
+        rb.viz.plot_attention(np.ones((2, 3)), source_labels=["a", "b"])

@@ -175,3 +175,11 @@ def test_rnn_memory(tmp_path):
     assert mse["RNN"][-1] > 0.8 * baseline  # the plain RNN forgets at the longer length
     assert mse["LSTM"][-1] < 0.1 * baseline and mse["GRU"][-1] < 0.1 * baseline
     assert mse["LSTM"][-1] < mse["RNN"][-1] / 10
+
+
+@pytest.mark.slow
+def test_attention(tmp_path):
+    r = run_quick("attention", tmp_path)
+    mean = r["exact_match_mean"]
+    assert mean["attention"][-1] > mean["plain"][-1] + 0.1  # at the longer length only attention holds
+    assert len(r["exact_match"]["plain"][0]) == len(r["seeds"]) >= 2

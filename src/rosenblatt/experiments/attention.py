@@ -4,8 +4,9 @@ The task: read ``T`` random tokens, write them in reverse order. A plain encoder
 (Sutskever et al. 2014) must squeeze the whole sequence into its final state, a fixed-size vector;
 as ``T`` grows that state saturates and whole-sequence accuracy collapses. With attention (Luong
 et al. 2015, dot score; Bahdanau et al. 2015 introduced the idea) each output step reads the
-encoder output it needs, here the mirror position, so the same model size keeps working. The
-attention map of a trained model shows that anti-diagonal.
+encoder output it needs, here the mirror position, so the same model size and training budget go
+much further. The attention map of a trained model shows that anti-diagonal; what is left to
+learn at long lengths is keeping count of the position (the map drifts by a step or two).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rosenblatt.experiments._common import Context, fmt, pyplot
 from rosenblatt.nn import functional as F
 
 TITLE = "Attention: sequence reversal with growing length"
-CLAIM = "A plain encoder-decoder fails as sequences grow; attention keeps reversing them"
+CLAIM = "A plain encoder-decoder fails as sequences grow; with attention the accuracy falls far more slowly"
 
 START, FIRST_TOKEN = 1, 2  # token 0 is unused, 1 starts the decoder, data tokens are 2..vocab-1
 
@@ -75,8 +76,10 @@ def run(ctx: Context) -> None:
                         "exact_match": exact, "token_accuracy": token, "exact_match_mean": mean,
                         "exact_match_std": std})
     for i, length in enumerate(lengths):
+        tokens = {n: float(np.mean(token[n][i])) for n in models}
         ctx.say(f"T = {length}: exact-match accuracy plain {fmt(mean['plain'][i])} ± {fmt(std['plain'][i])}, "
-                f"attention {fmt(mean['attention'][i])} ± {fmt(std['attention'][i])} ({len(seeds)} seeds)")
+                f"attention {fmt(mean['attention'][i])} ± {fmt(std['attention'][i])} ({len(seeds)} seeds); "
+                f"token accuracy {fmt(tokens['plain'])} vs {fmt(tokens['attention'])}")
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -99,12 +102,16 @@ def run(ctx: Context) -> None:
 def describe(results: dict) -> str:
     """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     lengths, mean, std = results["lengths"], results["exact_match_mean"], results["exact_match_std"]
+    tokens = {n: [sum(v) / len(v) for v in results["token_accuracy"][n]] for n in ("plain", "attention")}
     rows = "; ".join(f"T = {t}: plain {fmt(mean['plain'][i])} ± {fmt(std['plain'][i])}, attention "
-                     f"{fmt(mean['attention'][i])} ± {fmt(std['attention'][i])}" for i, t in enumerate(lengths))
+                     f"{fmt(mean['attention'][i])} ± {fmt(std['attention'][i])} (token accuracy "
+                     f"{fmt(tokens['plain'][i])} vs {fmt(tokens['attention'][i])})" for i, t in enumerate(lengths))
     return (
         f"Both models are LSTM encoder-decoders with hidden size {results['hidden_size']}, trained for "
         f"{results['steps']} Adam steps per length on random sequences of {results['vocab'] - 2} tokens; "
         f"exact-match accuracy of greedy decoding on 200 held-out sequences, mean ± std over "
         f"{len(results['seeds'])} seeds: {rows}. The plain model's fixed-size state runs out as T grows; "
-        "the attention model reads the mirrored position directly (the anti-diagonal of its attention map)."
+        "the attention model reads the mirrored position directly (the anti-diagonal of its attention map) "
+        "and holds much longer. With the same budget at the longest length it still loses count of the "
+        "position somewhere along the sequence (the map's small jumps), so whole-sequence accuracy drops there."
     )

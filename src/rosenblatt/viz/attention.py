@@ -23,7 +23,8 @@ def plot_attention(weights: Any, source_labels: Sequence[Any] | None = None,
     Args:
         weights: a ``(T, S)`` array or tensor (one sequence's weights, e.g. ``Seq2Seq.attention_weights[i]``
             or the weights ``nn.MultiheadAttention`` returns for one sample).
-        source_labels, target_labels: tick labels (tokens) for the columns and the rows.
+        source_labels, target_labels: tick labels (tokens) for the columns and the rows (shown up to
+            40 of them; longer sequences keep numeric ticks).
         path: where to write the PNG; ``None`` returns the figure without saving it.
         title: the axes title.
         ax: draw into this matplotlib ``Axes`` instead of a new figure.
@@ -44,9 +45,10 @@ def plot_attention(weights: Any, source_labels: Sequence[Any] | None = None,
         fig = ax.figure
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-12), aspect="auto")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    if source_labels is not None:
+    # tokens as tick labels only while they stay readable
+    if source_labels is not None and len(source_labels) <= 40:
         ax.set_xticks(range(len(source_labels)), [str(s) for s in source_labels], fontsize=7)
-    if target_labels is not None:
+    if target_labels is not None and len(target_labels) <= 40:
         ax.set_yticks(range(len(target_labels)), [str(s) for s in target_labels], fontsize=7)
     ax.set_xlabel("source position")
     ax.set_ylabel("output step")
