@@ -264,7 +264,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 # info, experiment, bench
 # ----------------------------------------------------------------------------------------------
 
-_EXTRAS = [("plots", "matplotlib"), ("progress", "tqdm"), ("io", "safetensors"), ("data", "scikit-learn"),
+_EXTRAS = [("fast", "onednn-cpu-gomp"), ("plots", "matplotlib"), ("progress", "tqdm"), ("io", "safetensors"), ("data", "scikit-learn"),
            ("tune", "optuna"), ("onnx", "onnx"), ("onnx", "onnxruntime"), ("mpi", "mpi4py"), ("gpu", "cupy-cuda12x"),
            ("tests", "torch")]
 
@@ -290,11 +290,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     gpus = rb.cuda.device_count() if _version("cupy-cuda12x") or _version("cupy") else 0
     print("backends: numpy (cpu)" + (f", cupy ({gpus} GPU{'s' if gpus != 1 else ''})" if gpus else
                                      ", cupy not available (pip install 'rosenblatt[gpu]' on a machine with a GPU)"))
+    from rosenblatt.kernels import threads
+
+    print(f"kernels: {rb.backend.kernels()}")
+    policy = threads.policy_info()
+    blas = policy["blas"] + ("" if policy["blas_threads"] is None else f", {policy['blas_threads']} threads now")
+    print(f"threads: {policy['threads']} (rb.set_num_threads; {policy['cores']} cores usable; "
+          f"fewer while other processes keep the cores busy)  BLAS: {blas}")
     print("optional extras:")
     for extra, dist in _EXTRAS:
         version = _version(dist)
         state = version if version else "not installed"
-        print(f"  {dist:<14} {state:<16} [{extra}]")
+        print(f"  {dist:<16} {state:<16} [{extra}]")
     print("data: digits " + ("available (scikit-learn)" if _version("scikit-learn") else "needs scikit-learn")
           + "; fashion-mnist " + (f"in {FASHION_MNIST_ROOT}" if os.path.isdir(FASHION_MNIST_ROOT)
                                   else "not found (apt-get install dataset-fashion-mnist, or --data fashion-mnist:DIR)"))

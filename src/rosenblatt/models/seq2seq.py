@@ -25,7 +25,7 @@ import numpy as np
 from rosenblatt import ops
 from rosenblatt import random as _random
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor, no_grad
+from rosenblatt.core import Tensor, constant, no_grad
 from rosenblatt.nn import functional as F
 from rosenblatt.nn.embedding import Embedding
 from rosenblatt.nn.linear import Linear
@@ -132,7 +132,7 @@ class Attention(Module):
             scores = ops.squeeze(self.v(hidden), -1)
             if mask is not None:
                 blocked = np.where(np.asarray(mask)[:, None, :], 0.0, -np.inf).astype(scores.dtype)
-                scores = scores + Tensor._make(get_array_module(scores.data).asarray(blocked))
+                scores = scores + constant(get_array_module(scores.data).asarray(blocked))
             weights = F.softmax(scores, -1)
             context = ops.matmul(weights, keys)
         else:
@@ -143,7 +143,7 @@ class Attention(Module):
             with no_grad():  # the weights are for inspection only
                 scores = ops.matmul(queries, ops.swapaxes(projected, -1, -2))
                 if allowed is not None:
-                    scores = scores + Tensor._make(np.where(allowed, 0.0, -np.inf).astype(scores.dtype))
+                    scores = scores + constant(np.where(allowed, 0.0, -np.inf).astype(scores.dtype))
                 weights = F.softmax(scores, -1)
         return ops.tanh(self.combine(ops.cat([context, queries], axis=-1))), weights
 
@@ -223,7 +223,7 @@ class Seq2Seq(Module):
                 maps.append(weights.numpy())
             if t + 1 < tgt.shape[1]:
                 use_truth = _random.generator().random() < teacher_forcing_ratio
-                token = tgt[:, t + 1:t + 2] if use_truth else Tensor._make(logits.data.argmax(axis=-1))
+                token = tgt[:, t + 1:t + 2] if use_truth else constant(logits.data.argmax(axis=-1))
         self.attention_weights = np.concatenate(maps, axis=1) if maps else None
         return ops.cat(steps, axis=1)
 
@@ -243,7 +243,7 @@ class Seq2Seq(Module):
             for _ in range(max_len):
                 # the fed-back tokens live where the model's weights do (NumPy or CuPy)
                 xp = get_array_module(self.decoder.embedding.weight.data)
-                logits, state, weights = self._decode(Tensor._make(xp.asarray(token)), state, memory, mask)
+                logits, state, weights = self._decode(constant(xp.asarray(token)), state, memory, mask)
                 if weights is not None:
                     maps.append(weights.numpy())
                 token = np.asarray(logits.numpy().argmax(axis=-1), dtype=np.int64)

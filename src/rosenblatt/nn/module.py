@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rosenblatt.backend import Device, get_array_module, to_device
-from rosenblatt.core import Tensor, no_grad
+from rosenblatt.core import Tensor, mark_modified, no_grad
 from rosenblatt.nn.parameter import Parameter
 
 
@@ -317,7 +317,7 @@ class Module:
                     if get_array_module(array) is not xp:
                         array = to_device(array, target.device)
                     target.data[...] = xp.asarray(array).astype(target.data.dtype, copy=False)
-                    target._version += 1
+                    mark_modified(target)
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt.core import Tensor, get_default_dtype, no_grad
+from rosenblatt.core import Tensor, get_default_dtype, mark_modified, no_grad
 from rosenblatt.nn import functional as F
 from rosenblatt.nn import init
 from rosenblatt.nn.module import Module
@@ -83,7 +83,7 @@ class _BatchNorm(Module):
         factor = 0.0 if self.momentum is None else float(self.momentum)
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
-            self.num_batches_tracked._version += 1
+            mark_modified(self.num_batches_tracked)
             if self.momentum is None:  # cumulative moving average over all batches seen
                 factor = 1.0 / float(self.num_batches_tracked.data)
         use_batch_stats = self.training or not self.track_running_stats

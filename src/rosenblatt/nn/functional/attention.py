@@ -24,9 +24,9 @@ import numpy as np
 
 from rosenblatt import random as _random
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor
+from rosenblatt.core import Function, Tensor, constant
 from rosenblatt.kernels import attention as kernel
-from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
+from rosenblatt.nn.functional._fused import composite_backward
 from rosenblatt.ops import matmul, mean, reshape, softmax, swapaxes, transpose
 
 # -- masks -------------------------------------------------------------------------------------
@@ -125,33 +125,35 @@ class AttentionFn(Function):
 
     @staticmethod
     def backward(ctx, gy, g_weights=None):
+        # Differentiable (create_graph=True): the gradient of the composite version.
         q, k, v, bias, dropout_mask, scale, heads, need_weights = ctx.inputs
-        if recording_backward():
-            def composite(q_, k_, v_, bias_):
-                return _attention_composite(q_, k_, v_, bias_, dropout_mask, scale, heads, need_weights)
-            grads = composite_backward(composite, (q, k, v, bias), ctx.needs_input_grad[:4],
-                                       [gy] if not need_weights else [gy, g_weights])
-            return grads + (None,) * 4
+
+        def composite(q_, k_, v_, bias_):
+            return _attention_composite(q_, k_, v_, bias_, dropout_mask, scale, heads, need_weights)
+
+        grads = composite_backward(composite, (q, k, v, bias), ctx.needs_input_grad[:4],
+                                   [gy] if not need_weights else [gy, g_weights])
+        return grads + (None,) * 4
+
+    @staticmethod
+    def backward_arrays(ctx, gy, g_weights=None):
+        q, k, v, bias, dropout_mask, scale, heads, need_weights = ctx.inputs
         need_q, need_k, need_v, need_bias = ctx.needs_input_grad[:4]
         qh, kh, vh = heads.unpack(q.data, None if k is None else k.data, None if v is None else v.data)
         if heads.packed:
             need_q = need_k = need_v = need_q
-        g_out = heads.split(gy.data)
-        gw = None if g_weights is None else g_weights.data
         dq, dk, dv, ds = kernel.attention_backward(
-            g_out, qh, kh, vh, ctx.out, ctx.p, ctx.pm, scale, dropout_mask, gw,
+            heads.split(gy), qh, kh, vh, ctx.out, ctx.p, ctx.pm, scale, dropout_mask, g_weights,
             needs=(need_q, need_k, need_v, need_bias))
-        g_bias = wrap(ds) if need_bias else None
         if heads.packed:
-            xp = get_array_module(gy.data)
-            g = xp.empty(q.shape, dtype=q.dtype)
+            g = get_array_module(gy).empty(q.shape, dtype=q.dtype)
             width = q.shape[-1] // 3
             heads.merge(dq, g[..., :width])
             heads.merge(dk, g[..., width:2 * width])
             heads.merge(dv, g[..., 2 * width:])
-            return wrap(g), None, None, g_bias, None, None, None, None
-        return (wrap(heads.merge(dq)) if need_q else None, wrap(heads.merge(dk)) if need_k else None,
-                wrap(heads.merge(dv)) if need_v else None, g_bias, None, None, None, None)
+            return g, None, None, ds, None, None, None, None
+        return (heads.merge(dq) if need_q else None, heads.merge(dk) if need_k else None,
+                heads.merge(dv) if need_v else None, ds, None, None, None, None)
 
 
 # -- public functions --------------------------------------------------------------------------
@@ -324,7 +326,7 @@ def _attention_composite(q, k, v, bias, dropout_mask, scale, heads, need_weights
         scores = scores + bias
     weights = softmax(scores, -1)
     if dropout_mask is not None:
-        weights = weights * Tensor._make(dropout_mask)
+        weights = weights * constant(dropout_mask)
     out = _merge_heads_composite(matmul(weights, v), heads)
     return (out, weights) if need_weights else out
 

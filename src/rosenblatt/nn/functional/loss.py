@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor
-from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
+from rosenblatt.core import Function, Tensor, constant
+from rosenblatt.nn.functional._fused import composite_backward
 from rosenblatt.ops import (
     abs,
     clip,
@@ -125,7 +125,7 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     d = input - target
     a = abs(d)
-    small = Tensor._make(a.data < delta)
+    small = constant(a.data < delta)
     loss = where(small, 0.5 * d * d, delta * (a - 0.5 * delta))
     return _reduce(loss, reduction)
 
@@ -146,7 +146,7 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
     a = abs(d)
     if beta == 0:
         return _reduce(a, reduction)
-    small = Tensor._make(a.data < beta)
+    small = constant(a.data < beta)
     loss = where(small, (0.5 / beta) * d * d, a - 0.5 * beta)
     return _reduce(loss, reduction)
 
@@ -202,12 +202,15 @@ class BCEWithLogitsFn(Function):
     @staticmethod
     def backward(ctx, gy):
         x, t, weight, pos_weight = ctx.inputs
-        if recording_backward():
-            return composite_backward(
-                lambda x_, t_, *_: _bce_logits_elementwise(x_, t_, weight, pos_weight),
-                ctx.inputs, ctx.needs_input_grad, [gy],
-            )
-        xd, td, g = x.data, t.data, gy.data
+        return composite_backward(
+            lambda x_, t_, *_: _bce_logits_elementwise(x_, t_, weight, pos_weight),
+            ctx.inputs, ctx.needs_input_grad, [gy],
+        )
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        x, t, weight, pos_weight = ctx.inputs
+        xd, td = x.data, t.data
         xp = get_array_module(xd)
         if weight is not None:
             g = g * weight
@@ -215,10 +218,10 @@ class BCEWithLogitsFn(Function):
         if ctx.needs_input_grad[0]:
             sig_neg = 0.5 * (1.0 - xp.tanh(0.5 * xd))  # sigmoid(-x), overflow-free
             log_weight = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * td
-            gx = wrap((g * ((1.0 - td) - log_weight * sig_neg)).astype(xd.dtype, copy=False))
+            gx = (g * ((1.0 - td) - log_weight * sig_neg)).astype(xd.dtype, copy=False)
         if ctx.needs_input_grad[1]:
             dt = -xd if pos_weight is None else -xd + (pos_weight - 1.0) * ctx.sp
-            gt = wrap((g * dt).astype(xd.dtype, copy=False))
+            gt = (g * dt).astype(xd.dtype, copy=False)
         return gx, gt, None, None
 
 
@@ -228,8 +231,8 @@ def _bce_logits_elementwise(x: Tensor, t: Tensor, weight: Any, pos_weight: Any) 
     if pos_weight is None:
         loss = (1.0 - t) * x + sp
     else:
-        loss = (1.0 - t) * x + (1.0 + (Tensor._make(pos_weight) - 1.0) * t) * sp
-    return loss if weight is None else loss * Tensor._make(weight)
+        loss = (1.0 - t) * x + (1.0 + (constant(pos_weight) - 1.0) * t) * sp
+    return loss if weight is None else loss * constant(weight)
 
 
 def _bce_logits_args(name: str, input: Tensor, target: Any, weight: Any, pos_weight: Any, reduction: str):  # noqa: A002
@@ -387,15 +390,17 @@ class CrossEntropyFn(Function):
     @staticmethod
     def backward(ctx, gy):
         logits, target, weight, ignore_index, smoothing, reduction = ctx.inputs
-        if recording_backward():
-            return composite_backward(
-                lambda z_, t_, *_: cross_entropy_composite(z_, t_, weight, ignore_index, reduction, smoothing),
-                ctx.inputs, ctx.needs_input_grad, [gy],
-            )
+        return composite_backward(
+            lambda z_, t_, *_: cross_entropy_composite(z_, t_, weight, ignore_index, reduction, smoothing),
+            ctx.inputs, ctx.needs_input_grad, [gy],
+        )
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        logits, target, weight, ignore_index, smoothing, reduction = ctx.inputs
         xp = get_array_module(ctx.logp)
         logp = ctx.logp
         rows, classes = logp.shape
-        g = gy.data
         if reduction == "none":
             scale = g.reshape(-1, 1)
         elif reduction == "mean":
@@ -415,7 +420,7 @@ class CrossEntropyFn(Function):
                 gt = -(1.0 - smoothing) * logp * scale
                 if weight is not None:
                     gt = gt * weight
-                grad_target = wrap(_class_layout(gt, target.shape).astype(logp.dtype, copy=False))
+                grad_target = _class_layout(gt, target.shape).astype(logp.dtype, copy=False)
         elif ctx.needs_input_grad[0]:
             valid, w_y = ctx.valid, ctx.w_y
             # sum_c q_c per row: (1 - eps) w_y + (eps / C) sum(w), zero on ignored rows
@@ -430,7 +435,7 @@ class CrossEntropyFn(Function):
             grad *= scale
             grad_logits = grad
         if grad_logits is not None:
-            grad_logits = wrap(_class_layout(grad_logits.astype(logp.dtype, copy=False), logits.shape))
+            grad_logits = _class_layout(grad_logits.astype(logp.dtype, copy=False), logits.shape)
         return grad_logits, grad_target, None, None, None, None
 
 
@@ -497,7 +502,7 @@ def cross_entropy_composite(
     classes = input.shape[1]
     logp = log_softmax(input, axis=1)
     w_shape = (1, classes) + (1,) * (input.ndim - 2)
-    w_t = None if w is None else Tensor._make(w.reshape(w_shape))
+    w_t = None if w is None else constant(w.reshape(w_shape))
     eps = float(label_smoothing)
     if target.dtype.kind == "f":
         t = target * (1.0 - eps) + eps / classes if eps else target
@@ -510,7 +515,7 @@ def cross_entropy_composite(
     nll = nll_loss(logp, target, w, ignore_index, reduction)
     if eps:
         smooth = -sum(logp if w_t is None else logp * w_t, axis=1)
-        valid = Tensor._make(target.data != ignore_index)
+        valid = constant(target.data != ignore_index)
         smooth = where(valid, smooth, 0.0)
         if reduction == "mean":
             y = target.data
@@ -556,7 +561,7 @@ def nll_loss(
     picked = take_along_axis(input, xp.expand_dims(y_safe, 1), axis=1)
     picked = reshape(picked, y.shape)
     w_y = valid.astype(input.data.dtype) if w is None else w[y_safe] * valid
-    loss = -picked * Tensor._make(w_y)
+    loss = -picked * constant(w_y)
     if reduction == "mean":
         loss = sum(loss) / float(w_y.sum())
     else:
@@ -582,7 +587,7 @@ def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool
     if log_target:
         loss = exp(target) * (target - input)
     else:
-        positive = Tensor._make(target.data > 0)
+        positive = constant(target.data > 0)
         # t log t is taken as 0 at t = 0 (its limit), as PyTorch's xlogy
         t_log_t = where(positive, target * log(where(positive, target, 1.0)), 0.0)
         loss = t_log_t - target * input
