@@ -29,7 +29,7 @@ NAMES: dict[str, str] = {
         add sub mul div neg pow matmul dot exp log log1p sqrt abs sign clip maximum minimum where sin cos tanh
         sigmoid relu softmax log_softmax logsumexp sum mean var std max min argmax argmin prod cumsum einsum cat
         concatenate stack split chunk reshape transpose permute flatten squeeze unsqueeze broadcast_to expand flip
-        pad gather take_along_axis one_hot outer norm allclose
+        pad gather take_along_axis one_hot outer norm allclose amax amin sort argsort topk
         no_grad enable_grad is_grad_enabled grad manual_seed
         set_default_dtype get_default_dtype device save load""",
     "rosenblatt.autograd": "Function gradcheck gradgradcheck",
@@ -42,13 +42,15 @@ NAMES: dict[str, str] = {
         BatchNorm1d BatchNorm2d LayerNorm Dropout Dropout2d GaussianNoise
         RNN LSTM GRU RNNCell LSTMCell GRUCell
         MultiheadAttention TransformerEncoderLayer TransformerEncoder
-        MSELoss L1Loss HuberLoss SmoothL1Loss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss KLDivLoss""",
+        MSELoss L1Loss HuberLoss SmoothL1Loss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss KLDivLoss
+        GroupNorm PReLU Conv3d MaxPool3d AvgPool3d BatchNorm3d""",
     "rosenblatt.nn.functional": """
         linear conv1d conv2d conv_transpose2d max_pool2d avg_pool2d adaptive_avg_pool2d interpolate batch_norm
         layer_norm dropout embedding relu leaky_relu elu selu gelu silu softplus sigmoid tanh softmax log_softmax
         step mse_loss l1_loss huber_loss smooth_l1_loss binary_cross_entropy binary_cross_entropy_with_logits
         cross_entropy nll_loss kl_div one_hot pad
-        scaled_dot_product_attention""",
+        scaled_dot_product_attention
+        group_norm prelu conv3d max_pool3d avg_pool3d""",
     "rosenblatt.nn.init": """
         calculate_gain uniform_ normal_ constant_ zeros_ ones_ xavier_uniform_ xavier_normal_ kaiming_uniform_
         kaiming_normal_ orthogonal_""",
@@ -64,10 +66,11 @@ NAMES: dict[str, str] = {
         GaussianNoise RandomOcclusion FeatureDropout LabelFlip""",
     "rosenblatt.data.datasets": """
         load_digits MNIST FashionMNIST from_csv make_moons make_spirals make_regression_1d adding_problem copy_task
-        sine_sequences""",
+        sine_sequences
+        CIFAR10 HDF5Dataset ROOTDataset ImageFolder""",
     "rosenblatt.train": """
         Trainer Callback EarlyStopping ModelCheckpoint LRSchedulerCallback ProgressBar CSVLogger TerminateOnNaN
-        GradientMonitor History""",
+        GradientMonitor History TensorBoard""",
     "rosenblatt.train.metrics": """
         accuracy top_k_accuracy precision recall f1 confusion_matrix roc_curve roc_auc mse mae r2""",
     "rosenblatt.models": """
@@ -75,7 +78,7 @@ NAMES: dict[str, str] = {
         resnet50 resnet20 DenseNet DenseBlock Transition densenet121 densenet_bc UNet Autoencoder ConvAutoencoder
         DenoisingAutoencoder Seq2Seq""",
     "rosenblatt.tune": "grid_search random_search bayes_search",
-    "rosenblatt.io": "save_checkpoint load_checkpoint export_onnx from_torch_state_dict",
+    "rosenblatt.io": "save_checkpoint load_checkpoint export_onnx from_torch_state_dict load_run",
     "rosenblatt.viz": """
         plot_learning_curves plot_gradient_flow plot_filters plot_feature_maps plot_decision_boundary
         plot_reconstructions plot_attention""",
@@ -152,7 +155,8 @@ TENSOR_ATTRIBUTES = "data grad requires_grad is_leaf shape ndim size dtype devic
 TENSOR_METHODS = """backward detach requires_grad_ numpy item tolist to astype cpu cuda clone add_ mul_ zero_ fill_
     copy_ add sub mul div neg pow matmul dot exp log log1p sqrt abs sign clip maximum minimum sin cos tanh sigmoid
     relu softmax log_softmax logsumexp sum mean var std max min argmax argmin prod cumsum reshape transpose permute
-    flatten squeeze unsqueeze broadcast_to expand flip gather take_along_axis split chunk outer norm""".split()
+    flatten squeeze unsqueeze broadcast_to expand flip gather take_along_axis split chunk outer norm amax amin sort
+    argsort topk""".split()
 
 
 @pytest.mark.parametrize("name", TENSOR_ATTRIBUTES + TENSOR_METHODS)
@@ -304,6 +308,13 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.nn.functional.softplus", dict(beta=1.0, threshold=20.0)),
     ("rosenblatt.nn.functional.one_hot", dict(num_classes=-1)),
     ("rosenblatt.nn.functional.pad", dict(pad=REQUIRED, mode="constant")),
+    ("rosenblatt.nn.GroupNorm", dict(num_groups=REQUIRED, num_channels=REQUIRED, eps=1e-5, affine=True)),
+    ("rosenblatt.nn.PReLU", dict(num_parameters=1, init=0.25)),
+    ("rosenblatt.data.datasets.HDF5Dataset", dict(path=REQUIRED, x=REQUIRED, y=None)),
+    ("rosenblatt.data.datasets.ROOTDataset", dict(path=REQUIRED, tree=REQUIRED, features=REQUIRED, target=None,
+                                                  max_len=None)),
+    ("rosenblatt.data.datasets.ImageFolder", dict(root=REQUIRED, transform=None)),
+    ("rosenblatt.data.datasets.CIFAR10", dict(root=REQUIRED, train=True, download=False)),
     ("rosenblatt.nn.utils.clip_grad_norm_", dict(parameters=REQUIRED, max_norm=REQUIRED)),
     ("rosenblatt.nn.utils.rnn.pack_padded_sequence", dict(input=REQUIRED, lengths=REQUIRED, batch_first=False)),
     ("rosenblatt.nn.utils.rnn.pad_packed_sequence", dict(batch_first=False)),
@@ -319,7 +330,7 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.optim.Adam", dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False)),
     ("rosenblatt.optim.AdamW", dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False)),
     ("rosenblatt.data.DataLoader", dict(dataset=REQUIRED, batch_size=1, shuffle=False, drop_last=False,
-                                        collate_fn=None, transform=None, seed=None)),
+                                        collate_fn=None, transform=None, seed=None, num_workers=0)),
     ("rosenblatt.data.random_split", dict(dataset=REQUIRED, seed=None)),
     ("rosenblatt.data.train_val_test_split", dict(val=0.1, test=0.1, stratify=None, seed=None)),
     ("rosenblatt.data.KFold", dict(n_splits=5, shuffle=True, seed=None)),
@@ -341,9 +352,10 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.data.datasets.adding_problem", dict(T=ANY, n=ANY)),
     ("rosenblatt.train.Trainer", dict(model=REQUIRED, loss=REQUIRED, optimizer=ANY, metrics=("accuracy",),
                                       callbacks=(), device="cpu", regularizer=None, grad_clip=None)),
-    ("rosenblatt.train.Trainer.fit", dict(train=REQUIRED, val=None, epochs=1, batch_size=None)),
-    ("rosenblatt.train.Trainer.evaluate", dict(data=REQUIRED)),
-    ("rosenblatt.train.Trainer.predict", dict(data=REQUIRED)),
+    ("rosenblatt.train.Trainer.fit", dict(x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+                                          validation_split=0.0, validation_data=None, shuffle=True, val=None)),
+    ("rosenblatt.train.Trainer.evaluate", dict(x=None, y=None, batch_size=None)),
+    ("rosenblatt.train.Trainer.predict", dict(x=REQUIRED, batch_size=None)),
     ("rosenblatt.train.EarlyStopping", dict(monitor="val_loss", patience=5, min_delta=0, mode="auto",
                                             restore_best_weights=True)),
     ("rosenblatt.train.ModelCheckpoint", dict(path=REQUIRED, monitor="val_loss", save_best_only=True)),
@@ -493,7 +505,7 @@ def test_module_method_exists_and_is_documented(name):
 
 # -- dim= / keepdim= aliases -------------------------------------------------------------------
 
-REDUCTIONS = "sum mean var std max min argmax argmin prod logsumexp norm all any".split()
+REDUCTIONS = "sum mean var std amax amin argmax argmin prod logsumexp norm all any".split()
 
 
 @pytest.mark.parametrize("form", ["function", "method"])

@@ -308,6 +308,9 @@ class Module:
             if unexpected:
                 problems.append("  unexpected keys: " + ", ".join(unexpected))
         if problems:
+            if missing and all(f"model/{k}" in state_dict for k in missing):
+                problems.append("  these are the keys of a training checkpoint: load it with "
+                                "rb.io.load_checkpoint(path, model) (or pass it to Trainer.fit(resume_from=path))")
             raise ValueError(f"load_state_dict into {type(self).__name__} failed:\n" + "\n".join(problems))
         with no_grad():
             for key, target in own.items():

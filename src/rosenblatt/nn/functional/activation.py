@@ -13,7 +13,7 @@ from typing import Any
 from rosenblatt.core import Function, Tensor, constant
 from rosenblatt.kernels import activation as _act
 from rosenblatt.kernels.activation import SELU_ALPHA, SELU_SCALE
-from rosenblatt.ops import exp, log_softmax, relu, sigmoid, softmax, tanh, where
+from rosenblatt.ops import exp, log_softmax, relu, reshape, sigmoid, softmax, tanh, where
 
 
 def _check_tensor(name: str, x: Any) -> Tensor:
@@ -204,5 +204,34 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return SoftplusFn.apply(_check_tensor("softplus", x), float(beta), float(threshold))
 
 
-__all__ = ["elu", "gelu", "leaky_relu", "log_softmax", "relu", "selu", "sigmoid", "silu", "softmax",
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """Parametric ReLU (He et al., 2015): ``x`` where positive, ``weight * x`` elsewhere.
+
+    ``weight`` holds one slope, or one per channel (axis 1 of the input, as in PyTorch: an input
+    of fewer than 2 dimensions has one channel).
+    Composed of ``where`` and a product, so the gradients (``gy`` where ``x > 0``, else
+    ``weight * gy``; the slope gets ``sum(x * gy)`` over its negative part) are PyTorch's and
+    second derivatives come for free.
+
+    Shape:
+        input ``(N, C, *)``, or any shape with a single slope; weight ``(1,)`` or ``(C,)``;
+        output: the input's shape.
+    """
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"prelu: expected tensors for input and weight, got {type(input).__name__} and "
+                        f"{type(weight).__name__}")
+    if weight.ndim != 1:
+        raise ValueError(f"prelu: expected a 1-D weight of shape (1,) or (C,), got shape {weight.shape}")
+    slopes = weight.shape[0]
+    if slopes == 1:
+        slope = reshape(weight, ())
+    else:
+        if input.ndim < 2 or input.shape[1] != slopes:
+            raise ValueError(f"prelu: weight has {slopes} slopes, so the input needs {slopes} channels in "
+                             f"dimension 1; got input of shape {input.shape}")
+        slope = reshape(weight, (slopes,) + (1,) * (input.ndim - 2))
+    return where(input.data > 0, input, input * slope)
+
+
+__all__ = ["elu", "gelu", "leaky_relu", "log_softmax", "prelu", "relu", "selu", "sigmoid", "silu", "softmax",
            "softplus", "step", "tanh"]

@@ -23,6 +23,7 @@ from rosenblatt.ops import (
     clip,
     exp,
     log,
+    log1p,
     log_softmax,
     maximum,
     mean,
@@ -154,28 +155,94 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
 # -- binary classification -------------------------------------------------------------------
 
 
+_BCE_EPSILON = 1e-12  # PyTorch's floor of p (1 - p) in the gradient of binary_cross_entropy
+
+
+class BCEFn(Function):
+    """Element-wise ``-w [t max(log p, -100) + (1 - t) max(log1p(-p), -100)]`` (unreduced), as PyTorch.
+
+    The gradient is PyTorch's: ``w (p - t) / max(p (1 - p), 1e-12)`` for ``p`` (finite at exactly
+    0 or 1, and zero there when the prediction is right, where the chain rule through the clamped
+    logs gives ``0 * inf = NaN``) and ``-w logit(p)`` for ``t``.
+    """
+
+    @staticmethod
+    def forward(ctx, p, t, weight):
+        xp = get_array_module(p)
+        with np.errstate(divide="ignore"):
+            loss = -(t * xp.maximum(xp.log(p), -100.0) + (1.0 - t) * xp.maximum(xp.log1p(-p), -100.0))
+        if weight is not None:
+            loss = loss * weight
+        return loss.astype(p.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, gy):
+        p, t, weight = ctx.inputs
+        g = gy if weight is None else gy * constant(weight)
+        gp = g * (p - t) / maximum((1.0 - p) * p, _BCE_EPSILON) if ctx.needs_input_grad[0] else None
+        gt = g * (log1p(-p) - log(p)) if ctx.needs_input_grad[1] else None
+        return gp, gt, None
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        p, t, weight = ctx.inputs
+        pd, td = p.data, t.data
+        xp = get_array_module(pd)
+        if weight is not None:
+            g = g * weight
+        gp = gt = None
+        if ctx.needs_input_grad[0]:
+            gp = (g * (pd - td) / xp.maximum((1.0 - pd) * pd, _BCE_EPSILON)).astype(pd.dtype, copy=False)
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):
+                gt = (g * (xp.log1p(-pd) - xp.log(pd))).astype(pd.dtype, copy=False)
+        return gp, gt, None
+
+
+def _bce_args(name: str, input: Tensor, target: Any, weight: Any, reduction: str):  # noqa: A002
+    input = _as_input(name, input)  # noqa: A001
+    target = _as_target(name, target, input)
+    _check_same_shape(name, input, target)
+    _check_reduction(name, reduction)
+    _check_no_nan(name, target)
+    xd, td = input.data, target.data
+    xp = get_array_module(xd)
+    if xd.size and (bool(xp.any(xd < 0)) or bool(xp.any(xd > 1)) or bool(xp.isnan(xd).any())):
+        raise ValueError(f"{name}: all elements of input should be between 0 and 1 "
+                         "(apply sigmoid, or use binary_cross_entropy_with_logits on raw scores)")
+    if td.size and (bool(xp.any(td < 0)) or bool(xp.any(td > 1))):
+        raise ValueError(f"{name}: all elements of target should be between 0 and 1, got values from "
+                         f"{float(td.min())} to {float(td.max())}")
+    w = None if weight is None else xp.asarray(raw(weight), dtype=xd.dtype)
+    if w is not None:
+        try:
+            if np.broadcast_shapes(w.shape, xd.shape) != xd.shape:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{name}: weight of shape {w.shape} cannot broadcast to input shape {xd.shape}") from None
+    return input, target, w
+
+
 def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, reduction: str = "mean") -> Tensor:  # noqa: A002
     """``-w [t log p + (1 - t) log(1 - p)]`` for probabilities ``p`` (logs clamped at -100, as PyTorch).
 
-    Prefer :func:`binary_cross_entropy_with_logits` on raw scores: it is exact for large scores.
+    The gradient is PyTorch's, finite at ``p`` exactly 0 or 1 (zero there when the prediction is
+    right). Targets must lie in [0, 1]. Prefer :func:`binary_cross_entropy_with_logits` on raw
+    scores: it is exact for large scores.
 
     Shape:
         input and target: the same shape ``(*)``; weight broadcasts to it; output: scalar or ``(*)``.
     """
-    input = _as_input("binary_cross_entropy", input)  # noqa: A001
-    target = _as_target("binary_cross_entropy", target, input)
-    _check_same_shape("binary_cross_entropy", input, target)
-    _check_reduction("binary_cross_entropy", reduction)
-    _check_no_nan("binary_cross_entropy", target)
-    xd = input.data
-    xp = get_array_module(xd)
-    if xd.size and (bool(xp.any(xd < 0)) or bool(xp.any(xd > 1)) or bool(xp.isnan(xd).any())):
-        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
-                         "(apply sigmoid, or use binary_cross_entropy_with_logits on raw scores)")
+    input, target, w = _bce_args("binary_cross_entropy", input, target, weight, reduction)  # noqa: A001
+    return _reduce(BCEFn.apply(input, target, w), reduction)
+
+
+def binary_cross_entropy_composite(input: Tensor, target: Any, weight: Any = None,  # noqa: A002
+                                   reduction: str = "mean") -> Tensor:
+    """The same loss from primitives: the oracle of :func:`binary_cross_entropy` (for 0 < p < 1)."""
+    input, target, w = _bce_args("binary_cross_entropy", input, target, weight, reduction)  # noqa: A001
     loss = -(target * clip(log(input), -100.0) + (1.0 - target) * clip(log(1.0 - input), -100.0))
-    if weight is not None:
-        loss = loss * _as_target("binary_cross_entropy", weight, input)
-    return _reduce(loss, reduction)
+    return _reduce(loss if w is None else loss * constant(w), reduction)
 
 
 def _softplus_neg(xp: Any, x: Any) -> Any:
