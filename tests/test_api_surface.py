@@ -53,6 +53,7 @@ NAMES: dict[str, str] = {
     "rosenblatt.nn.utils": "clip_grad_norm_ clip_grad_value_ parameters_to_vector vector_to_parameters l1_penalty "
                            "l2_penalty",
     "rosenblatt.nn.utils.rnn": "pack_padded_sequence pad_packed_sequence pad_sequence",
+    "rosenblatt.nn.utils.prune": "l1_unstructured random_unstructured ln_structured global_unstructured remove is_pruned",
     "rosenblatt.optim": "Optimizer SGD Adagrad Adadelta RMSprop Adam AdamW",
     "rosenblatt.optim.lr_scheduler": """
         LambdaLR StepLR MultiStepLR ExponentialLR CosineAnnealingLR OneCycleLR LinearLR ReduceLROnPlateau""",
