@@ -72,7 +72,7 @@ NAMES: dict[str, str] = {
     "rosenblatt.models": """
         Perceptron MLP LeNet5 AlexNet VGG InceptionModule GoogLeNet ResNet BasicBlock Bottleneck resnet18 resnet34
         resnet50 resnet20 DenseNet DenseBlock Transition densenet121 densenet_bc UNet Autoencoder ConvAutoencoder
-        DenoisingAutoencoder Seq2Seq""",
+        DenoisingAutoencoder Seq2Seq VAE ConvVAE DCGAN""",
     "rosenblatt.tune": "grid_search random_search bayes_search",
     "rosenblatt.io": "save_checkpoint load_checkpoint export_onnx from_torch_state_dict",
     "rosenblatt.viz": """
@@ -423,7 +423,7 @@ def test_layer_constructs_and_documents_its_shapes(name):
 
 MODELS = """Perceptron MLP LeNet5 AlexNet VGG InceptionModule GoogLeNet ResNet BasicBlock Bottleneck resnet18 resnet34
     resnet50 resnet20 DenseNet DenseBlock Transition densenet121 densenet_bc UNet Autoencoder ConvAutoencoder
-    DenoisingAutoencoder Seq2Seq""".split()
+    DenoisingAutoencoder Seq2Seq VAE ConvVAE DCGAN""".split()
 PENDING_CITATIONS: set[str] = set()
 
 
