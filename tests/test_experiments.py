@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rosenblatt import experiments
@@ -44,7 +45,7 @@ def run_quick(name: str, tmp_path: Path, seed: int = 0) -> dict:
 def test_registry_lists_every_experiment():
     names = [name for name, _ in experiments.list_experiments()]
     assert names == list(experiments.EXPERIMENTS)
-    assert len(names) == 12
+    assert len(names) >= 15 and len(set(names)) == len(names)
     for name in names:
         module = experiments.get_module(name)
         assert module.TITLE and module.CLAIM and callable(module.run) and callable(module.describe)
@@ -175,3 +176,39 @@ def test_rnn_memory(tmp_path):
     assert mse["RNN"][-1] > 0.8 * baseline  # the plain RNN forgets at the longer length
     assert mse["LSTM"][-1] < 0.1 * baseline and mse["GRU"][-1] < 0.1 * baseline
     assert mse["LSTM"][-1] < mse["RNN"][-1] / 10
+
+
+def test_pruning(tmp_path):
+    r = run_quick("pruning", tmp_path)
+    i50, i90 = r["sparsity_levels"].index(0.5), r["sparsity_levels"].index(0.9)
+    for kind in ("lenet5", "mlp"):
+        k = r[kind]
+        # half the weights go at almost no cost; fine-tuning recovers much of what one-shot 90% loses
+        assert k["one_shot"]["mean"][i50] > k["dense"]["mean"] - 0.1
+        assert k["one_shot_finetuned"]["mean"][i90] > k["one_shot"]["mean"][i90]
+        assert k["iterative_sparsity"]["mean"][-1] > 0.85
+    assert r["mlp"]["dense"]["mean"] > 0.9
+    st = r["storage"]
+    j = st["sparsity"].index(0.9)
+    assert st["csr_bytes"][j] < st["dense_bytes"][j] / 4 and st["csr_bytes"][0] > st["dense_bytes"][0]
+
+
+def test_loss_landscape(tmp_path):
+    r = run_quick("loss-landscape", tmp_path)
+    nets = r["networks"]
+    assert set(nets) == {"ResNet-8", "ResNet-8 no-skip"}
+    for net in nets.values():
+        surface = np.asarray(net["surface"])
+        centre = surface.shape[0] // 2
+        assert surface[centre, centre] == pytest.approx(min(net["line"]), rel=0.3)  # the minimum is near 0
+        assert net["curvature_at_minimum"]["mean"] > 0
+    assert nets["ResNet-8"]["nonconvexity"]["mean"] < nets["ResNet-8 no-skip"]["nonconvexity"]["mean"]
+
+
+def test_generative_augmentation(tmp_path):
+    r = run_quick("generative-augmentation", tmp_path)
+    arms = r["arms"]
+    assert len(r["seeds"]) == 3 and set(arms) == {"real only", "+ VAE"}
+    assert arms["real only"]["mean"] > 0.6  # chance is 0.1
+    assert abs(arms["+ VAE"]["mean"] - arms["real only"]["mean"]) < 0.1
+    assert arms["+ VAE"]["verdict"] in ("helped", "hurt", "no measurable effect")
