@@ -128,12 +128,16 @@ def test_vanishing_gradients(tmp_path):
 
 def test_optimizers(tmp_path):
     r = run_quick("optimizers", tmp_path)
-    final = r["final_train_loss"]
-    assert final["momentum a=0.9 (lecture)"] < 0.5 * final["SGD"]
-    assert final["Adam"] < 0.5 * final["SGD"]
-    assert final["SGD"] < final["GD (full batch)"]
+    final = r["final_train_loss"]  # means over seeds, each optimiser at its best rate from the same grid
+    assert len(r["seeds"]) >= 2 and set(r["learning_rates"]["SGD"]) == {"digits", "rosenbrock"}
+    # tuned fairly, the gaps over SGD are modest; full-batch GD (one step per epoch) stays far behind
+    assert final["momentum a=0.9 (lecture, dampened)"] < final["SGD"]
+    assert final["Adam"] < final["SGD"]
+    assert final["SGD"] < 0.2 * final["GD (full batch)"]
+    for name, tuned in r["tuning_final_loss"].items():  # the chosen rate is the grid's best
+        assert min(tuned.values()) == pytest.approx(tuned[str(r["learning_rates"][name]["digits"])])
     distance = r["rosenbrock_final_distance_to_minimum"]
-    assert distance["momentum a=0.9 (lecture)"] < 0.5 * distance["GD (full batch)"]
+    assert distance["momentum a=0.9 (lecture, dampened)"] < 0.5 * distance["GD (full batch)"]
     assert distance["Adam"] < 0.5 * distance["GD (full batch)"]
 
 
@@ -149,12 +153,16 @@ def test_learning_rate(tmp_path):
 @pytest.mark.slow
 def test_regularization(tmp_path):
     r = run_quick("regularization", tmp_path)
-    scores = r["scores"]
+    scores = r["scores"]  # means over seeds; "gain" is the paired gain over no regularisation
+    assert len(r["seeds"]) >= 3
     base = scores["no regularisation"]
-    assert base["train_accuracy"] - base["test_accuracy"] > 0.1  # overfitted
-    for method, score in scores.items():
-        if method != "no regularisation":
-            assert score["test_accuracy"] > base["test_accuracy"] + 0.02, method
+    # overfitted: it fits more training labels than are correct, and does worse on the test digits
+    assert base["train_accuracy"] > 1 - r["wrong_labels"] and base["train_accuracy"] - base["test_accuracy"] > 0.03
+    for method in ("dropout 0.5", "input noise 0.3", "L1 3e-4", "L2 3e-3"):
+        assert scores[method]["gain"] > 0.015, method
+    assert scores["early stopping"]["gain"] > 0
+    # augmentation's quick-run gain is within the seed-to-seed spread: only "does not hurt much" is tested
+    assert scores["augmentation (shifts)"]["gain"] > -0.04
     early = r["early_stopping"]["early stopping"]
     assert early["best_epoch"] < early["stopped_at"] <= r["epochs"]
 
