@@ -97,6 +97,7 @@ def test_autoencoder(tmp_path):
     assert r["reconstruction_mse"] < 0.7 * r["mean_digit_mse"]
     assert r["latent_knn_accuracy"] > 0.6
     assert r["denoised_mse"] < 0.5 * r["noisy_mse"]
+    assert r["clipped_noisy_mse"] < r["noisy_mse"] and r["denoised_mse"] < 0.7 * r["clipped_noisy_mse"]
 
 
 def test_feature_maps(tmp_path):
