@@ -132,12 +132,12 @@ def run(ctx: Context) -> None:
     depths = [(1, "ResNet-8")] if quick else [(3, "ResNet-20"), (9, "ResNet-56")]
     width = 4 if quick else 16
     epochs = 4 if quick else 25
-    steps_1d, steps_2d = (11, 9) if quick else (31, 25)
+    steps_1d, steps_2d = (11, 9) if quick else (31, 21)
     seeds = [ctx.seed + i for i in range(1 if quick else 3)]
     rng = ctx.rng()
     x_train, y_train, _, _ = digits_split(1300 if not quick else 600, rng)
     x_train = x_train.reshape(len(x_train), 1, 8, 8)
-    n_eval = 200 if quick else 500  # the loss is evaluated on this fixed subset of the training images
+    n_eval = 200 if quick else 300  # the loss is evaluated on this fixed subset of the training images
     x_eval, y_eval = x_train[:n_eval], y_train[:n_eval]
 
     results: dict = {"width": width, "epochs": epochs, "seeds": seeds, "eval_images": n_eval, "networks": {}}
