@@ -3,10 +3,13 @@
     python benchmarks/run.py                 # every workload, full rounds
     python benchmarks/run.py --quick         # fewer rounds (a smoke run, not for the record)
     python benchmarks/run.py --filter mlp    # workloads whose name or group contains "mlp"
+    python benchmarks/run.py --runs 3        # three whole runs per workload (RESULTS.md gives the spread)
 
 Both frameworks get 2 threads. Each workload is timed in interleaved rounds (rosenblatt, PyTorch,
 rosenblatt, ...) so that machine noise hits both alike; the reported time is the median per step,
-and the ratio is torch_time / rosenblatt_time (above 1: rosenblatt is faster).
+and the ratio is torch_time / rosenblatt_time (above 1: rosenblatt is faster). The machine's load
+is read from /proc/stat around every round, and a round during which other processes kept the
+cores busy is thrown away and redone. The kernel set (``rb.backend.kernels()``) is recorded.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
 
-def load_workloads(name_filter: str | None = None):
+def _module_workloads() -> list:
     workloads = []
     for path in sorted((HERE / "workloads").glob("*.py")):
         if path.name.startswith("_"):
@@ -41,9 +44,34 @@ def load_workloads(name_filter: str | None = None):
         spec.loader.exec_module(module)
         for w in getattr(module, "WORKLOADS", []):
             w.extra.setdefault("module", path.stem)
-            if name_filter and name_filter.lower() not in (w.name + " " + w.group).lower():
-                continue
             workloads.append(w)
+    return workloads
+
+
+BUSY_WORKLOADS = {"MLP": "MLP 784-512-256-10 train step (nn layers), batch 128",
+                  "LeNet-5": "LeNet-5 train step (SGD), batch 64, 1x28x28"}
+
+
+def _system_workloads(workloads: list) -> list:
+    """Rows about the framework rather than one op: busy-machine slowdowns and import time."""
+    from common import Workload
+
+    by_name = {w.name: w for w in workloads}
+    rows = []
+    for short, name in BUSY_WORKLOADS.items():
+        if name in by_name:
+            rows.append(Workload(f"busy machine: {short} train step, slowdown while {os.cpu_count()} processes spin",
+                                 "system", by_name[name].setup, target=1.0, extra={"kind": "busy"}))
+    rows.append(Workload("import time (fresh interpreter)", "system", lambda: None, target=1.0,
+                         extra={"kind": "import"}))
+    return rows
+
+
+def load_workloads(name_filter: str | None = None):
+    workloads = _module_workloads()
+    workloads += _system_workloads(workloads)
+    if name_filter:
+        workloads = [w for w in workloads if name_filter.lower() in (w.name + " " + w.group).lower()]
     return workloads
 
 
@@ -54,18 +82,67 @@ def _time_calls(fn, n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def measure(workload, rounds: int, budget: float) -> dict:
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# A round is thrown away when other processes kept more than this many cores busy during it.
+DISTURBED_CORES = 0.3
+
+
+def _load_sample() -> tuple[float, float, float]:
+    """(wall time, CPU seconds of the whole machine, CPU seconds of this process) from /proc/stat."""
+    with open("/proc/stat", "rb") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    busy = (sum(fields) - fields[3] - fields[4]) / _CLOCK_TICKS
+    t = os.times()
+    return time.perf_counter(), busy, t.user + t.system
+
+
+def other_load(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+    """Cores that other processes kept busy between two samples."""
+    wall = after[0] - before[0]
+    if wall <= 0:
+        return 0.0
+    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / wall)
+
+
+class DisturbedError(RuntimeError):
+    """The machine stayed busy: not enough undisturbed rounds."""
+
+
+def _rounds(steps: list, n: int, rounds: int, check_load: bool) -> tuple[list[list[float]], int]:
+    """Interleaved rounds of every step; rounds during which the machine was busy are redone."""
+    times: list[list[float]] = [[] for _ in steps]
+    discarded = 0
+    while len(times[0]) < rounds:
+        before = _load_sample()
+        one = [_time_calls(step, n) for step in steps]
+        if check_load and other_load(before, _load_sample()) > DISTURBED_CORES:
+            discarded += 1
+            if discarded > 4 * rounds:
+                raise DisturbedError(f"the machine stayed busy: {discarded} disturbed rounds thrown away")
+            time.sleep(0.2)
+            continue
+        for column, value in zip(times, one):
+            column.append(value)
+    return times, discarded
+
+
+def measure(workload, rounds: int, budget: float, check_load: bool = True) -> dict:
     rb_step, torch_step = workload.setup()
+    steps = [rb_step, torch_step]
+    foreach_setup = workload.extra.get("foreach_setup")
+    if foreach_setup is not None:
+        steps.append(foreach_setup())
     for _ in range(3):  # warm-up: caches, buffer pools, lazy initialisation
-        rb_step()
-        torch_step()
-    one = max(_time_calls(rb_step, 1), _time_calls(torch_step, 1), 1e-6)
+        for step in steps:
+            step()
+    one = max(max(_time_calls(step, 1) for step in steps), 1e-6)
     n = max(3, int(budget / one))  # at least 3 calls a round: the switch between frameworks is not timed alone
-    rb_times, torch_times = [], []
-    for _ in range(rounds):
-        rb_times.append(_time_calls(rb_step, n))
-        torch_times.append(_time_calls(torch_step, n))
-    result = {"rb_s": statistics.median(rb_times), "torch_s": statistics.median(torch_times), "calls": n}
+    times, discarded = _rounds(steps, n, rounds, check_load)
+    result = {"rb_s": statistics.median(times[0]), "torch_s": statistics.median(times[1]), "calls": n,
+              "discarded_rounds": discarded}
+    if foreach_setup is not None:
+        result["foreach_s"] = statistics.median(times[2])
+        result["foreach_ratio"] = result["foreach_s"] / result["rb_s"]
     numpy_setup = workload.extra.get("numpy_setup")
     if numpy_setup is not None:
         np_step = numpy_setup()
@@ -73,6 +150,66 @@ def measure(workload, rounds: int, budget: float) -> dict:
         result["numpy_s"] = statistics.median(_time_calls(np_step, n) for _ in range(rounds))
     result["ratio"] = result["torch_s"] / result["rb_s"]
     return result
+
+
+_IMPORT = "import time, sys; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+
+
+def import_time(rounds: int) -> dict:
+    """Seconds to import each framework in a fresh interpreter (median of ``rounds`` runs each)."""
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
+
+    def once(module: str) -> float:
+        out = subprocess.run([sys.executable, "-c", _IMPORT.format(module=module)], capture_output=True,
+                             text=True, check=True, env=env)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    rb_times, torch_times = [], []
+    for _ in range(max(3, rounds)):
+        rb_times.append(once("rosenblatt"))
+        torch_times.append(once("torch"))
+    rb_s, torch_s = statistics.median(rb_times), statistics.median(torch_times)
+    return {"rb_s": rb_s, "torch_s": torch_s, "calls": 1, "ratio": torch_s / rb_s}
+
+
+_SPINNER = "while True: pass"
+
+
+def busy_machine(workload, rounds: int, budget: float, settle: float = 1.5) -> dict:
+    """Each side's slowdown while as many other processes spin as there are cores.
+
+    Both sides are timed in interleaved rounds on the quiet machine, then again while the spinners
+    run (after ``settle`` seconds, so that a policy that looks at the load has seen it); the
+    slowdown is busy time / quiet time. Fair sharing of the cores would give about 2.
+    """
+    rb_step, torch_step = workload.setup()
+    for _ in range(3):
+        rb_step()
+        torch_step()
+    one = max(_time_calls(rb_step, 1), _time_calls(torch_step, 1), 1e-6)
+    n = max(3, int(budget / one))
+    quiet_rb, quiet_torch, busy_rb, busy_torch = [], [], [], []
+    for _ in range(rounds):
+        quiet_rb.append(_time_calls(rb_step, n))
+        quiet_torch.append(_time_calls(torch_step, n))
+    spinners = [subprocess.Popen([sys.executable, "-c", _SPINNER]) for _ in range(os.cpu_count() or 1)]
+    try:
+        deadline = time.perf_counter() + settle
+        while time.perf_counter() < deadline:
+            rb_step()
+            torch_step()
+        for _ in range(rounds):
+            busy_rb.append(_time_calls(rb_step, n))
+            busy_torch.append(_time_calls(torch_step, n))
+    finally:
+        for p in spinners:
+            p.kill()
+        for p in spinners:
+            p.wait()
+    rb_slowdown = statistics.median(busy_rb) / statistics.median(quiet_rb)
+    torch_slowdown = statistics.median(busy_torch) / statistics.median(quiet_torch)
+    return {"rb_s": rb_slowdown, "torch_s": torch_slowdown, "calls": n, "ratio": torch_slowdown / rb_slowdown,
+            "quiet_rb_s": statistics.median(quiet_rb), "quiet_torch_s": statistics.median(quiet_torch)}
 
 
 _PROBE = """
@@ -119,8 +256,12 @@ def peak_memory(workload, side: str) -> tuple[float, float]:
 def machine_info() -> dict:
     import numpy as np
 
+    import rosenblatt as rb
+    from rosenblatt.kernels import threads
+
     info = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
-            "cpu": platform.processor() or "", "threads": THREADS}
+            "cpu": platform.processor() or "", "threads": THREADS, "kernels": rb.backend.kernels(),
+            "blas": threads.blas_info()}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -143,20 +284,30 @@ def write_results(rows: list[dict], info: dict, path: Path) -> None:
         "# Benchmark results",
         "",
         "Written by `python benchmarks/run.py`. Same machine, same run, 2 threads each; medians of",
-        "interleaved rounds. **ratio = PyTorch time / rosenblatt time** (above 1: rosenblatt is faster).",
+        "interleaved rounds, and rounds during which other processes used the machine are thrown away.",
+        "**ratio = PyTorch time / rosenblatt time** (above 1: rosenblatt is faster), the median over",
+        f"{info['runs']} runs; *spread* is the lowest and highest ratio of those runs. *foreach* is",
+        "PyTorch's multi-tensor optimiser implementation (`foreach=True`), a second reference.",
+        "Busy-machine rows give each framework's slowdown (busy time / quiet time) while as many other",
+        "processes spin as there are cores; their ratio is PyTorch's slowdown / rosenblatt's.",
         "",
-        f"Machine: {info['cpu']} ({info['machine']}), Python {info['python']}, NumPy {info['numpy']}, "
-        f"PyTorch {info['torch']}, {info['threads']} threads.",
+        f"Machine: {info['cpu']} ({info['machine']}), Python {info['python']}, NumPy {info['numpy']} "
+        f"({info['blas']}), PyTorch {info['torch']}, {info['threads']} threads. "
+        f"Kernels: {info['kernels']}.",
         "",
-        "| group | workload | rosenblatt | PyTorch | ratio | target | |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| group | workload | rosenblatt | PyTorch | ratio | spread | PyTorch foreach | ratio (foreach) | target | |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         target = row.get("target")
         status = "" if target is None else ("met" if row["ratio"] >= target else "**below**")
+        busy = row.get("kind") == "busy"
+        show = (lambda v: f"{v:.2f}x") if busy else _fmt
+        spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}" if "ratio_min" in row else ""
+        foreach = (f"{_fmt(row['foreach_s'])} | {row['foreach_ratio']:.2f}" if "foreach_s" in row else " | ")
         lines.append(
-            f"| {row['group']} | {row['name']} | {_fmt(row['rb_s'])} | {_fmt(row['torch_s'])} | "
-            f"{row['ratio']:.2f} | {'' if target is None else f'{target:.2f}'} | {status} |"
+            f"| {row['group']} | {row['name']} | {show(row['rb_s'])} | {show(row['torch_s'])} | "
+            f"{row['ratio']:.2f} | {spread} | {foreach} | {'' if target is None else f'{target:.2f}'} | {status} |"
         )
     extras = [r for r in rows if "numpy_s" in r or "rb_peak_mb" in r]
     if extras:
@@ -186,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--filter", default=None)
     parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=2, help="whole measurements per workload (the spread is over these)")
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per side per round")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--json", default=None, help="also write the raw numbers here")
@@ -199,14 +351,28 @@ def main(argv: list[str] | None = None) -> int:
         print("PyTorch is not installed: nothing to compare against (pip install torch==2.13.0)", file=sys.stderr)
         return 1
     rounds, budget = (2, 0.05) if args.quick else (args.rounds, args.budget)
+    runs = 1 if args.quick else max(1, args.runs)
     rows = []
     for w in load_workloads(args.filter):
+        kind = w.extra.get("kind")
         try:
-            result = measure(w, rounds, budget)
+            results = []
+            for _ in range(runs):
+                if kind == "busy":
+                    results.append(busy_machine(w, rounds, budget))
+                elif kind == "import":
+                    results.append(import_time(rounds))
+                else:
+                    results.append(measure(w, rounds, budget, check_load=not args.quick))
         except Exception as err:  # one broken workload must not hide the others
             print(f"{w.group:6s} {w.name}: FAILED ({type(err).__name__}: {err})", file=sys.stderr)
             continue
-        row = {"group": w.group, "name": w.name, "target": w.target, **result}
+        result = {key: statistics.median(r[key] for r in results) for key in results[0]
+                  if isinstance(results[0][key], (int, float))}
+        ratios = [r["ratio"] for r in results]
+        if runs > 1:
+            result["ratio_min"], result["ratio_max"] = min(ratios), max(ratios)
+        row = {"group": w.group, "name": w.name, "target": w.target, "kind": kind, **result}
         if "ops" in w.extra:
             row["ops"] = w.extra["ops"]
         if w.memory and not args.quick:
@@ -214,10 +380,12 @@ def main(argv: list[str] | None = None) -> int:
             row["torch_peak_mb"], row["torch_base_mb"] = peak_memory(w, "torch")
         rows.append(row)
         flag = "" if w.target is None else ("  (target %.2f %s)" % (w.target, "met" if row["ratio"] >= w.target else "BELOW"))
-        print(f"{w.group:6s} {w.name:55s} rb {_fmt(row['rb_s']):>10s}  torch {_fmt(row['torch_s']):>10s}  "
-              f"ratio {row['ratio']:.2f}{flag}", flush=True)
+        show = (lambda v: f"{v:.2f}x") if kind == "busy" else _fmt
+        foreach = f"  foreach {_fmt(row['foreach_s']):>10s} ({row['foreach_ratio']:.2f})" if "foreach_s" in row else ""
+        print(f"{w.group:6s} {w.name:55s} rb {show(row['rb_s']):>10s}  torch {show(row['torch_s']):>10s}  "
+              f"ratio {row['ratio']:.2f}{foreach}{flag}", flush=True)
     if not args.no_write and not args.quick:
-        write_results(rows, machine_info(), Path(args.out))
+        write_results(rows, {**machine_info(), "runs": runs}, Path(args.out))
         print(f"wrote {args.out}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

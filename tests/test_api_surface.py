@@ -41,12 +41,14 @@ NAMES: dict[str, str] = {
         MaxPool1d MaxPool2d AvgPool1d AvgPool2d AdaptiveAvgPool2d AdaptiveMaxPool2d Upsample
         BatchNorm1d BatchNorm2d LayerNorm Dropout Dropout2d GaussianNoise
         RNN LSTM GRU RNNCell LSTMCell GRUCell
-        MSELoss L1Loss HuberLoss SmoothL1Loss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss KLDivLoss""",
+        MSELoss L1Loss HuberLoss SmoothL1Loss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss KLDivLoss
+        GroupNorm PReLU Conv3d MaxPool3d AvgPool3d BatchNorm3d""",
     "rosenblatt.nn.functional": """
         linear conv1d conv2d conv_transpose2d max_pool2d avg_pool2d adaptive_avg_pool2d interpolate batch_norm
         layer_norm dropout embedding relu leaky_relu elu selu gelu silu softplus sigmoid tanh softmax log_softmax
         step mse_loss l1_loss huber_loss smooth_l1_loss binary_cross_entropy binary_cross_entropy_with_logits
-        cross_entropy nll_loss kl_div one_hot pad""",
+        cross_entropy nll_loss kl_div one_hot pad
+        group_norm prelu conv3d max_pool3d avg_pool3d""",
     "rosenblatt.nn.init": """
         calculate_gain uniform_ normal_ constant_ zeros_ ones_ xavier_uniform_ xavier_normal_ kaiming_uniform_
         kaiming_normal_ orthogonal_""",
@@ -63,7 +65,8 @@ NAMES: dict[str, str] = {
         GaussianNoise RandomOcclusion FeatureDropout LabelFlip""",
     "rosenblatt.data.datasets": """
         load_digits MNIST FashionMNIST from_csv make_moons make_spirals make_regression_1d adding_problem copy_task
-        sine_sequences""",
+        sine_sequences
+        CIFAR10 HDF5Dataset ROOTDataset ImageFolder""",
     "rosenblatt.train": """
         Trainer Callback EarlyStopping ModelCheckpoint LRSchedulerCallback ProgressBar CSVLogger TerminateOnNaN
         GradientMonitor History""",
@@ -295,6 +298,13 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.nn.functional.softplus", dict(beta=1.0, threshold=20.0)),
     ("rosenblatt.nn.functional.one_hot", dict(num_classes=-1)),
     ("rosenblatt.nn.functional.pad", dict(pad=REQUIRED, mode="constant")),
+    ("rosenblatt.nn.GroupNorm", dict(num_groups=REQUIRED, num_channels=REQUIRED, eps=1e-5, affine=True)),
+    ("rosenblatt.nn.PReLU", dict(num_parameters=1, init=0.25)),
+    ("rosenblatt.data.datasets.HDF5Dataset", dict(path=REQUIRED, x=REQUIRED, y=None)),
+    ("rosenblatt.data.datasets.ROOTDataset", dict(path=REQUIRED, tree=REQUIRED, features=REQUIRED, target=None,
+                                                  max_len=None)),
+    ("rosenblatt.data.datasets.ImageFolder", dict(root=REQUIRED, transform=None)),
+    ("rosenblatt.data.datasets.CIFAR10", dict(root=REQUIRED, train=True, download=False)),
     ("rosenblatt.nn.utils.clip_grad_norm_", dict(parameters=REQUIRED, max_norm=REQUIRED)),
     ("rosenblatt.nn.utils.rnn.pack_padded_sequence", dict(input=REQUIRED, lengths=REQUIRED, batch_first=False)),
     ("rosenblatt.nn.utils.rnn.pad_packed_sequence", dict(batch_first=False)),
@@ -310,7 +320,7 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.optim.Adam", dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False)),
     ("rosenblatt.optim.AdamW", dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False)),
     ("rosenblatt.data.DataLoader", dict(dataset=REQUIRED, batch_size=1, shuffle=False, drop_last=False,
-                                        collate_fn=None, transform=None, seed=None)),
+                                        collate_fn=None, transform=None, seed=None, num_workers=0)),
     ("rosenblatt.data.random_split", dict(dataset=REQUIRED, seed=None)),
     ("rosenblatt.data.train_val_test_split", dict(val=0.1, test=0.1, stratify=None, seed=None)),
     ("rosenblatt.data.KFold", dict(n_splits=5, shuffle=True, seed=None)),

@@ -49,7 +49,7 @@ def _trainer(callbacks, lr=0.1, metrics=("accuracy",)):
                    callbacks=callbacks)
 
 
-def test_early_stopping_stops_after_patience_and_restores_best():
+def test_early_stopping_stops_after_patience_and_restores_best(capsys):
     script = Scripted([1.0, 0.5, 0.6, 0.7, 0.55, 0.4, 0.3])
     stop = EarlyStopping(patience=3)
     trainer = _trainer([script, stop])
@@ -57,6 +57,12 @@ def test_early_stopping_stops_after_patience_and_restores_best():
     history = trainer.fit((x, y), val=(x, y), epochs=7, batch_size=16, seed=0)
     assert len(history) == 5 and stop.stopped_epoch == 4 and stop.best_epoch == 1
     assert np.array_equal(trainer.model.weight.numpy(), script.snapshots[1])
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["EarlyStopping: stopped after epoch 5: val_loss has not improved for 3 epochs (best 0.5 in epoch 2)",
+                   "EarlyStopping: restored the weights of epoch 2 (val_loss 0.5)"]
+    quiet = EarlyStopping(patience=3, verbose=False)
+    _trainer([Scripted([1.0, 0.5, 0.6, 0.7, 0.55]), quiet]).fit((x, y), val=(x, y), epochs=5, batch_size=16)
+    assert capsys.readouterr().out == ""
 
 
 def test_early_stopping_restores_best_when_epochs_run_out():
@@ -101,6 +107,18 @@ def test_model_checkpoint_best_only_and_every_epoch(tmp_path):
     assert np.array_equal(weights["weight"].numpy(), trainer.model.weight.numpy())
 
 
+def test_model_checkpoint_never_saves_an_epoch_with_a_non_finite_loss(tmp_path):
+    class Diverge(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch >= 2:
+                logs["loss"] = float("nan")
+
+    x, y = _data()
+    last = ModelCheckpoint(tmp_path / "last.safetensors", save_best_only=False)
+    _trainer([Diverge(), last]).fit((x, y), epochs=4, batch_size=16)
+    assert load_checkpoint(tmp_path / "last.safetensors")["epoch"] == 2  # epochs 3 and 4 were not saved
+
+
 def test_lr_scheduler_callback_step_and_plateau():
     x, y = _data()
     trainer = _trainer([])
@@ -123,7 +141,21 @@ def test_progress_bar_plain_lines_when_not_a_terminal():
     trainer.fit((x, y), val=(x, y), epochs=3, batch_size=8)  # 25 batches per epoch
     lines = out.getvalue().splitlines()
     assert len(lines) == 3 and "\r" not in out.getvalue()
-    assert lines[0].startswith("epoch 1/3") and "val_accuracy" in lines[2]
+    assert lines[0].startswith("epoch 1/3") and "val_acc 0." in lines[2] and "val_loss 0." in lines[2]
+    assert max(len(line) for line in lines) <= 80
+
+
+@pytest.mark.parametrize("logs,expected", [
+    ({"loss": 0.5, "accuracy": 0.9, "val_loss": 0.6, "val_accuracy": 0.8, "lr": 0.001},
+     "loss 0.5000 - acc 0.9000 - val_loss 0.6000 - val_acc 0.8000"),
+    ({"loss": 0.5, "mae": 0.1, "r2": 0.9, "val_loss": 0.6, "val_mae": 0.2, "val_r2": 0.8, "lr": 0.001},
+     "loss 0.5000 - val_loss 0.6000 - val_mae 0.2000 - val_r2 0.8000"),
+    ({"loss": 0.5, "lr": 0.001}, "loss 0.5000 - lr 0.001"),
+])
+def test_progress_line_fits_with_validation_numbers(logs, expected):
+    from rosenblatt.train.callbacks.progress_bar import format_logs
+
+    assert format_logs(logs, width=59) == expected
 
 
 def test_progress_bar_with_tqdm_does_not_flood():

@@ -138,3 +138,84 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path, data_kind):
     for (name, a), (_, b) in zip(reference.state_dict().items(), resumed.state_dict().items()):
         assert np.array_equal(a.numpy(), b.numpy()), name
     assert history.history == ref_history.history and len(history) == 5
+
+
+# -- hostile checkpoint metadata -------------------------------------------------------------
+
+
+def _trained_checkpoint(tmp_path, epochs=2):
+    rb.manual_seed(0)
+    model = _model()
+    trainer = Trainer(model, nn.CrossEntropyLoss(), rb.optim.Adam(model.parameters(), lr=0.01),
+                      callbacks=[ModelCheckpoint(tmp_path / "ckpt.safetensors", save_best_only=False)])
+    x, y = _data()
+    trainer.fit((x, y), val=(x, y), epochs=epochs, batch_size=32, seed=0)
+    return tmp_path / "ckpt.safetensors"
+
+
+def _rewrite_metadata(path, change):
+    """Apply ``change(meta)`` to a checkpoint's metadata (as an attacker editing the file would)."""
+    import json
+
+    from rosenblatt.io.checkpoint import METADATA_KEY
+    from rosenblatt.serialization import load_arrays, save
+
+    arrays, metadata = load_arrays(path)
+    meta = json.loads(metadata[METADATA_KEY])
+    change(meta)
+    save(arrays, path, metadata={METADATA_KEY: json.dumps(meta)})
+
+
+def _set(meta, keys, value):
+    keys = (keys,) if isinstance(keys, str) else keys
+    for key in keys[:-1]:
+        meta = meta[key]
+    meta[keys[-1]] = value
+
+
+@pytest.mark.parametrize("keys,value,field", [
+    (("epoch"), -3, "epoch"),
+    (("epoch"), 10**12, "epoch"),
+    (("epoch"), "2", "epoch"),
+    (("version"), 99, "version"),
+    (("format"), "other", "format"),
+    (("model_keys"), ["0.weight", "0.weight"], "model_keys"),
+    (("model_keys"), ["nope"], "model_keys"),
+    (("optimizer"), None, "optimizer"),
+    (("optimizer_class"), None, "optimizer"),
+    (("optimizer", "param_groups", 0, "lr"), float("inf"), "optimizer.param_groups[0].lr"),
+    (("optimizer", "param_groups", 0, "lr"), -1.0, "optimizer.param_groups[0].lr"),
+    (("optimizer", "param_groups", 0, "betas"), [0.9, float("nan")], "optimizer.param_groups[0].betas"),
+    (("history", "history", "loss"), [1.0], "history.history"),
+    (("history", "history", "loss"), ["x", 1.0], "history.history.loss"),
+    (("history", "epoch"), [0, 0], "history.epoch"),
+    (("rng"), {"bit_generator": "PCG64", "state": 3}, "rng"),
+    (("rng"), {"bit_generator": "os.system"}, "rng"),
+    (("extra", "loader", "epoch"), -1, "extra.loader.epoch"),
+    (("extra", "callbacks"), [3], "extra.callbacks[0]"),
+    (("extra", "trainer", "epochs"), 1, "epoch"),
+    (("optimizer", "state"), {"__items__": [[0, {"exp_avg": {"__array__": "nope"}}]]}, "optimizer.state[0][1].exp_avg"),
+])
+def test_bad_metadata_is_rejected_naming_file_and_field_before_anything_changes(tmp_path, keys, value, field):
+    path = _trained_checkpoint(tmp_path)
+    _rewrite_metadata(path, lambda meta: _set(meta, keys, value))
+    before = path.read_bytes()
+    rb.manual_seed(5)
+    model = _model()
+    weights = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    trainer = Trainer(model, nn.CrossEntropyLoss(), rb.optim.Adam(model.parameters(), lr=0.01),
+                      callbacks=[ModelCheckpoint(path, save_best_only=False)])
+    x, y = _data()
+    with pytest.raises(ValueError, match="invalid field") as info:
+        trainer.fit((x, y), epochs=4, batch_size=32, resume_from=path)
+    message = str(info.value)
+    assert str(path) in message and f"'{field}'" in message, message
+    assert path.read_bytes() == before  # the checkpoint is not overwritten
+    for k, v in model.state_dict().items():
+        assert np.array_equal(v.numpy(), weights[k]), k  # nor the model touched
+
+
+def test_load_state_dict_on_a_checkpoint_names_load_checkpoint(tmp_path):
+    path = _trained_checkpoint(tmp_path, epochs=1)
+    with pytest.raises(ValueError, match=r"rb\.io\.load_checkpoint"):
+        _model().load_state_dict(rb.load(path))

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rosenblatt.cli import default_model, main
@@ -79,5 +80,123 @@ def test_module_entry_point_reports_errors_in_one_line():
     env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")}
     bad = subprocess.run([sys.executable, "-m", "rosenblatt", "train", "--epochs", "0"], capture_output=True,
                          text=True, env=env, timeout=120)
-    assert bad.returncode == 2 and "--epochs must be >= 1" in bad.stderr
+    assert bad.returncode == 2 and "--epochs must be an integer >= 1" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+# -- reproducible and honest runs --------------------------------------------------------------
+
+QUICK = ["--model", "mlp", "--limit", "150"]
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_config_holds_every_option_and_all_files_share_one_mode(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--epochs", "1", "--out", str(out), "--batch-size", "32"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert {k: config[k] for k in ("model", "data", "epochs", "batch_size", "optimizer", "lr", "seed", "limit",
+                                   "device")} == {"model": "mlp", "data": "digits", "epochs": 1, "batch_size": 32,
+                                                  "optimizer": "adam", "lr": 0.003, "seed": 0, "limit": 150,
+                                                  "device": "cpu"}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == {p.name: 0o666 & ~umask for p in out.iterdir()}
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--limit", "0"], "--limit must be an integer >= 1"),
+    (["--limit", "-5"], "--limit must be an integer >= 1"),
+    (["--lr", "inf"], "--lr must be a finite number > 0"),
+    (["--lr", "nan"], "--lr must be a finite number > 0"),
+    (["--batch-size", "0"], "--batch-size must be an integer >= 1"),
+    (["--seed", "-1"], "--seed must be an integer >= 0"),
+    (["--device", "cuda"], "CuPy"),
+    (["--device", "tpu"], "device"),
+])
+def test_failed_start_leaves_nothing_behind(tmp_path, capsys, argv, needle):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "mlp", *argv, "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_resume_continues_bit_identically_and_keeps_its_options(tmp_path, capsys):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert main(["train", *QUICK, "--epochs", "3", "--out", str(whole)]) == 0
+    assert main(["train", *QUICK, "--epochs", "1", "--out", str(parts)]) == 0
+    # A crash between the CSV row and the checkpoint, and a killed save's temporary file.
+    with open(parts / "history.csv", "a") as f:
+        f.write("1,9.9,9.9,9.9,9.9,9.9\n")
+    (parts / ".tmp-0123456789ab-checkpoint.safetensors").write_bytes(b"partial")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(parts), "--epochs", "3"]) == 0  # --limit comes from config.json
+    captured = capsys.readouterr()
+    assert "150 train" in captured.out and "removed 1 temporary file" in captured.err
+    assert not list(parts.glob(".tmp-*"))
+    for name in ("model.safetensors", "history.csv", "checkpoint.safetensors"):
+        assert (whole / name).read_bytes() == (parts / name).read_bytes(), name
+    assert [row.split(",")[0] for row in (parts / "history.csv").read_text().splitlines()[1:]] == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--epochs", "1"], "already completed 1 epochs; pass --epochs N with N > 1"),
+    (["--epochs", "3", "--model", "lenet5"], "started with --model mlp; it cannot continue with --model lenet5"),
+    (["--epochs", "3", "--limit", "100"], "started with --limit 150"),
+    (["--epochs", "3", "--lr", "0.1"], "started with --lr 0.003"),
+])
+def test_bad_resume_changes_nothing(tmp_path, capsys, argv, needle):
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--epochs", "1", "--out", str(out)]) == 0
+    before = _files(out)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), *argv]) == 2
+    assert needle in capsys.readouterr().err
+    assert _files(out) == before
+
+
+def test_resume_from_junk_is_refused_quickly_and_names_the_file(tmp_path, capsys):
+    junk = tmp_path / "junk.safetensors"
+    with open(junk, "wb") as f:
+        f.truncate(4 * 2**30)  # sparse: no disk used
+    assert main(["train", "--resume", str(junk), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert str(junk) in err and "not a safetensors file" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_non_finite_loss_stops_with_a_message_and_exit_status_1(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3))
+    table = tmp_path / "t.csv"
+    np.savetxt(table, np.column_stack([x, x @ [1e30, 1.0, 1.0]]), delimiter=",", header="a,b,c,t", comments="")
+    out = tmp_path / "run"
+    code = main(["train", "--data", f"csv:{table}:t", "--epochs", "3", "--optimizer", "sgd", "--lr", "1e6",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "stopped being finite" in err and "smaller --lr" in err
+    assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
+
+
+def test_csv_problems_name_line_and_column(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,t\n" + "1,2,0\n" * 5 + "3,,1\n" + "1,2,1\n" * 5)
+    assert main(["train", "--data", f"csv:{table}:t", "--out", str(tmp_path / "run")]) == 1
+    assert "line 7, column 2 ('b') is empty" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_bench_passes_its_options_through(tmp_path, monkeypatch):
+    import rosenblatt.cli as cli
+
+    fake = tmp_path / "benchmarks" / "run.py"
+    fake.parent.mkdir()
+    fake.write_text("import json, sys\n\ndef main(argv):\n"
+                    f"    open({str(tmp_path / 'argv.json')!r}, 'w').write(json.dumps(argv))\n    return 0\n")
+    monkeypatch.setattr(cli, "_find_benchmarks", lambda: str(fake))
+    assert main(["bench", "--quick", "--filter", "mlp", "--no-write"]) == 0
+    assert json.loads((tmp_path / "argv.json").read_text()) == ["--quick", "--filter", "mlp", "--no-write"]

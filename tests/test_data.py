@@ -226,3 +226,21 @@ def test_generators_shapes_and_seeds():
     rect = images[labels == 1, 0]
     assert np.allclose(rect.sum((1, 2)), ((boxes[labels == 1, 2] - boxes[labels == 1, 0] + 1)
                                           * (boxes[labels == 1, 3] - boxes[labels == 1, 1] + 1)))
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("a,b,label\n1,2,0\n3,,1\n", r"line 3, column 2 \('b'\) is empty"),
+    ("a,b,label\n1,2,0\n3,4,\n", r"line 3, column 3 \('label'\) is empty"),
+    ("a,b,label\n1,x,0\n", r"line 2, column 2 \('b'\): 'x' is not a number"),
+    ("a,b,label\n1,inf,0\n", r"line 2, column 2 \('b'\): 'inf' is not a finite"),
+    ("a,b,label\n\n1,2,0\nNaN,2,1\n", r"line 4, column 1 \('a'\): 'NaN' is not a finite"),
+    ("a,b,label\n1,1e400,0\n", r"column 2 \('b'\): '1e400'"),
+    ("a,b,label\n1,1e39,0\n", r"'1e39' is not a finite float32"),
+    ("a,b,label\n1,2,1e400\n", r"column 3 \('label'\): the target '1e400'"),
+    ("1,2\n3,4,5\n", r"line 2 of .* has 3 fields, expected 2"),
+])
+def test_from_csv_names_line_and_column_of_bad_cells(tmp_path, text, needle):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=needle):
+        D.from_csv(path, target=-1)

@@ -9,7 +9,11 @@ import pytest
 
 import rosenblatt as rb
 from rosenblatt.nn import functional as F
-from rosenblatt.nn.functional.loss import binary_cross_entropy_with_logits_composite, cross_entropy_composite
+from rosenblatt.nn.functional.loss import (
+    binary_cross_entropy_composite,
+    binary_cross_entropy_with_logits_composite,
+    cross_entropy_composite,
+)
 from tests.parity import HAVE_TORCH, assert_close, check_grad, check_op, rb_tensor, requires_torch
 
 if HAVE_TORCH:
@@ -95,6 +99,57 @@ def test_binary_cross_entropy_matches_torch(dtype, reduction):
     check_op(lambda p, t: F.binary_cross_entropy(p, t, weight=w.astype(dtype), reduction=reduction),
              lambda p, t: TF.binary_cross_entropy(p, t, weight=torch.tensor(w.astype(dtype)), reduction=reduction),
              [probs(4, 5), probs(4, 5)], dtype)
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_at_exactly_zero_and_one_matches_torch(dtype, reduction):
+    # Saturated probabilities: PyTorch's gradient is finite (zero when the prediction is right).
+    p = np.array([[0.0, 1.0, 0.0, 1.0], [0.3, 1e-7, 1.0 - 1e-7, 0.5]], dtype=dtype)
+    t = np.array([[0.0, 1.0, 1.0, 0.0], [0.6, 0.0, 1.0, 0.25]], dtype=dtype)
+    w = np.array([[1.0, 2.0, 0.5, 1.0]], dtype=dtype)
+    ours_p, ours_t = rb_tensor(p, requires_grad=True), rb_tensor(t, requires_grad=True)
+    theirs_p, theirs_t = torch.tensor(p, requires_grad=True), torch.tensor(t, requires_grad=True)
+    ours = F.binary_cross_entropy(ours_p, ours_t, weight=w, reduction=reduction)
+    theirs = TF.binary_cross_entropy(theirs_p, theirs_t, weight=torch.tensor(w), reduction=reduction)
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-5)
+    seed = np.linspace(0.5, 1.5, ours.size).reshape(ours.shape).astype(dtype)
+    ours.backward(rb_tensor(seed))
+    theirs.backward(torch.tensor(seed))
+    assert np.all(np.isfinite(ours_p.grad.numpy()))
+    np.testing.assert_allclose(ours_p.grad.numpy(), theirs_p.grad.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(ours_t.grad.numpy(), theirs_t.grad.numpy(), rtol=1e-5)  # +-inf where torch's are
+
+
+def test_binary_cross_entropy_fused_equals_composite_and_gradcheck():
+    w = rng.uniform(0.5, 2, (1, 4))
+    p, t = rb_tensor(probs(3, 4), requires_grad=True), rb_tensor(probs(3, 4), requires_grad=True)
+    fused, composite = F.binary_cross_entropy(p, t, weight=w), binary_cross_entropy_composite(p, t, weight=w)
+    assert_close(fused, composite, rtol=1e-12)
+    for a, b in zip(rb.grad(fused, [p, t]), rb.grad(composite, [p, t])):
+        assert_close(a, b, rtol=1e-10, atol=1e-12)
+    check_grad(lambda a, b: F.binary_cross_entropy(a, b, weight=w), [probs(3, 4), probs(3, 4)], second_order=True)
+
+
+def test_saturated_sigmoid_bce_model_keeps_finite_weights():
+    layer = rb.nn.Linear(2, 1)
+    with rb.no_grad():
+        layer.weight.fill_(30.0)  # sigmoid rounds to exactly 1.0 in float32
+    x, y = rb.tensor([[1.0, 1.0], [2.0, 1.0]]), rb.tensor([[1.0], [1.0]])
+    opt = rb.optim.SGD(layer.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        rb.nn.BCELoss()(rb.nn.Sigmoid()(layer(x)), y).backward()
+        opt.step()
+    assert np.all(np.isfinite(layer.weight.numpy())) and np.all(layer.weight.numpy() == 30.0)
+
+
+def test_binary_cross_entropy_checks_the_target_range():
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: all elements of target should be between 0 and 1"):
+        F.binary_cross_entropy(rb.tensor([0.5, 0.5]), rb.tensor([0.0, 2.0]))
+    with pytest.raises(ValueError, match="target"):
+        rb.nn.BCELoss()(rb.tensor([0.5]), rb.tensor([-0.5]))
 
 
 @requires_torch

@@ -40,9 +40,9 @@ def _torch_single_thread():
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    import rosenblatt.optim.optimizer as optimizer_module
+    import rosenblatt.kernels.optim as kernels_module
 
-    monkeypatch.setattr(optimizer_module, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(kernels_module, "BLOCK_BYTES", 256)
 
 
 def make_problem(seed: int = 0):
@@ -458,15 +458,16 @@ def test_threaded_steps_equal_single_threaded_steps_bit_for_bit(config, monkeypa
     exactly the parameters and state of one thread, strided (whole-array) gradients included."""
     import threading
 
-    import rosenblatt.optim.optimizer as optimizer_module
+    import rosenblatt.kernels.optim as kernels_module
 
     name, kwargs = config
     rng = np.random.default_rng(3)
     weights = [rng.normal(size=(37, 29)), rng.normal(size=50), rng.normal(size=(13, 11)), rng.normal(size=7)]
     grads = [[rng.normal(size=w.shape) for w in weights] for _ in range(3)]
-    monkeypatch.setattr(optimizer_module, "BLOCK_BYTES", 8 * 256)
-    monkeypatch.setattr(optimizer_module, "PARALLEL_MIN_ELEMENTS", 0)
-    run_units = optimizer_module.Optimizer._run_units
+    monkeypatch.setattr(kernels_module, "BLOCK_BYTES", 8 * 256)
+    monkeypatch.setattr(kernels_module, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(kernels_module, "sgd_one_pass", lambda *args: False)  # the blocked kernels here
+    run_units = kernels_module.UpdateRunner.run_units
     shares_run: set[tuple[int, bool]] = set()  # (thread slot, on the calling thread)
 
     def recording_run_units(self, units, slot):
@@ -474,10 +475,10 @@ def test_threaded_steps_equal_single_threaded_steps_bit_for_bit(config, monkeypa
             shares_run.add((slot, threading.current_thread() is threading.main_thread()))
         return run_units(self, units, slot)
 
-    monkeypatch.setattr(optimizer_module.Optimizer, "_run_units", recording_run_units)
+    monkeypatch.setattr(kernels_module.UpdateRunner, "run_units", recording_run_units)
     results = {}
     for threads in (1, 2, 3):
-        monkeypatch.setattr(optimizer_module, "THREADS", threads)
+        monkeypatch.setattr(kernels_module, "update_threads", lambda threads=threads: threads)
         shares_run.clear()
         params = [Parameter(w.copy()) for w in weights]
         opt = getattr(rb.optim, name)(params, **kwargs)
@@ -501,16 +502,16 @@ def test_small_steps_stay_on_the_calling_thread():
     """A step over fewer than PARALLEL_MIN_ELEMENTS values hands nothing to the worker threads."""
     import threading
 
-    import rosenblatt.optim.optimizer as optimizer_module
+    import rosenblatt.kernels.optim as kernels_module
 
     params = [Parameter(np.ones((300, 300)))]
     params[0].grad = rb.Tensor(np.ones((300, 300)))
     opt = rb.optim.Adam(params)
     seen = []
-    run_units = opt._run_units
-    opt._run_units = lambda units, slot: (seen.append(threading.get_ident()), run_units(units, slot))
+    run_units = opt._runner.run_units
+    opt._runner.run_units = lambda units, slot: (seen.append(threading.get_ident()), run_units(units, slot))
     opt.step()
-    assert 300 * 300 < optimizer_module.PARALLEL_MIN_ELEMENTS
+    assert 300 * 300 < kernels_module.PARALLEL_MIN_ELEMENTS
     assert seen == [threading.get_ident()]
 
 
@@ -525,3 +526,40 @@ def test_a_bad_gradient_fails_the_step_before_anything_changes():
     b.grad = rb.Tensor(np.ones(2))
     opt.step()
     assert opt.state[a]["step"] == 1 and not np.array_equal(a.numpy(), np.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kwargs", [dict(lr=0.1), dict(lr=0.1, weight_decay=0.01, maximize=True),
+                                    dict(lr=0.1, momentum=0.9), dict(lr=0.1, momentum=0.9, dampening=0.5)],
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
+def test_sgd_one_pass_matches_the_blocked_kernel(dtype, kwargs, monkeypatch):
+    """Plain and momentum SGD run in one BLAS pass per array (nothing reaches the block runner)
+    and agree with the ufunc kernels to rounding."""
+    import rosenblatt.kernels.optim as kernels_module
+
+    if kernels_module._blas_for(np.dtype(dtype)) is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS: SGD runs the ufunc kernels")
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(64, 33)).astype(dtype)
+    grads = [rng.normal(size=weight.shape).astype(dtype) for _ in range(3)]
+
+    def run(one_pass: bool):
+        if not one_pass:
+            monkeypatch.setattr(kernels_module, "sgd_one_pass", lambda *args: False)
+        p = Parameter(weight.copy())
+        opt = rb.optim.SGD([p], **kwargs)
+        queued = []
+        run_queued = opt._runner.run
+        opt._runner.run = lambda work: (queued.extend(work), run_queued(work))
+        for g in grads:
+            p.grad = rb.Tensor(g.copy())
+            opt.step()
+        monkeypatch.undo()
+        return p.numpy(), queued
+
+    fused, queued = run(True)
+    assert queued == []
+    blocked, queued = run(False)
+    assert queued
+    tolerance = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(fused, blocked, rtol=tolerance, atol=tolerance)

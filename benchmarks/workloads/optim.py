@@ -1,5 +1,6 @@
 """Optimiser workloads: one step of each optimiser on a 5-million-parameter model (float32), against
-the same PyTorch optimiser with its default CPU implementation (a loop over parameters)."""
+the same PyTorch optimiser with its default CPU implementation (a loop over parameters), and with
+``foreach=True`` (its multi-tensor implementation) as a second reference."""
 
 from __future__ import annotations
 
@@ -49,11 +50,27 @@ def _setup(name: str, kwargs: dict):
     return setup
 
 
+def _foreach_setup(name: str, kwargs: dict):
+    def setup():
+        import torch
+
+        rng = np.random.default_rng(0)
+        weights = [rng.standard_normal(shape, dtype=np.float32) * 0.05 for shape in SHAPES]
+        grads = [rng.standard_normal(shape, dtype=np.float32) * 0.01 for shape in SHAPES]
+        tparams = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in weights]
+        for p, g in zip(tparams, grads):
+            p.grad = torch.from_numpy(g.copy())
+        return getattr(torch.optim, name)(tparams, foreach=True, **kwargs).step
+
+    return setup
+
+
 def _label(name: str, kwargs: dict) -> str:
     options = ", ".join(f"{k}={v}" for k, v in kwargs.items() if k != "lr")
     return f"{name}({options}) step, 5M params" if options else f"{name} step, 5M params"
 
 
 WORKLOADS = [Workload(name=_label(name, kwargs), group="optim", setup=_setup(name, kwargs), target=1.0,
-                      notes="float32; PyTorch's default (for-loop) CPU implementation")
+                      notes="float32; PyTorch's default (for-loop) CPU implementation",
+                      extra={"foreach_setup": _foreach_setup(name, kwargs)})
              for name, kwargs in CASES]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rosenblatt import autograd
+from rosenblatt import autograd, backend
 from rosenblatt.backend import Device, cuda, device
 from rosenblatt.core import (
     Function,
@@ -29,6 +29,7 @@ from rosenblatt.core import (
     set_default_dtype,
     set_grad_enabled,
 )
+from rosenblatt.kernels.threads import get_num_threads, set_num_threads
 from rosenblatt.ops import (
     abs,
     add,
@@ -149,16 +150,16 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Device", "Function", "Tensor", "abs", "add", "all", "allclose", "amax", "amin", "any", "arange",
-    "argmax", "argmin", "as_tensor", "autograd", "bool", "broadcast_to", "cat", "chunk", "clamp",
+    "argmax", "argmin", "as_tensor", "autograd", "backend", "bool", "broadcast_to", "cat", "chunk", "clamp",
     "clip", "clone", "concatenate", "cos", "cuda", "cumsum", "device", "div", "dot", "einsum", "empty",
     "enable_grad", "eq", "exp", "expand", "eye", "flatten", "flip", "float16", "float32", "float64",
     "floor_divide", "from_numpy", "full", "full_like", "gather", "ge", "get_default_dtype",
-    "get_rng_state", "grad", "gt", "int32", "int64", "is_grad_enabled", "isfinite", "isnan", "le",
+    "get_num_threads", "get_rng_state", "grad", "gt", "int32", "int64", "is_grad_enabled", "isfinite", "isnan", "le",
     "linspace", "load", "log", "log1p", "log_softmax", "logical_and", "logical_not", "logical_or",
     "logsumexp", "lt", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum", "mul",
     "ne", "neg", "no_grad", "norm", "normal", "one_hot", "ones", "ones_like", "outer", "pad",
     "permute", "pow", "prod", "rand", "randint", "randn", "relu", "remainder", "reshape", "save",
-    "set_default_dtype", "set_grad_enabled", "set_rng_state", "sigmoid", "sign", "sin", "softmax",
+    "set_default_dtype", "set_grad_enabled", "set_num_threads", "set_rng_state", "sigmoid", "sign", "sin", "softmax",
     "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "swapaxes", "take",
     "take_along_axis", "tanh", "tensor", "transpose", "uniform", "unsqueeze", "var", "where",
     "zeros", "zeros_like",

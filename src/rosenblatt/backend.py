@@ -3,6 +3,9 @@
 Every op asks :func:`get_array_module` for ``xp`` from its inputs and then calls ``xp.exp``,
 ``xp.matmul``, ... CuPy is imported lazily, the first time a GPU is asked for, so importing
 rosenblatt never fails (nor slows down) on a machine without it.
+
+The hot array math itself lives in :mod:`rosenblatt.kernels`; :func:`kernels` and
+:func:`set_kernels` name and choose the kernel set (``"onednn"`` or ``"numpy"``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,29 @@ def get_array_module(*arrays: Any) -> ModuleType:
         if is_cupy_array(array):
             return cupy_module() or np
     return np
+
+
+def kernels() -> str:
+    """The active kernel set and why: ``"onednn (...)"`` or ``"numpy (...)"``.
+
+    ``"onednn"`` runs native CPU kernels from Intel's oneDNN (the ``fast`` extra); ``"numpy"``
+    runs the NumPy kernels (CuPy on a GPU). Decided on first use from ``ROSENBLATT_KERNELS`` or
+    :func:`set_kernels`.
+    """
+    from rosenblatt import kernels as _kernels
+
+    return _kernels.kernels()
+
+
+def set_kernels(name: str = "auto") -> str:
+    """Choose the kernel set: ``"auto"`` (oneDNN when it loads, else NumPy), ``"onednn"`` or ``"numpy"``.
+
+    Returns the name of the active set. ``"onednn"`` without a loadable library raises
+    ``RuntimeError`` saying why; an unknown name raises ``ValueError``.
+    """
+    from rosenblatt import kernels as _kernels
+
+    return _kernels.set_kernels(name)
 
 
 class Device:

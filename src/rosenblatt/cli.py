@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -52,7 +53,7 @@ def _build_parser() -> _Parser:
     train.add_argument("--model", default=None,
                        help=f"a model of rb.models.MODELS, or 'mlp' (default: {default_model()} for images, "
                             "mlp for tables)")
-    train.add_argument("--data", default="digits",
+    train.add_argument("--data", default=None,
                        help="digits | fashion-mnist[:DIR] | mnist:DIR | csv:PATH:TARGET (default: digits)")
     train.add_argument("--epochs", type=int, default=None, help="epochs (default: 15 on digits, 5 otherwise)")
     train.add_argument("--batch-size", type=int, default=None, help="batch size (default: 64)")
@@ -62,8 +63,8 @@ def _build_parser() -> _Parser:
     train.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>)")
     train.add_argument("--resume", default=None, metavar="PATH",
                        help="continue a run from its checkpoint file or its output folder")
-    train.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
-    train.add_argument("--limit", type=int, default=None, help="use only this many training samples")
+    train.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cpu)")
+    train.add_argument("--limit", type=int, default=None, help="use only the first N training samples")
     sub.add_parser("info", help="versions, backends and optional extras")
     experiment = sub.add_parser("experiment", help="run one of the lecture's experiments")
     experiment.add_argument("name", nargs="?", help="the experiment (see --list)")
@@ -71,7 +72,8 @@ def _build_parser() -> _Parser:
     experiment.add_argument("--out", default=None, help="output folder (default: runs/experiments/NAME)")
     experiment.add_argument("--quick", action="store_true", help="a smaller run (seconds)")
     experiment.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    bench = sub.add_parser("bench", help="run the benchmarks (benchmarks/run.py) against PyTorch")
+    bench = sub.add_parser("bench", help="run the benchmarks (benchmarks/run.py) against PyTorch; its options "
+                                         "(--quick, --filter NAME, --no-write, ...) pass through")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="arguments for benchmarks/run.py")
     return parser
 
@@ -172,44 +174,115 @@ def _resolve_resume(path: str) -> str:
     return path
 
 
+# The options that define a run: saved in config.json, and fixed once the run has started.
+RUN_OPTIONS = ("model", "data", "batch_size", "optimizer", "lr", "seed", "limit")
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--resume: cannot read '{path}' ({exc})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"--resume: '{path}' does not hold a JSON object")
+    return config
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_options(values: dict[str, Any]) -> None:
+    """Range checks of the options, one clear line each."""
+    checks = [("model", lambda v: v is None or isinstance(v, str), "a model name"),
+              ("data", lambda v: isinstance(v, str), "a data spec"),
+              ("device", lambda v: isinstance(v, str), "a device name"),
+              ("epochs", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+              ("batch_size", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+              ("lr", lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > 0, "a finite number > 0"),
+              ("seed", lambda v: isinstance(v, int) and 0 <= v < 2**63, "an integer >= 0"),
+              ("limit", lambda v: v is None or (isinstance(v, int) and v >= 1), "an integer >= 1")]
+    for name, valid, expected in checks:
+        if not valid(values[name]):
+            raise UsageError(f"{_option(name)} must be {expected}, got {values[name]!r}")
+
+
+def _write_json(path: str, value: Any) -> None:
+    from rosenblatt.serialization import atomic_write
+
+    atomic_write(path, [(json.dumps(value, indent=2) + "\n").encode("utf-8")])
+
+
+def _plot_atomically(history: Any, path: str) -> None:
+    """Draw the curves to a temporary file and rename it, so a crash never leaves half a PNG."""
+    from rosenblatt.serialization import TEMP_PREFIX
+
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f"{TEMP_PREFIX}{os.urandom(6).hex()}-{name}")
+    try:
+        history.plot(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    """``rosenblatt train``."""
+    """``rosenblatt train``.
+
+    Every check (options, data, model, device, the checkpoint to resume and its agreement with the
+    saved ``config.json``) runs before anything is written, so a failed start leaves no trace; a
+    run whose loss stops being finite ends with a message and exit status 1, keeping the checkpoint
+    of its last finite epoch.
+    """
     import rosenblatt as rb
-    from rosenblatt.train import CSVLogger, ModelCheckpoint, ProgressBar, Trainer
+    from rosenblatt.io import load_checkpoint
+    from rosenblatt.serialization import remove_stale_temporaries
+    from rosenblatt.train import CSVLogger, ModelCheckpoint, ProgressBar, TerminateOnNaN, Trainer
 
     config: dict[str, Any] = {}
+    checkpoint = resumed = None
     if args.resume:
         checkpoint = _resolve_resume(args.resume)
+        resumed = load_checkpoint(checkpoint)  # the file is validated before anything else is done
         saved = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), CONFIG_NAME)
         if os.path.isfile(saved):
-            with open(saved) as f:
-                config = json.load(f)
+            config = _read_config(saved)
+        for name in RUN_OPTIONS:  # a resumed run continues the same run: its options cannot change
+            given = getattr(args, name)
+            if given is not None and name in config and given != config[name]:
+                raise UsageError(f"--resume: the run was started with {_option(name)} {config[name]}; it cannot "
+                                 f"continue with {_option(name)} {given} (start a new run instead)")
     pick = lambda key, default: getattr(args, key) if getattr(args, key) is not None else config.get(key, default)  # noqa: E731
-    model_name = pick("model", None)
-    data_spec = args.data if args.data != "digits" or "data" not in config else config["data"]
-    seed = pick("seed", 0)
-    if seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {seed}")
     optimizer_name = pick("optimizer", "adam")
     if optimizer_name not in OPTIMIZERS:
         raise UsageError(f"unknown --optimizer {optimizer_name!r}; known: {', '.join(sorted(OPTIMIZERS))}")
-    lr = pick("lr", OPTIMIZERS[optimizer_name][1])
-    batch_size = pick("batch_size", 64)
-    if batch_size < 1 or lr <= 0:
-        raise UsageError("--batch-size and --lr must be positive")
+    data_spec = pick("data", "digits")
+    values = {"model": pick("model", None), "data": data_spec, "batch_size": pick("batch_size", 64),
+              "optimizer": optimizer_name, "lr": pick("lr", OPTIMIZERS[optimizer_name][1]), "seed": pick("seed", 0),
+              "limit": pick("limit", None), "device": pick("device", "cpu"),
+              "epochs": pick("epochs", 15 if str(data_spec).partition(":")[0].lower() == "digits" else 5)}
+    _check_options(values)
+    seed, epochs, batch_size, lr = values["seed"], values["epochs"], values["batch_size"], values["lr"]
     out = args.out or (os.path.dirname(os.path.abspath(checkpoint)) if args.resume
                        else os.path.join("runs", time.strftime("%Y%m%d-%H%M%S")))
+    if resumed is not None:
+        done = resumed["epoch"]
+        # Equal counts finish a run that was killed after its last checkpoint but before its outputs.
+        if epochs < done or (epochs == done and os.path.isfile(os.path.join(out, "metrics.json"))):
+            raise UsageError(f"--resume: the run has already completed {done} epochs; pass --epochs N with "
+                             f"N > {done} to train it further")
 
     rb.manual_seed(seed)
     main = rb.distributed.is_main_process()  # under `mpiexec -n N`, rank 0 alone prints and writes files
     data = _load_data(data_spec, seed)
-    epochs = pick("epochs", 15 if data["name"] == "digits" else 5)
-    if epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {epochs}")
-    if args.limit:
-        data["train"] = tuple(a[:args.limit] for a in data["train"])
+    if values["limit"] is not None:
+        data["train"] = tuple(a[:values["limit"]] for a in data["train"])
+    model_name = values["model"]
     if model_name is None:  # tables go to the MLP, images to the default CNN
         model_name = default_model() if data["train"][0].ndim == 4 else "mlp"
+    values["model"] = model_name
     model, data = _build_model(model_name, data)
     opt_class = getattr(rb.optim, OPTIMIZERS[optimizer_name][0])
     opt_kwargs = {"lr": lr, "momentum": 0.9} if optimizer_name == "sgd" else {"lr": lr}
@@ -217,25 +290,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     classification = data["task"] == "classification"
     loss = rb.nn.CrossEntropyLoss() if classification else rb.nn.MSELoss()
     metrics = ("accuracy",) if classification else ("mae", "r2")
-    run_config = {"model": model_name, "data": data_spec, "epochs": epochs, "batch_size": batch_size,
-                  "optimizer": optimizer_name, "lr": lr, "seed": seed, "model_config": data["model_config"]}
-    if main:
-        os.makedirs(out, exist_ok=True)
-        with open(os.path.join(out, CONFIG_NAME), "w") as f:
-            json.dump(run_config, f, indent=2)
-    callbacks = [ProgressBar(), CSVLogger(os.path.join(out, "history.csv")),
+    nan_guard = TerminateOnNaN()
+    callbacks = [nan_guard, ProgressBar(), CSVLogger(os.path.join(out, "history.csv")),
                  ModelCheckpoint(os.path.join(out, CHECKPOINT_NAME), save_best_only=False)]
-    trainer = Trainer(model, loss, optimizer, metrics=metrics, callbacks=callbacks, device=args.device)
+    trainer = Trainer(model, loss, optimizer, metrics=metrics, callbacks=callbacks, device=values["device"])
+    if resumed is not None:  # the checkpoint must fit this model and optimiser before anything is written
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+    run_config = {**{name: values[name] for name in ("model", "data", "epochs", *RUN_OPTIONS[2:], "device")},
+                  "model_config": data["model_config"]}
+
+    if main:  # every check has passed: now the run folder is written
+        os.makedirs(out, exist_ok=True)
+        stale = remove_stale_temporaries(out)
+        if stale:
+            print(f"note: removed {len(stale)} temporary file{'s' * (len(stale) > 1)} left by an interrupted "
+                  f"write in {out}", file=sys.stderr)
+        if resumed is not None and resumed["history"] is not None:
+            # The CSV may hold epochs newer than the checkpoint (a crash between the two writes).
+            resumed["history"].to_csv(os.path.join(out, "history.csv"))
+        _write_json(os.path.join(out, CONFIG_NAME), run_config)
     params = sum(int(p.size) for p in model.parameters())
     if main:
         print(f"training {model_name} ({params:,} parameters) on {data['name']}: {len(data['train'][1])} train, "
               f"{len(data['val'][1])} validation, {len(data['test'][1])} test samples; {optimizer_name} lr={lr:g}, "
               f"batch {batch_size}, {epochs} epochs, seed {seed}"
+              + (f"; resuming after epoch {resumed['epoch']}" if resumed is not None else "")
               + (f"; data-parallel on {rb.distributed.world_size()} processes" if rb.distributed.world_size() > 1 else ""))
     start = time.perf_counter()
     history = trainer.fit(data["train"], val=data["val"], epochs=epochs, batch_size=batch_size, seed=seed,
-                          resume_from=checkpoint if args.resume else None)
+                          resume_from=checkpoint)
     seconds = time.perf_counter() - start
+    last = {k: v[-1] for k, v in history.history.items()}
+    diverged = [k for k in ("loss", "val_loss") if k in last and not math.isfinite(last[k])]
+    if nan_guard.terminated_at is not None or diverged:
+        epoch = nan_guard.terminated_at[0] if nan_guard.terminated_at else len(history) - 1
+        if main:
+            print(f"rosenblatt: error: the {diverged[-1] if diverged else 'loss'} stopped being finite in epoch "
+                  f"{epoch + 1}; training stopped. {CHECKPOINT_NAME} holds the last epoch with a finite loss; "
+                  "start a new run with a smaller --lr (or check the data)", file=sys.stderr)
+        return 1
     if not main:
         return 0
     test = trainer.evaluate(data["test"], batch_size=256)
@@ -243,7 +337,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     history.to_csv(os.path.join(out, "history.csv"))
     try:
-        history.plot(os.path.join(out, "curves.png"))
+        _plot_atomically(history, os.path.join(out, "curves.png"))
         wrote = ["history.csv", "curves.png"]
     except ImportError:
         print("note: matplotlib is not installed, so curves.png was not drawn (pip install 'rosenblatt[plots]')",
@@ -251,10 +345,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         wrote = ["history.csv"]
     rb.save(model.state_dict(), os.path.join(out, "model.safetensors"),
             metadata={"model": model_name, "config": json.dumps(data["model_config"])})
-    record = {"test": test, "train_seconds": round(seconds, 2), "epochs_run": len(history),
-              "final": {k: v[-1] for k, v in history.history.items()}, **run_config}
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(record, f, indent=2)
+    record = {"test": test, "train_seconds": round(seconds, 2), "epochs_run": len(history), "final": last,
+              **run_config}
+    _write_json(os.path.join(out, "metrics.json"), record)
     wrote += ["model.safetensors", "metrics.json", CHECKPOINT_NAME]
     print(f"wrote {', '.join(wrote)} to {out}")
     return 0
@@ -264,7 +357,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 # info, experiment, bench
 # ----------------------------------------------------------------------------------------------
 
-_EXTRAS = [("plots", "matplotlib"), ("progress", "tqdm"), ("io", "safetensors"), ("data", "scikit-learn"),
+_EXTRAS = [("fast", "onednn-cpu-gomp"), ("plots", "matplotlib"), ("progress", "tqdm"), ("io", "safetensors"), ("data", "scikit-learn"),
            ("tune", "optuna"), ("onnx", "onnx"), ("onnx", "onnxruntime"), ("mpi", "mpi4py"), ("gpu", "cupy-cuda12x"),
            ("tests", "torch")]
 
@@ -290,11 +383,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     gpus = rb.cuda.device_count() if _version("cupy-cuda12x") or _version("cupy") else 0
     print("backends: numpy (cpu)" + (f", cupy ({gpus} GPU{'s' if gpus != 1 else ''})" if gpus else
                                      ", cupy not available (pip install 'rosenblatt[gpu]' on a machine with a GPU)"))
+    from rosenblatt.kernels import threads
+
+    print(f"kernels: {rb.backend.kernels()}")
+    policy = threads.policy_info()
+    blas = policy["blas"] + ("" if policy["blas_threads"] is None else f", {policy['blas_threads']} threads now")
+    print(f"threads: {policy['threads']} (rb.set_num_threads; {policy['cores']} cores usable; "
+          f"fewer while other processes keep the cores busy)  BLAS: {blas}")
     print("optional extras:")
     for extra, dist in _EXTRAS:
         version = _version(dist)
         state = version if version else "not installed"
-        print(f"  {dist:<14} {state:<16} [{extra}]")
+        print(f"  {dist:<16} {state:<16} [{extra}]")
     print("data: digits " + ("available (scikit-learn)" if _version("scikit-learn") else "needs scikit-learn")
           + "; fashion-mnist " + (f"in {FASHION_MNIST_ROOT}" if os.path.isdir(FASHION_MNIST_ROOT)
                                   else "not found (apt-get install dataset-fashion-mnist, or --data fashion-mnist:DIR)"))
@@ -373,7 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     debug = os.environ.get("ROSENBLATT_DEBUG") == "1"
     try:
-        args = parser.parse_args(argv)
+        if argv[:1] == ["bench"]:  # everything after `bench` belongs to benchmarks/run.py, options included
+            args = argparse.Namespace(command="bench", args=argv[1:])
+        else:
+            args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return 2

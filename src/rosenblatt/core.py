@@ -410,6 +410,7 @@ class Tensor:
             )
 
     def _bump(self) -> Tensor:
+        """Count an in-place change of this tensor (see :func:`mark_modified`); returns it."""
         self._version += 1
         return self
 
@@ -492,6 +493,11 @@ class Tensor:
     @staticmethod
     def _make(data: Any, grad_fn: Function | None = None, requires_grad: bool = False,
               output_index: int = 0) -> Tensor:
+        """The engine's constructor: wrap ``data`` as is (no copy, no checks).
+
+        ``grad_fn`` and ``output_index`` make it output ``output_index`` of a recorded node.
+        Code outside the engine builds constant tensors with :func:`constant`.
+        """
         t = object.__new__(Tensor)
         t.data = data
         t.grad = None
@@ -766,6 +772,25 @@ class Tensor:
         return self
 
 
+def constant(array: Any) -> Tensor:
+    """A tensor around a raw array, as is: no copy, no checks, no graph (``requires_grad=False``).
+
+    The internal way to hand an array (a mask, a gradient computed on arrays, an index result) to
+    tensor code; the array must already have the right dtype and device.
+    """
+    return Tensor._make(array)
+
+
+def mark_modified(*tensors: Tensor) -> None:
+    """Record that the tensors' arrays were changed in place (an optimiser step, a copy into them).
+
+    Each tensor's version counter goes up, so a recorded op that saved one of them refuses to run
+    its backward with the changed values instead of silently computing a wrong gradient.
+    """
+    for t in tensors:
+        t._version += 1
+
+
 # --------------------------------------------------------------------------------------------
 # 3. Function
 # --------------------------------------------------------------------------------------------
@@ -793,17 +818,37 @@ class Function:
     ``ctx.save_for_backward(*arrays_or_tensors)`` / ``ctx.saved_tensors`` and ``ctx.outputs``
     (weak references to the output tensors). Any other attribute set on ``ctx`` in ``forward`` is
     kept until backward has run, then freed (unless ``retain_graph=True``).
+
+    **Fused gradients: one mechanism.** An op whose gradient is cheaper on raw arrays (a fused
+    layer, a loss, a hot element-wise op) also writes ``backward_arrays``::
+
+        @staticmethod
+        def backward_arrays(ctx, grad_y):   # raw arrays in, arrays (or None) out
+            x = ctx.inputs[0].data
+            return 2 * x * grad_y
+
+    A plain ``loss.backward()`` records no graph of the backward pass, so the engine calls
+    ``backward_arrays`` when there is one: no tensor wrapping, no op dispatch per gradient. With
+    ``create_graph=True`` (second derivatives) the engine calls ``backward``, whose tensor ops are
+    recorded; it is the reference formula, and for a fused op it may simply be the gradient of the
+    op's composite version (``rosenblatt.nn.functional._fused.composite_backward``). An op with only
+    ``backward_arrays`` is differentiable once: ``create_graph=True`` through it raises a clear
+    error. Array math shared by both (activation derivatives, optimiser updates, convolutions) lives
+    in :mod:`rosenblatt.kernels`.
+
+    ``once_differentiable = True`` is the older spelling of "differentiable once" for an op whose
+    ``backward`` works on arrays; the engine still honours it.
     """
 
     # Core fields in slots; subclasses get a __dict__ for what their forward saves.
     __slots__ = ("inputs", "outputs", "needs_input_grad", "generation", "_saved", "_versions",
                  "_output_meta", "_released", "__dict__", "__weakref__")
 
-    # Functions that cannot be differentiated twice set this, so create_graph fails clearly.
+    # Older spelling of an op differentiable once (see the class docstring); create_graph fails clearly.
     once_differentiable = False
     # Optional: ``backward_arrays(ctx, *grad_arrays) -> array gradients``, the same formula as
     # ``backward`` on raw arrays. Used when no graph of the backward pass is recorded (the usual
-    # ``loss.backward()``), it skips one op dispatch per gradient on the hottest ops.
+    # ``loss.backward()``), it skips the tensor wrapping and op dispatch of every gradient.
     backward_arrays = None
 
     @staticmethod
@@ -1019,6 +1064,7 @@ def run_backward(
     Without ``inputs`` the gradients are accumulated into ``.grad`` of the leaves (``backward()``);
     with ``inputs`` they are returned instead and no ``.grad`` is touched (``rb.grad``).
     """
+    _threads_tick()
     capture: dict[int, Tensor | None] | None = None
     if inputs is not None:
         capture = {id(t): None for t in inputs}
@@ -1062,7 +1108,7 @@ def run_backward(
             grads = pending.pop(fn)
             if fn._released:
                 raise RuntimeError(_SECOND_BACKWARD_ERROR.format(name=type(fn).__name__))
-            if create_graph and fn.once_differentiable:
+            if create_graph and (fn.once_differentiable or type(fn).backward is Function.backward):
                 raise RuntimeError(
                     f"{type(fn).__name__}: this fused op computes its gradient directly and cannot be "
                     "differentiated twice (create_graph=True); use the composite version instead"
@@ -1172,8 +1218,10 @@ def tensors_requiring_grad(items: Iterable[Any]) -> bool:
     return any(isinstance(t, Tensor) and t.requires_grad for t in items)
 
 
+# The thread policy looks at the machine's load now and then from here (rosenblatt.kernels.threads).
 # Imported last: rosenblatt.ops builds on the classes above, and Tensor's methods call into it.
 from rosenblatt import ops as _ops  # noqa: E402
+from rosenblatt.kernels.threads import tick as _threads_tick  # noqa: E402
 from rosenblatt.ops.arithmetic import Add as _Add  # noqa: E402
 from rosenblatt.ops.arithmetic import Div as _Div  # noqa: E402
 from rosenblatt.ops.arithmetic import Mul as _Mul  # noqa: E402

@@ -20,7 +20,7 @@ from rosenblatt.core import (
 def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool = False,
              create_graph: bool = False) -> None:
     """Backpropagate from several tensors at once (``torch.autograd.backward``)."""
-    from rosenblatt.core import Tensor
+    from rosenblatt.core import Tensor, constant
 
     tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
     if grad_tensors is None:
@@ -30,7 +30,7 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool = False,
         if g is None:
             if t.data.size != 1:
                 raise RuntimeError(f"backward: grad_tensors needed for an output of shape {t.shape}")
-            g = Tensor._make(t.data * 0 + 1)
+            g = constant(t.data * 0 + 1)
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=t.dtype)
         roots.append(t)

@@ -1,4 +1,5 @@
-"""Datasets: bundled digits, MNIST / Fashion-MNIST IDX files, CSV files and synthetic generators.
+"""Datasets: bundled digits, MNIST / Fashion-MNIST / CIFAR-10 (with ``download=True``), CSV, HDF5 and
+ROOT files, folders of images, and synthetic generators.
 
 Loaders return NumPy arrays: inputs as float32 (images in NCHW, scaled to [0, 1]) and class labels
 as int64. Generators take ``seed`` (None: rosenblatt's global generator, see ``rb.manual_seed``).
@@ -74,9 +75,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(tuple(dims)).astype(dtype.newbyteorder("="))
 
 
-def _find_idx(root: str, stem: str) -> str:
+def _find_idx(root: str, stem: str, dataset: str = "") -> str:
     candidates = [stem, stem.replace("-idx", ".idx")]
-    folders = [root, os.path.join(root, "raw")]
+    folders = [root, os.path.join(root, "raw")] + ([os.path.join(root, dataset, "raw")] if dataset else [])
     for folder in folders:
         for name in candidates:
             for suffix in ("", ".gz"):
@@ -86,11 +87,21 @@ def _find_idx(root: str, stem: str) -> str:
     raise FileNotFoundError(f"no IDX file '{stem}[.gz]' in '{root}' (expected the standard MNIST file names)")
 
 
+def default_data_root() -> str:
+    """Where downloaded datasets go when no ``root`` is given: ``$ROSENBLATT_DATA_DIR``, else
+    ``~/.cache/rosenblatt/data``."""
+    return os.environ.get("ROSENBLATT_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "rosenblatt",
+                                                                  "data")
+
+
 class MNIST(TensorDataset):
     """The MNIST handwritten digits (LeCun et al., 1998) from IDX files in a folder.
 
     ``root`` holds the four standard files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
-    ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``), gzipped or not. Nothing is downloaded.
+    ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``), gzipped or not, directly, in ``raw/``
+    or in ``<ClassName>/raw/``. With ``download=True`` missing files are fetched into
+    ``root/<ClassName>/raw/`` (``root=None``: :func:`default_data_root`), SHA-256 checked, atomic
+    and resumable; ``ROSENBLATT_DATA_MIRROR`` replaces the host (see :mod:`rosenblatt.data.download`).
 
     Attributes:
         data: float32 images ``(N, 1, 28, 28)`` scaled to [0, 1] (``(N, 784)`` with ``flatten=True``).
@@ -99,14 +110,31 @@ class MNIST(TensorDataset):
     """
 
     classes = [str(i) for i in range(10)]
+    # The gzipped IDX files and their SHA-256 digests, as published by the download scripts of
+    # several independent projects that agree with each other (docs/data.md says which).
+    base_url = "https://ossci-datasets.s3.amazonaws.com/mnist"
+    resources = [
+        ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+        ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+        ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+        ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+    ]
 
-    def __init__(self, root: str | os.PathLike, train: bool = True, flatten: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike | None, train: bool = True, flatten: bool = False,
+                 download: bool = False) -> None:
+        name = type(self).__name__
+        if root is None:
+            if not download:
+                raise FileNotFoundError(f"{name}: give root (the folder of the IDX files), or download=True")
+            root = default_data_root()
         root = os.fspath(root)
-        if not os.path.isdir(root):
-            raise FileNotFoundError(f"{type(self).__name__}: data folder '{root}' does not exist")
         prefix = "train" if train else "t10k"
-        images = read_idx(_find_idx(root, f"{prefix}-images-idx3-ubyte"))
-        labels = read_idx(_find_idx(root, f"{prefix}-labels-idx1-ubyte"))
+        if download:
+            self.download(root)
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"{name}: data folder '{root}' does not exist (download=True fetches the data)")
+        images = read_idx(_find_idx(root, f"{prefix}-images-idx3-ubyte", name))
+        labels = read_idx(_find_idx(root, f"{prefix}-labels-idx1-ubyte", name))
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise ValueError(f"{type(self).__name__}: images {images.shape} and labels {labels.shape} in '{root}' do not match")
         data = (images.astype(np.float32) / 255.0)[:, None]
@@ -114,6 +142,15 @@ class MNIST(TensorDataset):
         self.data = data.reshape(data.shape[0], -1) if flatten else data
         self.targets = labels.astype(np.int64)
         super().__init__(self.data, self.targets)
+
+    @classmethod
+    def download(cls, root: str | os.PathLike) -> list[str]:
+        """Fetch the four files into ``root/<ClassName>/raw/`` (files already there and intact are
+        kept) and return their paths."""
+        from rosenblatt.data.download import download_all
+
+        name = cls.__name__
+        return download_all(cls.base_url, cls.resources, os.path.join(os.fspath(root), name, "raw"), name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root='{self.root}', train={self.train}, {len(self)} samples)"
@@ -123,20 +160,123 @@ class FashionMNIST(MNIST):
     """Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017): 28x28 greyscale pictures of 10 kinds of clothing.
 
     Same files and layout as :class:`MNIST`. ``root=None`` uses ``/usr/share/datasets/fashion-mnist``
-    (Debian's ``dataset-fashion-mnist`` package) when it exists.
+    (Debian's ``dataset-fashion-mnist`` package) when it exists, else (with ``download=True``)
+    :func:`default_data_root`. Debian's gzip files are not byte-identical to the originals that
+    ``download=True`` checks, so they cannot serve as a download mirror; read them directly.
     """
 
     classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                "Ankle boot"]
+    base_url = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"
+    resources = [
+        ("train-images-idx3-ubyte.gz", "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc"),
+        ("train-labels-idx1-ubyte.gz", "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc"),
+        ("t10k-images-idx3-ubyte.gz", "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229"),
+        ("t10k-labels-idx1-ubyte.gz", "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf"),
+    ]
 
-    def __init__(self, root: str | os.PathLike | None = None, train: bool = True, flatten: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike | None = None, train: bool = True, flatten: bool = False,
+                 download: bool = False) -> None:
         if root is None:
-            if not os.path.isdir(FASHION_MNIST_ROOT):
+            if os.path.isdir(FASHION_MNIST_ROOT):
+                root = FASHION_MNIST_ROOT
+            elif not download:
                 raise FileNotFoundError(
                     f"FashionMNIST: no root given and {FASHION_MNIST_ROOT} does not exist "
-                    "(apt-get install dataset-fashion-mnist, or pass the folder of the IDX files)")
-            root = FASHION_MNIST_ROOT
-        super().__init__(root, train=train, flatten=flatten)
+                    "(download=True, apt-get install dataset-fashion-mnist, or pass the folder of the IDX files)")
+        super().__init__(root, train=train, flatten=flatten, download=download)
+
+
+class CIFAR10(TensorDataset):
+    """CIFAR-10 (Krizhevsky, 2009): 60,000 colour images of 32x32 pixels in 10 classes.
+
+    Read from the *binary* version (``cifar-10-binary.tar.gz``: records of one label byte and
+    3,072 pixel bytes, never Python pickles). ``root`` holds ``cifar-10-batches-bin/`` (directly or
+    under ``CIFAR10/``); with ``download=True`` the archive is fetched into ``root/CIFAR10/``
+    (SHA-256 checked, atomic, resumable, ``ROSENBLATT_DATA_MIRROR`` honoured) and its six batch
+    files are extracted by name (nothing else in the archive is written).
+
+    Attributes:
+        data: float32 images ``(N, 3, 32, 32)`` scaled to [0, 1]; 50,000 for ``train``, else 10,000.
+        targets: int64 labels ``(N,)``.
+        classes: class names.
+    """
+
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    base_url = "https://www.cs.toronto.edu/~kriz"
+    resources = [("cifar-10-binary.tar.gz", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd")]
+    folder = "cifar-10-batches-bin"
+    train_files = [f"data_batch_{i}.bin" for i in range(1, 6)]
+    test_files = ["test_batch.bin"]
+    record_bytes = 1 + 3 * 32 * 32
+
+    def __init__(self, root: str | os.PathLike | None, train: bool = True, download: bool = False) -> None:
+        if root is None:
+            if not download:
+                raise FileNotFoundError("CIFAR10: give root (the folder of cifar-10-batches-bin), or download=True")
+            root = default_data_root()
+        root = os.fspath(root)
+        if download:
+            self.download(root)
+        names = self.train_files if train else self.test_files
+        folder = self._find_folder(root, names)
+        records = [self.read_batch(os.path.join(folder, name)) for name in names]
+        images = np.concatenate([r[0] for r in records])
+        self.root, self.train = root, train
+        self.data = images.astype(np.float32) / 255.0
+        self.targets = np.concatenate([r[1] for r in records])
+        super().__init__(self.data, self.targets)
+
+    @classmethod
+    def _find_folder(cls, root: str, names: list[str]) -> str:
+        for folder in (os.path.join(root, cls.folder), os.path.join(root, "CIFAR10", cls.folder), root):
+            if all(os.path.isfile(os.path.join(folder, n)) for n in names):
+                return folder
+        raise FileNotFoundError(f"CIFAR10: no {cls.folder}/ with {', '.join(names)} under '{root}' "
+                                "(download=True fetches it)")
+
+    @classmethod
+    def read_batch(cls, path: str) -> tuple[np.ndarray, np.ndarray]:
+        """One binary batch file: uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)``."""
+        raw = np.fromfile(path, dtype=np.uint8)
+        if raw.size == 0 or raw.size % cls.record_bytes:
+            raise ValueError(f"CIFAR10: '{path}' is not a CIFAR-10 binary batch ({raw.size} bytes is not a multiple "
+                             f"of the {cls.record_bytes}-byte record)")
+        records = raw.reshape(-1, cls.record_bytes)
+        labels = records[:, 0].astype(np.int64)
+        if labels.max() > 9:
+            raise ValueError(f"CIFAR10: '{path}' has label {labels.max()}; CIFAR-10 labels are 0-9")
+        return records[:, 1:].reshape(-1, 3, 32, 32), labels
+
+    @classmethod
+    def download(cls, root: str | os.PathLike) -> str:
+        """Fetch and unpack the archive into ``root/CIFAR10/``; returns the batch folder."""
+        import tarfile
+
+        from rosenblatt.data.download import download_all
+
+        target = os.path.join(os.fspath(root), "CIFAR10")
+        folder = os.path.join(target, cls.folder)
+        names = cls.train_files + cls.test_files
+        if all(os.path.isfile(os.path.join(folder, n)) for n in names):
+            return folder
+        (archive,) = download_all(cls.base_url, cls.resources, target, "CIFAR10")
+        os.makedirs(folder, exist_ok=True)
+        with tarfile.open(archive, "r:gz") as tar:
+            for name in names:
+                # Read members by their known names and write them ourselves: no path in the
+                # archive decides where a file lands.
+                member = tar.extractfile(f"{cls.folder}/{name}")
+                if member is None:
+                    raise ValueError(f"CIFAR10: '{archive}' has no {cls.folder}/{name}")
+                part = os.path.join(folder, name + ".part")
+                with open(part, "wb") as out:
+                    out.write(member.read())
+                os.replace(part, os.path.join(folder, name))
+        return folder
+
+    def __repr__(self) -> str:
+        return f"CIFAR10(root='{self.root}', train={self.train}, {len(self)} samples)"
 
 
 def from_csv(path: str | os.PathLike, target: str | int = -1, delimiter: str = ",",
@@ -153,17 +293,23 @@ def from_csv(path: str | os.PathLike, target: str | int = -1, delimiter: str = "
     Returns:
         ``(x, y)``: features ``(N, F)`` float32; labels int64 when every value is an integer or a
         text class name (names are numbered in sorted order), else float32.
+
+    Raises:
+        ValueError: naming the line and column of the first empty cell, non-numeric feature, or
+            value that is not finite in float32 (``inf``, ``nan``, ``1e400``).
     """
     path = os.fspath(path)
     try:
         with open(path, newline="") as f:
-            rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
+            reader = csv.reader(f, delimiter=delimiter)
+            numbered = [(reader.line_num, row) for row in reader if row]  # line numbers for messages
     except OSError as exc:
         raise ValueError(f"from_csv: cannot read '{path}': {exc.strerror or exc}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"from_csv: '{path}' is not a readable CSV file ({exc})") from None
-    if not rows:
+    if not numbered:
         raise ValueError(f"from_csv: '{path}' is empty")
+    lines, rows = [n for n, _ in numbered], [row for _, row in numbered]
 
     def numeric(field: str) -> bool:
         try:
@@ -175,13 +321,18 @@ def from_csv(path: str | os.PathLike, target: str | int = -1, delimiter: str = "
     if header is None:
         header = not all(numeric(v) for v in rows[0])
     names = [v.strip() for v in rows[0]] if header else [str(i) for i in range(len(rows[0]))]
-    body = rows[1:] if header else rows
+    body, lines = (rows[1:], lines[1:]) if header else (rows, lines)
     if not body:
         raise ValueError(f"from_csv: '{path}' has no data rows")
     width = len(names)
-    for i, row in enumerate(body):
+    for line, row in zip(lines, body):
         if len(row) != width:
-            raise ValueError(f"from_csv: row {i + 1 + bool(header)} of '{path}' has {len(row)} fields, expected {width}")
+            raise ValueError(f"from_csv: line {line} of '{path}' has {len(row)} fields, expected {width}")
+
+    def cell(row: int, col: int) -> str:
+        label = f"column {col + 1}" + (f" ('{names[col]}')" if header else "")
+        return f"from_csv: '{path}' line {lines[row]}, {label}"
+
     if isinstance(target, str):
         if target not in names:
             raise ValueError(f"from_csv: no column '{target}' in '{path}' (columns: {', '.join(names)})")
@@ -192,17 +343,38 @@ def from_csv(path: str | os.PathLike, target: str | int = -1, delimiter: str = "
             raise ValueError(f"from_csv: target column {column} is out of range for {width} columns")
         column %= width
     table = np.array(body, dtype=object)
+    empty = np.argwhere(np.char.str_len(np.char.strip(table.astype(str))) == 0)
+    if len(empty):
+        raise ValueError(f"{cell(*empty[0])} is empty")
     features = np.delete(table, column, axis=1)
+    feature_columns = [c for c in range(width) if c != column]
     try:
-        x = features.astype(np.float64).astype(np.float32)
+        x64 = features.astype(np.float64)
     except ValueError:
-        raise ValueError(f"from_csv: the feature columns of '{path}' must be numeric") from None
+        for r, c in np.ndindex(features.shape):
+            if not numeric(features[r, c]):
+                raise ValueError(f"{cell(r, feature_columns[c])}: {features[r, c]!r} is not a number "
+                                 "(the feature columns must be numeric)") from None
+        raise
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
+        x = x64.astype(np.float32)
+    infinite = np.argwhere(~np.isfinite(x))
+    if len(infinite):
+        r, c = infinite[0]
+        raise ValueError(f"{cell(r, feature_columns[c])}: {features[r, c]!r} is not a finite float32 number")
     labels = table[:, column]
     if all(numeric(v) for v in labels):
         values = labels.astype(np.float64)
-        y = values.astype(np.int64) if np.all(values == np.round(values)) else values.astype(np.float32)
+        with np.errstate(over="ignore"):
+            infinite = np.flatnonzero(~np.isfinite(values.astype(np.float32)))
+        if len(infinite):
+            raise ValueError(f"{cell(infinite[0], column)}: the target {labels[infinite[0]]!r} is not a finite "
+                             "float32 number")
+        # Whole numbers are class labels; huge ones (beyond 2**31) are surely measurements.
+        labels_like = np.all(values == np.round(values)) and np.all(np.abs(values) < 2**31)
+        y = values.astype(np.int64) if labels_like else values.astype(np.float32)
     else:
-        _, y = np.unique(labels.astype(str), return_inverse=True)
+        _, y = np.unique(np.char.strip(labels.astype(str)), return_inverse=True)
         y = y.astype(np.int64)
     return x, y
 
@@ -359,6 +531,11 @@ def make_shapes(n: int = 500, size: int = 32, min_size: int = 6, max_size: int |
     return images[:, None], labels.astype(np.int64), boxes
 
 
-__all__ = ["FASHION_MNIST_ROOT", "FashionMNIST", "MNIST", "adding_problem", "copy_task", "from_csv", "load_digits",
+from rosenblatt.data.hdf5 import HDF5Dataset  # noqa: E402  (the file-format datasets, re-exported here)
+from rosenblatt.data.image_folder import ImageFolder  # noqa: E402
+from rosenblatt.data.root import ROOTDataset  # noqa: E402
+
+__all__ = ["CIFAR10", "FASHION_MNIST_ROOT", "FashionMNIST", "HDF5Dataset", "ImageFolder", "MNIST", "ROOTDataset",
+           "default_data_root", "adding_problem", "copy_task", "from_csv", "load_digits",
            "make_moons", "make_regression_1d", "make_shapes", "make_spirals", "make_xor",
            "read_idx", "sine_sequences"]

@@ -1,4 +1,4 @@
-"""``DataLoader``: batches, seeded per-epoch shuffling, per-batch transforms."""
+"""``DataLoader``: batches, seeded per-epoch shuffling, per-batch transforms, background prefetching."""
 
 from __future__ import annotations
 
@@ -60,11 +60,21 @@ class DataLoader:
             ``transform(*fields)`` and must return the same number of fields (see
             :mod:`rosenblatt.data.transforms`).
         seed: seed of the shuffling order (see above).
+        num_workers: threads that read and collate the next batches in the background while the
+            current one is used (0: read each batch when it is asked for). The batches and their
+            order are exactly those of ``num_workers=0``: the order is drawn before reading, the
+            batches are handed out in order, and ``transform`` (which may draw random numbers)
+            runs in the calling thread. (A dataset whose ``__getitem__`` itself draws random
+            numbers from a shared generator loses that guarantee: put randomness in
+            ``transform``.) Threads help when reading releases the GIL (files, HDF5, image
+            decoding, NumPy copies).
+        prefetch_factor: batches read ahead per worker.
     """
 
     def __init__(self, dataset: Dataset | tuple, batch_size: int = 1, shuffle: bool = False,
                  drop_last: bool = False, collate_fn: Callable[[list], Any] | None = None,
-                 transform: Callable[..., Any] | None = None, seed: int | None = None) -> None:
+                 transform: Callable[..., Any] | None = None, seed: int | None = None, num_workers: int = 0,
+                 prefetch_factor: int = 2) -> None:
         if isinstance(dataset, (tuple, list)):
             dataset = TensorDataset(*dataset)
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
@@ -73,7 +83,12 @@ class DataLoader:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"DataLoader: seed must be a non-negative integer or None, got {seed!r}")
+        for name, value, minimum in (("num_workers", num_workers, 0), ("prefetch_factor", prefetch_factor, 1)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"DataLoader: {name} must be an integer >= {minimum}, got {value!r}")
         self.dataset = dataset
+        self.num_workers = int(num_workers)
+        self.prefetch_factor = int(prefetch_factor)
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -96,18 +111,48 @@ class DataLoader:
 
         return permutation(n)
 
+    def _read(self, index: np.ndarray) -> Any:
+        """One batch of samples, collated (the part of a batch that worker threads may do)."""
+        if getattr(self.dataset, "batched_indexing", False) and self.collate_fn is None:
+            return self.dataset[index]
+        return (self.collate_fn or default_collate)([self.dataset[int(i)] for i in index])
+
+    def _read_ahead(self, indices: list[np.ndarray]) -> Iterator[Any]:
+        """The batches of ``indices`` in order, read by ``num_workers`` threads up to
+        ``num_workers * prefetch_factor`` batches ahead."""
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        executor = ThreadPoolExecutor(self.num_workers, thread_name_prefix="rosenblatt-loader")
+        pending: deque = deque()
+        ahead = self.num_workers * self.prefetch_factor
+        upcoming = iter(indices)
+
+        def submit_next() -> None:
+            index = next(upcoming, None)
+            if index is not None:
+                pending.append(executor.submit(self._read, index))
+
+        try:
+            for _ in range(ahead):
+                submit_next()
+            while pending:
+                batch = pending.popleft().result()
+                submit_next()
+                yield batch
+        finally:  # also when the loop that consumes the batches stops early
+            for future in pending:
+                future.cancel()
+            executor.shutdown(wait=True)
+
     def __iter__(self) -> Iterator[Any]:
         order = self._order()
         self.epoch += 1
         n = order.shape[0]
         stop = n - n % self.batch_size if self.drop_last else n
-        batched = getattr(self.dataset, "batched_indexing", False) and self.collate_fn is None
-        for start in range(0, stop, self.batch_size):
-            index = order[start:start + self.batch_size]
-            if batched:
-                batch = self.dataset[index]
-            else:
-                batch = (self.collate_fn or default_collate)([self.dataset[int(i)] for i in index])
+        indices = [order[start:start + self.batch_size] for start in range(0, stop, self.batch_size)]
+        batches = self._read_ahead(indices) if self.num_workers > 0 else map(self._read, indices)
+        for batch in batches:
             if self.transform is not None:
                 if isinstance(batch, tuple):
                     out = self.transform(*batch)
@@ -131,5 +176,6 @@ class DataLoader:
             self.transform.load_state_dict(state["transform"])
 
     def __repr__(self) -> str:
+        workers = f", num_workers={self.num_workers}" if self.num_workers else ""
         return (f"DataLoader({len(self.dataset)} samples, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last})")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}{workers})")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module, is_cupy_array
-from rosenblatt.core import Tensor, no_grad
+from rosenblatt.core import Tensor, constant, mark_modified, no_grad
 from rosenblatt.distributed import comm as _comm
 
 
@@ -95,7 +95,7 @@ def broadcast_parameters(model: Any, root: int = 0, buffers: bool = True) -> Non
             _comm.communicator().Bcast(flat, root=root)
             for i, value in zip(bucket, _unflatten(flat, [arrays[i] for i in bucket])):
                 tensors[i].data[...] = value
-                tensors[i]._version += 1
+                mark_modified(tensors[i])
 
 
 def allreduce_gradients(model_or_params: Any, bucket_size_mb: float = 25) -> int:
@@ -134,7 +134,7 @@ def allreduce_gradients(model_or_params: Any, bucket_size_mb: float = 25) -> int
         # Each parameter gets its own slice of the bucket as its gradient: slices never overlap,
         # so in-place updates of one gradient (clipping, optimizers) cannot touch another.
         for i, value in zip(bucket, _unflatten(flat, [grads[i] for i in bucket])):
-            params[i].grad = Tensor._make(value)
+            params[i].grad = constant(value)
     return count
 
 

@@ -57,6 +57,34 @@ def _layer_norm(tracer, module, args, kwargs, output):
     tracer.bind(output, y)
 
 
+def _group_norm(tracer, module, args, kwargs, output):
+    # ONNX's GroupNormalization (opset 18) changed meaning in opset 21; the classic form is exact in
+    # every opset: instance-normalise the (N, G, C/G * positions) view, then the per-channel affine map.
+    x = args[0]
+    g = tracer.graph
+    dtype = np.dtype(x.dtype)
+    groups = module.num_groups
+    grouped = g.add("Reshape", [tracer.name(x), g.ints([0, groups, -1])])
+    normalized = g.add("InstanceNormalization", [grouped, g.constant(np.ones(groups, dtype), "scale"),
+                                                 g.constant(np.zeros(groups, dtype), "bias")],
+                       epsilon=float(module.eps))
+    y = g.add("Reshape", [normalized, g.add("Shape", [tracer.name(x)])])
+    if module.weight is not None:
+        shape = (-1,) + (1,) * (x.ndim - 2)
+        y = g.add("Mul", [y, tracer.param(module, "weight", lambda w: w.reshape(shape))])
+        y = g.add("Add", [y, tracer.param(module, "bias", lambda b: b.reshape(shape))])
+    tracer.bind(output, y)
+
+
+def _prelu(tracer, module, args, kwargs, output):
+    x = args[0]
+    slopes = module.num_parameters
+    # ONNX broadcasts the slope from the right: per-channel slopes need shape (C, 1, ..., 1)
+    shape = (slopes,) + (1,) * (x.ndim - 2) if slopes > 1 else (1,)
+    slope = tracer.param(module, "weight", lambda w: w.reshape(shape))
+    tracer.bind(output, tracer.graph.add("PRelu", [tracer.name(x), slope]))
+
+
 # -- embeddings -------------------------------------------------------------------------------------
 
 
@@ -229,6 +257,8 @@ def _recurrent(tracer, module, args, kwargs, output):
 
 for _name, _converter in [
     ("BatchNorm1d", _batch_norm), ("BatchNorm2d", _batch_norm), ("LayerNorm", _layer_norm),
+    ("BatchNorm3d", _batch_norm), ("GroupNorm", _group_norm), ("PReLU", _prelu),
+    ("MaxPool3d", _pool("MaxPool", 3)), ("AvgPool3d", _pool("AveragePool", 3)),
     ("Embedding", _embedding),
     ("MaxPool1d", _pool("MaxPool", 1)), ("MaxPool2d", _pool("MaxPool", 2)),
     ("AvgPool1d", _pool("AveragePool", 1)), ("AvgPool2d", _pool("AveragePool", 2)),

@@ -295,6 +295,16 @@ def _conv_transpose2d(tracer, inputs, kwargs, outputs):
                             output_padding=output_padding, **_conv_attributes(geom))
 
 
+def _conv3d(tracer, inputs, kwargs, outputs):
+    x, weight, bias, geom = inputs
+    names = [tracer.name(x), tracer.name(weight, hint="weight")]
+    if bias is not None:
+        names.append(tracer.name(bias, hint="bias"))
+    begins, ends = zip(*geom.padding)
+    return tracer.graph.add("Conv", names, strides=list(geom.stride), pads=list(begins) + list(ends),
+                            dilations=list(geom.dilation), group=int(geom.groups))
+
+
 def _scalar_activation(op_type: str, **fixed: Any):
     def convert(tracer, inputs, kwargs, outputs):
         return tracer.graph.add(op_type, [tracer.name(inputs[0])], **fixed)
@@ -375,7 +385,7 @@ def _register_functional() -> None:
         ("conv", "Conv2dGradInput", _conv_transpose2d), ("activation", "LeakyReLUFn", _leaky_relu),
         ("activation", "ELUFn", _elu), ("activation", "StepFn", _step), ("activation", "GELUFn", _gelu),
         ("activation", "GELUTanhFn", _gelu_tanh), ("activation", "SiLUFn", _silu),
-        ("activation", "SoftplusFn", _softplus),
+        ("activation", "SoftplusFn", _softplus), ("conv3d", "Conv3dFunction", _conv3d),
     ]:
         try:
             module = importlib.import_module(f"rosenblatt.nn.functional.{module_name}")

@@ -8,11 +8,15 @@ checkpoint intact. Nothing is ever pickled, so loading a checkpoint cannot run c
 
 Array names: ``model/<state_dict key>`` for the model, ``optimizer/...``, ``scheduler/...`` and
 ``extra/<name>/...`` for arrays found inside those states.
+
+Loading checks the metadata against a schema (:func:`validate_metadata`) before any array is read
+or any object is changed; a problem is a ``ValueError`` naming the file and the field.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -46,6 +50,187 @@ def _encode(value: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
         return [_encode(v, arrays, f"{path}/{i}") for i, v in enumerate(value)]
     raise TypeError(f"save_checkpoint: cannot store a {type(value).__name__} at '{path}' "
                     "(only arrays, numbers, strings, lists, tuples and dicts; never pickled objects)")
+
+
+class _SchemaError(Exception):
+    """A field of the checkpoint metadata that does not fit the schema: ``(field, problem)``."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _expect(condition: bool, field: str, problem: str) -> None:
+    if not condition:
+        raise _SchemaError(field, problem)
+
+
+def _got(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_references(value: Any, arrays: Any, field: str) -> None:
+    """Every ``{"__array__": name}`` names an array of the file; tuples and item lists are well formed."""
+    stack = [(value, field)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, dict):
+            if set(item) == {"__array__"}:
+                name = item["__array__"]
+                _expect(isinstance(name, str) and name in arrays, where, f"refers to an array {_got(name)} "
+                        "that the file does not hold")
+            elif set(item) == {"__tuple__"}:
+                _expect(isinstance(item["__tuple__"], list), where, "a tuple must be stored as a list")
+                stack.append((item["__tuple__"], where))
+            elif set(item) == {"__items__"}:
+                pairs = item["__items__"]
+                _expect(isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 for p in pairs),
+                        where, "a dict with non-string keys must be stored as a list of [key, value] pairs")
+                stack.append((pairs, where))
+            else:
+                stack.extend((v, f"{where}.{k}") for k, v in item.items())
+
+
+def _check_optimizer(state: Any) -> None:
+    _expect(isinstance(state, dict) and isinstance(state.get("state"), dict)
+            and isinstance(state.get("param_groups"), list), "optimizer",
+            "expected {'state': {...}, 'param_groups': [...]}")
+    for i, group in enumerate(state["param_groups"]):
+        where = f"optimizer.param_groups[{i}]"
+        _expect(isinstance(group, dict), where, f"expected a dict, got {_got(group)}")
+        params = group.get("params")
+        _expect(isinstance(params, list) and all(_is_int(p) and p >= 0 for p in params), f"{where}.params",
+                f"expected a list of parameter indices, got {_got(params)}")
+        for key, value in group.items():
+            numbers = value if isinstance(value, list) and key != "params" else [value]
+            for number in numbers:
+                if _is_number(number):
+                    _expect(math.isfinite(number), f"{where}.{key}", f"must be a finite number, got {number}")
+                if key == "lr":
+                    _expect(_is_number(number) and number >= 0, f"{where}.lr",
+                            f"must be a number >= 0, got {_got(number)}")
+
+
+def _check_history(history: Any) -> int:
+    """The number of epochs a saved History holds (all of its lists have that length)."""
+    if isinstance(history, dict) and "history" in history:
+        epochs, values = history.get("epoch"), history["history"]
+        _expect(isinstance(epochs, list) and all(_is_int(e) and e >= 0 for e in epochs), "history.epoch",
+                f"expected a list of epoch numbers >= 0, got {_got(epochs)}")
+        _expect(epochs == sorted(set(epochs)), "history.epoch", "epoch numbers must increase")
+        field = "history.history"
+    else:
+        epochs, values, field = None, history, "history"
+    _expect(isinstance(values, dict), field, f"expected a dict of lists of numbers, got {_got(values)}")
+    lengths = set()
+    for key, series in values.items():
+        _expect(isinstance(series, list) and all(_is_number(v) for v in series), f"{field}.{key}",
+                f"expected a list of numbers, got {_got(series)}")
+        lengths.add(len(series))
+    if epochs is not None:
+        lengths.add(len(epochs))
+    _expect(len(lengths) <= 1, field, f"its lists have different lengths {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
+
+
+def _check_rng(state: Any) -> None:
+    _expect(isinstance(state, dict) and isinstance(state.get("bit_generator"), str), "rng",
+            "expected a NumPy bit-generator state")
+    bit_generator = getattr(np.random, state["bit_generator"], None)
+    _expect(isinstance(bit_generator, type) and issubclass(bit_generator, np.random.BitGenerator), "rng",
+            f"unknown bit generator {_got(state['bit_generator'])}")
+    try:  # NumPy checks the state's layout when it is set: try it on a throwaway generator
+        bit_generator().state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise _SchemaError("rng", f"not a valid {state['bit_generator']} state ({exc})") from None
+
+
+def _check_extra(extra: Any) -> None:
+    _expect(isinstance(extra, dict), "extra", f"expected a dict, got {_got(extra)}")
+    trainer = extra.get("trainer")
+    if trainer is not None:
+        _expect(isinstance(trainer, dict), "extra.trainer", f"expected a dict, got {_got(trainer)}")
+        for key in ("seed", "epochs"):
+            value = trainer.get(key)
+            _expect(value is None or (_is_int(value) and value >= 0), f"extra.trainer.{key}",
+                    f"expected an integer >= 0, got {_got(value)}")
+    callbacks = extra.get("callbacks")
+    if callbacks is not None:
+        _expect(isinstance(callbacks, list), "extra.callbacks", f"expected a list, got {_got(callbacks)}")
+        for i, entry in enumerate(callbacks):
+            _expect(isinstance(entry, dict) and isinstance(entry.get("class"), str)
+                    and isinstance(entry.get("state", {}), dict), f"extra.callbacks[{i}]",
+                    f"expected {{'class': name, 'state': {{...}}}}, got {_got(entry)}")
+    loader = extra.get("loader")
+    if loader is not None:
+        _expect(isinstance(loader, dict), "extra.loader", f"expected a dict, got {_got(loader)}")
+        _expect(_is_int(loader.get("epoch", 0)) and loader.get("epoch", 0) >= 0, "extra.loader.epoch",
+                f"expected an integer >= 0, got {_got(loader.get('epoch'))}")
+        seed = loader.get("seed")
+        _expect(seed is None or (_is_int(seed) and seed >= 0), "extra.loader.seed",
+                f"expected an integer >= 0 or null, got {_got(seed)}")
+
+
+def validate_metadata(meta: Any, arrays: Any) -> None:
+    """Check checkpoint metadata against the schema; ``arrays``: the names of the file's arrays.
+
+    Raises ``_SchemaError(field, problem)``. A Trainer checkpoint (one with ``extra.trainer``) must
+    also hold the optimiser state and one history entry per completed epoch, since resuming from it
+    would otherwise silently restart the optimiser or misnumber the epochs.
+    """
+    from rosenblatt.serialization import _depth
+
+    _expect(isinstance(meta, dict), "(top level)", f"expected a JSON object, got {type(meta).__name__}")
+    _expect(_depth(meta) <= 64, "(top level)", "nests deeper than 64 levels")
+    _expect(meta.get("format") == "rosenblatt.checkpoint", "format",
+            f"expected 'rosenblatt.checkpoint', got {_got(meta.get('format'))}")
+    version = meta.get("version")
+    _expect(_is_int(version) and 1 <= version, "version", f"expected an integer >= 1, got {_got(version)}")
+    _expect(version <= FORMAT_VERSION, "version",
+            f"{version} is newer than this rosenblatt understands ({FORMAT_VERSION})")
+    epoch = meta.get("epoch")
+    _expect(_is_int(epoch) and epoch >= 0, "epoch", f"expected an integer >= 0, got {_got(epoch)}")
+    keys = meta.get("model_keys")
+    _expect(isinstance(keys, list) and all(isinstance(k, str) for k in keys), "model_keys",
+            f"expected a list of names, got {_got(keys)}")
+    _expect(len(set(keys)) == len(keys), "model_keys", "names repeat")
+    missing = [k for k in keys if f"model/{k}" not in arrays]
+    _expect(not missing, "model_keys", f"the file holds no array for {', '.join(missing[:5])}")
+    for field in ("optimizer", "scheduler", "history", "extra"):
+        _check_references(meta.get(field), arrays, field)
+    optimizer, optimizer_class = meta.get("optimizer"), meta.get("optimizer_class")
+    _expect(optimizer_class is None or isinstance(optimizer_class, str), "optimizer_class",
+            f"expected a class name, got {_got(optimizer_class)}")
+    _expect((optimizer is None) == (optimizer_class is None), "optimizer",
+            "the optimiser state and optimizer_class must be given together")
+    if optimizer is not None:
+        _check_optimizer(optimizer)
+    scheduler = meta.get("scheduler")
+    _expect(scheduler is None or isinstance(scheduler, dict)
+            or (isinstance(scheduler, list) and all(isinstance(s, dict) for s in scheduler)), "scheduler",
+            f"expected a scheduler state, a list of them or null, got {_got(scheduler)}")
+    history = meta.get("history")
+    history_epochs = None if history is None else _check_history(history)
+    if meta.get("rng") is not None:
+        _check_rng(meta["rng"])
+    extra = meta.get("extra", {})
+    _check_extra(extra)
+    trainer = extra.get("trainer")
+    if trainer is not None:
+        _expect(optimizer is not None, "optimizer", "a Trainer checkpoint must hold the optimiser state "
+                "(resuming without it would silently restart the optimiser)")
+        _expect(history_epochs == epoch, "epoch", f"{epoch} completed epochs, but the history holds "
+                f"{'none' if history_epochs is None else history_epochs}")
+        if trainer.get("epochs") is not None:
+            _expect(epoch <= trainer["epochs"], "epoch", f"{epoch} is more than the {trainer['epochs']} epochs "
+                    "the run was asked for")
 
 
 def _decode(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
@@ -134,19 +319,26 @@ def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any =
         A dict with ``epoch``, ``model`` (state dict of arrays), ``optimizer``, ``scheduler``,
         ``history`` (a :class:`~rosenblatt.train.History` or None), ``rng`` and ``extra``.
     """
-    from rosenblatt.serialization import load_arrays
+    from rosenblatt.serialization import SafetensorsFile
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"load_checkpoint: no checkpoint file '{path}'")
-    arrays, metadata = load_arrays(path)
-    if METADATA_KEY not in metadata:
-        raise ValueError(f"load_checkpoint: '{path}' is a safetensors file but not a rosenblatt checkpoint "
-                         "(no checkpoint metadata; load plain weights with rb.load)")
-    meta = json.loads(metadata[METADATA_KEY])
-    if meta.get("version", 0) > FORMAT_VERSION:
-        raise ValueError(f"load_checkpoint: '{path}' has format version {meta['version']}, newer than this "
-                         f"rosenblatt understands ({FORMAT_VERSION})")
+    with SafetensorsFile(path) as file:
+        metadata = file.metadata
+        if METADATA_KEY not in metadata:
+            raise ValueError(f"load_checkpoint: '{path}' is a safetensors file but not a rosenblatt checkpoint "
+                             "(no checkpoint metadata; load plain weights with rb.load)")
+        try:
+            meta = json.loads(metadata[METADATA_KEY])
+        except (ValueError, RecursionError):
+            raise ValueError(f"load_checkpoint: '{path}' has checkpoint metadata that is not valid JSON") from None
+        try:
+            validate_metadata(meta, file.tensors)
+        except _SchemaError as exc:
+            field, problem = exc.args
+            raise ValueError(f"load_checkpoint: '{path}' has an invalid field '{field}': {problem}") from None
+        arrays = {name: file.read(name) for name in file.tensors}
     model_state = {key: arrays[f"model/{key}"] for key in meta["model_keys"]}
     optimizer_state = _decode(meta.get("optimizer"), arrays)
     scheduler_state = _decode(meta.get("scheduler"), arrays)

@@ -66,6 +66,10 @@ def _resolve() -> str:
     ok, why = library.load()
     if ok:
         _active, _reason = "onednn", why
+        if hasattr(library, "set_num_threads"):  # one thread count for every pool
+            from rosenblatt.kernels import threads
+
+            library.set_num_threads(threads.effective_threads())
     elif requested == "onednn":
         raise RuntimeError(f"kernels: 'onednn' requested but unavailable: {why}")
     else:

@@ -20,7 +20,7 @@ import numpy as np
 
 from rosenblatt import random as _random
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor
+from rosenblatt.core import Tensor, constant
 from rosenblatt.models.mlp import make_activation
 from rosenblatt.nn.conv import Conv2d, ConvTranspose2d
 from rosenblatt.nn.linear import Flatten, Linear, Unflatten
@@ -122,9 +122,9 @@ class DenoisingAutoencoder(Autoencoder):
         xp = get_array_module(x.data)
         if self.noise == "masking":
             keep = _random.bernoulli_mask(1.0 - self.noise_level, x.shape, x.dtype)
-            return x * Tensor._make(xp.asarray(keep))
+            return x * constant(xp.asarray(keep))
         noise = _random.normal_array(0.0, self.noise_level, x.shape, x.dtype)
-        return x + Tensor._make(xp.asarray(noise))
+        return x + constant(xp.asarray(noise))
 
     def forward(self, x: Any) -> Tensor:
         x = _as_input(x)

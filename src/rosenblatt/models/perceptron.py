@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt.core import Tensor, get_default_dtype, no_grad
+from rosenblatt.core import Tensor, get_default_dtype, mark_modified, no_grad
 from rosenblatt.nn import functional as F
 from rosenblatt.nn.module import Module
 from rosenblatt.nn.parameter import Parameter
@@ -111,8 +111,8 @@ class Perceptron(Module):
             if mistakes == 0:
                 history.converged = True
                 break
-        self.weight._version += 1
-        self.bias._version += 1
+        mark_modified(self.weight)
+        mark_modified(self.bias)
         self.converged = history.converged
         if not history.converged:
             warnings.warn(

@@ -17,7 +17,7 @@ import numpy as np
 from rosenblatt import ops
 from rosenblatt import random as _random
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor, no_grad
+from rosenblatt.core import Tensor, constant, no_grad
 from rosenblatt.nn.embedding import Embedding
 from rosenblatt.nn.linear import Linear
 from rosenblatt.nn.module import Module
@@ -133,7 +133,7 @@ class Seq2Seq(Module):
             steps.append(logits)
             if t + 1 < tgt.shape[1]:
                 use_truth = _random.generator().random() < teacher_forcing_ratio
-                token = tgt[:, t + 1:t + 2] if use_truth else Tensor._make(logits.data.argmax(axis=-1))
+                token = tgt[:, t + 1:t + 2] if use_truth else constant(logits.data.argmax(axis=-1))
         return ops.cat(steps, axis=1)
 
     def greedy_decode(self, src: Any, max_len: int, start_token: int, end_token: int | None = None,
@@ -151,7 +151,7 @@ class Seq2Seq(Module):
             for _ in range(max_len):
                 # the fed-back tokens live where the model's weights do (NumPy or CuPy)
                 xp = get_array_module(self.decoder.embedding.weight.data)
-                logits, state = self.decoder(Tensor._make(xp.asarray(token)), state)
+                logits, state = self.decoder(constant(xp.asarray(token)), state)
                 token = np.asarray(logits.numpy().argmax(axis=-1), dtype=np.int64)
                 if end_token is not None:
                     token[finished, 0] = end_token

@@ -7,6 +7,7 @@ from rosenblatt.nn.activation import (
     SELU,
     LeakyReLU,
     LogSoftmax,
+    PReLU,
     ReLU,
     Sigmoid,
     SiLU,
@@ -15,7 +16,7 @@ from rosenblatt.nn.activation import (
     Step,
     Tanh,
 )
-from rosenblatt.nn.conv import Conv1d, Conv2d, ConvTranspose2d
+from rosenblatt.nn.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from rosenblatt.nn.dropout import Dropout, Dropout2d, GaussianNoise
 from rosenblatt.nn.embedding import Embedding
 from rosenblatt.nn.linear import Flatten, Identity, Linear, Unflatten
@@ -31,15 +32,17 @@ from rosenblatt.nn.loss import (
     SmoothL1Loss,
 )
 from rosenblatt.nn.module import Module, ModuleDict, ModuleList, Sequential
-from rosenblatt.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from rosenblatt.nn.normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm
 from rosenblatt.nn.parameter import Parameter
 from rosenblatt.nn.pooling import (
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
     AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
     Upsample,
 )
 from rosenblatt.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
@@ -53,3 +56,4 @@ __all__ += [
 ]
 __all__ += ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "Conv1d", "Conv2d",
             "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "Upsample", "filters"]
+__all__ += ["AvgPool3d", "BatchNorm3d", "Conv3d", "GroupNorm", "MaxPool3d", "PReLU"]

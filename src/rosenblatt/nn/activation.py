@@ -5,9 +5,14 @@ Shape (all of them, except where noted): input ``(*)``, output ``(*)`` of the sa
 
 from __future__ import annotations
 
-from rosenblatt.core import Tensor
+from typing import Any
+
+import numpy as np
+
+from rosenblatt.core import Tensor, get_default_dtype
 from rosenblatt.nn import functional as F
 from rosenblatt.nn.module import Module
+from rosenblatt.nn.parameter import Parameter
 from rosenblatt.ops._util import normalize_axis
 
 
@@ -197,3 +202,28 @@ class LogSoftmax(Module):
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
+
+
+class PReLU(Module):
+    """Parametric ReLU (He et al., "Delving Deep into Rectifiers", 2015): ``x`` where positive,
+    ``a * x`` elsewhere, with a learnt slope ``a`` (one, or one per channel), initialised to ``init``.
+
+    Shape:
+        input ``(N, C, *)`` (with ``num_parameters`` equal to 1 or C), or any shape when
+        ``num_parameters=1``; output: the input's shape.
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype: Any = None) -> None:
+        super().__init__()
+        if not isinstance(num_parameters, (int, np.integer)) or isinstance(num_parameters, bool) or num_parameters < 1:
+            raise ValueError(f"PReLU: num_parameters must be a positive int, got {num_parameters!r}")
+        self.num_parameters = int(num_parameters)
+        self.init = float(init)
+        dtype = np.dtype(dtype or get_default_dtype())
+        self.weight = Parameter(Tensor(np.full(self.num_parameters, self.init, dtype=dtype)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"

@@ -10,6 +10,7 @@ import numpy as np
 from rosenblatt.core import Tensor, get_default_dtype, no_grad
 from rosenblatt.nn import init
 from rosenblatt.nn.functional.conv import _int_tuple, _padding_pairs, conv1d, conv2d, conv_transpose2d
+from rosenblatt.nn.functional.conv3d import conv3d
 from rosenblatt.nn.module import Module
 from rosenblatt.nn.parameter import Parameter
 from rosenblatt.ops import pad as pad_op
@@ -80,7 +81,7 @@ class _ConvNd(Module):
         if not isinstance(x, Tensor):
             raise TypeError(f"{self._describe()}: expected a Tensor input, got {type(x).__name__}")
         if x.ndim not in (n + 1, n + 2):
-            dims = "(N, C, L)" if n == 1 else "(N, C, H, W)"
+            dims = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[n]
             raise ValueError(f"{self._describe()}: expected a {n + 2}-D input {dims} (or {n + 1}-D unbatched), "
                              f"got shape {x.shape}")
         channels = x.shape[-n - 1]
@@ -248,4 +249,34 @@ class ConvTranspose2d(_ConvNd):
                                 self.groups, self.dilation)
 
 
-__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
+class Conv3d(_ConvNd):
+    """3-D convolution over ``(N, C_in, D, H, W)`` volumes (see :func:`rosenblatt.nn.functional.conv3d`),
+    e.g. calorimeter showers or medical scans.
+
+    Weight ``(out_channels, in_channels/groups, kd, kh, kw)``, bias ``(out_channels,)``, PyTorch's
+    default initialisation. ``padding`` is an int, a triple, ``"same"`` or ``"valid"``;
+    ``padding_mode`` is ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+
+    Shape:
+        - Input: ``(N, C_in, D, H, W)`` or ``(C_in, D, H, W)``
+        - Output: ``(N, C_out, D_out, H_out, W_out)`` with
+          ``D_out = (D + 2*padding[0] - dilation[0]*(kernel_size[0]-1) - 1) // stride[0] + 1``
+          (likewise ``H_out``, ``W_out``)
+    """
+
+    _spatial = 3
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int, int],
+                 stride: int | tuple[int, int, int] = 1, padding: int | tuple[int, int, int] | str = 0,
+                 dilation: int | tuple[int, int, int] = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        x, padding = self._pre_pad(x)
+        return conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d"]

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rosenblatt.backend import Device, get_array_module, to_device
-from rosenblatt.core import Tensor, no_grad
+from rosenblatt.core import Tensor, mark_modified, no_grad
 from rosenblatt.nn.parameter import Parameter
 
 
@@ -321,6 +321,9 @@ class Module:
             if unexpected:
                 problems.append("  unexpected keys: " + ", ".join(unexpected))
         if problems:
+            if missing and all(f"model/{k}" in state_dict for k in missing):
+                problems.append("  these are the keys of a training checkpoint: load it with "
+                                "rb.io.load_checkpoint(path, model) (or pass it to Trainer.fit(resume_from=path))")
             raise ValueError(f"load_state_dict into {type(self).__name__} failed:\n" + "\n".join(problems))
         with no_grad():
             for key, target in own.items():
@@ -330,7 +333,7 @@ class Module:
                     if get_array_module(array) is not xp:
                         array = to_device(array, target.device)
                     target.data[...] = xp.asarray(array).astype(target.data.dtype, copy=False)
-                    target._version += 1
+                    mark_modified(target)
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt.core import Tensor, get_default_dtype, no_grad
+from rosenblatt.core import Tensor, get_default_dtype, mark_modified, no_grad
 from rosenblatt.nn import functional as F
 from rosenblatt.nn import init
 from rosenblatt.nn.module import Module
@@ -83,7 +83,7 @@ class _BatchNorm(Module):
         factor = 0.0 if self.momentum is None else float(self.momentum)
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
-            self.num_batches_tracked._version += 1
+            mark_modified(self.num_batches_tracked)
             if self.momentum is None:  # cumulative moving average over all batches seen
                 factor = 1.0 / float(self.num_batches_tracked.data)
         use_batch_stats = self.training or not self.track_running_stats
@@ -123,6 +123,61 @@ class BatchNorm2d(_BatchNorm):
 
     _expected_ndims = (4,)
     _shape_text = "(N, C, H, W)"
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation of the channels of volumes (statistics over N, D, H, W per channel).
+
+    Shape:
+        input: ``(N, C, D, H, W)``; output: same shape.
+    """
+
+    _expected_ndims = (5,)
+    _shape_text = "(N, C, D, H, W)"
+
+
+class GroupNorm(Module):
+    """Group normalisation (Wu & He, "Group Normalization", ECCV 2018): the channels of each sample
+    are split into ``num_groups`` groups, each normalised over its channels and positions, then a
+    per-channel affine map (weight 1, bias 0 at start) is applied when ``affine``.
+
+    Independent of the batch size: the same in training and evaluation, no running statistics.
+    ``GroupNorm(1, C)`` normalises whole samples; ``GroupNorm(C, C)`` is instance normalisation.
+
+    Shape:
+        input: ``(N, C, *)``; output: same shape.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        for what, value in (("num_groups", num_groups), ("num_channels", num_channels)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GroupNorm: {what} must be a positive int, got {value!r}")
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_groups={num_groups} must divide num_channels={num_channels}")
+        self.num_groups = int(num_groups)
+        self.num_channels = int(num_channels)
+        self.eps = float(eps)
+        self.affine = bool(affine)
+        dtype = np.dtype(dtype or get_default_dtype())
+        if self.affine:
+            self.weight = Parameter(Tensor(np.ones(self.num_channels, dtype=dtype)))
+            self.bias = Parameter(Tensor(np.zeros(self.num_channels, dtype=dtype)))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        name = f"GroupNorm({self.num_groups}, {self.num_channels})"
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__}")
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"{name}: expected an input of shape (N, {self.num_channels}, *), got shape {x.shape}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
 class LayerNorm(Module):

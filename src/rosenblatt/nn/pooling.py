@@ -13,6 +13,7 @@ from rosenblatt.nn.functional.pooling import (
     max_pool1d,
     max_pool2d,
 )
+from rosenblatt.nn.functional.pooling3d import avg_pool3d, max_pool3d
 from rosenblatt.nn.functional.resize import interpolate
 from rosenblatt.nn.module import Module
 
@@ -21,7 +22,7 @@ def _check_rank(layer: Module, x: Any, spatial: int) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{type(layer).__name__}: expected a Tensor input, got {type(x).__name__}")
     if x.ndim not in (spatial + 1, spatial + 2):
-        dims = "(N, C, L)" if spatial == 1 else "(N, C, H, W)"
+        dims = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[spatial]
         raise ValueError(f"{type(layer).__name__}({layer.extra_repr()}): expected a {spatial + 2}-D input {dims} "
                          f"(or {spatial + 1}-D unbatched), got shape {x.shape}")
 
@@ -213,4 +214,44 @@ class Upsample(Module):
         return info + f", mode={self.mode!r}"
 
 
-__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "MaxPool1d", "MaxPool2d", "Upsample"]
+
+class MaxPool3d(_MaxPoolNd):
+    """3-D max pooling over ``(N, C, D, H, W)`` volumes (``stride`` defaults to ``kernel_size``).
+
+    Windows may overlap; padding counts as ``-inf``; the gradient goes to the first maximum of each
+    window, as in PyTorch.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)``,
+          ``D_out = (D + 2*padding[0] - dilation[0]*(kernel_size[0]-1) - 1) // stride[0] + 1``
+          (likewise H_out, W_out; rounded up with ``ceil_mode``)
+    """
+
+    def forward(self, x: Tensor) -> Any:
+        _check_rank(self, x, 3)
+        return max_pool3d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                          self.return_indices)
+
+
+class AvgPool3d(_AvgPoolNd):
+    """3-D average pooling over ``(N, C, D, H, W)`` volumes; zero padding counts in the average unless
+    ``count_include_pad=False``; ``divisor_override`` replaces the window size.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)``, ``D_out = (D + 2*padding[0] - kernel_size[0]) // stride[0] + 1``
+    """
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override: int | None = None) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
+        self.divisor_override = divisor_override
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_rank(self, x, 3)
+        return avg_pool3d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                          self.divisor_override)
+
+
+__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "MaxPool1d", "MaxPool2d", "Upsample", "AvgPool3d", "MaxPool3d"]

@@ -21,7 +21,7 @@ import numpy as np
 from rosenblatt import ops
 from rosenblatt import random as _random
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor
+from rosenblatt.core import Tensor, constant
 from rosenblatt.nn.functional import recurrent as R
 from rosenblatt.nn.module import Module
 from rosenblatt.nn.parameter import Parameter
@@ -201,10 +201,10 @@ class RNNBase(Module):
             for direction in range(directions):
                 index = layer * directions + direction
                 p = self._params(layer, direction)
-                h_init = h0[index] if h0 is not None else Tensor._make(_zeros((batch, h_size), x))
+                h_init = h0[index] if h0 is not None else constant(_zeros((batch, h_size), x))
                 reverse = direction == 1
                 if self.mode == "LSTM":
-                    c_init = c0[index] if c0 is not None else Tensor._make(_zeros((batch, self.hidden_size), x))
+                    c_init = c0[index] if c0 is not None else constant(_zeros((batch, self.hidden_size), x))
                     out, (h_n, c_n) = R.lstm_layer(x, (h_init, c_init), p["weight_ih"], p["weight_hh"],
                                                    p["bias_ih"], p["bias_hh"], p["weight_hr"],
                                                    p["weight_peephole"], reverse=reverse, lengths=lengths)
@@ -248,7 +248,7 @@ def _dropout(x: Tensor, p: float) -> Tensor:
         return x * 0.0
     keep = 1.0 - p
     mask = _random.bernoulli_mask(keep, x.shape, x.dtype) / np.asarray(keep, dtype=x.dtype)
-    return x * Tensor._make(get_array_module(x.data).asarray(mask))
+    return x * constant(get_array_module(x.data).asarray(mask))
 
 
 class RNN(RNNBase):
@@ -385,7 +385,7 @@ class RNNCellBase(Module):
 
     def _check_state(self, state: Any, what: str, batch: int, size: int, unbatched: bool, like: Tensor) -> Tensor:
         if state is None:
-            return Tensor._make(_zeros((batch, size), like))
+            return constant(_zeros((batch, size), like))
         state = _as_tensor(state)
         if unbatched:
             state = ops.unsqueeze(state, 0)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor, _to_array
+from rosenblatt.core import Function, Tensor, _to_array, constant
 from rosenblatt.ops._util import broadcast_error, raw
 
 
@@ -115,7 +115,7 @@ class Pow(Function):
             # PyTorch's convention: no gradient to the exponent where the base is 0 and b >= 0.
             at_zero = (base.data == 0) & (raw(b) >= 0)
             if at_zero.any():
-                gb = where(Tensor._make(at_zero), 0.0, gb)
+                gb = where(constant(at_zero), 0.0, gb)
         return ga, gb
 
 
@@ -146,8 +146,8 @@ def _minmax_grads(ctx, gy, greater):
     wins_a = (a > b) if greater else (a < b)
     share_a = xp.where(wins_a, 1.0, xp.where(a == b, 0.5, 0.0)).astype(raw(gy).dtype)
     need_a, need_b = ctx.needs_input_grad
-    ga = gy * Tensor._make(share_a) if need_a else None
-    gb = gy * Tensor._make(1.0 - share_a) if need_b else None
+    ga = gy * constant(share_a) if need_a else None
+    gb = gy * constant(1.0 - share_a) if need_b else None
     return ga, gb
 
 
@@ -159,7 +159,7 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        cond = Tensor._make(ctx.condition)
+        cond = constant(ctx.condition)
         _, need_a, need_b = ctx.needs_input_grad
         ga = where(cond, gy, 0.0) if need_a else None
         gb = where(cond, 0.0, gy) if need_b else None
@@ -181,7 +181,7 @@ class Clip(Function):
             mask &= xd >= raw(low)
         if high is not None:
             mask &= xd <= raw(high)
-        return gy * Tensor._make(mask.astype(xd.dtype)), None, None
+        return gy * constant(mask.astype(xd.dtype)), None, None
 
 
 class Remainder(Function):
@@ -196,7 +196,7 @@ class Remainder(Function):
         gb = None
         if need_b:
             xp = get_array_module(raw(gy))
-            gb = -gy * Tensor._make(xp.floor_divide(raw(a), raw(b)))
+            gb = -gy * constant(xp.floor_divide(raw(a), raw(b)))
         return (gy if need_a else None), gb
 
 
@@ -250,7 +250,7 @@ def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - rb.pow, like torch.pow
 def floor_divide(a: Any, b: Any) -> Tensor:
     """``a // b`` (not differentiable: its gradient is zero almost everywhere)."""
     xp = get_array_module(raw(a), raw(b))
-    return Tensor._make(_to_array(xp.floor_divide(raw(a), raw(b))))
+    return constant(_to_array(xp.floor_divide(raw(a), raw(b))))
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -282,7 +282,7 @@ clamp = clip
 def _compare(name, ufunc):
     def op(a: Any, b: Any) -> Tensor:
         try:
-            return Tensor._make(_to_array(ufunc(raw(a), raw(b))))
+            return constant(_to_array(ufunc(raw(a), raw(b))))
         except ValueError:
             raise broadcast_error(name, a, b) from None
 
@@ -304,7 +304,7 @@ logical_xor = _compare("logical_xor", np.logical_xor)
 
 def logical_not(a: Any) -> Tensor:
     """Element-wise logical not (a bool tensor)."""
-    return Tensor._make(_to_array(np.logical_not(raw(a))))
+    return constant(_to_array(np.logical_not(raw(a))))
 
 
 def allclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> bool:
@@ -315,12 +315,12 @@ def allclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: 
 
 def isnan(a: Any) -> Tensor:
     """Element-wise NaN test."""
-    return Tensor._make(_to_array(np.isnan(raw(a))))
+    return constant(_to_array(np.isnan(raw(a))))
 
 
 def isfinite(a: Any) -> Tensor:
     """Element-wise finiteness test."""
-    return Tensor._make(_to_array(np.isfinite(raw(a))))
+    return constant(_to_array(np.isfinite(raw(a))))
 
 
 from rosenblatt.ops.elementwise import log  # noqa: E402  (used by Pow.backward)

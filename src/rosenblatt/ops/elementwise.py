@@ -1,7 +1,9 @@
 """Element-wise math: exp, log, sqrt, trigonometry, and the core activations (tanh, sigmoid, relu).
 
 Where the derivative is a function of the output (exp, sqrt, tanh, sigmoid) backward uses the
-output tensor, which keeps the formula differentiable for second derivatives.
+output tensor, which keeps the formula differentiable for second derivatives. The activations'
+array math is in :mod:`rosenblatt.kernels.activation`: their ``forward`` and ``backward_arrays``
+call its kernels.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor
+from rosenblatt.core import Function, Tensor, constant
+from rosenblatt.kernels import activation as _act
 
 
 class Exp(Function):
@@ -64,7 +67,7 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, gy):
         x = ctx.inputs[0]
-        return gy * Tensor._make(get_array_module(x.data).sign(x.data))
+        return gy * constant(get_array_module(x.data).sign(x.data))
 
 
 class Sign(Function):
@@ -100,95 +103,46 @@ class Cos(Function):
 class Tanh(Function):
     @staticmethod
     def forward(ctx, x):
-        return get_array_module(x).tanh(x)
+        return _act.tanh(x)
 
     @staticmethod
     def backward(ctx, gy):
-        return TanhGrad.apply(gy, ctx.output())
+        y = ctx.output()
+        return gy * (1.0 - y * y)
 
     @staticmethod
     def backward_arrays(ctx, gy):
-        return TanhGrad.forward(ctx, gy, ctx.output().data)
-
-
-class TanhGrad(Function):
-    """``gy * (1 - y²)`` as one op (tanh's backward; itself differentiable)."""
-
-    @staticmethod
-    def forward(ctx, gy, y):
-        out = y * y
-        get_array_module(y).subtract(1.0, out, out=out)
-        out *= gy
-        return out
-
-    @staticmethod
-    def backward(ctx, ggx):
-        gy, y = ctx.inputs
-        need_gy, need_y = ctx.needs_input_grad
-        return (TanhGrad.apply(ggx, y) if need_gy else None), (ggx * gy * (-2.0 * y) if need_y else None)
+        return _act.tanh_grad(gy, ctx.output().data)
 
 
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
-        xp = get_array_module(x)
-        # One exp of -|x| never overflows, and keeps full relative precision for large negative x:
-        # sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, with e = exp(-|x|).
-        e = xp.exp(-xp.abs(x))
-        denominator = 1.0 + e
-        return xp.where(x >= 0, 1.0, e) / denominator
+        return _act.sigmoid(x)
 
     @staticmethod
     def backward(ctx, gy):
-        return SigmoidGrad.apply(gy, ctx.output())
+        y = ctx.output()
+        return gy * (y * (1.0 - y))
 
     @staticmethod
     def backward_arrays(ctx, gy):
-        return SigmoidGrad.forward(ctx, gy, ctx.output().data)
-
-
-class SigmoidGrad(Function):
-    """``gy * y * (1 - y)`` as one op (sigmoid's backward; itself differentiable)."""
-
-    @staticmethod
-    def forward(ctx, gy, y):
-        out = 1.0 - y
-        out *= y
-        out *= gy
-        return out
-
-    @staticmethod
-    def backward(ctx, ggx):
-        gy, y = ctx.inputs
-        need_gy, need_y = ctx.needs_input_grad
-        return (SigmoidGrad.apply(ggx, y) if need_gy else None), (ggx * gy * (1.0 - 2.0 * y) if need_y else None)
+        return _act.sigmoid_grad(gy, ctx.output().data)
 
 
 class ReLU(Function):
     @staticmethod
     def forward(ctx, x):
-        return get_array_module(x).maximum(x, 0)
+        return _act.relu(x)
 
     @staticmethod
     def backward(ctx, gy):
-        return ReLUGrad.apply(gy, ctx.output().data)
+        y = ctx.output().data
+        return gy * constant((y > 0).astype(y.dtype))
 
     @staticmethod
     def backward_arrays(ctx, gy):
-        return ReLUGrad.forward(ctx, gy, ctx.output().data)
-
-
-class ReLUGrad(Function):
-    """``gy`` where the ReLU output is positive, else 0 (one op; its own gradient is itself)."""
-
-    @staticmethod
-    def forward(ctx, gy, y):
-        # A multiply by the mask: several times faster than a masked select (np.where) in NumPy.
-        return gy * (y > 0)
-
-    @staticmethod
-    def backward(ctx, ggx):
-        return ReLUGrad.apply(ggx, ctx.inputs[1]), None
+        return _act.relu_grad(gy, ctx.output().data)
 
 
 def exp(x: Tensor) -> Tensor:
@@ -280,7 +234,7 @@ def cast(x: Tensor, dtype: Any) -> Tensor:
     if x.dtype == dtype:
         return x
     if dtype.kind not in "fc":
-        return Tensor._make(x.data.astype(dtype))
+        return constant(x.data.astype(dtype))
     return Cast.apply(x, dtype)
 
 

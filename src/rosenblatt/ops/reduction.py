@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor, broadcast_to
+from rosenblatt.core import Function, Tensor, broadcast_to, constant
 from rosenblatt.ops._util import axis_args, normalize_axes, normalize_axis, raw
 
 
@@ -71,7 +71,7 @@ class _Extremum(Function):
         y_keep = y if keepdims else y.reshape(_keepdims_shape(x.shape, axes))
         mask = (x.data == y_keep).astype(x.dtype)
         mask /= mask.sum(axis=axes, keepdims=True)
-        return _expand_back(gy, x.shape, axes, keepdims) * Tensor._make(mask), None, None
+        return _expand_back(gy, x.shape, axes, keepdims) * constant(mask), None, None
 
 
 class Max(_Extremum):
@@ -87,14 +87,15 @@ class Min(_Extremum):
 
 
 class Prod(Function):
-    once_differentiable = True  # the zero-safe gradient below is computed on arrays
+    # The zero-safe gradient is computed on arrays only (no differentiable ``backward``): the
+    # product is differentiable once.
 
     @staticmethod
     def forward(ctx, x, axes, keepdims):
         return x.prod(axis=axes, keepdims=keepdims)
 
     @staticmethod
-    def backward(ctx, gy):
+    def backward_arrays(ctx, gy):
         x, axes, keepdims = ctx.inputs
         xd = x.data
         xp = get_array_module(xd)
@@ -108,7 +109,9 @@ class Prod(Function):
         right = xp.flip(xp.cumprod(xp.concatenate([ones, xp.flip(flat, -1)[..., :-1]], axis=-1), axis=-1), -1)
         others = (left * right).reshape(moved.shape)
         others = xp.transpose(others, np.argsort(keep + list(axes)))
-        return _expand_back(gy, xd.shape, axes, keepdims) * Tensor._make(others), None, None
+        if not keepdims:
+            gy = gy.reshape(_keepdims_shape(xd.shape, axes))
+        return gy * others, None, None
 
 
 class Cumsum(Function):
@@ -183,7 +186,7 @@ class Norm2(Function):
         y = ctx.output()
         y_keep = y if keepdims else reshape(y, _keepdims_shape(x.shape, axes))
         # d||x||/dx = x / ||x||, taken as 0 where the norm is 0 (PyTorch's subgradient)
-        zero = Tensor._make(y_keep.data == 0)
+        zero = constant(y_keep.data == 0)
         safe = where(zero, 1.0, y_keep)
         return _expand_back(gy, x.shape, axes, keepdims) * where(zero, 0.0, x / safe), None, None
 
@@ -271,7 +274,7 @@ def _arg_reduce(name, x, axis, keepdims, kw):
     result = fn(data, axis=axis, keepdims=keepdims) if axis is not None else fn(data)
     if axis is None and keepdims:
         result = xp.asarray(result).reshape((1,) * data.ndim)
-    return Tensor._make(xp.asarray(result).astype(np.int64))
+    return constant(xp.asarray(result).astype(np.int64))
 
 
 def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False, **kw: Any) -> Tensor:
@@ -325,14 +328,14 @@ def all(x: Any, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor: 
     """True where every element along ``axis`` is true."""
     axis, keepdims = axis_args("all", axis, keepdims, kw)
     data = raw(x)
-    return Tensor._make(get_array_module(data).asarray(data.all(axis=axis, keepdims=keepdims)))
+    return constant(get_array_module(data).asarray(data.all(axis=axis, keepdims=keepdims)))
 
 
 def any(x: Any, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:  # noqa: A001
     """True where some element along ``axis`` is true."""
     axis, keepdims = axis_args("any", axis, keepdims, kw)
     data = raw(x)
-    return Tensor._make(get_array_module(data).asarray(data.any(axis=axis, keepdims=keepdims)))
+    return constant(get_array_module(data).asarray(data.any(axis=axis, keepdims=keepdims)))
 
 
 from rosenblatt.ops.arithmetic import where  # noqa: E402

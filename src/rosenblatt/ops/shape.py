@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor, broadcast_to
+from rosenblatt.core import Function, Tensor, broadcast_to, constant
 from rosenblatt.ops._util import as_tensor_arg, axis_args, normalize_axis, raw, shape_args
 
 
@@ -423,7 +423,7 @@ def one_hot(indices: Any, num_classes: int = -1, dtype: Any = np.int64) -> Tenso
         num_classes = int(idx.max()) + 1 if idx.size else 0
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
         raise IndexError(f"one_hot: class indices must lie in [0, {num_classes}), got [{int(idx.min())}, {int(idx.max())}]")
-    return Tensor._make(xp.eye(num_classes, dtype=dtype)[idx])
+    return constant(xp.eye(num_classes, dtype=dtype)[idx])
 
 
 import builtins  # noqa: E402

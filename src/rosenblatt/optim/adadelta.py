@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.optim.optimizer import Optimizer, effective_grad
+from rosenblatt.core import mark_modified
+from rosenblatt.kernels import optim as kernels
+from rosenblatt.optim.optimizer import Optimizer
 
 
 class Adadelta(Optimizer):
@@ -49,28 +51,8 @@ class Adadelta(Optimizer):
                     state = self.state.by_index[index] = {
                         "step": 0, "square_avg": self._zeros_like(p), "acc_delta": self._zeros_like(p)}
                 state["step"] += 1
-                self._apply(_adadelta_kernel, (p.data, grad, state["square_avg"], state["acc_delta"]), 3,
+                self._apply(kernels.adadelta, (p.data, grad, state["square_avg"], state["acc_delta"]), 3,
                             get_array_module(p.data), group["lr"], group["rho"], group["eps"], group["weight_decay"],
                             group["maximize"])
-                p._version += 1
+                mark_modified(p)
         return loss
-
-
-def _adadelta_kernel(param, grad, square_avg, acc_delta, d, std, delta, xp, lr, rho, eps, weight_decay, maximize):
-    d = effective_grad(xp, param, grad, d, weight_decay, maximize)
-    xp.multiply(d, 1 - rho, out=std)
-    std *= d
-    square_avg *= rho
-    square_avg += std
-    xp.add(square_avg, eps, out=std)
-    xp.sqrt(std, out=std)
-    xp.add(acc_delta, eps, out=delta)
-    xp.sqrt(delta, out=delta)
-    delta /= std
-    delta *= d
-    xp.multiply(delta, 1 - rho, out=std)
-    std *= delta
-    acc_delta *= rho
-    acc_delta += std
-    delta *= lr
-    param -= delta

@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.optim.optimizer import Optimizer, effective_grad
+from rosenblatt.core import mark_modified
+from rosenblatt.kernels import optim as kernels
+from rosenblatt.optim.optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -56,18 +58,7 @@ class Adagrad(Optimizer):
                     state = self.state.by_index[index] = {"step": 0, "sum": accumulator}
                 state["step"] += 1
                 clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-                self._apply(_adagrad_kernel, (p.data, grad, state["sum"]), 2, get_array_module(p.data), clr,
+                self._apply(kernels.adagrad, (p.data, grad, state["sum"]), 2, get_array_module(p.data), clr,
                             group["eps"], group["weight_decay"], group["maximize"])
-                p._version += 1
+                mark_modified(p)
         return loss
-
-
-def _adagrad_kernel(param, grad, accumulator, d, tmp, xp, clr, eps, weight_decay, maximize):
-    d = effective_grad(xp, param, grad, d, weight_decay, maximize)
-    xp.multiply(d, d, out=tmp)
-    accumulator += tmp
-    xp.sqrt(accumulator, out=tmp)
-    tmp += eps
-    xp.divide(d, tmp, out=tmp)
-    tmp *= clr
-    param -= tmp

@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.optim.optimizer import Optimizer, effective_grad
+from rosenblatt.core import mark_modified
+from rosenblatt.kernels import optim as kernels
+from rosenblatt.optim.optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -82,8 +84,8 @@ class Adam(Optimizer):
                     state["max_exp_avg_sq"] = self._zeros_like(p)
                 arrays = (p.data, grad, state["exp_avg"], state["exp_avg_sq"],
                           state["max_exp_avg_sq"] if group["amsgrad"] else None)
-                self._apply(_adam_kernel, arrays, 2, xp, beta1, beta2, step_size, eps, decay, l2, group["maximize"])
-                p._version += 1
+                self._apply(kernels.adam, arrays, 2, xp, beta1, beta2, step_size, eps, decay, l2, group["maximize"])
+                mark_modified(p)
         return loss
 
 
@@ -103,26 +105,3 @@ class AdamW(Adam):
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
                  maximize: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
-
-
-def _adam_kernel(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, d, tmp, xp, beta1, beta2, step_size, eps, decay,
-                 l2, maximize):
-    if decay != 1.0:
-        param *= decay
-    d = effective_grad(xp, param, grad, d, l2, maximize)
-    # m = beta1 * m + (1 - beta1) * d, written as beta1 * (m - d) + d: three passes, no temporary.
-    exp_avg -= d
-    exp_avg *= beta1
-    exp_avg += d
-    xp.multiply(d, 1 - beta2, out=tmp)
-    tmp *= d
-    exp_avg_sq *= beta2
-    exp_avg_sq += tmp
-    if max_exp_avg_sq is not None:  # AMSGrad: normalise by the largest second moment so far
-        xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        exp_avg_sq = max_exp_avg_sq
-    xp.sqrt(exp_avg_sq, out=tmp)
-    tmp += eps
-    xp.divide(exp_avg, tmp, out=tmp)
-    tmp *= step_size
-    param -= tmp

@@ -7,27 +7,16 @@ sees a gradient and is stored under the parameter's *position* in the flattened 
 under ``id()`` - so ``state_dict()`` is plain data (integers, numbers and arrays) and a fresh optimiser
 over the same parameters continues a run exactly after ``load_state_dict``.
 
-The updates themselves run on the raw arrays with in-place ufuncs (``out=``). On the CPU a large
-parameter is processed in blocks of a few tens of kilobytes: every pass of an update then reads
-data that is already in the cache, so a dozen cheap ufunc passes cost about one trip through main
-memory. Blocks also bound the scratch memory: one small buffer per optimiser and thread instead of
-parameter-sized temporaries on every step.
-
-A step first collects the updates of all its parameters, then runs their blocks. NumPy's ufuncs
-release the GIL, so when a step touches enough elements (``PARALLEL_MIN_ELEMENTS``) the blocks are
-split into ``THREADS`` contiguous shares of equal size, each run by its own thread with its own
-scratch buffers. Every element goes through the same ufuncs in the same order whichever thread runs
-it, so the result is bit-for-bit the one of a single thread.
+The updates themselves are array kernels (:mod:`rosenblatt.kernels.optim`): each optimiser's
+``step`` picks a kernel and its hyper-parameters per parameter and hands it to :meth:`_apply`; the
+kernels' runner processes large parameters in cache-sized blocks, on the thread policy's threads.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,56 +24,7 @@ import numpy as np
 
 from rosenblatt.backend import device_of, get_array_module, is_cupy_array, to_device
 from rosenblatt.core import Tensor, enable_grad
-
-# Bytes of one array per block. A block's working set (the parameter, its gradient, two or three
-# state arrays and scratch buffers: 5-8 MiB) stays in the last-level cache between the passes of an
-# update, and each ufunc call has enough work that its fixed cost of about a microsecond is lost in
-# it (on a 5M-parameter Adam step, 1 MiB blocks took 15% less time than 128 KiB ones).
-BLOCK_BYTES = 1024 * 1024
-
-
-def _default_threads() -> int:
-    value = os.environ.get("ROSENBLATT_OPTIM_THREADS")
-    if value is not None:
-        try:
-            return max(1, int(value))
-        except ValueError:
-            raise ValueError(f"ROSENBLATT_OPTIM_THREADS: expected a positive integer, got {value!r}") from None
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-# Threads that run the blocks of one step (the calling thread is one of them). Two is what a
-# memory-bound update gains from on most machines; set ROSENBLATT_OPTIM_THREADS to change it.
-THREADS = _default_threads()
-# A step over fewer elements runs on the calling thread alone: handing work to another thread
-# costs tens of microseconds, more than a small model's whole update.
-PARALLEL_MIN_ELEMENTS = 256 * 1024
-
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_pool_lock = threading.Lock()
-
-
-def _worker_pool(workers: int) -> ThreadPoolExecutor:
-    """The process-wide pool of ``workers`` threads that run the shares of a step beyond the first."""
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is None or _pool_size != workers:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rosenblatt-optim")
-            _pool_size = workers
-        return _pool
-
-
-def _forget_pool_after_fork() -> None:
-    # A forked child has none of the parent's threads: it builds its own pool when it needs one.
-    global _pool, _pool_size, _pool_lock
-    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+from rosenblatt.kernels.optim import UpdateRunner, Work, effective_grad  # noqa: F401 - effective_grad: re-export
 
 
 class _Required:
@@ -159,11 +99,10 @@ class Optimizer:
         self._check_hyperparameters({k: v for k, v in self.defaults.items() if v is not required})
         self.param_groups: list[dict[str, Any]] = []
         self.state = OptimizerState(self)
-        # One flat scratch array per (backend, device, dtype, thread slot), grown on demand and reused
-        # by every step: updates need temporaries, and allocating them per step would cost page faults.
-        self._scratch: dict[tuple[Any, ...], Any] = {}
+        # Runs the update kernels; owns the scratch buffers reused by every step.
+        self._runner = UpdateRunner()
         # The updates of the step in progress, collected by _apply and run by _updates.
-        self._pending: list[tuple[Callable[..., None], tuple[Any, ...], int, tuple[Any, ...]]] | None = None
+        self._pending: list[Work] | None = None
         if isinstance(params, Tensor):
             raise TypeError(
                 f"{type(self).__name__}: params should be an iterable of tensors or of dicts, "
@@ -333,100 +272,11 @@ class Optimizer:
         if self._pending is not None:
             self._pending.append((kernel, arrays, n_scratch, args))
         else:
-            self._run([(kernel, arrays, n_scratch, args)])
+            self._runner.run([(kernel, arrays, n_scratch, args)])
 
-    def _run(self, work: list[tuple[Callable[..., None], tuple[Any, ...], int, tuple[Any, ...]]]) -> None:
-        """Run queued updates: NumPy blocks on up to ``THREADS`` threads, everything else here."""
-        # Units of work: (kernel, arrays, n_scratch, args, start, stop); start is None for an array
-        # processed whole.
-        units: list[tuple[Any, ...]] = []
-        whole: list[tuple[Any, ...]] = []
-        total = 0
-        for kernel, arrays, n_scratch, args in work:
-            first = arrays[0]
-            size = first.size
-            block = max(1, BLOCK_BYTES // first.dtype.itemsize)
-            if get_array_module(first) is not np:
-                whole.append((kernel, arrays, n_scratch, args, None, size))
-                continue
-            if size > block and all(a is None or a.flags.c_contiguous for a in arrays):
-                flats = tuple(None if a is None else a.reshape(-1) for a in arrays)
-                units.extend((kernel, flats, n_scratch, args, start, min(start + block, size))
-                             for start in range(0, size, block))
-            else:
-                units.append((kernel, arrays, n_scratch, args, None, size))
-            total += size
-        for unit in whole:  # CuPy: kernel launches are asynchronous already
-            self._run_units([unit], 0)
-        threads = THREADS if total >= PARALLEL_MIN_ELEMENTS else 1
-        if threads <= 1 or len(units) < 2:
-            self._run_units(units, 0)
-            return
-        # Contiguous shares of about total / threads elements each: a block that straddles a share's
-        # end is cut there (at a multiple of 64 elements, so that shares start on a cache line).
-        shares: list[list[tuple[Any, ...]]] = [[] for _ in range(threads)]
-        share, done = 0, 0
-        end = total // threads
-        for unit in units:
-            kernel, arrays, n_scratch, args, start, stop = unit
-            if start is not None:
-                while share < threads - 1 and done + (stop - start) > end:
-                    cut = start + (end - done) // 64 * 64
-                    if cut > start:
-                        shares[share].append((kernel, arrays, n_scratch, args, start, cut))
-                        done += cut - start
-                        start = cut
-                    share += 1
-                    end = total * (share + 1) // threads
-                unit = (kernel, arrays, n_scratch, args, start, stop)
-            elif share < threads - 1 and done >= end:
-                share += 1
-                end = total * (share + 1) // threads
-            shares[share].append(unit)
-            done += stop if start is None else stop - start
-        pool = _worker_pool(threads - 1)
-        futures = [pool.submit(self._run_units, share, slot) for slot, share in enumerate(shares) if slot and share]
-        try:
-            self._run_units(shares[0], 0)
-        finally:
-            # Wait for every share even if one failed: no thread may still write when step() returns.
-            for future in futures:
-                future.exception()
-        for future in futures:
-            future.result()
-
-    def _run_units(self, units: list[tuple[Any, ...]], slot: int) -> None:
-        """Run units of work with the scratch buffers of thread slot ``slot``."""
-        buffers_for: dict[tuple[Any, ...], list[Any]] = {}
-        for kernel, arrays, n_scratch, args, start, stop in units:
-            first = arrays[0]
-            if start is None:  # the whole array, in its own shape
-                size = first.size
-                scratch = self._scratch_buffer(get_array_module(first), first, size * n_scratch, slot)
-                buffers = [scratch[k * size:(k + 1) * size].reshape(first.shape) for k in range(n_scratch)]
-                kernel(*arrays, *buffers, *args)
-                continue
-            n = stop - start
-            key = (first.dtype, n_scratch, n)
-            buffers = buffers_for.get(key)
-            if buffers is None:
-                block = max(1, BLOCK_BYTES // first.dtype.itemsize)
-                scratch = self._scratch_buffer(np, first, block * n_scratch, slot)
-                buffers = buffers_for[key] = [scratch[k * block:k * block + n] for k in range(n_scratch)]
-            kernel(*[None if a is None else a[start:stop] for a in arrays], *buffers, *args)
-
-    def _scratch_buffer(self, xp: Any, like: Any, size: int, slot: int = 0) -> Any:
-        """A flat scratch array of at least ``size`` elements of ``like``'s dtype, on its device."""
-        key = (xp.__name__, str(device_of(like)), like.dtype.str, slot)
-        buffer = self._scratch.get(key)
-        if buffer is None or buffer.size < size:
-            if is_cupy_array(like):
-                with like.device:
-                    buffer = xp.empty(size, dtype=like.dtype)
-            else:
-                buffer = xp.empty(size, dtype=like.dtype)
-            self._scratch[key] = buffer
-        return buffer[:size]
+    def _run(self, work: list[Work]) -> None:
+        """Run queued updates (see :meth:`rosenblatt.kernels.optim.UpdateRunner.run`)."""
+        self._runner.run(work)
 
     @staticmethod
     def _zeros_like(param: Tensor) -> Any:
@@ -584,22 +434,3 @@ def _json_number(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no inf/nan; float("inf") reads it back
     return value
-
-
-def effective_grad(xp: Any, param: Any, grad: Any, out: Any, weight_decay: float, maximize: bool) -> Any:
-    """The gradient an update uses: ``(-grad if maximize else grad) + weight_decay * param``.
-
-    Written into ``out`` when it differs from ``grad`` (which is never modified: it belongs to the
-    caller); returns the array to read it from.
-    """
-    if weight_decay:
-        xp.multiply(param, weight_decay, out=out)
-        if maximize:
-            out -= grad
-        else:
-            out += grad
-        return out
-    if maximize:
-        xp.negative(grad, out=out)
-        return out
-    return grad

@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.optim.optimizer import Optimizer, effective_grad
+from rosenblatt.core import mark_modified
+from rosenblatt.kernels import optim as kernels
+from rosenblatt.optim.optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -66,34 +68,7 @@ class RMSprop(Optimizer):
                 state["step"] += 1
                 arrays = (p.data, grad, state["square_avg"], state["grad_avg"] if centered else None,
                           state["momentum_buffer"] if momentum > 0 else None)
-                self._apply(_rmsprop_kernel, arrays, 2, get_array_module(p.data), group["lr"], group["alpha"],
+                self._apply(kernels.rmsprop, arrays, 2, get_array_module(p.data), group["lr"], group["alpha"],
                             group["eps"], group["weight_decay"], momentum, group["maximize"])
-                p._version += 1
+                mark_modified(p)
         return loss
-
-
-def _rmsprop_kernel(param, grad, square_avg, grad_avg, buf, d, tmp, xp, lr, alpha, eps, weight_decay, momentum,
-                    maximize):
-    d = effective_grad(xp, param, grad, d, weight_decay, maximize)
-    xp.multiply(d, 1 - alpha, out=tmp)
-    tmp *= d
-    square_avg *= alpha
-    square_avg += tmp
-    if grad_avg is not None:
-        grad_avg -= d
-        grad_avg *= alpha
-        grad_avg += d
-        xp.multiply(grad_avg, grad_avg, out=tmp)
-        xp.subtract(square_avg, tmp, out=tmp)
-        xp.sqrt(tmp, out=tmp)
-    else:
-        xp.sqrt(square_avg, out=tmp)
-    tmp += eps
-    xp.divide(d, tmp, out=tmp)
-    if buf is not None:
-        buf *= momentum
-        buf += tmp
-        xp.multiply(buf, lr, out=tmp)
-    else:
-        tmp *= lr
-    param -= tmp

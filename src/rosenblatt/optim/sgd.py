@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.optim.optimizer import Optimizer, effective_grad
+from rosenblatt.core import mark_modified
+from rosenblatt.kernels import optim as kernels
+from rosenblatt.optim.optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -61,43 +63,22 @@ class SGD(Optimizer):
         with self._updates():
             for index, group, p, grad in self._params_with_grad():
                 xp = get_array_module(p.data)
-                momentum = group["momentum"]
+                lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
                 if momentum == 0:
-                    self._apply(_sgd_kernel, (p.data, grad), 2, xp, group["lr"], group["weight_decay"], group["maximize"])
+                    # One pass per array through BLAS where it can run; the ufunc kernel otherwise.
+                    if not kernels.sgd_one_pass(p.data, grad, None, lr, 0.0, 0.0, weight_decay, group["maximize"],
+                                                False):
+                        self._apply(kernels.sgd, (p.data, grad), 2, xp, lr, weight_decay, group["maximize"])
                 else:
                     state = self.state.by_index.setdefault(index, {})
                     first = "momentum_buffer" not in state
                     if first:
                         state["momentum_buffer"] = self._zeros_like(p)
-                    self._apply(_sgd_momentum_kernel, (p.data, grad, state["momentum_buffer"]), 2, xp, group["lr"],
-                                momentum, group["dampening"], group["nesterov"], group["weight_decay"],
-                                group["maximize"], first)
-                p._version += 1  # the parameter changed in place: graphs that saved it are now stale
+                    buf = state["momentum_buffer"]
+                    if group["nesterov"] or not kernels.sgd_one_pass(
+                            p.data, grad, buf, lr, momentum, group["dampening"], weight_decay, group["maximize"],
+                            first):
+                        self._apply(kernels.sgd_momentum, (p.data, grad, buf), 2, xp, lr, momentum,
+                                    group["dampening"], group["nesterov"], weight_decay, group["maximize"], first)
+                mark_modified(p)  # the parameter changed in place: graphs that saved it are now stale
         return loss
-
-
-def _sgd_kernel(param, grad, d, tmp, xp, lr, weight_decay, maximize):
-    d = effective_grad(xp, param, grad, d, weight_decay, maximize)
-    xp.multiply(d, lr, out=tmp)
-    param -= tmp
-
-
-def _sgd_momentum_kernel(param, grad, buf, d, tmp, xp, lr, momentum, dampening, nesterov, weight_decay, maximize,
-                         first):
-    d = effective_grad(xp, param, grad, d, weight_decay, maximize)
-    if first:
-        xp.copyto(buf, d)
-    else:
-        buf *= momentum
-        if dampening:
-            xp.multiply(d, 1 - dampening, out=tmp)
-            buf += tmp
-        else:
-            buf += d
-    if nesterov:
-        xp.multiply(buf, momentum, out=tmp)
-        tmp += d
-        tmp *= lr
-    else:
-        xp.multiply(buf, lr, out=tmp)
-    param -= tmp

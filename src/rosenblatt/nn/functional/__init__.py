@@ -9,6 +9,7 @@ from rosenblatt.nn.functional.activation import (
     gelu,
     leaky_relu,
     log_softmax,
+    prelu,
     relu,
     selu,
     sigmoid,
@@ -19,8 +20,10 @@ from rosenblatt.nn.functional.activation import (
     tanh,
 )
 from rosenblatt.nn.functional.conv import conv1d, conv2d, conv_transpose2d
+from rosenblatt.nn.functional.conv3d import conv3d
 from rosenblatt.nn.functional.dropout import dropout, dropout2d, gaussian_noise
 from rosenblatt.nn.functional.embedding import embedding
+from rosenblatt.nn.functional.group_norm import group_norm
 from rosenblatt.nn.functional.linear import linear, linear_composite
 from rosenblatt.nn.functional.loss import (
     binary_cross_entropy,
@@ -42,6 +45,7 @@ from rosenblatt.nn.functional.pooling import (
     max_pool1d,
     max_pool2d,
 )
+from rosenblatt.nn.functional.pooling3d import avg_pool3d, max_pool3d
 from rosenblatt.nn.functional.recurrent import gru_cell, gru_layer, lstm_cell, lstm_layer, rnn_cell, rnn_layer
 from rosenblatt.nn.functional.resize import interpolate, upsample
 from rosenblatt.ops import one_hot, pad
@@ -56,3 +60,4 @@ __all__ = [
 __all__ += ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d",
             "conv_transpose2d", "interpolate", "max_pool1d", "max_pool2d", "upsample"]
 __all__ += ["gru_cell", "gru_layer", "lstm_cell", "lstm_layer", "rnn_cell", "rnn_layer"]
+__all__ += ["avg_pool3d", "conv3d", "group_norm", "max_pool3d", "prelu"]

@@ -1,10 +1,13 @@
 """Helpers shared by the fused functions of ``rb.nn.functional``.
 
-A fused ``Function`` computes its gradient in closed form on raw arrays: one node, no temporary
-graph, BLAS where it matters. That fast path is only valid when backward itself is not being
-recorded. Under ``create_graph=True`` (double backward) the fused ops instead take the gradient of
-their readable composite version (built from differentiable primitives), so second derivatives
-stay exact without a second hand-written formula.
+A fused ``Function`` computes its gradient in closed form on raw arrays in ``backward_arrays``:
+one node, no temporary graph, BLAS where it matters (see :class:`rosenblatt.core.Function`). Its
+differentiable ``backward``, used under ``create_graph=True`` (double backward), can be the
+gradient of the op's readable composite version (built from differentiable primitives) through
+:func:`composite_backward`, so second derivatives stay exact without a second hand-written formula.
+
+:func:`recording_backward` and :func:`wrap` serve the older form, a ``backward`` that branches on
+whether it is recorded and wraps its arrays itself.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rosenblatt.core import Tensor, grad, is_grad_enabled
+from rosenblatt.core import Tensor, constant, grad, is_grad_enabled
 
 
 def recording_backward() -> bool:
-    """True when backward is being recorded (``create_graph=True``): take the composite path."""
+    """True when backward is being recorded (``create_graph=True``): take the composite path.
+
+    Older form; new fused ops write ``backward_arrays`` instead.
+    """
     return is_grad_enabled()
 
 
@@ -41,4 +47,4 @@ def composite_backward(
 
 def wrap(array: Any) -> Tensor:
     """A raw gradient array as a constant tensor (the fast path of a fused backward)."""
-    return Tensor._make(array)
+    return constant(array)

@@ -11,7 +11,7 @@ from typing import Any
 
 from rosenblatt import random as _random
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor
+from rosenblatt.core import Tensor, constant
 from rosenblatt.ops import mul
 
 
@@ -27,7 +27,7 @@ def _scaled_mask(x: Tensor, keep: float, shape: tuple[int, ...]) -> Tensor:
     mask = _random.bernoulli_mask(keep, shape, dtype)
     if keep > 0:
         mask *= dtype.type(1.0 / keep)
-    return Tensor._make(_on_device_of(x, mask))
+    return constant(_on_device_of(x, mask))
 
 
 def _on_device_of(x: Tensor, array: Any) -> Any:
@@ -79,7 +79,7 @@ def gaussian_noise(x: Tensor, std: float = 0.1, training: bool = True) -> Tensor
     if not training or std == 0.0:
         return x
     noise = _random.normal_array(0.0, std, x.shape, x.data.dtype)
-    return x + Tensor._make(_on_device_of(x, noise))
+    return x + constant(_on_device_of(x, noise))
 
 
 __all__ = ["dropout", "dropout2d", "gaussian_noise"]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import device_of, get_array_module, to_device
-from rosenblatt.core import Function, Tensor
+from rosenblatt.core import Function, Tensor, constant
 from rosenblatt.ops._util import raw
 
 
@@ -65,7 +65,7 @@ class EmbeddingBackward(Function):
             xp = get_array_module(ggw.data)
             keep = xp.ones((ggw.shape[0], 1), dtype=ggw.dtype)
             keep[padding_idx] = 0
-            gg = ggw * Tensor._make(keep)
+            gg = ggw * constant(keep)
         return EmbeddingFn.apply(gg, indices, None), None, None, None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor, is_grad_enabled
+from rosenblatt.core import Function, Tensor
 from rosenblatt.ops import matmul, reshape, sum, transpose
 
 
@@ -26,23 +26,26 @@ class LinearFn(Function):
 
     @staticmethod
     def backward(ctx, gy):
+        # The differentiable formulas (create_graph=True: second derivatives).
         x, weight, bias = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad
-        out_features = weight.shape[0]
-        if is_grad_enabled():
-            # create_graph=True: the same formulas in differentiable ops (second derivatives).
-            g2 = reshape(gy, (-1, out_features))
-            x2 = reshape(x, (-1, x.shape[-1]))
-            gx = reshape(matmul(g2, weight), x.shape) if need_x else None
-            gw = matmul(transpose(g2), x2) if need_w else None
-            gb = sum(g2, 0) if need_b else None
-            return gx, gw, gb
-        g2 = gy.data.reshape(-1, out_features)
+        g2 = reshape(gy, (-1, weight.shape[0]))
+        x2 = reshape(x, (-1, x.shape[-1]))
+        gx = reshape(matmul(g2, weight), x.shape) if need_x else None
+        gw = matmul(transpose(g2), x2) if need_w else None
+        gb = sum(g2, 0) if need_b else None
+        return gx, gw, gb
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, weight, bias = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad
+        g2 = gy.reshape(-1, weight.shape[0])
         xd = x.data
         x2 = xd.reshape(-1, xd.shape[-1])
-        gx = Tensor._make((g2 @ weight.data).reshape(xd.shape)) if need_x else None
-        gw = Tensor._make(g2.T @ x2) if need_w else None
-        gb = Tensor._make(g2.sum(axis=0)) if need_b else None
+        gx = (g2 @ weight.data).reshape(xd.shape) if need_x else None
+        gw = g2.T @ x2 if need_w else None
+        gb = g2.sum(axis=0) if need_b else None
         return gx, gw, gb
 
 

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor
-from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
+from rosenblatt.core import Function, Tensor, constant
+from rosenblatt.nn.functional._fused import composite_backward
 from rosenblatt.ops import (
     abs,
     clip,
     exp,
     log,
+    log1p,
     log_softmax,
     maximum,
     mean,
@@ -125,7 +126,7 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     d = input - target
     a = abs(d)
-    small = Tensor._make(a.data < delta)
+    small = constant(a.data < delta)
     loss = where(small, 0.5 * d * d, delta * (a - 0.5 * delta))
     return _reduce(loss, reduction)
 
@@ -146,7 +147,7 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
     a = abs(d)
     if beta == 0:
         return _reduce(a, reduction)
-    small = Tensor._make(a.data < beta)
+    small = constant(a.data < beta)
     loss = where(small, (0.5 / beta) * d * d, a - 0.5 * beta)
     return _reduce(loss, reduction)
 
@@ -154,28 +155,94 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
 # -- binary classification -------------------------------------------------------------------
 
 
+_BCE_EPSILON = 1e-12  # PyTorch's floor of p (1 - p) in the gradient of binary_cross_entropy
+
+
+class BCEFn(Function):
+    """Element-wise ``-w [t max(log p, -100) + (1 - t) max(log1p(-p), -100)]`` (unreduced), as PyTorch.
+
+    The gradient is PyTorch's: ``w (p - t) / max(p (1 - p), 1e-12)`` for ``p`` (finite at exactly
+    0 or 1, and zero there when the prediction is right, where the chain rule through the clamped
+    logs gives ``0 * inf = NaN``) and ``-w logit(p)`` for ``t``.
+    """
+
+    @staticmethod
+    def forward(ctx, p, t, weight):
+        xp = get_array_module(p)
+        with np.errstate(divide="ignore"):
+            loss = -(t * xp.maximum(xp.log(p), -100.0) + (1.0 - t) * xp.maximum(xp.log1p(-p), -100.0))
+        if weight is not None:
+            loss = loss * weight
+        return loss.astype(p.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, gy):
+        p, t, weight = ctx.inputs
+        g = gy if weight is None else gy * constant(weight)
+        gp = g * (p - t) / maximum((1.0 - p) * p, _BCE_EPSILON) if ctx.needs_input_grad[0] else None
+        gt = g * (log1p(-p) - log(p)) if ctx.needs_input_grad[1] else None
+        return gp, gt, None
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        p, t, weight = ctx.inputs
+        pd, td = p.data, t.data
+        xp = get_array_module(pd)
+        if weight is not None:
+            g = g * weight
+        gp = gt = None
+        if ctx.needs_input_grad[0]:
+            gp = (g * (pd - td) / xp.maximum((1.0 - pd) * pd, _BCE_EPSILON)).astype(pd.dtype, copy=False)
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):
+                gt = (g * (xp.log1p(-pd) - xp.log(pd))).astype(pd.dtype, copy=False)
+        return gp, gt, None
+
+
+def _bce_args(name: str, input: Tensor, target: Any, weight: Any, reduction: str):  # noqa: A002
+    input = _as_input(name, input)  # noqa: A001
+    target = _as_target(name, target, input)
+    _check_same_shape(name, input, target)
+    _check_reduction(name, reduction)
+    _check_no_nan(name, target)
+    xd, td = input.data, target.data
+    xp = get_array_module(xd)
+    if xd.size and (bool(xp.any(xd < 0)) or bool(xp.any(xd > 1)) or bool(xp.isnan(xd).any())):
+        raise ValueError(f"{name}: all elements of input should be between 0 and 1 "
+                         "(apply sigmoid, or use binary_cross_entropy_with_logits on raw scores)")
+    if td.size and (bool(xp.any(td < 0)) or bool(xp.any(td > 1))):
+        raise ValueError(f"{name}: all elements of target should be between 0 and 1, got values from "
+                         f"{float(td.min())} to {float(td.max())}")
+    w = None if weight is None else xp.asarray(raw(weight), dtype=xd.dtype)
+    if w is not None:
+        try:
+            if np.broadcast_shapes(w.shape, xd.shape) != xd.shape:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{name}: weight of shape {w.shape} cannot broadcast to input shape {xd.shape}") from None
+    return input, target, w
+
+
 def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, reduction: str = "mean") -> Tensor:  # noqa: A002
     """``-w [t log p + (1 - t) log(1 - p)]`` for probabilities ``p`` (logs clamped at -100, as PyTorch).
 
-    Prefer :func:`binary_cross_entropy_with_logits` on raw scores: it is exact for large scores.
+    The gradient is PyTorch's, finite at ``p`` exactly 0 or 1 (zero there when the prediction is
+    right). Targets must lie in [0, 1]. Prefer :func:`binary_cross_entropy_with_logits` on raw
+    scores: it is exact for large scores.
 
     Shape:
         input and target: the same shape ``(*)``; weight broadcasts to it; output: scalar or ``(*)``.
     """
-    input = _as_input("binary_cross_entropy", input)  # noqa: A001
-    target = _as_target("binary_cross_entropy", target, input)
-    _check_same_shape("binary_cross_entropy", input, target)
-    _check_reduction("binary_cross_entropy", reduction)
-    _check_no_nan("binary_cross_entropy", target)
-    xd = input.data
-    xp = get_array_module(xd)
-    if xd.size and (bool(xp.any(xd < 0)) or bool(xp.any(xd > 1)) or bool(xp.isnan(xd).any())):
-        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
-                         "(apply sigmoid, or use binary_cross_entropy_with_logits on raw scores)")
+    input, target, w = _bce_args("binary_cross_entropy", input, target, weight, reduction)  # noqa: A001
+    return _reduce(BCEFn.apply(input, target, w), reduction)
+
+
+def binary_cross_entropy_composite(input: Tensor, target: Any, weight: Any = None,  # noqa: A002
+                                   reduction: str = "mean") -> Tensor:
+    """The same loss from primitives: the oracle of :func:`binary_cross_entropy` (for 0 < p < 1)."""
+    input, target, w = _bce_args("binary_cross_entropy", input, target, weight, reduction)  # noqa: A001
     loss = -(target * clip(log(input), -100.0) + (1.0 - target) * clip(log(1.0 - input), -100.0))
-    if weight is not None:
-        loss = loss * _as_target("binary_cross_entropy", weight, input)
-    return _reduce(loss, reduction)
+    return _reduce(loss if w is None else loss * constant(w), reduction)
 
 
 def _softplus_neg(xp: Any, x: Any) -> Any:
@@ -202,12 +269,15 @@ class BCEWithLogitsFn(Function):
     @staticmethod
     def backward(ctx, gy):
         x, t, weight, pos_weight = ctx.inputs
-        if recording_backward():
-            return composite_backward(
-                lambda x_, t_, *_: _bce_logits_elementwise(x_, t_, weight, pos_weight),
-                ctx.inputs, ctx.needs_input_grad, [gy],
-            )
-        xd, td, g = x.data, t.data, gy.data
+        return composite_backward(
+            lambda x_, t_, *_: _bce_logits_elementwise(x_, t_, weight, pos_weight),
+            ctx.inputs, ctx.needs_input_grad, [gy],
+        )
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        x, t, weight, pos_weight = ctx.inputs
+        xd, td = x.data, t.data
         xp = get_array_module(xd)
         if weight is not None:
             g = g * weight
@@ -215,10 +285,10 @@ class BCEWithLogitsFn(Function):
         if ctx.needs_input_grad[0]:
             sig_neg = 0.5 * (1.0 - xp.tanh(0.5 * xd))  # sigmoid(-x), overflow-free
             log_weight = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * td
-            gx = wrap((g * ((1.0 - td) - log_weight * sig_neg)).astype(xd.dtype, copy=False))
+            gx = (g * ((1.0 - td) - log_weight * sig_neg)).astype(xd.dtype, copy=False)
         if ctx.needs_input_grad[1]:
             dt = -xd if pos_weight is None else -xd + (pos_weight - 1.0) * ctx.sp
-            gt = wrap((g * dt).astype(xd.dtype, copy=False))
+            gt = (g * dt).astype(xd.dtype, copy=False)
         return gx, gt, None, None
 
 
@@ -228,8 +298,8 @@ def _bce_logits_elementwise(x: Tensor, t: Tensor, weight: Any, pos_weight: Any) 
     if pos_weight is None:
         loss = (1.0 - t) * x + sp
     else:
-        loss = (1.0 - t) * x + (1.0 + (Tensor._make(pos_weight) - 1.0) * t) * sp
-    return loss if weight is None else loss * Tensor._make(weight)
+        loss = (1.0 - t) * x + (1.0 + (constant(pos_weight) - 1.0) * t) * sp
+    return loss if weight is None else loss * constant(weight)
 
 
 def _bce_logits_args(name: str, input: Tensor, target: Any, weight: Any, pos_weight: Any, reduction: str):  # noqa: A002
@@ -387,15 +457,17 @@ class CrossEntropyFn(Function):
     @staticmethod
     def backward(ctx, gy):
         logits, target, weight, ignore_index, smoothing, reduction = ctx.inputs
-        if recording_backward():
-            return composite_backward(
-                lambda z_, t_, *_: cross_entropy_composite(z_, t_, weight, ignore_index, reduction, smoothing),
-                ctx.inputs, ctx.needs_input_grad, [gy],
-            )
+        return composite_backward(
+            lambda z_, t_, *_: cross_entropy_composite(z_, t_, weight, ignore_index, reduction, smoothing),
+            ctx.inputs, ctx.needs_input_grad, [gy],
+        )
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        logits, target, weight, ignore_index, smoothing, reduction = ctx.inputs
         xp = get_array_module(ctx.logp)
         logp = ctx.logp
         rows, classes = logp.shape
-        g = gy.data
         if reduction == "none":
             scale = g.reshape(-1, 1)
         elif reduction == "mean":
@@ -415,7 +487,7 @@ class CrossEntropyFn(Function):
                 gt = -(1.0 - smoothing) * logp * scale
                 if weight is not None:
                     gt = gt * weight
-                grad_target = wrap(_class_layout(gt, target.shape).astype(logp.dtype, copy=False))
+                grad_target = _class_layout(gt, target.shape).astype(logp.dtype, copy=False)
         elif ctx.needs_input_grad[0]:
             valid, w_y = ctx.valid, ctx.w_y
             # sum_c q_c per row: (1 - eps) w_y + (eps / C) sum(w), zero on ignored rows
@@ -430,7 +502,7 @@ class CrossEntropyFn(Function):
             grad *= scale
             grad_logits = grad
         if grad_logits is not None:
-            grad_logits = wrap(_class_layout(grad_logits.astype(logp.dtype, copy=False), logits.shape))
+            grad_logits = _class_layout(grad_logits.astype(logp.dtype, copy=False), logits.shape)
         return grad_logits, grad_target, None, None, None, None
 
 
@@ -497,7 +569,7 @@ def cross_entropy_composite(
     classes = input.shape[1]
     logp = log_softmax(input, axis=1)
     w_shape = (1, classes) + (1,) * (input.ndim - 2)
-    w_t = None if w is None else Tensor._make(w.reshape(w_shape))
+    w_t = None if w is None else constant(w.reshape(w_shape))
     eps = float(label_smoothing)
     if target.dtype.kind == "f":
         t = target * (1.0 - eps) + eps / classes if eps else target
@@ -510,7 +582,7 @@ def cross_entropy_composite(
     nll = nll_loss(logp, target, w, ignore_index, reduction)
     if eps:
         smooth = -sum(logp if w_t is None else logp * w_t, axis=1)
-        valid = Tensor._make(target.data != ignore_index)
+        valid = constant(target.data != ignore_index)
         smooth = where(valid, smooth, 0.0)
         if reduction == "mean":
             y = target.data
@@ -556,7 +628,7 @@ def nll_loss(
     picked = take_along_axis(input, xp.expand_dims(y_safe, 1), axis=1)
     picked = reshape(picked, y.shape)
     w_y = valid.astype(input.data.dtype) if w is None else w[y_safe] * valid
-    loss = -picked * Tensor._make(w_y)
+    loss = -picked * constant(w_y)
     if reduction == "mean":
         loss = sum(loss) / float(w_y.sum())
     else:
@@ -582,7 +654,7 @@ def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool
     if log_target:
         loss = exp(target) * (target - input)
     else:
-        positive = Tensor._make(target.data > 0)
+        positive = constant(target.data > 0)
         # t log t is taken as 0 at t = 0 (its limit), as PyTorch's xlogy
         t_log_t = where(positive, target * log(where(positive, target, 1.0)), 0.0)
         loss = t_log_t - target * input

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor, broadcast_to
+from rosenblatt.core import Tensor, broadcast_to, constant
 from rosenblatt.ops import matmul, reshape, swapaxes
 
 _MODES = ("nearest", "nearest-exact", "linear", "bilinear", "area")
@@ -66,7 +66,7 @@ def _linear_matrix(in_size: int, out_size: int, scale_factor: float | None, alig
 
 def _apply_matrix(x: Tensor, matrix: np.ndarray, axis: int) -> Tensor:
     """Resample ``axis`` (2 = rows, 3 = columns of NCHW) by an ``(out, in)`` matrix."""
-    m = Tensor._make(get_array_module(x.data).asarray(matrix, dtype=x.dtype))
+    m = constant(get_array_module(x.data).asarray(matrix, dtype=x.dtype))
     if axis == 2:
         return matmul(m, x)
     return matmul(x, swapaxes(m, 0, 1))

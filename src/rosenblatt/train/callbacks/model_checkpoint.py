@@ -15,6 +15,8 @@ class ModelCheckpoint(Callback):
     A full checkpoint (:func:`rosenblatt.io.save_checkpoint`: model, optimiser, schedulers, epoch,
     history, random state, data-loader position) lets ``Trainer.fit(resume_from=path)`` continue
     exactly; ``save_weights_only=True`` writes just the model's ``state_dict`` (``rb.load`` reads it).
+    An epoch whose loss is not finite is never saved, so the last good checkpoint survives a
+    diverging run.
 
     Args:
         path: the file; may contain ``{epoch}`` (1-based) and log keys, e.g. ``"ckpt-{epoch:03d}.safetensors"``.
@@ -36,6 +38,8 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
+        if not math.isfinite(float(logs.get("loss", 0.0))):
+            return
         if self.save_best_only:
             value = monitored_value("ModelCheckpoint", self.monitor, logs)
             better = value < self.best if self.mode == "min" else value > self.best
