@@ -160,8 +160,9 @@ def run(ctx: Context) -> None:
         ax.scatter(np.full(len(acc), k) + np.linspace(-0.1, 0.1, len(acc)), acc, s=14)
         ax.errorbar(k + 0.25, results["arms"][arm]["mean"], yerr=results["arms"][arm]["std"], fmt="o", color="k",
                     capsize=4)
-    for i in range(len(seeds)):
-        ax.plot(range(len(arms)), [runs[i][arm] for arm in arms], color="grey", lw=0.5)
+    jitter = np.linspace(-0.1, 0.1, len(seeds))
+    for i in range(len(seeds)):  # one line per seed joins its arms
+        ax.plot(np.arange(len(arms)) + jitter[i], [runs[i][arm] for arm in arms], color="grey", lw=0.5)
     ax.set_xticks(range(len(arms)))
     ax.set_xticklabels(arms)
     ax.set_ylabel("test accuracy (dots: seeds; black: mean ± std)")
