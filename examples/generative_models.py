@@ -80,7 +80,7 @@ def run(name: str, args: argparse.Namespace) -> dict:
     x, y, x_test, y_test, size = load(name, args.quick, rng)
     cls_size = max(size, 12)  # LeNet-5 needs 12x12 or more: the 8x8 digits are zero-padded
     digits = name == "digits"
-    epochs = {"clf": 10 if digits else 4, "vae": 40 if digits else 20, "conv": 30 if digits else 6,
+    epochs = {"clf": 10, "vae": 40 if digits else 20, "conv": 30 if digits else 6,
               "gan": 20 if digits else 6}
     if args.quick:
         epochs = {k: max(1, v // 4) for k, v in epochs.items()}
