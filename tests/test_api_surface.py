@@ -29,7 +29,7 @@ NAMES: dict[str, str] = {
         add sub mul div neg pow matmul dot exp log log1p sqrt abs sign clip maximum minimum where sin cos tanh
         sigmoid relu softmax log_softmax logsumexp sum mean var std max min argmax argmin prod cumsum einsum cat
         concatenate stack split chunk reshape transpose permute flatten squeeze unsqueeze broadcast_to expand flip
-        pad gather take_along_axis one_hot outer norm allclose
+        pad gather take_along_axis one_hot outer norm allclose amax amin sort argsort topk
         no_grad enable_grad is_grad_enabled grad manual_seed
         set_default_dtype get_default_dtype device save load""",
     "rosenblatt.autograd": "Function gradcheck gradgradcheck",
@@ -69,7 +69,7 @@ NAMES: dict[str, str] = {
         CIFAR10 HDF5Dataset ROOTDataset ImageFolder""",
     "rosenblatt.train": """
         Trainer Callback EarlyStopping ModelCheckpoint LRSchedulerCallback ProgressBar CSVLogger TerminateOnNaN
-        GradientMonitor History""",
+        GradientMonitor History TensorBoard""",
     "rosenblatt.train.metrics": """
         accuracy top_k_accuracy precision recall f1 confusion_matrix roc_curve roc_auc mse mae r2""",
     "rosenblatt.models": """
@@ -77,7 +77,7 @@ NAMES: dict[str, str] = {
         resnet50 resnet20 DenseNet DenseBlock Transition densenet121 densenet_bc UNet Autoencoder ConvAutoencoder
         DenoisingAutoencoder Seq2Seq VAE ConvVAE DCGAN""",
     "rosenblatt.tune": "grid_search random_search bayes_search",
-    "rosenblatt.io": "save_checkpoint load_checkpoint export_onnx from_torch_state_dict",
+    "rosenblatt.io": "save_checkpoint load_checkpoint export_onnx from_torch_state_dict load_run",
     "rosenblatt.viz": """
         plot_learning_curves plot_gradient_flow plot_filters plot_feature_maps plot_decision_boundary
         plot_reconstructions""",
@@ -154,7 +154,8 @@ TENSOR_ATTRIBUTES = "data grad requires_grad is_leaf shape ndim size dtype devic
 TENSOR_METHODS = """backward detach requires_grad_ numpy item tolist to astype cpu cuda clone add_ mul_ zero_ fill_
     copy_ add sub mul div neg pow matmul dot exp log log1p sqrt abs sign clip maximum minimum sin cos tanh sigmoid
     relu softmax log_softmax logsumexp sum mean var std max min argmax argmin prod cumsum reshape transpose permute
-    flatten squeeze unsqueeze broadcast_to expand flip gather take_along_axis split chunk outer norm""".split()
+    flatten squeeze unsqueeze broadcast_to expand flip gather take_along_axis split chunk outer norm amax amin sort
+    argsort topk""".split()
 
 
 @pytest.mark.parametrize("name", TENSOR_ATTRIBUTES + TENSOR_METHODS)
@@ -342,9 +343,10 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.data.datasets.adding_problem", dict(T=ANY, n=ANY)),
     ("rosenblatt.train.Trainer", dict(model=REQUIRED, loss=REQUIRED, optimizer=ANY, metrics=("accuracy",),
                                       callbacks=(), device="cpu", regularizer=None, grad_clip=None)),
-    ("rosenblatt.train.Trainer.fit", dict(train=REQUIRED, val=None, epochs=1, batch_size=None)),
-    ("rosenblatt.train.Trainer.evaluate", dict(data=REQUIRED)),
-    ("rosenblatt.train.Trainer.predict", dict(data=REQUIRED)),
+    ("rosenblatt.train.Trainer.fit", dict(x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+                                          validation_split=0.0, validation_data=None, shuffle=True, val=None)),
+    ("rosenblatt.train.Trainer.evaluate", dict(x=None, y=None, batch_size=None)),
+    ("rosenblatt.train.Trainer.predict", dict(x=REQUIRED, batch_size=None)),
     ("rosenblatt.train.EarlyStopping", dict(monitor="val_loss", patience=5, min_delta=0, mode="auto",
                                             restore_best_weights=True)),
     ("rosenblatt.train.ModelCheckpoint", dict(path=REQUIRED, monitor="val_loss", save_best_only=True)),
@@ -500,7 +502,7 @@ def test_module_method_exists_and_is_documented(name):
 
 # -- dim= / keepdim= aliases -------------------------------------------------------------------
 
-REDUCTIONS = "sum mean var std max min argmax argmin prod logsumexp norm all any".split()
+REDUCTIONS = "sum mean var std amax amin argmax argmin prod logsumexp norm all any".split()
 
 
 @pytest.mark.parametrize("form", ["function", "method"])

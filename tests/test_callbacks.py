@@ -54,14 +54,15 @@ def test_early_stopping_stops_after_patience_and_restores_best(capsys):
     stop = EarlyStopping(patience=3)
     trainer = _trainer([script, stop])
     x, y = _data()
-    history = trainer.fit((x, y), val=(x, y), epochs=7, batch_size=16, seed=0)
+    history = trainer.fit((x, y), val=(x, y), epochs=7, batch_size=16, seed=0, verbose=0)  # EarlyStopping's lines only
     assert len(history) == 5 and stop.stopped_epoch == 4 and stop.best_epoch == 1
     assert np.array_equal(trainer.model.weight.numpy(), script.snapshots[1])
     out = capsys.readouterr().out.splitlines()
     assert out == ["EarlyStopping: stopped after epoch 5: val_loss has not improved for 3 epochs (best 0.5 in epoch 2)",
                    "EarlyStopping: restored the weights of epoch 2 (val_loss 0.5)"]
     quiet = EarlyStopping(patience=3, verbose=False)
-    _trainer([Scripted([1.0, 0.5, 0.6, 0.7, 0.55]), quiet]).fit((x, y), val=(x, y), epochs=5, batch_size=16)
+    _trainer([Scripted([1.0, 0.5, 0.6, 0.7, 0.55]), quiet]).fit((x, y), val=(x, y), epochs=5, batch_size=16,
+                                                                verbose=0)
     assert capsys.readouterr().out == ""
 
 
@@ -240,3 +241,49 @@ def test_callback_hooks_order():
     _trainer([Recorder()]).fit((x, y), epochs=2, batch_size=16)
     assert calls == ["train_begin", "epoch_begin 0", "batch 0", "batch 1", "epoch_end 0 ['accuracy', 'loss', 'lr']",
                      "epoch_begin 1", "batch 0", "batch 1", "epoch_end 1 ['accuracy', 'loss', 'lr']", "train_end"]
+
+
+# -- TensorBoard -------------------------------------------------------------------------------------
+
+
+def test_crc32c_matches_the_standard_check_value():
+    from rosenblatt.io.event_file import crc32c
+
+    assert crc32c(b"123456789") == 0xE3069283 and crc32c(b"") == 0
+
+
+def test_tensorboard_event_files_are_read_back_by_tensorboard(tmp_path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    from rosenblatt.train import TensorBoard
+
+    x, y = _data()
+    trainer = _trainer([TensorBoard(tmp_path / "run", histogram_freq=2)])
+    history = trainer.fit((x, y), val=(x, y), epochs=3, batch_size=16, verbose=0)
+
+    def load(folder):
+        files = list((tmp_path / "run" / folder).glob("events.out.tfevents.*"))
+        assert len(files) == 1, files
+        accumulator = event_accumulator.EventAccumulator(str(files[0]), size_guidance={"histograms": 0})
+        accumulator.Reload()
+        return accumulator
+
+    train, validation = load("train"), load("validation")
+    assert set(train.Tags()["scalars"]) == {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"}
+    for tag, key in (("epoch_loss", "loss"), ("epoch_accuracy", "accuracy"), ("epoch_learning_rate", "lr")):
+        events = train.Scalars(tag)
+        assert [e.step for e in events] == [0, 1, 2]
+        assert [e.value for e in events] == pytest.approx(history[key], rel=1e-6)
+    assert [e.value for e in validation.Scalars("epoch_loss")] == pytest.approx(history["val_loss"], rel=1e-6)
+    assert set(train.Tags()["histograms"]) == {"weight", "bias"}
+    histograms = train.Histograms("weight")
+    assert [h.step for h in histograms] == [0, 2]  # every second epoch
+    last, weights = histograms[-1].histogram_value, trainer.model.weight.numpy()
+    assert last.num == weights.size and sum(last.bucket) == weights.size
+    assert last.min == pytest.approx(weights.min()) and last.max == pytest.approx(weights.max())
+
+
+def test_tensorboard_rejects_bad_arguments():
+    from rosenblatt.train import TensorBoard
+
+    with pytest.raises(ValueError, match="TensorBoard: histogram_freq must be a non-negative integer"):
+        TensorBoard("logs", histogram_freq=-1)

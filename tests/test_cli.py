@@ -200,3 +200,66 @@ def test_bench_passes_its_options_through(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "_find_benchmarks", lambda: str(fake))
     assert main(["bench", "--quick", "--filter", "mlp", "--no-write"]) == 0
     assert json.loads((tmp_path / "argv.json").read_text()) == ["--quick", "--filter", "mlp", "--no-write"]
+
+
+@pytest.mark.slow
+def test_predict_reuses_the_recorded_preprocessing(tmp_path, capsys):
+    import numpy as np
+
+    import rosenblatt as rb
+    from rosenblatt.data import load_digits
+
+    out = tmp_path / "lenet"
+    assert main(["train", "--model", "lenet5", "--epochs", "1", "--limit", "300", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["preprocessing"] == {"input_shape": [1, 8, 8], "upsample": 2, "flatten": False}
+    model, info = rb.io.load_run(out)
+    x, _ = load_digits()  # flat rows of 64 pixels: reshaped, then upsampled to 16x16 as in training
+    inputs = info["preprocess"](x[:5])
+    assert inputs.shape == (5, 1, 16, 16) and info["task"] == "classification" and info["num_classes"] == 10
+    with rb.no_grad():
+        assert model(rb.tensor(inputs)).shape == (5, 10)
+    capsys.readouterr()
+    # On the run's own test split, `predict` reproduces the test accuracy that training reported.
+    assert main(["predict", str(out), "--data", "digits"]) == 0
+    reported = json.loads((out / "metrics.json").read_text())["test"]["accuracy"]
+    printed = capsys.readouterr().out
+    assert f"accuracy {reported:.4f}" in printed, printed
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert rows[0].startswith("index,prediction,p0,p1") and printed.startswith(f"{len(rows) - 1} predictions")
+    # Raw inputs from a .npy file, written where --out says.
+    np.save(tmp_path / "three.npy", x[:3].reshape(3, 8, 8))
+    assert main(["predict", str(out), "--data", str(tmp_path / "three.npy"), "--out", str(tmp_path / "p.csv")]) == 0
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 4
+
+
+def test_predict_on_csv_standardizes_with_training_statistics(tmp_path, capsys):
+    import numpy as np
+
+    import rosenblatt as rb
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(loc=5.0, scale=3.0, size=(200, 3))
+    target = x @ np.array([1.0, -2.0, 0.5])
+    path = tmp_path / "table.csv"
+    np.savetxt(path, np.column_stack([x, target]), delimiter=",", header="a,b,c,t", comments="")
+    assert main(["train", "--data", f"csv:{path}:t", "--epochs", "2", "--out", str(tmp_path / "r")]) == 0
+    model, info = rb.io.load_run(tmp_path / "r")
+    standardize = info["preprocessing"]["standardize"]
+    assert np.allclose(standardize["mean"], x.mean(0), atol=0.6) and info["task"] == "regression"
+    np.savetxt(tmp_path / "features.csv", x[:10], delimiter=",")
+    assert main(["predict", str(tmp_path / "r"), "--data", f"csv:{tmp_path / 'features.csv'}"]) == 0
+    rows = (tmp_path / "r" / "predictions.csv").read_text().splitlines()
+    expected = model(rb.tensor(((x[:10] - standardize["mean"]) / standardize["std"]).astype(np.float32))).numpy()
+    assert rows[0] == "index,prediction" and np.allclose([float(r.split(",")[1]) for r in rows[1:]],
+                                                        expected.reshape(-1), rtol=1e-4)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["predict", "/no/such/run", "--data", "digits"], "no config.json"),
+    (["predict", "RUN"], "the following arguments are required: --data"),
+])
+def test_predict_bad_input(argv, needle, capsys):
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and needle in err

@@ -168,7 +168,7 @@ def test_outputs_never_alias_reused_buffers(batch):
     expected = y1.numpy().copy()
     F.conv2d(x2, w, padding=1, stride=2)
     np.testing.assert_array_equal(y1.numpy(), expected)
-    for key, buffer in list(rb.nn.functional.conv._workspace.buffers.items()):
+    for key, buffer in list(rb.kernels.workspace._workspace.buffers.items()):
         assert not np.shares_memory(buffer, y1.data), key
 
 
@@ -321,7 +321,7 @@ def test_large_batches_are_processed_in_chunks(monkeypatch, kw):
     """Columns over the size limit are built a few samples at a time (a last, shorter chunk too)."""
     kw = dict(kw)
     k = kw.pop("kernel", 3)
-    monkeypatch.setattr(rb.nn.functional.conv, "COLUMNS_MAX_BYTES", 2 * 4 * 9 * 36 * 8)  # ~2 samples
+    monkeypatch.setattr(rb.kernels.conv, "COLUMNS_MAX_BYTES", 2 * 4 * 9 * 36 * 8)  # ~2 samples
     groups = kw.get("groups", 1)
     rb_fn, torch_fn = _conv2d_pair(kw)
     check_op(rb_fn, torch_fn, [r(5, 4, 6, 6), r(6, 4 // groups, k, k), r(6)], np.float64)

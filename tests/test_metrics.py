@@ -94,3 +94,20 @@ def test_history_csv_plot_and_best(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 1000
     assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy", "lr"]
     assert len(fig.axes[0].lines) == 2  # train and validation
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_binary_labels_follow_sklearn_defaults(seed):
+    # 0/1 label predictions (ints or bools) default to average="binary" (the positive class), as
+    # sklearn.metrics.f1_score(y_true, y_pred) does; multi-class labels default to "macro".
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=150)
+    pred = np.where(rng.random(150) < 0.8, y, 1 - y)
+    for fn, reference in ((M.f1, skm.f1_score), (M.precision, skm.precision_score), (M.recall, skm.recall_score)):
+        assert fn(y, pred) == pytest.approx(reference(y, pred))
+        assert fn(y, pred.astype(bool)) == pytest.approx(reference(y, pred.astype(bool)))
+        assert fn(y.astype(np.float32), pred) == pytest.approx(reference(y, pred))
+    y3, p3 = rng.integers(0, 3, size=150), rng.integers(0, 3, size=150)
+    assert M.f1(y3, p3) == pytest.approx(skm.f1_score(y3, p3, average="macro"))
+    # Nothing predicted positive: 0.0, as scikit-learn's zero_division default.
+    assert M.f1(np.array([0, 1, 1]), np.array([0, 0, 0])) == skm.f1_score([0, 1, 1], [0, 0, 0], zero_division=0.0)

@@ -337,7 +337,10 @@ def _compare_with_twin(model: nn.Module, twin, x: np.ndarray, rtol: float = 1e-7
     assert_close(xr.grad, xt.grad, "input gradient", rtol=rtol * 10, atol=atol * 10)
     tparams = dict(twin.named_parameters())
     for name, p in model.named_parameters():
-        assert_close(p.grad, tparams[name].grad, f"gradient of {name}", rtol=rtol * 10, atol=atol * 10)
+        # a gradient entry that sums terms of ~1e3 and cancels to ~1e-2 keeps only the absolute
+        # precision of its terms: scale the absolute tolerance with the gradient's magnitude
+        scale = max(1.0, float(tparams[name].grad.abs().max()))
+        assert_close(p.grad, tparams[name].grad, f"gradient of {name}", rtol=rtol * 10, atol=atol * 10 * scale)
     tbuffers = dict(twin.named_buffers())
     for name, b in model.named_buffers():
         assert_close(b, tbuffers[name], f"buffer {name}", rtol=rtol, atol=atol)

@@ -116,7 +116,7 @@ def test_flatten_unflatten_and_tensor_ops(tmp_path):
             y = rb.cat([y, y[:, :, ::-1, 1:3].transpose(0, 1, 2, 3) * 0.5], axis=3)  # slices and concat
             y = rb.pad(y, (1, 0, 0, 1)) - y.mean(axis=(2, 3), keepdims=True).sum() / 10
             z = rb.tanh(self.flatten(y[:, 1]))                   # integer index drops an axis
-            return rb.stack([z.max(axis=1), rb.sqrt(rb.exp(z) + 1.0).min(axis=1)], axis=1), y.permute(0, 3, 1, 2)
+            return rb.stack([rb.amax(z, axis=1), rb.sqrt(rb.exp(z) + 1.0).amin(axis=1)], axis=1), y.permute(0, 3, 1, 2)
 
     roundtrip(Mixer(), *batches(24), tmp_path)
 

@@ -81,11 +81,27 @@ CASES = [
     ("var", lambda a: a.var(axis=1), lambda a: a.var(1), [r(3, 5)]),
     ("var_biased", lambda a: rb.var(a, correction=0), lambda a: torch.var(a, correction=0), [r(3, 5)]),
     ("std", lambda a: a.std(axis=0, keepdims=True), lambda a: a.std(0, keepdim=True), [r(4, 3)]),
-    ("max_all", rb.max, torch and torch.amax, [distinct(3, 4)]),
-    ("max_axis", lambda a: a.max(axis=1), lambda a: torch.amax(a, 1), [distinct(3, 4)]),
-    ("max_ties", lambda a: a.max(axis=1), lambda a: torch.amax(a, 1), [np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])]),
-    ("min_axis_keep", lambda a: a.min(axis=0, keepdims=True), lambda a: torch.amin(a, 0, keepdim=True),
+    ("max_all", rb.max, torch and torch.max, [distinct(3, 4)]),
+    ("amax_axis", lambda a: a.amax(axis=1), lambda a: torch.amax(a, 1), [distinct(3, 4)]),
+    ("amax_ties", lambda a: rb.amax(a, axis=1), lambda a: torch.amax(a, 1),
+     [np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])]),
+    ("amin_axes_keep", lambda a: rb.amin(a, axis=(0, 2), keepdims=True), lambda a: torch.amin(a, (0, 2), keepdim=True),
+     [distinct(3, 4, 2)]),
+    ("max_dim", lambda a: a.max(1), lambda a: a.max(1), [distinct(3, 4)]),
+    ("max_dim_ties", lambda a: a.max(dim=1), lambda a: a.max(dim=1), [np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])]),
+    ("min_dim_keep", lambda a: rb.min(a, 0, keepdim=True), lambda a: torch.min(a, 0, keepdim=True),
      [distinct(3, 4)]),
+    ("min_axis_alias", lambda a: a.min(axis=-1), lambda a: a.min(-1), [distinct(2, 3, 4)]),
+    ("max_pair", lambda a, b: rb.max(a, b), lambda a, b: torch.max(a, b), [r(3, 4), r(3, 4)]),
+    ("sort", lambda a: a.sort(), lambda a: a.sort(), [distinct(3, 5)]),
+    ("sort_desc_dim0", lambda a: rb.sort(a, dim=0, descending=True), lambda a: torch.sort(a, dim=0, descending=True),
+     [distinct(4, 3, 2)]),
+    ("sort_ties", lambda a: rb.sort(a, descending=True), lambda a: torch.sort(a, descending=True, stable=True),
+     [np.array([[1.0, 3.0, 3.0, 1.0], [2.0, 2.0, 0.0, 2.0]])]),
+    ("argsort", lambda a: rb.argsort(a, dim=1), lambda a: torch.argsort(a, dim=1), [distinct(3, 5)]),
+    ("topk", lambda a: a.topk(2), lambda a: a.topk(2), [distinct(3, 5)]),
+    ("topk_smallest_dim0", lambda a: rb.topk(a, 3, dim=0, largest=False), lambda a: torch.topk(a, 3, 0, largest=False),
+     [distinct(4, 3)]),
     ("prod", lambda a: a.prod(axis=1), lambda a: a.prod(1), [r(3, 4)]),
     ("prod_zero", lambda a: a.prod(), lambda a: a.prod(), [np.array([1.5, 0.0, 2.0, -1.0])]),
     ("cumsum", lambda a: a.cumsum(axis=1), lambda a: a.cumsum(1), [r(3, 4)]),
@@ -167,7 +183,7 @@ CASES = [
 ]
 
 CASE_IDS = [c[0] for c in CASES]
-SKIP_GRADCHECK = {"sign", "maximum_ties", "max_ties", "getitem_bool", "astype64", "prod_zero"}
+SKIP_GRADCHECK = {"sign", "maximum_ties", "amax_ties", "max_dim_ties", "sort_ties", "argsort", "getitem_bool", "astype64", "prod_zero"}
 DIFFERENTIABLE_INPUTS_ONLY = {"getitem_bool"}
 
 
@@ -315,3 +331,60 @@ def test_manual_seed_is_bit_reproducible():
 def test_bad_input_gives_clear_error(fn, match):
     with pytest.raises((ValueError, TypeError, IndexError, RuntimeError), match=match):
         fn()
+
+
+# -- max/min with a dimension, sort, topk: PyTorch's return shapes and tie rules -------------------
+
+
+def test_max_with_dim_unpacks_to_values_and_indices():
+    out = rb.tensor([[0.5, 2.0, -1.0], [3.0, 0.0, 3.0]])
+    _, pred = out.max(1)
+    assert pred.dtype == rb.int64 and pred.tolist() == [1, 0]  # the first of equal maxima
+    result = rb.min(out, dim=0)
+    assert result.values.tolist() == [0.5, 0.0, -1.0] and result.indices.tolist() == [0, 1, 0]
+    assert out.max().item() == 3.0 and out.max().ndim == 0
+    assert rb.amax(out, axis=1).tolist() == [2.0, 3.0]  # values only
+
+
+def test_max_errors_name_the_op():
+    x = rb.ones(2, 3)
+    with pytest.raises(TypeError, match="max: dim must be one int.*amax"):
+        x.max(axis=(0, 1))
+    with pytest.raises(IndexError, match="min: axis 2 is out of range"):
+        x.min(2)
+    with pytest.raises(ValueError, match="topk: k must be in \\[0, 3\\]"):
+        x.topk(4)
+    with pytest.raises(TypeError, match="topk: k must be an int"):
+        x.topk(1.5)
+    with pytest.raises(ValueError, match="sort: expected a tensor with at least one dimension"):
+        rb.sort(rb.tensor(1.0))
+
+
+@requires_torch
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_ties_and_nan_match_torch_stable_sort(descending):
+    # Our sort is stable in both directions; PyTorch's default sort is too for short rows, and
+    # torch.sort(stable=True) always is. NaN sorts as the largest value in both.
+    data = np.random.default_rng(0).integers(0, 3, (4, 40)).astype(np.float32)
+    data[0, 5] = data[2, 0] = np.nan
+    ours = rb.sort(rb.tensor(data), descending=descending)
+    theirs = torch.sort(torch.tensor(data), descending=descending, stable=True)
+    np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+    np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+    np.testing.assert_array_equal(rb.argsort(rb.tensor(data), descending=descending).numpy(), theirs.indices.numpy())
+
+
+@requires_torch
+def test_topk_ties_values_match_torch_and_indices_come_first_first():
+    data = np.array([[1.0, 3.0, 2.0, 3.0, 3.0], [0.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
+    ours = rb.topk(rb.tensor(data), 2)
+    theirs = torch.topk(torch.tensor(data), 2)
+    np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+    # Among equal values the lower index comes first (PyTorch leaves this order unspecified).
+    assert ours.indices.tolist() == [[1, 3], [0, 1]]
+
+
+def test_sort_integers_and_booleans_descending():
+    x = rb.tensor(np.array([3, 0, 255, 3], np.uint8))
+    assert rb.sort(x, descending=True).indices.tolist() == [2, 0, 3, 1]
+    assert rb.argsort(rb.tensor([True, False, True])).tolist() == [1, 0, 2]

@@ -73,6 +73,12 @@ def test_rotation_by_right_angle_is_exact():
 def test_value_transforms():
     x = _images(n=64)
     assert np.allclose(T.Normalize([0.5] * 3, [0.25] * 3)(x), (x - 0.5) / 0.25)
+    # One image (C, H, W), as torchvision's Normalize takes it: channels on axis 0.
+    mean, std = np.array([0.1, 0.2, 0.3]), np.array([0.5, 1.0, 2.0])
+    image = x[0]
+    assert np.allclose(T.Normalize(mean, std)(image), (image - mean[:, None, None]) / std[:, None, None], atol=1e-6)
+    with pytest.raises(ValueError, match="Normalize: 3 means/stds need 3 channels.*got input shape \\(2, 5, 5\\)"):
+        T.Normalize(mean, std)(x[:2, 0, :5, :5])
     shifted = T.ColorShift(0.2, seed=0)(x) - x  # one constant per image and channel
     assert np.allclose(shifted, shifted[:, :, :1, :1], atol=1e-6) and np.abs(shifted).max() <= 0.2
     bright = T.BrightnessChange(0.3, seed=0)(x) - x

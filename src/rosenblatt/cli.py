@@ -1,10 +1,12 @@
-"""The ``rosenblatt`` command: ``train``, ``info``, ``experiment`` and ``bench``.
+"""The ``rosenblatt`` command: ``train``, ``predict``, ``info``, ``experiment`` and ``bench``.
 
 ``rosenblatt train`` with no arguments trains the default model on the bundled digits, prints a
 progress line per epoch and the test metrics, and writes ``history.csv``, ``curves.png``,
 ``model.safetensors``, ``metrics.json`` (and a resumable ``checkpoint.safetensors``) to
-``runs/<timestamp>``. Errors are reported as one line on stderr with a non-zero exit status
-(set ``ROSENBLATT_DEBUG=1`` to see the traceback instead).
+``runs/<timestamp>``; ``config.json`` there records the model and the preprocessing of its inputs,
+so ``rosenblatt predict RUN_DIR --data ...`` (and ``rb.io.load_run``) can use it later. Errors are
+reported as one line on stderr with a non-zero exit status (set ``ROSENBLATT_DEBUG=1`` to see the
+traceback instead).
 """
 
 from __future__ import annotations
@@ -65,6 +67,15 @@ def _build_parser() -> _Parser:
                        help="continue a run from its checkpoint file or its output folder")
     train.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cpu)")
     train.add_argument("--limit", type=int, default=None, help="use only the first N training samples")
+    predict = sub.add_parser("predict", help="predict with a model trained by `rosenblatt train`",
+                             description="Apply a trained run (its model and recorded preprocessing) to new data "
+                                         "and write one row per sample to a CSV file.")
+    predict.add_argument("run", metavar="RUN_DIR", help="the output folder of `rosenblatt train`")
+    predict.add_argument("--data", required=True,
+                         help="PATH.npy (raw inputs) | csv:PATH[:TARGET] | digits | fashion-mnist[:DIR] | mnist:DIR "
+                              "(the datasets: their test split)")
+    predict.add_argument("--out", default=None, help="the CSV file to write (default: RUN_DIR/predictions.csv)")
+    predict.add_argument("--batch-size", type=int, default=256, help="batch size (default: 256)")
     sub.add_parser("info", help="versions, backends and optional extras")
     experiment = sub.add_parser("experiment", help="run one of the lecture's experiments")
     experiment.add_argument("name", nargs="?", help="the experiment (see --list)")
@@ -122,7 +133,8 @@ def _load_data(spec: str, seed: int) -> dict[str, Any]:
         train, val, test = train_val_test_split(x, y, val=0.15, test=0.15, stratify=stratify, seed=seed)
         mean, std = train[0].mean(axis=0), train[0].std(axis=0) + 1e-8  # standardise with training statistics
         train, val, test = ((((p[0] - mean) / std).astype(np.float32), p[1]) for p in (train, val, test))
-        data = {"train": train, "val": val, "test": test, "name": f"csv:{os.path.basename(path)}"}
+        data = {"train": train, "val": val, "test": test, "name": f"csv:{os.path.basename(path)}",
+                "standardize": {"mean": mean.tolist(), "std": std.tolist()}}
         if classification:
             data.update(task="classification", num_classes=int(y.max()) + 1)
         else:
@@ -149,7 +161,8 @@ def _build_model(name: str, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         sizes = [features, *hidden, classes]
         model = models.MLP(sizes)
         reshape = {k: (v[0].reshape(v[0].shape[0], -1), v[1]) for k, v in data.items() if k in ("train", "val", "test")}
-        return model, {**data, **reshape, "model_config": {"sizes": sizes}}
+        preprocessing = _preprocessing(data, upsample=1, flatten=x.ndim > 2)
+        return model, {**data, **reshape, "model_config": {"sizes": sizes}, "preprocessing": preprocessing}
     if name not in registry:
         raise UsageError(f"unknown --model {name!r}; known: mlp, {', '.join(sorted(registry))}")
     if x.ndim != 4:
@@ -163,7 +176,16 @@ def _build_model(name: str, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         config = {"num_classes": classes, "in_channels": channels, "small_input": True}
     model = models.get_model(name, **config)
     resized = {k: (_upsample(v[0], factor), v[1]) for k, v in data.items() if k in ("train", "val", "test")}
-    return model, {**data, **resized, "model_config": config, "upsample": factor}
+    preprocessing = _preprocessing(data, upsample=factor, flatten=False)
+    return model, {**data, **resized, "model_config": config, "preprocessing": preprocessing}
+
+
+def _preprocessing(data: dict[str, Any], upsample: int, flatten: bool) -> dict[str, Any]:
+    """What is done to each raw input before the model sees it (``rb.io.run.preprocess`` applies it)."""
+    record: dict[str, Any] = {"input_shape": list(data["train"][0].shape[1:])}
+    if "standardize" in data:
+        record["standardize"] = data["standardize"]
+    return {**record, "upsample": int(upsample), "flatten": bool(flatten)}
 
 
 def _resolve_resume(path: str) -> str:
@@ -299,6 +321,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         optimizer.load_state_dict(resumed["optimizer"])
     run_config = {**{name: values[name] for name in ("model", "data", "epochs", *RUN_OPTIONS[2:], "device")},
                   "model_config": data["model_config"]}
+    # what `rosenblatt predict` and rb.io.load_run need to use the model on new raw inputs
+    run_config.update(task=data["task"], num_classes=data["num_classes"], preprocessing=data["preprocessing"])
 
     if main:  # every check has passed: now the run folder is written
         os.makedirs(out, exist_ok=True)
@@ -350,6 +374,87 @@ def cmd_train(args: argparse.Namespace) -> int:
     _write_json(os.path.join(out, "metrics.json"), record)
     wrote += ["model.safetensors", "metrics.json", CHECKPOINT_NAME]
     print(f"wrote {', '.join(wrote)} to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# predict
+# ----------------------------------------------------------------------------------------------
+
+
+def _read_features_csv(path: str) -> np.ndarray:
+    """Every column of a numeric CSV file (a header row is skipped)."""
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            rows = [row for row in csv.reader(f) if row]
+    except OSError as exc:
+        raise ValueError(f"--data csv: cannot read '{path}': {exc.strerror or exc}") from None
+    try:
+        float(rows[0][0])
+    except (ValueError, IndexError):
+        rows = rows[1:]
+    try:
+        return np.asarray(rows, dtype=np.float32)
+    except ValueError:
+        raise ValueError(f"--data csv: '{path}' holds non-numeric features") from None
+
+
+def _predict_inputs(spec: str, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw inputs (before the run's preprocessing) and, when the data has them, the labels."""
+    from rosenblatt.data import datasets
+
+    if spec.endswith(".npy") and ":" not in spec:
+        return np.load(spec, allow_pickle=False), None
+    kind, _, rest = spec.partition(":")
+    if kind.lower() == "csv":
+        path, sep, target = rest.rpartition(":")
+        if not sep or os.path.isfile(rest):
+            return _read_features_csv(rest), None
+        x, y = datasets.from_csv(path, target=int(target) if target.lstrip("-").isdigit() else target)
+        return x, y
+    test = _load_data(spec, int(config.get("seed", 0)))["test"]
+    return test[0], test[1]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``rosenblatt predict``."""
+    import csv
+
+    import rosenblatt as rb
+    from rosenblatt.io.run import load_run
+    from rosenblatt.train import Trainer
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model, info = load_run(args.run)
+    raw, labels = _predict_inputs(args.data, info["config"])
+    x = info["preprocess"](raw)
+    outputs = Trainer(model, "mse").predict(x, batch_size=args.batch_size)
+    out = args.out or os.path.join(args.run, "predictions.csv")
+    classification = info["task"] == "classification"
+    with open(out + ".tmp", "w", newline="") as f:  # written whole, then renamed: never half a file
+        writer = csv.writer(f, lineterminator="\n")
+        if classification:
+            probabilities = rb.softmax(rb.tensor(outputs), axis=1).numpy()
+            predicted = outputs.argmax(axis=1)
+            writer.writerow(["index", "prediction", *(f"p{k}" for k in range(outputs.shape[1]))])
+            for i, (label, row) in enumerate(zip(predicted, probabilities)):
+                writer.writerow([i, int(label), *(f"{p:.6g}" for p in row)])
+        else:
+            values = outputs.reshape(len(outputs), -1)
+            writer.writerow(["index", *(["prediction"] if values.shape[1] == 1 else
+                                        [f"prediction_{k}" for k in range(values.shape[1])])])
+            for i, row in enumerate(values):
+                writer.writerow([i, *(f"{v:.6g}" for v in row)])
+    os.replace(out + ".tmp", out)
+    summary = f"{len(outputs)} predictions of {info['config']['model']} written to {out}"
+    if labels is not None and classification:
+        summary += f"; accuracy {np.mean(predicted == np.asarray(labels)):.4f}"
+    elif labels is not None:
+        summary += f"; mae {np.mean(np.abs(outputs.reshape(-1) - np.asarray(labels, np.float32).reshape(-1))):.4f}"
+    print(summary)
     return 0
 
 
@@ -459,7 +564,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         sys.argv, sys.path[:] = saved_argv, saved_path
 
 
-COMMANDS = {"train": cmd_train, "info": cmd_info, "experiment": cmd_experiment, "bench": cmd_bench}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "info": cmd_info, "experiment": cmd_experiment, "bench": cmd_bench}
 
 
 def _one_line(exc: BaseException) -> str:

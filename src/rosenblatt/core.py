@@ -683,11 +683,33 @@ class Tensor:
     def std(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
         return _ops.std(self, axis, keepdims, **kw)
 
-    def max(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+    def max(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        """The largest element, or ``(values, indices)`` along a dimension (see ``rosenblatt.max``)."""
         return _ops.max(self, axis, keepdims, **kw)
 
-    def min(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+    def min(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        """The smallest element, or ``(values, indices)`` along a dimension (see ``rosenblatt.min``)."""
         return _ops.min(self, axis, keepdims, **kw)
+
+    def amax(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        """Largest values over ``axis`` (one or several axes; values only)."""
+        return _ops.amax(self, axis, keepdims, **kw)
+
+    def amin(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+        """Smallest values over ``axis`` (one or several axes; values only)."""
+        return _ops.amin(self, axis, keepdims, **kw)
+
+    def sort(self, dim: int = -1, descending: bool = False, **kw: Any) -> Any:
+        """``(values, indices)`` sorted along ``dim`` (stable; see ``rosenblatt.sort``)."""
+        return _ops.sort(self, dim, descending, **kw)
+
+    def argsort(self, dim: int = -1, descending: bool = False, **kw: Any) -> Tensor:
+        """Indices that sort the tensor along ``dim`` (stable)."""
+        return _ops.argsort(self, dim, descending, **kw)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True, **kw: Any) -> Any:  # noqa: A002
+        """``(values, indices)`` of the ``k`` largest (or smallest) elements along ``dim``."""
+        return _ops.topk(self, k, dim, largest, sorted, **kw)
 
     def argmax(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
         return _ops.argmax(self, axis, keepdims, **kw)

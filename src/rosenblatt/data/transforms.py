@@ -124,7 +124,11 @@ class Compose(Transform):
 
 
 class Normalize(Transform):
-    """``(x - mean) / std`` per channel (images, axis 1) or per feature (2-D inputs).
+    """``(x - mean) / std`` per channel (images) or per feature (2-D inputs).
+
+    The channel axis is axis 1 of a batch ``(N, C, H, W)`` or of features ``(N, F)``. A 3-D input is
+    one image ``(C, H, W)`` as in torchvision (channels on axis 0) when its first axis has one entry
+    per mean; otherwise a batch ``(N, C, L)`` (channels on axis 1).
 
     Args:
         mean, std: scalars, or one value per channel/feature.
@@ -143,9 +147,11 @@ class Normalize(Transform):
         shape = [1] * x.ndim
         if self.mean.ndim or self.std.ndim:
             size = max(self.mean.size, self.std.size)
-            if x.ndim < 2 or x.shape[1] != size:
-                raise ValueError(f"Normalize: {size} means/stds need axis 1 of size {size}, got input shape {x.shape}")
-            shape[1] = size
+            axis = 0 if x.ndim == 3 and x.shape[0] == size else 1
+            if x.ndim < 2 or x.shape[axis] != size:
+                raise ValueError(f"Normalize: {size} means/stds need {size} channels, on axis 1 of a batch "
+                                 f"(N, C, ...) or axis 0 of one image (C, H, W), got input shape {x.shape}")
+            shape[axis] = size
         mean = self.mean.reshape(shape).astype(x.dtype) if self.mean.ndim else x.dtype.type(self.mean)
         std = self.std.reshape(shape).astype(x.dtype) if self.std.ndim else x.dtype.type(self.std)
         return (x - mean) / std, y

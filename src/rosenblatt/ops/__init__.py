@@ -120,9 +120,10 @@ from rosenblatt.ops.shape import (
     unwrap_index,
     view,
 )
+from rosenblatt.ops.sorting import argsort, sort, topk
 
 __all__ = [
-    "abs", "add", "all", "allclose", "amax", "amin", "any", "arange", "argmax", "argmin", "as_tensor",
+    "abs", "add", "all", "allclose", "amax", "amin", "any", "arange", "argmax", "argmin", "argsort", "as_tensor",
     "broadcast_to", "cast", "cat", "chunk", "clamp", "clip", "clone", "concatenate", "cos", "cumsum",
     "div", "divide", "dot", "einsum", "empty", "eq", "exp", "expand", "expand_dims", "eye", "flatten",
     "flip", "floor_divide", "from_numpy", "full", "full_like", "gather", "ge", "getitem", "gt",
@@ -130,8 +131,8 @@ __all__ = [
     "logical_not", "logical_or", "logical_xor", "logsumexp", "lt", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mul", "multiply", "ne", "neg", "norm", "normal", "one_hot", "ones",
     "ones_like", "outer", "pad", "permute", "pow", "prod", "rand", "randint", "randn", "relu",
-    "remainder", "reshape", "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "squeeze", "stack",
-    "std", "sub", "subtract", "sum", "sum_to", "swapaxes", "take", "take_along_axis", "tanh", "tensor",
+    "remainder", "reshape", "sigmoid", "sign", "sin", "softmax", "sort", "split", "sqrt", "squeeze", "stack",
+    "std", "sub", "subtract", "sum", "sum_to", "swapaxes", "take", "take_along_axis", "tanh", "tensor", "topk",
     "to_device", "transpose", "true_divide", "uniform", "unsqueeze", "unwrap_index", "var", "view",
     "where", "zeros", "zeros_like",
 ]

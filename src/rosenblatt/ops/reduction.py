@@ -6,7 +6,7 @@ Every reduction takes NumPy's ``axis=`` (int, tuple or None) and ``keepdims=``; 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -214,17 +214,69 @@ def mean(x: Tensor, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tens
     return _reduce(Mean, "mean", x, axis, keepdims, kw)
 
 
-def max(x: Tensor, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:  # noqa: A001
-    """Largest value over ``axis`` (values only, like ``numpy.max`` / ``torch.amax``)."""
-    return _reduce(Max, "max", x, axis, keepdims, kw)
+class ValuesIndices(NamedTuple):
+    """``(values, indices)`` returned by ``max``/``min`` with a dimension, ``sort`` and ``topk``
+    (PyTorch's ``torch.return_types``): unpack it (``_, pred = out.max(1)``) or use the names."""
+
+    values: Tensor
+    indices: Tensor
 
 
-def min(x: Tensor, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:  # noqa: A001
-    """Smallest value over ``axis`` (values only, like ``numpy.min`` / ``torch.amin``)."""
-    return _reduce(Min, "min", x, axis, keepdims, kw)
+def amax(x: Tensor, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+    """Largest value over ``axis`` (an int, a tuple or None for all); values only, as
+    ``torch.amax``/``numpy.max``. Tied maxima share the gradient evenly."""
+    return _reduce(Max, "amax", x, axis, keepdims, kw)
 
 
-amax, amin = max, min
+def amin(x: Tensor, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
+    """Smallest value over ``axis`` (values only, as ``torch.amin``); ties share the gradient."""
+    return _reduce(Min, "amin", x, axis, keepdims, kw)
+
+
+def _extremum(name: str, x: Any, axis: Any, keepdims: bool, kw: dict[str, Any]) -> Any:
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    if isinstance(axis, Tensor):  # torch.max(a, b): the element-wise maximum
+        if kw or keepdims:
+            raise TypeError(f"{name}(input, other) takes no further arguments, got {sorted(kw) or ['keepdims']}")
+        return maximum(x, axis) if name == "max" else minimum(x, axis)
+    axis, keepdims = axis_args(name, axis, keepdims, kw)
+    if axis is None:
+        return _reduce(Max if name == "max" else Min, name, x, None, keepdims, {})
+    if isinstance(axis, tuple) or isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: dim must be one int (the result then holds values and indices), got {axis!r}; "
+                        f"use rosenblatt.a{name}(x, axis=...) to reduce several dimensions to values only")
+    axis = normalize_axis(name, int(axis), x.ndim)
+    if x.size == 0:
+        raise ValueError(f"{name}: cannot reduce an empty tensor")
+    indices = _arg_reduce("argmax" if name == "max" else "argmin", x, axis, True, {})
+    # Values are gathered at the chosen index, so (as in PyTorch) the gradient goes to that element
+    # only, where amax/amin share it between ties.
+    values = take_along_axis(x, indices, axis)
+    if not keepdims:
+        values, indices = squeeze(values, axis), squeeze(indices, axis)
+    return ValuesIndices(values, indices)
+
+
+def max(x: Tensor, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:  # noqa: A001
+    """PyTorch's ``max``.
+
+    * ``max(x)``: the largest element, a 0-d tensor.
+    * ``max(x, dim, keepdim=False)`` (``dim`` also as ``axis=``): a named tuple ``(values, indices)``,
+      so ``_, pred = logits.max(1)`` gives class indices. Among equal maxima the first index is
+      returned (as PyTorch on the CPU, and NumPy's ``argmax``), and the gradient of ``values``
+      flows to that element only.
+    * ``max(x, other)`` with a tensor ``other``: the element-wise :func:`maximum`.
+
+    For values only over one or several axes use :func:`amax`.
+    """
+    return _extremum("max", x, axis, keepdims, kw)
+
+
+def min(x: Tensor, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:  # noqa: A001
+    """PyTorch's ``min``: the smallest element, or ``(values, indices)`` along ``dim`` (the first
+    index among ties), or the element-wise :func:`minimum` of two tensors; see :func:`max`."""
+    return _extremum("min", x, axis, keepdims, kw)
 
 
 def prod(x: Tensor, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor:
@@ -316,9 +368,9 @@ def norm(x: Tensor, ord: Any = None, axis: Any = None, keepdims: bool = False, *
     if ord == 1:
         return sum(abs(x), axes, keepdims)
     if ord == float("inf"):
-        return max(abs(x), axes, keepdims)
+        return amax(abs(x), axes, keepdims)
     if ord == float("-inf"):
-        return min(abs(x), axes, keepdims)
+        return amin(abs(x), axes, keepdims)
     if isinstance(ord, (int, float)) and ord > 0:
         return sum(abs(x) ** ord, axes, keepdims) ** (1.0 / ord)
     raise ValueError(f"norm: unsupported ord {ord!r} (use 1, 2, inf, -inf, 'fro' or a positive number)")
@@ -338,6 +390,6 @@ def any(x: Any, axis: Any = None, keepdims: bool = False, **kw: Any) -> Tensor: 
     return constant(get_array_module(data).asarray(data.any(axis=axis, keepdims=keepdims)))
 
 
-from rosenblatt.ops.arithmetic import where  # noqa: E402
+from rosenblatt.ops.arithmetic import maximum, minimum, where  # noqa: E402
 from rosenblatt.ops.elementwise import abs, exp, sqrt  # noqa: E402, A004
-from rosenblatt.ops.shape import flip, reshape  # noqa: E402
+from rosenblatt.ops.shape import flip, reshape, squeeze, take_along_axis  # noqa: E402

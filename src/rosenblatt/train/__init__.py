@@ -9,6 +9,7 @@ from rosenblatt.train.callbacks import (
     LRSchedulerCallback,
     ModelCheckpoint,
     ProgressBar,
+    TensorBoard,
     TerminateOnNaN,
 )
 from rosenblatt.train.history import History
@@ -29,6 +30,6 @@ from rosenblatt.train.regularizers import L1, L1L2, L2
 from rosenblatt.train.trainer import Trainer
 
 __all__ = ["CSVLogger", "Callback", "EarlyStopping", "GradientMonitor", "History", "L1", "L1L2", "L2",
-           "LRSchedulerCallback", "ModelCheckpoint", "ProgressBar", "TerminateOnNaN", "Trainer", "accuracy",
+           "LRSchedulerCallback", "ModelCheckpoint", "ProgressBar", "TensorBoard", "TerminateOnNaN", "Trainer", "accuracy",
            "callbacks", "confusion_matrix", "f1", "mae", "metrics", "mse", "precision", "r2", "recall", "roc_auc",
            "roc_curve", "top_k_accuracy"]

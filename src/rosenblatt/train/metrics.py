@@ -116,9 +116,17 @@ def _precision_recall(y_true: Any, y_pred: Any, average: str, threshold: float) 
     return precision, recall, actual
 
 
-def _default_average(y_pred: Any) -> str:
-    arr = np.asarray(to_numpy(y_pred))
-    return "binary" if (arr.dtype.kind == "f" and is_binary_output(arr)) else "macro"
+def _default_average(y_true: Any, y_pred: Any) -> str:
+    """scikit-learn's default: ``"binary"`` for binary problems, here binary scores ``(N,)``/``(N, 1)``
+    or 0/1 labels on both sides; ``"macro"`` otherwise."""
+    pred = np.asarray(to_numpy(y_pred))
+    if is_binary_output(pred) and pred.dtype.kind == "f":
+        return "binary"
+    if pred.dtype.kind in "iub":
+        true = np.asarray(to_numpy(y_true))
+        if true.dtype.kind in "iubf" and np.all(np.isin(true, (0, 1))) and np.all(np.isin(pred, (0, 1))):
+            return "binary"
+    return "macro"
 
 
 def _reduce(values: np.ndarray, support: np.ndarray, average: str) -> float:
@@ -132,24 +140,25 @@ def _reduce(values: np.ndarray, support: np.ndarray, average: str) -> float:
 def precision(y_true: Any, y_pred: Any, average: str | None = None, threshold: float = 0.5) -> float:
     """Precision ``TP / (TP + FP)``: of the positive class (binary) or averaged over classes.
 
-    ``average``: ``"binary"`` (default for binary scores), ``"macro"`` (default for multi-class),
-    ``"micro"`` or ``"weighted"`` (as scikit-learn; classes never predicted count as 0).
+    ``average``: ``"binary"`` (the default for binary problems, as in scikit-learn: binary scores, or
+    0/1 labels), ``"macro"`` (the default for multi-class), ``"micro"`` or ``"weighted"`` (as
+    scikit-learn; classes never predicted count as 0).
     """
-    average = average or _default_average(y_pred)
+    average = average or _default_average(y_true, y_pred)
     p, _, support = _precision_recall(y_true, y_pred, average, threshold)
     return _reduce(p, support, average)
 
 
 def recall(y_true: Any, y_pred: Any, average: str | None = None, threshold: float = 0.5) -> float:
     """Recall ``TP / (TP + FN)``; ``average`` as in :func:`precision`."""
-    average = average or _default_average(y_pred)
+    average = average or _default_average(y_true, y_pred)
     _, r, support = _precision_recall(y_true, y_pred, average, threshold)
     return _reduce(r, support, average)
 
 
 def f1(y_true: Any, y_pred: Any, average: str | None = None, threshold: float = 0.5) -> float:
     """F1 score, the harmonic mean of precision and recall; ``average`` as in :func:`precision`."""
-    average = average or _default_average(y_pred)
+    average = average or _default_average(y_true, y_pred)
     p, r, support = _precision_recall(y_true, y_pred, average, threshold)
     with np.errstate(divide="ignore", invalid="ignore"):
         scores = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)

@@ -1,8 +1,646 @@
-"""Finding and loading ``libdnnl`` (the ``onednn-cpu-gomp`` wheel) and the ctypes bindings."""
+"""Finding and loading ``libdnnl`` (the ``onednn-cpu-gomp`` wheel) and the ctypes bindings.
+
+The oneDNN 3.2 C API is called through :mod:`ctypes`, so nothing is compiled at install time.
+Nothing here runs at ``import rosenblatt``: :func:`load` is called by the kernel-set selection
+the first time a kernel runs.
+
+Loading
+    :func:`load` finds ``libdnnl.so.3`` through the file list of the installed
+    ``onednn-cpu-gomp`` distribution, sets ``OMP_WAIT_POLICY=passive`` unless the user set it
+    (GNU OpenMP's default spin-waiting costs milliseconds per parallel region when another
+    process is busy), checks for the system's ``libgomp.so.1`` (missing: one warning line, then
+    the NumPy kernels), loads the library, and creates the CPU engine and stream. It returns
+    ``(ok, reason)``; :func:`version` names the library, e.g. ``"oneDNN 3.2.0 (onednn-cpu-gomp)"``.
+    :func:`set_num_threads` / :func:`get_num_threads` set and read the OpenMP thread count
+    (``omp_set_num_threads``); a count set before loading is applied on load.
+
+Bindings (valid after a successful :func:`load`)
+    - :data:`C`: the C enum values by their name without the ``dnnl_`` prefix (``C.f32``,
+      ``C.format_tag_any``, ``C.forward_training``, ``C.eltwise_relu``, ``C.query_dst_md``, ...)
+      and the execution argument numbers (``C.ARG_SRC``, ``C.ARG_DIFF_WEIGHTS``, ...).
+    - :class:`MemoryDesc`: a memory descriptor, ``MemoryDesc.with_tag(dims, tag)``,
+      ``MemoryDesc.with_strides(dims, strides)`` (strides in elements), ``MemoryDesc.of(array)``
+      (the layout of a NumPy array); ``.dims``, ``.ndims``, ``.nbytes``, ``.is_dense_plain()``,
+      ``==``. Passed to the C API as ``.handle``.
+    - :class:`Attr`: primitive attributes, ``Attr(post_ops=[(C.eltwise_relu, 0.0, 0.0)])``.
+    - :func:`create_pd`: ``create_pd("convolution_forward", *args, op="conv2d")`` calls
+      ``dnnl_convolution_forward_primitive_desc_create(&pd, engine, *args)`` and returns the
+      primitive descriptor handle (any non-success status raises :class:`DnnlError`).
+    - :class:`Primitive`: made from a primitive descriptor; ``.md(arg)`` is the memory
+      descriptor the primitive expects for an execution argument (``C.ARG_SRC``, ...; the
+      workspace and the scratchpad included), ``.execute([(C.ARG_SRC, array), ...])`` runs it on
+      the arrays' buffers. The arrays must be laid out as ``.md(arg)`` says (a blocked layout is
+      held in a flat float32 array of ``.md(arg).nbytes`` bytes). The call is synchronous: the
+      arrays only need to stay alive for its duration.
+    - :func:`cached`: the primitive cache, ``cached(key, build)`` returns the primitive built by
+      ``build()`` for a hashable ``key`` (shape and parameters); building one costs ~10 ms.
+    - :func:`reorder`: a cached reorder primitive between two memory descriptors;
+      :func:`to_layout` copies an array into another layout.
+    - :func:`call`: any other C function, ``call("name", *args, op=...)`` with the status checked.
+      :func:`bind` declares a function's ctypes signature first (``bind("name", [c_void_p, ...])``).
+    - :class:`DnnlError`: a failed call, naming the op and the C function.
+
+A primitive (its argument memory objects are reused from call to call) is executed under one
+process-wide lock, so concurrent Python threads serialise on oneDNN calls.
+"""
 
 from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from ctypes import POINTER, c_float, c_int, c_int64, c_size_t, c_uint, c_void_p
+from typing import Any
+
+import numpy as np
+
+DISTRIBUTION = "onednn-cpu-gomp"
+LIBRARY_NAME = "libdnnl.so.3"
+GOMP_NAME = "libgomp.so.1"
+MAX_NDIMS = 12
+CACHE_CAPACITY = 1024
+
+_Dims = c_int64 * MAX_NDIMS
+
+
+class DnnlError(RuntimeError):
+    """A oneDNN call failed; the message names the op and the C function."""
+
+
+class _Constants:
+    """Enum values of the oneDNN 3.2 C API (``dnnl_types.h``), without the ``dnnl_`` prefix."""
+
+    def __init__(self, values: dict[str, int]) -> None:
+        self.__dict__.update(values)
+
+
+# Values taken from oneDNN 3.2's dnnl_types.h / dnnl_common_types.h.
+C: Any = _Constants(
+    {
+        # dnnl_status_t
+        "success": 0, "out_of_memory": 1, "invalid_arguments": 2, "unimplemented": 3,
+        "last_impl_reached": 4, "runtime_error": 5, "not_required": 6,
+        # dnnl_data_type_t
+        "f16": 1, "bf16": 2, "f32": 3, "s32": 4, "s8": 5, "u8": 6,
+        # dnnl_format_tag_t
+        "format_tag_undef": 0, "format_tag_any": 1, "a": 2, "ab": 3, "abc": 4, "abcd": 5,
+        "abcde": 6, "abcdef": 7, "x": 2, "nc": 3, "ncw": 4, "nchw": 5, "ncdhw": 6, "oiw": 4,
+        "oihw": 5, "oidhw": 6, "goiw": 5, "goihw": 6, "goidhw": 7, "nwc": 15, "nhwc": 22,
+        "ndhwc": 33,
+        # dnnl_format_kind_t
+        "format_kind_any": 1, "blocked": 2,
+        # dnnl_prop_kind_t
+        "forward_training": 64, "forward_inference": 96, "backward": 128, "backward_data": 160,
+        "backward_weights": 192, "backward_bias": 193,
+        # dnnl_alg_kind_t
+        "convolution_direct": 1, "convolution_auto": 3, "deconvolution_direct": 10,
+        "eltwise_relu": 32, "eltwise_tanh": 33, "eltwise_elu": 34, "eltwise_logistic": 41,
+        "eltwise_gelu_tanh": 43, "eltwise_swish": 44, "eltwise_gelu_erf": 49,
+        "eltwise_relu_use_dst_for_bwd": 256, "eltwise_tanh_use_dst_for_bwd": 257,
+        "eltwise_logistic_use_dst_for_bwd": 260,
+        "pooling_max": 511, "pooling_avg_include_padding": 767,
+        "pooling_avg_exclude_padding": 1023,
+        "vanilla_rnn": 8191, "vanilla_lstm": 12287, "vanilla_gru": 16383, "lbr_gru": 20479,
+        # dnnl_rnn_direction_t, dnnl_rnn_flags_t
+        "unidirectional_left2right": 1, "unidirectional_right2left": 2,
+        "bidirectional_concat": 3, "bidirectional_sum": 4,
+        "rnn_flags_undef": 0, "rnn_flags_diff_weights_overwrite": 1,
+        # dnnl_normalization_flags_t
+        "normalization_flags_none": 0, "use_global_stats": 1, "use_scale": 2, "use_shift": 4,
+        "fuse_norm_relu": 8,
+        # dnnl_scratchpad_mode_t, dnnl_engine_kind_t, dnnl_stream_flags_t
+        "scratchpad_mode_library": 0, "scratchpad_mode_user": 1, "cpu": 1,
+        "stream_default_flags": 1,
+        # dnnl_query_t
+        "query_impl_info_str": 8, "query_src_md": 129, "query_diff_src_md": 130,
+        "query_weights_md": 131, "query_diff_weights_md": 132, "query_dst_md": 133,
+        "query_diff_dst_md": 134, "query_workspace_md": 135, "query_scratchpad_md": 136,
+        "query_exec_arg_md": 255, "query_ndims_s32": 256, "query_dims": 257,
+        "query_data_type": 258, "query_padded_dims": 260, "query_format_kind": 262,
+        "query_strides": 14,
+        # execution arguments (DNNL_ARG_*)
+        "ARG_SRC": 1, "ARG_SRC_LAYER": 1, "ARG_SRC_1": 2, "ARG_SRC_ITER": 2, "ARG_SRC_2": 3,
+        "ARG_SRC_ITER_C": 3, "ARG_DST": 17, "ARG_DST_LAYER": 17, "ARG_DST_ITER": 18,
+        "ARG_DST_ITER_C": 19, "ARG_FROM": 1, "ARG_TO": 17,
+        "ARG_WEIGHTS": 33, "ARG_WEIGHTS_LAYER": 33, "ARG_WEIGHTS_ITER": 34,
+        "ARG_WEIGHTS_PEEPHOLE": 35, "ARG_WEIGHTS_PROJECTION": 36, "ARG_BIAS": 41,
+        "ARG_MEAN": 49, "ARG_VARIANCE": 50, "ARG_SCALE": 51, "ARG_SHIFT": 52,
+        "ARG_WORKSPACE": 64, "ARG_SCRATCHPAD": 80,
+        "ARG_DIFF_SRC": 129, "ARG_DIFF_SRC_LAYER": 129, "ARG_DIFF_SRC_ITER": 130,
+        "ARG_DIFF_SRC_ITER_C": 131, "ARG_DIFF_DST": 145, "ARG_DIFF_DST_LAYER": 145,
+        "ARG_DIFF_DST_ITER": 146, "ARG_DIFF_DST_ITER_C": 147,
+        "ARG_DIFF_WEIGHTS": 161, "ARG_DIFF_WEIGHTS_LAYER": 161, "ARG_DIFF_WEIGHTS_ITER": 162,
+        "ARG_DIFF_WEIGHTS_PEEPHOLE": 163, "ARG_DIFF_WEIGHTS_PROJECTION": 164,
+        "ARG_DIFF_BIAS": 169, "ARG_DIFF_SCALE": 255, "ARG_DIFF_SHIFT": 256,
+    }
+)  # fmt: skip
+
+_STATUS_NAMES = {
+    1: "out of memory", 2: "invalid arguments", 3: "unimplemented",
+    4: "last implementation reached", 5: "runtime error", 6: "not required",
+}  # fmt: skip
+
+# -- loading ----------------------------------------------------------------------------------
+
+_lock = threading.RLock()
+_loaded: bool | None = None  # None: not tried yet
+_reason = ""
+_lib: Any = None
+_gomp: Any = None
+_engine = c_void_p()
+_stream = c_void_p()
+_pending_threads: int | None = None
+_warned_gomp = False
+
+
+def _find_library() -> str | None:
+    """The path of ``libdnnl.so.3`` from the installed distribution's file list, or ``None``."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution(DISTRIBUTION).files or []
+    except metadata.PackageNotFoundError:
+        return None
+    best = None
+    for f in files:
+        name = f.name
+        if name == LIBRARY_NAME or (best is None and name.startswith(LIBRARY_NAME)):
+            path = str(f.locate())
+            if os.path.exists(path):
+                best = path
+                if name == LIBRARY_NAME:
+                    break
+    return best
 
 
 def load() -> tuple[bool, str]:
     """Load the library once; return ``(ok, reason)`` for :func:`rosenblatt.kernels.kernels`."""
-    return False, "oneDNN bindings are not available in this build"
+    global _loaded, _reason
+    if _loaded is not None:
+        return _loaded, _reason
+    with _lock:
+        if _loaded is None:
+            try:
+                _loaded, _reason = _load()
+            except Exception as exc:  # a broken install must never break the NumPy path
+                _loaded, _reason = False, f"oneDNN failed to load: {exc}"
+    return _loaded, _reason
+
+
+def _load() -> tuple[bool, str]:
+    global _lib, _gomp, _warned_gomp
+    path = _find_library()
+    if path is None:
+        return False, f"{DISTRIBUTION} is not installed (pip install 'rosenblatt[fast]')"
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    try:
+        _gomp = ctypes.CDLL(GOMP_NAME)
+    except OSError:
+        reason = f"{GOMP_NAME} (GNU OpenMP) is missing, which oneDNN needs"
+        if not _warned_gomp:
+            _warned_gomp = True
+            warnings.warn_explicit(
+                f"{reason}; using the NumPy kernels (install libgomp1 to get the fast ones)",
+                RuntimeWarning, filename="rosenblatt", lineno=0,
+            )  # fmt: skip
+        return False, reason
+    lib = ctypes.CDLL(path)
+    _declare(lib)
+    _lib = lib
+    _check(lib.dnnl_engine_create(ctypes.byref(_engine), C.cpu, 0), "load", "engine_create")
+    _check(
+        lib.dnnl_stream_create(ctypes.byref(_stream), _engine, C.stream_default_flags),
+        "load", "stream_create",
+    )  # fmt: skip
+    if _pending_threads is not None:
+        _gomp.omp_set_num_threads(c_int(_pending_threads))
+    return True, version()
+
+
+def loaded() -> bool:
+    """True when the library has been loaded successfully (never loads it)."""
+    return bool(_loaded)
+
+
+def version() -> str:
+    """The library's version and origin, e.g. ``"oneDNN 3.2.0 (onednn-cpu-gomp)"``."""
+    if _lib is None:
+        return "oneDNN (not loaded)"
+    v = _lib.dnnl_version().contents
+    return f"oneDNN {v.major}.{v.minor}.{v.patch} ({DISTRIBUTION})"
+
+
+def set_num_threads(n: int) -> None:
+    """Set the OpenMP thread count oneDNN uses (applied on load if the library is not loaded)."""
+    global _pending_threads
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected a positive thread count, got {n}")
+    _pending_threads = n
+    if _loaded and _gomp is not None:
+        _gomp.omp_set_num_threads(c_int(n))
+
+
+def get_num_threads() -> int | None:
+    """The OpenMP thread count oneDNN uses, or ``None`` when the library is not loaded."""
+    if _loaded and _gomp is not None:
+        return int(_gomp.omp_get_max_threads())
+    return _pending_threads
+
+
+# -- signatures -------------------------------------------------------------------------------
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [
+        ("major", c_int), ("minor", c_int), ("patch", c_int), ("hash", ctypes.c_char_p),
+        ("cpu_runtime", c_uint), ("gpu_runtime", c_uint),
+    ]  # fmt: skip
+
+
+class _ExecArg(ctypes.Structure):
+    _fields_ = [("arg", c_int), ("memory", c_void_p)]
+
+
+_P, _D, _F, _U, _I = c_void_p, POINTER(c_int64), c_float, c_uint, c_int
+_PP = POINTER(c_void_p)
+
+_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    "engine_create": (_I, [_PP, _I, c_size_t]),
+    "stream_create": (_I, [_PP, _P, _U]),
+    "stream_wait": (_I, [_P]),
+    "version": (POINTER(_Version), []),
+    "set_verbose": (_I, [_I]),
+    "memory_desc_create_with_tag": (_I, [_PP, _I, _D, _I, _I]),
+    "memory_desc_create_with_strides": (_I, [_PP, _I, _D, _I, _D]),
+    "memory_desc_clone": (_I, [_PP, _P]),
+    "memory_desc_destroy": (_I, [_P]),
+    "memory_desc_query": (_I, [_P, _I, _P]),
+    "memory_desc_get_size": (c_size_t, [_P]),
+    "memory_desc_equal": (_I, [_P, _P]),
+    "memory_create": (_I, [_PP, _P, _P, _P]),
+    "memory_set_data_handle": (_I, [_P, _P]),
+    "memory_destroy": (_I, [_P]),
+    "primitive_desc_query_md": (_P, [_P, _I, _I]),
+    "primitive_desc_query": (_I, [_P, _I, _I, _P]),
+    "primitive_desc_destroy": (_I, [_P]),
+    "primitive_create": (_I, [_PP, _P]),
+    "primitive_execute": (_I, [_P, _P, _I, POINTER(_ExecArg)]),
+    "primitive_destroy": (_I, [_P]),
+    "primitive_attr_create": (_I, [_PP]),
+    "primitive_attr_destroy": (_I, [_P]),
+    "primitive_attr_set_scratchpad_mode": (_I, [_P, _I]),
+    "primitive_attr_set_post_ops": (_I, [_P, _P]),
+    "post_ops_create": (_I, [_PP]),
+    "post_ops_append_eltwise": (_I, [_P, _I, _F, _F]),
+    "post_ops_destroy": (_I, [_P]),
+    "reorder_primitive_desc_create": (_I, [_PP, _P, _P, _P, _P, _P]),
+    # primitive descriptor constructors: (pd*, engine, ...)
+    "convolution_forward_primitive_desc_create":
+        (_I, [_PP, _P, _I, _I, _P, _P, _P, _P, _D, _D, _D, _D, _P]),
+    "convolution_backward_data_primitive_desc_create":
+        (_I, [_PP, _P, _I, _P, _P, _P, _D, _D, _D, _D, _P, _P]),
+    "convolution_backward_weights_primitive_desc_create":
+        (_I, [_PP, _P, _I, _P, _P, _P, _P, _D, _D, _D, _D, _P, _P]),
+    "deconvolution_forward_primitive_desc_create":
+        (_I, [_PP, _P, _I, _I, _P, _P, _P, _P, _D, _D, _D, _D, _P]),
+    "deconvolution_backward_data_primitive_desc_create":
+        (_I, [_PP, _P, _I, _P, _P, _P, _D, _D, _D, _D, _P, _P]),
+    "deconvolution_backward_weights_primitive_desc_create":
+        (_I, [_PP, _P, _I, _P, _P, _P, _P, _D, _D, _D, _D, _P, _P]),
+    "pooling_forward_primitive_desc_create":
+        (_I, [_PP, _P, _I, _I, _P, _P, _D, _D, _D, _D, _D, _P]),
+    "pooling_backward_primitive_desc_create":
+        (_I, [_PP, _P, _I, _P, _P, _D, _D, _D, _D, _D, _P, _P]),
+    "batch_normalization_forward_primitive_desc_create":
+        (_I, [_PP, _P, _I, _P, _P, _F, _U, _P]),
+    "batch_normalization_backward_primitive_desc_create":
+        (_I, [_PP, _P, _I, _P, _P, _P, _F, _U, _P, _P]),
+    "eltwise_forward_primitive_desc_create": (_I, [_PP, _P, _I, _I, _P, _P, _F, _F, _P]),
+    "eltwise_backward_primitive_desc_create": (_I, [_PP, _P, _I, _P, _P, _P, _F, _F, _P, _P]),
+}  # fmt: skip
+
+
+def _declare(lib: Any) -> None:
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(lib, "dnnl_" + name)
+        fn.restype, fn.argtypes = restype, argtypes
+
+
+def bind(name: str, argtypes: Sequence[Any], restype: Any = c_int) -> None:
+    """Declare the ctypes signature of ``dnnl_<name>`` (for :func:`call` and :func:`create_pd`)."""
+    _SIGNATURES[name] = (restype, list(argtypes))
+    if _lib is not None:
+        fn = getattr(_lib, "dnnl_" + name)
+        fn.restype, fn.argtypes = restype, list(argtypes)
+
+
+def _check(status: int, op: str, name: str) -> None:
+    if status != 0:
+        what = _STATUS_NAMES.get(status, f"status {status}")
+        raise DnnlError(f"{op}: oneDNN dnnl_{name} failed ({what})")
+
+
+def _require() -> Any:
+    if _lib is None:
+        ok, why = load()
+        if not ok:
+            raise DnnlError(f"oneDNN is not available: {why}")
+    return _lib
+
+
+def call(name: str, *args: Any, op: str = "oneDNN") -> None:
+    """Call ``dnnl_<name>(*args)`` and raise :class:`DnnlError` naming ``op`` on failure."""
+    _check(getattr(_require(), "dnnl_" + name)(*args), op, name)
+
+
+def engine() -> c_void_p:
+    """The CPU engine handle."""
+    _require()
+    return _engine
+
+
+def stream() -> c_void_p:
+    """The CPU stream handle."""
+    _require()
+    return _stream
+
+
+def dims(values: Sequence[int]) -> Any:
+    """A ``dnnl_dims_t`` holding ``values``."""
+    return _Dims(*values)
+
+
+# -- memory descriptors -----------------------------------------------------------------------
+
+
+class MemoryDesc:
+    """An owned ``dnnl_memory_desc_t`` (float32 unless told otherwise)."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: c_void_p) -> None:
+        self.handle = handle
+
+    @classmethod
+    def with_tag(cls, shape: Sequence[int], tag: int, dtype: int = C.f32) -> MemoryDesc:
+        """A descriptor for ``shape`` in the layout named by ``tag`` (``C.format_tag_any`` too)."""
+        h = c_void_p()
+        call("memory_desc_create_with_tag", ctypes.byref(h), len(shape), _Dims(*shape), dtype,
+             tag, op="memory_desc")  # fmt: skip
+        return cls(h)
+
+    @classmethod
+    def with_strides(
+        cls, shape: Sequence[int], strides: Sequence[int], dtype: int = C.f32
+    ) -> MemoryDesc:
+        """A plain descriptor for ``shape`` with ``strides`` counted in elements."""
+        h = c_void_p()
+        call("memory_desc_create_with_strides", ctypes.byref(h), len(shape), _Dims(*shape), dtype,
+             _Dims(*strides), op="memory_desc")  # fmt: skip
+        return cls(h)
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> MemoryDesc:
+        """The descriptor of a float32 NumPy array's own layout (its strides)."""
+        item = array.itemsize
+        return cls.with_strides(array.shape, [s // item for s in array.strides])
+
+    @classmethod
+    def clone(cls, handle: Any) -> MemoryDesc:
+        """An owned copy of a descriptor owned by something else (a primitive descriptor)."""
+        h = c_void_p()
+        call("memory_desc_clone", ctypes.byref(h), handle, op="memory_desc")
+        return cls(h)
+
+    @property
+    def ndims(self) -> int:
+        n = c_int()
+        call("memory_desc_query", self.handle, C.query_ndims_s32, ctypes.byref(n), op="query")
+        return n.value
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        p = _D()
+        call("memory_desc_query", self.handle, C.query_dims, ctypes.byref(p), op="query")
+        return tuple(p[i] for i in range(self.ndims))
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        p = _D()
+        call("memory_desc_query", self.handle, C.query_strides, ctypes.byref(p), op="query")
+        return tuple(p[i] for i in range(self.ndims))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes a buffer in this layout takes (blocked layouts are padded)."""
+        return int(_lib.dnnl_memory_desc_get_size(self.handle))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MemoryDesc):
+            return NotImplemented
+        return bool(_lib.dnnl_memory_desc_equal(self.handle, other.handle))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def matches(self, array: np.ndarray) -> bool:
+        """True when ``array`` (dense float32) is laid out exactly as this descriptor says."""
+        return self == MemoryDesc.of(array)
+
+    def __del__(self) -> None:
+        if self.handle and _lib is not None:
+            _lib.dnnl_memory_desc_destroy(self.handle)
+            self.handle = None
+
+    def __repr__(self) -> str:
+        return f"MemoryDesc(dims={self.dims}, nbytes={self.nbytes})"
+
+
+# -- attributes -------------------------------------------------------------------------------
+
+
+class Attr:
+    """Primitive attributes: eltwise post-ops ``[(alg, alpha, beta), ...]`` and scratchpad mode."""
+
+    __slots__ = ("handle",)
+
+    def __init__(
+        self, post_ops: Sequence[tuple[int, float, float]] = (), user_scratchpad: bool = False
+    ) -> None:
+        self.handle = c_void_p()
+        call("primitive_attr_create", ctypes.byref(self.handle), op="attr")
+        if user_scratchpad:
+            call("primitive_attr_set_scratchpad_mode", self.handle, C.scratchpad_mode_user,
+                 op="attr")  # fmt: skip
+        if post_ops:
+            po = c_void_p()
+            call("post_ops_create", ctypes.byref(po), op="attr")
+            try:
+                for alg, alpha, beta in post_ops:
+                    call("post_ops_append_eltwise", po, alg, alpha, beta, op="attr")
+                call("primitive_attr_set_post_ops", self.handle, po, op="attr")
+            finally:
+                _lib.dnnl_post_ops_destroy(po)
+
+    def __del__(self) -> None:
+        if self.handle and _lib is not None:
+            _lib.dnnl_primitive_attr_destroy(self.handle)
+            self.handle = None
+
+
+# -- primitive descriptors and primitives -----------------------------------------------------
+
+
+def create_pd(kind: str, *args: Any, op: str = "oneDNN") -> c_void_p:
+    """``dnnl_<kind>_primitive_desc_create(&pd, engine, *args)``; the new descriptor's handle.
+
+    ``args`` are passed as the C function takes them after the engine (``MemoryDesc``/``Attr``
+    objects pass as their handles, ``None`` as ``NULL``). A status other than success (most
+    often "unimplemented" for a combination the library does not cover) raises
+    :class:`DnnlError` naming ``op``.
+    """
+    lib = _require()
+    pd = c_void_p()
+    cargs = [a.handle if isinstance(a, (MemoryDesc, Attr)) else a for a in args]
+    name = f"{kind}_primitive_desc_create"
+    _check(getattr(lib, "dnnl_" + name)(ctypes.byref(pd), _engine, *cargs), op, name)
+    return pd
+
+
+class Primitive:
+    """A primitive built from a primitive descriptor (which it owns and keeps)."""
+
+    __slots__ = ("pd", "handle", "name", "_mds", "_slots")
+
+    def __init__(self, pd: c_void_p, name: str = "oneDNN") -> None:
+        self.pd = pd
+        self.name = name
+        self.handle = c_void_p()
+        self._mds: dict[int, MemoryDesc] = {}
+        self._slots: dict[tuple[int, ...], tuple[list[c_void_p], Any]] = {}
+        try:
+            call("primitive_create", ctypes.byref(self.handle), pd, op=name)
+        except DnnlError:
+            _lib.dnnl_primitive_desc_destroy(pd)
+            self.pd = None
+            raise
+
+    def md(self, arg: int) -> MemoryDesc:
+        """The memory descriptor of execution argument ``arg`` (e.g. ``C.ARG_DST``)."""
+        md = self._mds.get(arg)
+        if md is None:
+            h = _lib.dnnl_primitive_desc_query_md(self.pd, C.query_exec_arg_md, arg)
+            if not h:
+                raise DnnlError(f"{self.name}: the primitive takes no argument {arg}")
+            md = self._mds[arg] = MemoryDesc.clone(h)
+        return md
+
+    def has_arg(self, arg: int) -> bool:
+        """True when the primitive takes (a non-empty) execution argument ``arg``."""
+        h = _lib.dnnl_primitive_desc_query_md(self.pd, C.query_exec_arg_md, arg)
+        return bool(h) and _lib.dnnl_memory_desc_get_size(h) > 0
+
+    def impl(self) -> str:
+        """The name of the implementation oneDNN picked (e.g. ``"brgconv:avx2"``)."""
+        s = ctypes.c_char_p()
+        call("primitive_desc_query", self.pd, C.query_impl_info_str, 0, ctypes.byref(s),
+             op=self.name)  # fmt: skip
+        return (s.value or b"").decode()
+
+    def _slot(self, key: tuple[int, ...]) -> tuple[list[c_void_p], Any]:
+        mems = []
+        cargs = (_ExecArg * len(key))()
+        for i, arg in enumerate(key):
+            m = c_void_p()
+            call("memory_create", ctypes.byref(m), self.md(arg).handle, _engine, None,
+                 op=self.name)  # fmt: skip
+            mems.append(m)
+            cargs[i].arg, cargs[i].memory = arg, m
+        slot = self._slots[key] = (mems, cargs)
+        return slot
+
+    def execute(self, args: Sequence[tuple[int, np.ndarray]]) -> None:
+        """Run the primitive on ``[(C.ARG_..., array), ...]`` (synchronously)."""
+        key = tuple(a for a, _ in args)
+        with _lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._slot(key)
+            mems, cargs = slot
+            set_handle = _lib.dnnl_memory_set_data_handle
+            for m, (_, array) in zip(mems, args):
+                set_handle(m, array.ctypes.data)
+            status = _lib.dnnl_primitive_execute(self.handle, _stream, len(key), cargs)
+            if status == 0:
+                status = _lib.dnnl_stream_wait(_stream)
+            for m in mems:  # no dangling pointers into buffers that may be freed
+                set_handle(m, None)
+        if status != 0:
+            _check(status, self.name, "primitive_execute")
+
+    def __del__(self) -> None:
+        if _lib is None:
+            return
+        for mems, _ in self._slots.values():
+            for m in mems:
+                _lib.dnnl_memory_destroy(m)
+        self._slots.clear()
+        if self.handle:
+            _lib.dnnl_primitive_destroy(self.handle)
+            self.handle = None
+        if self.pd:
+            _lib.dnnl_primitive_desc_destroy(self.pd)
+            self.pd = None
+
+
+# -- the primitive cache and reorders ---------------------------------------------------------
+
+_cache: OrderedDict[Hashable, Any] = OrderedDict()
+
+
+def cached(key: Hashable, build: Callable[[], Any]) -> Any:
+    """The object ``build()`` made for ``key``, built on first use (an LRU of primitives)."""
+    try:
+        value = _cache[key]
+    except KeyError:
+        with _lock:
+            value = _cache.get(key)
+            if value is None:
+                value = build()
+                _cache[key] = value
+                if len(_cache) > CACHE_CAPACITY:
+                    _cache.popitem(last=False)
+        return value
+    _cache.move_to_end(key)
+    return value
+
+
+def clear_cache() -> None:
+    """Forget every cached primitive."""
+    with _lock:
+        _cache.clear()
+
+
+def reorder(src: MemoryDesc, dst: MemoryDesc, key: Hashable | None = None) -> Primitive:
+    """A reorder primitive copying layout ``src`` into layout ``dst`` (cached when ``key`` given)."""
+
+    def build() -> Primitive:
+        # dnnl_reorder_primitive_desc_create takes an engine per side, not a leading one
+        pd = c_void_p()
+        call("reorder_primitive_desc_create", ctypes.byref(pd), src.handle, _engine, dst.handle,
+             _engine, None, op="reorder")  # fmt: skip
+        return Primitive(pd, "reorder")
+
+    _require()
+    return build() if key is None else cached(("reorder", key), build)
+
+
+def to_layout(
+    array: np.ndarray, src: MemoryDesc, dst: MemoryDesc, out: np.ndarray, key: Hashable
+) -> np.ndarray:
+    """Copy ``array`` (laid out as ``src``) into ``out`` laid out as ``dst``; return ``out``."""
+    reorder(src, dst, key).execute([(C.ARG_FROM, array), (C.ARG_TO, out)])
+    return out

@@ -5,7 +5,10 @@ backward uses the closed form
 
     dx = invstd * (g - mean(g) - x_hat * mean(g * x_hat)),   g = dy * weight
 
-(means over the normalised axes), so a whole normalisation layer is one node. The readable
+(means over the normalised axes), so a whole normalisation layer is one node. Batch norm's array
+work is done by kernels: :mod:`rosenblatt.kernels.normalization` (NumPy/CuPy, the reference and
+the fallback) or, with the oneDNN kernel set active and float32 NumPy arrays,
+:mod:`rosenblatt.kernels.onednn.normalization`. The readable
 versions from primitives, ``batch_norm_composite`` and ``layer_norm_composite``, are the test
 oracles and give the second derivatives under ``create_graph=True``.
 """
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, no_grad
+from rosenblatt.kernels import normalization as norm_kernels
 from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
 from rosenblatt.ops import mean, reshape, sqrt
 
@@ -26,32 +30,6 @@ def _param_shape(ndim: int, channels: int) -> tuple[int, ...]:
 
 def _reduce_axes(ndim: int) -> tuple[int, ...]:
     return (0,) + tuple(range(2, ndim))
-
-
-# Per-channel sums over (N, *spatial). NumPy reduces an NCHW array over axes (0, 2, 3) about three
-# times slower than BLAS does: on the (N, C, L) view, ``a @ ones`` sums each row of length L and a
-# batched ``(1, L) @ (L, 1)`` matmul gives the row dot products, leaving only an (N, C) sum over N
-# (also as accurate as NumPy's pairwise sum, measured against float64).
-
-
-def _channel_sum(a):
-    """``a.sum(axis=(0, 2, ...))`` of an ``(N, C, ...)`` array, shape ``(C,)``."""
-    if a.ndim == 2:
-        return a.sum(axis=0)
-    xp = get_array_module(a)
-    a3 = a.reshape(a.shape[0], a.shape[1], -1)
-    return xp.matmul(a3, xp.ones(a3.shape[2], dtype=a.dtype)).sum(axis=0)
-
-
-def _channel_dot(a, b):
-    """``(a * b).sum(axis=(0, 2, ...))`` of two ``(N, C, ...)`` arrays without the product array."""
-    if a.ndim == 2:
-        return (a * b).sum(axis=0)
-    xp = get_array_module(a)
-    n, c = a.shape[:2]
-    a4 = a.reshape(n, c, 1, -1)
-    b4 = b.reshape(n, c, -1, 1)
-    return xp.matmul(a4, b4).reshape(n, c).sum(axis=0)
 
 
 # -- batch norm ------------------------------------------------------------------------------
@@ -77,17 +55,7 @@ class BatchNormFn(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, batch_mean, invstd, eps, centered=None):
-        # ``centered`` (x - batch_mean, computed for the variance and owned by the caller) is
-        # reused in place, saving a pass over x.
-        shape = _param_shape(x.ndim, x.shape[1])
-        x_hat = x - batch_mean.reshape(shape) if centered is None else centered
-        x_hat *= invstd.reshape(shape)
-        ctx.x_hat = x_hat
-        if weight is None:
-            return x_hat if bias is None else x_hat + bias.reshape(shape)
-        y = x_hat * weight.reshape(shape)
-        if bias is not None:
-            y += bias.reshape(shape)
+        y, ctx.x_hat = norm_kernels.batch_norm_train_forward(x, weight, bias, batch_mean, invstd, centered)
         return y
 
     @staticmethod
@@ -99,24 +67,10 @@ class BatchNormFn(Function):
                 lambda x_, w_, b_, *_: batch_norm_composite(x_, w_, b_, eps),
                 ctx.inputs, ctx.needs_input_grad, [gy],
             )
-        g, x_hat = gy.data, ctx.x_hat
-        shape = _param_shape(g.ndim, g.shape[1])
-        count = g.size // g.shape[1]
-        sum_g = _channel_sum(g)
-        sum_g_xhat = _channel_dot(g, x_hat)
-        gx = gw = gb = None
-        if need_x:
-            scale = invstd if weight is None else invstd * weight.data
-            # dx = scale * (g - mean(g) - x_hat * mean(g x_hat)), with weight folded into scale
-            gx = g - (sum_g / count).reshape(shape)
-            gx -= x_hat * (sum_g_xhat / count).reshape(shape)
-            gx *= scale.reshape(shape)
-            gx = wrap(gx)
-        if need_w:
-            gw = wrap(sum_g_xhat)
-        if need_b:
-            gb = wrap(sum_g)
-        return gx, gw, gb, None, None, None
+        gx, gw, gb = norm_kernels.batch_norm_train_backward(
+            gy.data, ctx.x_hat, invstd, None if weight is None else weight.data, need_x, need_w, need_b)
+        return (None if gx is None else wrap(gx), None if gw is None else wrap(gw),
+                None if gb is None else wrap(gb), None, None, None)
 
 
 def _check_batch_norm(x: Tensor, channels: int | None, name: str) -> None:
@@ -158,10 +112,7 @@ def batch_norm(
         count = xd.size // xd.shape[1]
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape {x.shape}")
-        batch_mean = _channel_sum(xd) / count
-        centered = xd - batch_mean.reshape(_param_shape(xd.ndim, xd.shape[1]))
-        # two passes (mean, then centred squares) keep the variance accurate when |mean| >> std
-        batch_var = _channel_dot(centered, centered) / count
+        batch_mean, batch_var, centered = norm_kernels.batch_stats(xd)
         if training and running_mean is not None and running_var is not None:
             with no_grad():
                 m = float(momentum)

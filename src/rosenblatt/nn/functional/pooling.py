@@ -1,13 +1,8 @@
 """Pooling: ``max_pool1d/2d``, ``avg_pool1d/2d``, ``adaptive_avg_pool2d``, ``adaptive_max_pool2d``.
 
-The windows are never materialised and nothing loops over the batch or the channels: the loops
-run over the ``kh*kw`` kernel offsets only. Offset ``(i, j)`` sees one strided view of the padded
-input, ``x[:, :, i::stride, j::stride]`` (cut to the output size), which holds that offset's pixel
-for every window at once. Max pooling keeps a running maximum and the offset that produced it
-(``argmax`` over the window, ties to the first offset as in PyTorch); its backward copies the
-output gradient into each offset's strided view where that offset won (a strided scatter per
-offset: overlapping windows add up, ``np.add.at`` is never needed). Average pooling sums the
-views; its backward adds the scaled gradient into every view.
+The array work is done by kernels: :mod:`rosenblatt.kernels.pooling` (NumPy/CuPy strided views
+over the kernel offsets, the reference and the fallback) or, with the oneDNN kernel set active
+and float32 NumPy arrays, :mod:`rosenblatt.kernels.onednn.pooling`.
 
 Backward passes are :class:`Function` s themselves (a scatter whose gradient is a gather and
 vice versa), so pooling layers support double backward.
@@ -21,7 +16,8 @@ import numpy as np
 
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor
-from rosenblatt.nn.functional.conv import _int_tuple, workspace
+from rosenblatt.kernels import pooling as pooling_kernels
+from rosenblatt.nn.functional.conv import _int_tuple
 from rosenblatt.ops import matmul, mean, reshape
 
 # --------------------------------------------------------------------------------------------
@@ -83,37 +79,6 @@ class _PoolGeometry:
         return tuple(self.padded_hw) != tuple(self.in_hw)
 
 
-def _padded(x: Any, geom: _PoolGeometry, fill: float, tag: str) -> Any:
-    """``x`` inside a workspace buffer of the padded size, the border set to ``fill``."""
-    if not geom.needs_padding:
-        return x
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
-    (pt, pl), (hp, wp) = geom.padding, geom.padded_hw
-    out = workspace(tag, (n, c, hp, wp), x.dtype, xp)
-    out[:, :, :pt] = fill
-    out[:, :, pt + h:] = fill
-    out[:, :, pt:pt + h, :pl] = fill
-    out[:, :, pt:pt + h, pl + w:] = fill
-    out[:, :, pt:pt + h, pl:pl + w] = x
-    return out
-
-
-def _zeros_padded(shape: tuple[int, ...], dtype: Any, geom: _PoolGeometry, xp: Any) -> Any:
-    if geom.needs_padding:
-        buffer = workspace("pool.grad", shape[:2] + tuple(geom.padded_hw), dtype, xp)
-        buffer.fill(0)
-        return buffer
-    return xp.zeros(shape, dtype=dtype)
-
-
-def _crop(buffer: Any, geom: _PoolGeometry) -> Any:
-    if not geom.needs_padding:
-        return buffer
-    (pt, pl), (h, w) = geom.padding, geom.in_hw
-    return buffer[:, :, pt:pt + h, pl:pl + w].copy()
-
-
 def _check_input(op: str, x: Any, spatial: int = 2) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: expected a Tensor input, got {type(x).__name__}")
@@ -137,34 +102,10 @@ def _unbatched(fn: Any, x: Tensor, *args: Any, **kwargs: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _max_pool_arrays(x: Any, geom: _PoolGeometry, with_argmax: bool) -> tuple[Any, Any]:
-    """Running maximum over the kernel offsets; ``argmax`` is the winning offset per output."""
-    xp = get_array_module(x)
-    padded = _padded(x, geom, -np.inf, "pool.pad")
-    best = None
-    argmax = None
-    for k, rows, cols in geom.offsets():
-        view = padded[:, :, rows, cols]
-        if best is None:
-            best = view.copy()
-            if with_argmax:
-                count = geom.kernel[0] * geom.kernel[1]
-                argmax = xp.zeros(best.shape, dtype=np.int8 if count <= 127 else np.int32)
-            continue
-        if with_argmax:
-            # Strictly greater: ties keep the first offset, as PyTorch does. Offsets come in
-            # increasing order, so a new winner k is larger than any argmax so far and
-            # max(argmax, k * (view > best)) records it: branch-free, unlike a masked copy
-            # (copyto/where with a data-dependent mask is ~10x slower in NumPy).
-            xp.maximum(argmax, xp.multiply(view > best, k, dtype=argmax.dtype), out=argmax)
-        xp.maximum(best, view, out=best)
-    return best, argmax
-
-
 class MaxPool2dFunction(Function):
     @staticmethod
     def forward(ctx, x, geom):
-        out, argmax = _max_pool_arrays(x, geom, with_argmax=ctx.needs_input_grad[0])
+        out, argmax = pooling_kernels.max_pool(x, geom, with_argmax=ctx.needs_input_grad[0])
         ctx.argmax = argmax
         return out
 
@@ -179,17 +120,7 @@ class MaxPoolScatter(Function):
 
     @staticmethod
     def forward(ctx, gy, argmax, x_shape, geom):
-        xp = get_array_module(gy)
-        gx = _zeros_padded(tuple(x_shape), gy.dtype, geom, xp)
-        overlapping = geom.overlapping
-        # gy * (argmax == k) rather than a masked copy: a multiply by the mask is branch-free
-        for k, rows, cols in geom.offsets():
-            won = argmax == k
-            if overlapping:
-                gx[:, :, rows, cols] += gy * won
-            else:  # disjoint windows: each pixel is written by at most one offset
-                xp.multiply(gy, won, out=gx[:, :, rows, cols])
-        return _crop(gx, geom)
+        return pooling_kernels.max_pool_scatter(gy, argmax, x_shape, geom)
 
     @staticmethod
     def backward(ctx, ggx):
@@ -203,28 +134,12 @@ class MaxPoolGather(Function):
 
     @staticmethod
     def forward(ctx, x, argmax, geom):
-        xp = get_array_module(x)
-        padded = _padded(x, geom, 0.0, "pool.pad")
-        out = xp.zeros(argmax.shape, dtype=x.dtype)
-        for k, rows, cols in geom.offsets():
-            xp.copyto(out, padded[:, :, rows, cols], where=argmax == k)
-        return out
+        return pooling_kernels.max_pool_gather(x, argmax, geom)
 
     @staticmethod
     def backward(ctx, gy):
         x, argmax, geom = ctx.inputs
         return MaxPoolScatter.apply(gy, argmax, x.shape, geom), None, None
-
-
-def _flat_indices(argmax: Any, geom: _PoolGeometry) -> Any:
-    """PyTorch's ``return_indices``: the flat index ``h*W + w`` of each maximum in its input plane."""
-    xp = get_array_module(argmax)
-    kw, (sh, sw), (dh, dw), (pt, pl) = geom.kernel[1], geom.stride, geom.dilation, geom.padding
-    oh, ow = geom.out_hw
-    i, j = argmax.astype(np.int64) // kw, argmax.astype(np.int64) % kw
-    rows = xp.arange(oh).reshape(-1, 1) * sh - pt + i * dh
-    cols = xp.arange(ow).reshape(1, -1) * sw - pl + j * dw
-    return rows * geom.in_hw[1] + cols
 
 
 def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
@@ -241,9 +156,9 @@ def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | 
     geom = _PoolGeometry("max_pool2d", input.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
     if not return_indices:
         return MaxPool2dFunction.apply(input, geom)
-    _, argmax = _max_pool_arrays(input.data, geom, with_argmax=True)
+    _, argmax = pooling_kernels.max_pool(input.data, geom, with_argmax=True)
     out = MaxPoolGather.apply(input, argmax, geom)
-    return out, Tensor._make(_flat_indices(argmax, geom))
+    return out, Tensor._make(pooling_kernels.flat_indices(argmax, geom))
 
 
 def max_pool1d(input: Tensor, kernel_size: int | tuple[int], stride: int | tuple[int] | None = None,
@@ -295,16 +210,7 @@ def _avg_divisor(geom: _PoolGeometry, count_include_pad: bool, divisor_override:
 class AvgPool2dFunction(Function):
     @staticmethod
     def forward(ctx, x, geom, divisor):
-        padded = _padded(x, geom, 0.0, "pool.pad")
-        acc = None
-        for _, rows, cols in geom.offsets():
-            view = padded[:, :, rows, cols]
-            if acc is None:
-                acc = view.copy()
-            else:
-                acc += view
-        acc /= divisor
-        return acc
+        return pooling_kernels.avg_pool(x, geom, divisor)
 
     @staticmethod
     def backward(ctx, gy):
@@ -318,16 +224,7 @@ class AvgPoolTranspose(Function):
 
     @staticmethod
     def forward(ctx, gy, x_shape, geom, divisor):
-        xp = get_array_module(gy)
-        gx = _zeros_padded(tuple(x_shape), gy.dtype, geom, xp)
-        scaled = gy / divisor
-        overlapping = geom.overlapping
-        for _, rows, cols in geom.offsets():
-            if overlapping:
-                gx[:, :, rows, cols] += scaled
-            else:
-                gx[:, :, rows, cols] = scaled
-        return _crop(gx, geom)
+        return pooling_kernels.avg_pool_transpose(gy, x_shape, geom, divisor)
 
     @staticmethod
     def backward(ctx, ggx):

@@ -7,19 +7,19 @@ ordinary differentiable ops. They are short, they follow the textbook formulas l
 support double backward, and they are the oracle the fused layers are tested against.
 
 **Fused layers** (:func:`rnn_layer`, :func:`lstm_layer`, :func:`gru_layer`) run one direction of
-one layer over a whole sequence as a single :class:`~rosenblatt.core.Function`:
+one layer over a whole sequence as a single :class:`~rosenblatt.core.Function`, whose forward and
+hand-written backpropagation through time are array kernels:
 
-- the input projection of every time step is one GEMM, ``(T*N, in) @ (in, G*H)``, done up front;
-- each step then costs one recurrent GEMM plus gate non-linearities computed in place on
-  preallocated buffers (no graph nodes, no temporaries per step);
-- backward is hand-written backpropagation through time on raw arrays: the per-step loop only
-  carries the state gradients, and the weight gradients are accumulated at the end with one GEMM
-  over all time steps (``dW_ih = dA^T X``, ``dW_hh = dA^T H_prev``).
+- :mod:`rosenblatt.kernels.recurrent`, the NumPy (and CuPy) reference: one GEMM for the input
+  projection of all time steps, then one recurrent GEMM per step with the gate non-linearities
+  computed in place, and the weight gradients as one GEMM over all steps;
+- :mod:`rosenblatt.kernels.onednn.recurrent`, oneDNN's RNN primitives, used when the oneDNN kernel
+  set is active and the call is float32 NumPy without peepholes, projection or ``lengths``.
 
 Recording one node per sequence instead of ~15 per step is what makes a NumPy LSTM competitive:
 the per-op overhead of an autodiff graph (a few microseconds) would otherwise dominate.
-The fused layers compute their gradient directly, so they set ``once_differentiable`` (use the
-cells for second derivatives).
+The fused layers compute their gradient on arrays only (``backward_arrays``), so they are
+differentiable once (use the cells for second derivatives).
 
 Variable-length batches: ``lengths`` (one int per sequence) masks the steps past each sequence's
 end. At a masked step the state is carried through unchanged and the output is zero, so the
@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt import ops
-from rosenblatt.backend import get_array_module
+from rosenblatt import kernels, ops
 from rosenblatt.core import Function, Tensor
+from rosenblatt.kernels import recurrent as K
 
 # --------------------------------------------------------------------------------------------
 # Composite cells (the readable reference)
@@ -122,84 +122,18 @@ def gru_cell(input: Tensor, hx: Tensor, weight_ih: Tensor, weight_hh: Tensor, bi
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers of the fused layers (raw arrays, in place)
+# Fused layers: Functions around the kernels of rosenblatt.kernels.recurrent
 # --------------------------------------------------------------------------------------------
 
 
-def _sigmoid_(a: Any, xp: Any) -> None:
-    # sigmoid(a) = (1 + tanh(a / 2)) / 2: one transcendental call, in place, and no overflow
-    # warning for large |a| (1 / (1 + exp(-a)) overflows exp for a < -88 in float32).
-    a *= 0.5
-    xp.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
+def _kernel_module(covered: bool, *arrays: Any) -> Any:
+    """The kernels for one fused-layer call: oneDNN's when active and covering the call (float32
+    NumPy arrays, no peephole, projection or lengths), else the NumPy reference kernels."""
+    if covered and kernels.use_onednn(*arrays):
+        from rosenblatt.kernels.onednn import recurrent as onednn_recurrent
 
-
-def _sigmoid_grad_(grad: Any, s: Any, scratch: Any, xp: Any) -> None:
-    # grad *= s * (1 - s), with s = sigmoid(a) already computed
-    xp.subtract(1.0, s, out=scratch)
-    scratch *= s
-    grad *= scratch
-
-
-def _tanh_grad_(grad: Any, t: Any, scratch: Any, xp: Any) -> None:
-    # grad *= 1 - t^2, with t = tanh(a) already computed
-    xp.multiply(t, t, out=scratch)
-    xp.subtract(1.0, scratch, out=scratch)
-    grad *= scratch
-
-
-def _step_masks(lengths: Any, steps: int, batch: int, dtype: Any, xp: Any, op: str) -> Any:
-    """``(T, N, 1)`` array: 1 where step t is inside sequence n (t < lengths[n]), else 0."""
-    if lengths is None:
-        return None
-    lengths = np.asarray(lengths.get() if hasattr(lengths, "get") else lengths)
-    if lengths.ndim != 1 or lengths.shape[0] != batch:
-        raise ValueError(f"{op}: lengths must be a 1-D array of {batch} sequence lengths, got shape {lengths.shape}")
-    if lengths.dtype.kind not in "iu":
-        raise TypeError(f"{op}: lengths must be integers, got dtype {lengths.dtype}")
-    if lengths.size and (lengths.min() < 1 or lengths.max() > steps):
-        raise ValueError(f"{op}: every length must be in [1, {steps}] (the number of time steps), "
-                         f"got min {lengths.min()}, max {lengths.max()}")
-    mask = (np.arange(steps)[:, None] < lengths[None, :]).astype(dtype)[:, :, None]
-    return xp.asarray(mask)
-
-
-def _time_order(steps: int, reverse: bool) -> range:
-    return range(steps - 1, -1, -1) if reverse else range(steps)
-
-
-def _previous_states(states: Any, initial: Any, reverse: bool, xp: Any) -> Any:
-    """The state *entering* each time step, in time order: ``(T, N, X)``."""
-    if reverse:
-        return xp.concatenate([states[1:], initial[None]], axis=0)
-    return xp.concatenate([initial[None], states[:-1]], axis=0)
-
-
-def _blend_(new: Any, old: Any, mask: Any) -> None:
-    # new = mask * new + (1 - mask) * old, in place: masked rows keep the old state
-    new -= old
-    new *= mask
-    new += old
-
-
-def _gemm_t(a: Any, b: Any) -> Any:
-    """``sum_t a[t]^T b[t]`` as one GEMM: a ``(T, N, A)``, b ``(T, N, B)`` -> ``(A, B)``."""
-    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
-
-
-def _input_projection(x: Any, w_ih: Any, bias: Any) -> Any:
-    """``x W_ih^T + bias`` for every time step at once: ``(T, N, in)`` -> ``(T, N, G)``."""
-    T, N, _ = x.shape
-    out = x.reshape(T * N, -1) @ w_ih.T
-    if bias is not None:
-        out += bias
-    return out.reshape(T, N, -1)
-
-
-# --------------------------------------------------------------------------------------------
-# Fused LSTM layer
-# --------------------------------------------------------------------------------------------
+        return onednn_recurrent
+    return K
 
 
 class LSTMLayer(Function):
@@ -213,160 +147,20 @@ class LSTMLayer(Function):
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, reverse=False, lengths=None):
-        xp = get_array_module(x)
-        T, N, _ = x.shape
-        H = w_hh.shape[0] // 4
-        P = w_hh.shape[1]  # hidden size, or proj_size with a projection
-        dtype = x.dtype
-        bias = None if b_ih is None else b_ih + b_hh
-        # gates[t] first holds the pre-activations, then (in place) the activations i, f, g, o
-        gates = _input_projection(x, w_ih, bias)
-        masks = _step_masks(lengths, T, N, dtype, xp, "LSTM")
-        h_states = xp.empty((T, N, P), dtype=dtype)  # state after step t (time order)
-        c_states = xp.empty((T, N, H), dtype=dtype)
-        tanh_c = xp.empty((T, N, H), dtype=dtype)
-        m_states = xp.empty((T, N, H), dtype=dtype) if w_hr is not None else None
-        recurrent = xp.empty((N, 4 * H), dtype=dtype)
-        scratch = xp.empty((N, H), dtype=dtype)
-        w_hh_t = w_hh.T
-        h, c = h0, c0
-        for t in _time_order(T, reverse):
-            a = gates[t]
-            xp.matmul(h, w_hh_t, out=recurrent)
-            a += recurrent
-            a_i, a_f, a_g, a_o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            if w_peep is not None:
-                xp.multiply(w_peep[0], c, out=scratch)
-                a_i += scratch
-                xp.multiply(w_peep[1], c, out=scratch)
-                a_f += scratch
-            _sigmoid_(a[:, :2 * H], xp)
-            xp.tanh(a_g, out=a_g)
-            c_new = c_states[t]
-            xp.multiply(a_f, c, out=c_new)
-            xp.multiply(a_i, a_g, out=scratch)
-            c_new += scratch
-            if w_peep is not None:
-                xp.multiply(w_peep[2], c_new, out=scratch)
-                a_o += scratch
-            _sigmoid_(a_o, xp)
-            xp.tanh(c_new, out=tanh_c[t])
-            if w_hr is None:
-                h_new = h_states[t]
-                xp.multiply(a_o, tanh_c[t], out=h_new)
-            else:
-                xp.multiply(a_o, tanh_c[t], out=m_states[t])
-                h_new = h_states[t]
-                xp.matmul(m_states[t], w_hr.T, out=h_new)
-            if masks is not None:
-                _blend_(c_new, c, masks[t])
-                _blend_(h_new, h, masks[t])
-            h, c = h_new, c_new
-        output = h_states if masks is None else h_states * masks
-        if any(ctx.needs_input_grad):
-            ctx.reverse = reverse
-            ctx.masks = masks
-            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, w_hr, w_peep, gates, h_states, c_states, tanh_c,
-                                  m_states)
-        return output, h.copy(), c.copy()
+        training = any(ctx.needs_input_grad)
+        kernel = _kernel_module(w_hr is None and w_peep is None and lengths is None,
+                                x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+        output, h_n, c_n, saved = kernel.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep,
+                                                      reverse=reverse, lengths=lengths, training=training)
+        if training:
+            ctx.kernel = kernel
+            ctx.save_for_backward(saved)
+        return output, h_n, c_n
 
     @staticmethod
-    def backward(ctx, grad_output, grad_h_n, grad_c_n):
-        (x, h0, c0, w_ih, w_hh, w_hr, w_peep, gates, h_states, c_states, tanh_c,
-         m_states) = ctx.saved_arrays
-        xp = get_array_module(x)
-        masks, reverse = ctx.masks, ctx.reverse
-        T, N, _ = x.shape
-        H = c0.shape[1]
-        dtype = x.dtype
-        dy = grad_output.data
-        if masks is not None:
-            dy = dy * masks  # the output is zero past each sequence's end
-        dh = grad_h_n.data.astype(dtype, copy=True)
-        dc = grad_c_n.data.astype(dtype, copy=True)
-        d_gates = xp.empty((T, N, 4 * H), dtype=dtype)
-        d_h_candidate = xp.empty((T, N, dh.shape[1]), dtype=dtype) if w_hr is not None else None
-        c_prev_all = _previous_states(c_states, c0, reverse, xp)
-        g_total = xp.empty_like(dh)
-        d_c_total = xp.empty((N, H), dtype=dtype)
-        scratch = xp.empty((N, H), dtype=dtype)
-        scratch2 = xp.empty((N, H), dtype=dtype)
-        for t in reversed(_time_order(T, reverse)):
-            mask = None if masks is None else masks[t]
-            a = gates[t]
-            i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            da = d_gates[t]
-            da_i, da_f, da_g, da_o = da[:, :H], da[:, H:2 * H], da[:, 2 * H:3 * H], da[:, 3 * H:]
-            c_prev = c_prev_all[t]
-            # gradient reaching this step's (candidate) h and c
-            xp.add(dh, dy[t], out=g_total)
-            if mask is not None:
-                carry_h = g_total * (1.0 - mask)
-                carry_c = dc * (1.0 - mask)
-                g_total *= mask
-                dc *= mask
-            if w_hr is not None:
-                d_h_candidate[t] = g_total
-                d_m = g_total @ w_hr
-            else:
-                d_m = g_total
-            tc = tanh_c[t]
-            # do = dm * tanh(c);  dc += dm * o * (1 - tanh(c)^2)
-            xp.multiply(d_m, tc, out=da_o)
-            _sigmoid_grad_(da_o, o, scratch, xp)
-            xp.multiply(d_m, o, out=d_c_total)
-            _tanh_grad_(d_c_total, tc, scratch, xp)
-            d_c_total += dc
-            if w_peep is not None:
-                xp.multiply(da_o, w_peep[2], out=scratch)
-                d_c_total += scratch
-            xp.multiply(d_c_total, g, out=da_i)
-            _sigmoid_grad_(da_i, i, scratch, xp)
-            xp.multiply(d_c_total, i, out=da_g)
-            _tanh_grad_(da_g, g, scratch, xp)
-            xp.multiply(d_c_total, c_prev, out=da_f)
-            _sigmoid_grad_(da_f, f, scratch, xp)
-            dc = d_c_total * f
-            if w_peep is not None:
-                xp.multiply(da_i, w_peep[0], out=scratch2)
-                dc += scratch2
-                xp.multiply(da_f, w_peep[1], out=scratch2)
-                dc += scratch2
-            dh = da @ w_hh
-            if mask is not None:
-                dh += carry_h
-                dc += carry_c
-        needs = ctx.needs_input_grad
-        h_prev_all = _previous_states(h_states, h0, reverse, xp)
-        grads: list[Any] = [None] * 9
-        if needs[0]:
-            grads[0] = (d_gates.reshape(T * N, -1) @ w_ih).reshape(x.shape)
-        if needs[1]:
-            grads[1] = dh
-        if needs[2]:
-            grads[2] = dc
-        if needs[3]:
-            grads[3] = _gemm_t(d_gates, x)
-        if needs[4]:
-            grads[4] = _gemm_t(d_gates, h_prev_all)
-        if needs[5] or needs[6]:
-            d_bias = d_gates.sum(axis=(0, 1))
-            grads[5] = d_bias if needs[5] else None
-            grads[6] = d_bias if needs[6] else None
-        if needs[7]:
-            grads[7] = _gemm_t(d_h_candidate, m_states)
-        if needs[8]:
-            grads[8] = xp.stack([
-                (d_gates[:, :, :H] * c_prev_all).sum(axis=(0, 1)),
-                (d_gates[:, :, H:2 * H] * c_prev_all).sum(axis=(0, 1)),
-                (d_gates[:, :, 3 * H:] * c_states).sum(axis=(0, 1)),
-            ])
-        return tuple(grads)
-
-
-# --------------------------------------------------------------------------------------------
-# Fused GRU layer
-# --------------------------------------------------------------------------------------------
+    def backward_arrays(ctx, grad_output, grad_h_n, grad_c_n):
+        (saved,) = ctx.saved_arrays
+        return ctx.kernel.lstm_backward(saved, grad_output, grad_h_n, grad_c_n, ctx.needs_input_grad)
 
 
 class GRULayer(Function):
@@ -380,118 +174,19 @@ class GRULayer(Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False, lengths=None):
-        xp = get_array_module(x)
-        T, N, _ = x.shape
-        H = w_hh.shape[1]
-        dtype = x.dtype
-        # the r and z biases of both projections add up front; b_hn stays inside r * (.)
-        bias = None
-        if b_ih is not None:
-            bias = b_ih.copy()
-            bias[:2 * H] += b_hh[:2 * H]
-        gates = _input_projection(x, w_ih, bias)  # becomes r, z, n in place
-        masks = _step_masks(lengths, T, N, dtype, xp, "GRU")
-        h_states = xp.empty((T, N, H), dtype=dtype)
-        hidden_n = xp.empty((T, N, H), dtype=dtype)  # W_hn h + b_hn of each step
-        recurrent = xp.empty((N, 3 * H), dtype=dtype)
-        scratch = xp.empty((N, H), dtype=dtype)
-        w_hh_t = w_hh.T
-        h = h0
-        for t in _time_order(T, reverse):
-            a = gates[t]
-            xp.matmul(h, w_hh_t, out=recurrent)
-            a[:, :2 * H] += recurrent[:, :2 * H]
-            _sigmoid_(a[:, :2 * H], xp)
-            r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-            hn = hidden_n[t]
-            if b_hh is not None:
-                xp.add(recurrent[:, 2 * H:], b_hh[2 * H:], out=hn)
-            else:
-                hn[...] = recurrent[:, 2 * H:]
-            xp.multiply(r, hn, out=scratch)
-            n += scratch
-            xp.tanh(n, out=n)
-            h_new = h_states[t]  # h' = n + z * (h - n)
-            xp.subtract(h, n, out=h_new)
-            h_new *= z
-            h_new += n
-            if masks is not None:
-                _blend_(h_new, h, masks[t])
-            h = h_new
-        output = h_states if masks is None else h_states * masks
-        if any(ctx.needs_input_grad):
-            ctx.reverse = reverse
-            ctx.masks = masks
-            ctx.save_for_backward(x, h0, w_ih, w_hh, gates, hidden_n, h_states)
-        return output, h.copy()
+        training = any(ctx.needs_input_grad)
+        kernel = _kernel_module(lengths is None, x, h0, w_ih, w_hh, b_ih, b_hh)
+        output, h_n, saved = kernel.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=reverse, lengths=lengths,
+                                                training=training)
+        if training:
+            ctx.kernel = kernel
+            ctx.save_for_backward(saved)
+        return output, h_n
 
     @staticmethod
-    def backward(ctx, grad_output, grad_h_n):
-        x, h0, w_ih, w_hh, gates, hidden_n, h_states = ctx.saved_arrays
-        xp = get_array_module(x)
-        masks, reverse = ctx.masks, ctx.reverse
-        T, N, _ = x.shape
-        H = h0.shape[1]
-        dtype = x.dtype
-        dy = grad_output.data
-        if masks is not None:
-            dy = dy * masks
-        dh = grad_h_n.data.astype(dtype, copy=True)
-        h_prev_all = _previous_states(h_states, h0, reverse, xp)
-        d_input_gates = xp.empty((T, N, 3 * H), dtype=dtype)
-        d_hidden_gates = xp.empty((T, N, 3 * H), dtype=dtype)
-        g_total = xp.empty_like(dh)
-        scratch = xp.empty((N, H), dtype=dtype)
-        for t in reversed(_time_order(T, reverse)):
-            mask = None if masks is None else masks[t]
-            a = gates[t]
-            r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-            h_prev = h_prev_all[t]
-            xp.add(dh, dy[t], out=g_total)
-            if mask is not None:
-                carry = g_total * (1.0 - mask)
-                g_total *= mask
-            dgi = d_input_gates[t]
-            dgh = d_hidden_gates[t]
-            dgi_r, dgi_z, dgi_n = dgi[:, :H], dgi[:, H:2 * H], dgi[:, 2 * H:]
-            # n-gate pre-activation: dn * (1 - n^2), with dn = g * (1 - z)
-            xp.subtract(1.0, z, out=dgi_n)
-            dgi_n *= g_total
-            _tanh_grad_(dgi_n, n, scratch, xp)
-            # z-gate: dz = g * (h - n)
-            xp.subtract(h_prev, n, out=dgi_z)
-            dgi_z *= g_total
-            _sigmoid_grad_(dgi_z, z, scratch, xp)
-            # r-gate: dr = d(pre_n) * (W_hn h + b_hn)
-            xp.multiply(dgi_n, hidden_n[t], out=dgi_r)
-            _sigmoid_grad_(dgi_r, r, scratch, xp)
-            dgh[:, :2 * H] = dgi[:, :2 * H]
-            xp.multiply(dgi_n, r, out=dgh[:, 2 * H:])
-            dh = dgh @ w_hh
-            xp.multiply(g_total, z, out=scratch)
-            dh += scratch
-            if mask is not None:
-                dh += carry
-        needs = ctx.needs_input_grad
-        grads: list[Any] = [None] * 6
-        if needs[0]:
-            grads[0] = (d_input_gates.reshape(T * N, -1) @ w_ih).reshape(x.shape)
-        if needs[1]:
-            grads[1] = dh
-        if needs[2]:
-            grads[2] = _gemm_t(d_input_gates, x)
-        if needs[3]:
-            grads[3] = _gemm_t(d_hidden_gates, h_prev_all)
-        if needs[4]:
-            grads[4] = d_input_gates.sum(axis=(0, 1))
-        if needs[5]:
-            grads[5] = d_hidden_gates.sum(axis=(0, 1))
-        return tuple(grads)
-
-
-# --------------------------------------------------------------------------------------------
-# Fused Elman RNN layer
-# --------------------------------------------------------------------------------------------
+    def backward_arrays(ctx, grad_output, grad_h_n):
+        (saved,) = ctx.saved_arrays
+        return ctx.kernel.gru_backward(saved, grad_output, grad_h_n, ctx.needs_input_grad)
 
 
 class RNNLayer(Function):
@@ -504,82 +199,19 @@ class RNNLayer(Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False, lengths=None):
-        xp = get_array_module(x)
-        T, N, _ = x.shape
-        dtype = x.dtype
-        bias = None if b_ih is None else b_ih + b_hh
-        activations = _input_projection(x, w_ih, bias)  # pre-activations, then h_hat in place
-        masks = _step_masks(lengths, T, N, dtype, xp, "RNN")
-        # without masks the state after each step is the activation itself: no copy
-        h_states = activations if masks is None else xp.empty_like(activations)
-        recurrent = xp.empty_like(h0)
-        w_hh_t = w_hh.T
-        h = h0
-        for t in _time_order(T, reverse):
-            a = activations[t]
-            xp.matmul(h, w_hh_t, out=recurrent)
-            a += recurrent
-            if nonlinearity == "tanh":
-                xp.tanh(a, out=a)
-            else:
-                xp.maximum(a, 0, out=a)
-            if masks is not None:
-                h_new = h_states[t]
-                xp.subtract(a, h, out=h_new)
-                h_new *= masks[t]
-                h_new += h
-                h = h_new
-            else:
-                h = a
-        output = h_states if masks is None else activations * masks
-        if any(ctx.needs_input_grad):
-            ctx.reverse = reverse
-            ctx.masks = masks
-            ctx.nonlinearity = nonlinearity
-            ctx.save_for_backward(x, h0, w_ih, w_hh, activations, h_states)
-        return output, h.copy()
+        training = any(ctx.needs_input_grad)
+        kernel = _kernel_module(lengths is None, x, h0, w_ih, w_hh, b_ih, b_hh)
+        output, h_n, saved = kernel.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity=nonlinearity,
+                                                reverse=reverse, lengths=lengths, training=training)
+        if training:
+            ctx.kernel = kernel
+            ctx.save_for_backward(saved)
+        return output, h_n
 
     @staticmethod
-    def backward(ctx, grad_output, grad_h_n):
-        x, h0, w_ih, w_hh, activations, h_states = ctx.saved_arrays
-        xp = get_array_module(x)
-        masks, reverse = ctx.masks, ctx.reverse
-        T, N, _ = x.shape
-        dtype = x.dtype
-        dy = grad_output.data
-        if masks is not None:
-            dy = dy * masks
-        dh = grad_h_n.data.astype(dtype, copy=True)
-        d_pre = xp.empty_like(activations)
-        scratch = xp.empty_like(dh)
-        for t in reversed(_time_order(T, reverse)):
-            da = d_pre[t]
-            xp.add(dh, dy[t], out=da)
-            if masks is not None:
-                carry = da * (1.0 - masks[t])
-                da *= masks[t]
-            if ctx.nonlinearity == "tanh":
-                _tanh_grad_(da, activations[t], scratch, xp)
-            else:
-                da *= activations[t] > 0
-            dh = da @ w_hh
-            if masks is not None:
-                dh += carry
-        needs = ctx.needs_input_grad
-        grads: list[Any] = [None] * 6
-        if needs[0]:
-            grads[0] = (d_pre.reshape(T * N, -1) @ w_ih).reshape(x.shape)
-        if needs[1]:
-            grads[1] = dh
-        if needs[2]:
-            grads[2] = _gemm_t(d_pre, x)
-        if needs[3]:
-            grads[3] = _gemm_t(d_pre, _previous_states(h_states, h0, reverse, xp))
-        if needs[4] or needs[5]:
-            d_bias = d_pre.sum(axis=(0, 1))
-            grads[4] = d_bias if needs[4] else None
-            grads[5] = d_bias if needs[5] else None
-        return tuple(grads)
+    def backward_arrays(ctx, grad_output, grad_h_n):
+        (saved,) = ctx.saved_arrays
+        return ctx.kernel.rnn_backward(saved, grad_output, grad_h_n, ctx.needs_input_grad)
 
 
 # --------------------------------------------------------------------------------------------

@@ -58,11 +58,14 @@ class ProgressBar(Callback):
         file: where to write (default: ``sys.stdout``).
         use_tqdm: force (True) or forbid (False) tqdm; None: use it when installed and in a terminal.
         min_interval: seconds between two redraws of the updating line.
+        per_batch: False: one plain line per epoch, also in a terminal (Keras's ``verbose=2``).
     """
 
-    def __init__(self, file: TextIO | None = None, use_tqdm: bool | None = None, min_interval: float = 0.1) -> None:
+    def __init__(self, file: TextIO | None = None, use_tqdm: bool | None = None, min_interval: float = 0.1,
+                 per_batch: bool = True) -> None:
         super().__init__()
         self.file, self.use_tqdm, self.min_interval = file, use_tqdm, min_interval
+        self.per_batch = per_batch
         self._bar: Any = None
         self._interactive = False
 
@@ -72,9 +75,9 @@ class ProgressBar(Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         isatty = getattr(self._out, "isatty", None)
-        self._interactive = bool(isatty and isatty())
+        self._interactive = bool(isatty and isatty()) and self.per_batch
         self._tqdm = None
-        if self.use_tqdm is not False and (self._interactive or self.use_tqdm):
+        if self.use_tqdm is not False and self.per_batch and (self._interactive or self.use_tqdm):
             try:
                 from tqdm import tqdm
 

@@ -1,0 +1,113 @@
+"""The oneDNN ctypes bindings: loading, descriptors, primitives, the cache, the fallback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from rosenblatt.kernels.onednn import library as L
+
+ok, why = L.load()
+requires_onednn = pytest.mark.skipif(not ok, reason=f"oneDNN unavailable: {why}")
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "PYTHONPATH": SRC, **env}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env=environ, timeout=60)
+
+
+@requires_onednn
+def test_version_and_threads():
+    assert L.version().startswith("oneDNN 3.") and L.version().endswith("(onednn-cpu-gomp)")
+    before = L.get_num_threads()
+    L.set_num_threads(1)
+    assert L.get_num_threads() == 1
+    L.set_num_threads(before)
+    with pytest.raises(ValueError, match="set_num_threads"):
+        L.set_num_threads(0)
+
+
+@requires_onednn
+def test_memory_desc_queries_and_equality():
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    md = L.MemoryDesc.of(x)
+    assert md.dims == (2, 3, 4, 5) and md.strides == (60, 20, 5, 1) and md.nbytes == x.nbytes
+    assert md == L.MemoryDesc.with_tag(x.shape, L.C.nchw)
+    assert md != L.MemoryDesc.with_tag(x.shape, L.C.nhwc)
+    assert md.matches(x) and not md.matches(np.zeros((2, 3, 5, 4), np.float32))
+
+
+@requires_onednn
+def test_reorder_and_error_names_the_op():
+    x = np.random.rand(2, 3, 4, 5).astype(np.float32)
+    out = np.empty_like(x)
+    L.to_layout(x, L.MemoryDesc.of(x), L.MemoryDesc.with_tag(x.shape, L.C.nhwc), out, key="t")
+    np.testing.assert_array_equal(out.reshape(2, 4, 5, 3), x.transpose(0, 2, 3, 1))
+    bad = L.MemoryDesc.with_tag((2, 3), L.C.nc)
+    d = L.dims([1, 1])
+    with pytest.raises(L.DnnlError, match="myconv: oneDNN dnnl_convolution_forward"):
+        L.create_pd("convolution_forward", L.C.forward_training, L.C.convolution_direct,
+                    L.MemoryDesc.of(x), bad, None, bad, d, d, d, d, None, op="myconv")
+
+
+@requires_onednn
+def test_primitive_cache_builds_once():
+    built = []
+    key = ("test-cache", 1)
+    first = L.cached(key, lambda: built.append(1) or object())
+    assert L.cached(key, lambda: built.append(1) or object()) is first and built == [1]
+
+
+@requires_onednn
+def test_import_does_not_load_the_library():
+    r = _run("""
+        import sys, rosenblatt, rosenblatt.kernels.onednn.library as L
+        assert not L.loaded() and 'libdnnl' not in open('/proc/self/maps').read()
+        print('ok')
+    """)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_missing_libgomp_warns_once_and_falls_back():
+    r = _run("""
+        import warnings
+        import rosenblatt as rb
+        from rosenblatt.kernels.onednn import library as L
+        L.GOMP_NAME = "libgomp-that-does-not-exist.so.1"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            print(rb.kernels.active())
+            print(rb.kernels.set_kernels("auto"))
+        print(len(caught), caught[0].message if caught else "")
+        x = rb.randn(1, 1, 5, 5)
+        print(rb.nn.functional.conv2d(x, rb.randn(2, 1, 3, 3)).shape)
+    """, ROSENBLATT_KERNELS="auto")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0, r.stderr
+    if not ok:  # no library at all: nothing to warn about
+        assert lines[0] == "numpy"
+        return
+    assert lines[0] == "numpy" and lines[1] == "numpy"
+    assert lines[2].startswith("1 ") and "libgomp" in lines[2] and "NumPy kernels" in lines[2]
+    assert "(1, 2, 3, 3)" in lines[3]
+
+
+def test_omp_wait_policy_defaults_to_passive_but_respects_the_user():
+    code = """
+        import os
+        from rosenblatt.kernels.onednn import library as L
+        L.load()
+        print(os.environ.get('OMP_WAIT_POLICY'))
+    """
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                       text=True, env={**env, "PYTHONPATH": SRC}, timeout=60)
+    assert r.stdout.strip() == ("passive" if ok else "None"), r.stderr
+    assert _run(code, OMP_WAIT_POLICY="active").stdout.strip() == "active"
