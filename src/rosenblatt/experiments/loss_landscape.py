@@ -131,8 +131,8 @@ def run(ctx: Context) -> None:
     quick = ctx.quick
     depths = [(1, "ResNet-8")] if quick else [(3, "ResNet-20"), (9, "ResNet-56")]
     width = 4 if quick else 16
-    epochs = 4 if quick else 25
-    steps_1d, steps_2d = (11, 9) if quick else (31, 21)
+    epochs = 4 if quick else 20
+    steps_1d, steps_2d = (11, 9) if quick else (21, 15)
     seeds = [ctx.seed + i for i in range(1 if quick else 3)]
     rng = ctx.rng()
     x_train, y_train, _, _ = digits_split(1300 if not quick else 600, rng)
