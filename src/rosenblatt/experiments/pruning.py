@@ -14,7 +14,8 @@ Every accuracy is the test accuracy on held-out digits, mean ± std over seeds (
 initialisation and the batches change with the seed). Storage compares the dense float32 weight
 matrices with a compressed-sparse-row (CSR) copy of the pruned ones (float32 values, int32 column
 indices and row pointers); inference time compares the MLP's dense matrix products with SciPy's CSR
-products (SciPy comes with scikit-learn, which the digits need) at the same sparsity (the masked rosenblatt model itself runs dense: it has no sparse kernels).
+products at the same sparsity (SciPy comes with scikit-learn, which the digits need; the masked
+rosenblatt model itself runs dense: it has no sparse kernels).
 """
 
 from __future__ import annotations
