@@ -100,7 +100,7 @@ def run(name: str, args: argparse.Namespace) -> dict:
     epochs = {"clf": 10, "vae": 40 if digits else 20, "conv": 30 if digits else 6,
               "gan": 20 if digits else 6}
     if args.quick:
-        epochs = {k: max(1, v // 4) for k, v in epochs.items()}
+        epochs = {k: v if k == "clf" else max(1, v // 4) for k, v in epochs.items()}  # keep a good scorer
     print(f"== {name}: {len(x)} training images {size}x{size}, {len(x_test)} test images ==")
     t0 = time.perf_counter()
     clf = train_classifier(pad_to(x, cls_size), y, epochs["clf"], rng)
