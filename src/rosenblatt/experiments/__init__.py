@@ -32,6 +32,9 @@ EXPERIMENTS: dict[str, str] = {
     "feature-maps": "feature_maps",
     "autoencoder": "autoencoder",
     "rnn-memory": "rnn_memory",
+    "pruning": "pruning",
+    "loss-landscape": "loss_landscape",
+    "generative-augmentation": "generative_augmentation",
 }
 
 
@@ -64,7 +67,8 @@ def run(name: str, out: str | Path | None = None, quick: bool = False, seed: int
     ctx = Context(out=out, quick=bool(quick), seed=seed)
     rb.manual_seed(seed)
     start = time.perf_counter()
-    module.run(ctx)
+    with _single_threaded_blas():  # small matrices: BLAS threads only add overhead (and stall a busy machine)
+        module.run(ctx)
     seconds = time.perf_counter() - start
     record = {
         "experiment": name, "claim": module.CLAIM, "quick": ctx.quick, "seed": seed,
@@ -81,3 +85,14 @@ def run(name: str, out: str | Path | None = None, quick: bool = False, seed: int
 
 
 __all__ = ["EXPERIMENTS", "get_module", "list_experiments", "run"]
+
+
+def _single_threaded_blas() -> Any:
+    """``threadpoolctl.threadpool_limits(1)`` when threadpoolctl is installed, else nothing."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
