@@ -88,11 +88,22 @@ __all__ = ["EXPERIMENTS", "get_module", "list_experiments", "run"]
 
 
 def _single_threaded_blas() -> Any:
-    """``threadpoolctl.threadpool_limits(1)`` when threadpoolctl is installed, else nothing."""
+    """A context in which every kernel pool (BLAS, oneDNN, optimiser) uses one thread.
+
+    The experiments train many small models, where a second thread costs more than it gives;
+    the previous count is restored on exit.
+    """
     import contextlib
 
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
+    from rosenblatt.kernels import threads
+
+    @contextlib.contextmanager
+    def one_thread():
+        previous = threads.get_num_threads()
+        threads.set_num_threads(1)
+        try:
+            yield
+        finally:
+            threads.set_num_threads(previous)
+
+    return one_thread()
