@@ -57,6 +57,7 @@ NAMES: dict[str, str] = {
     "rosenblatt.nn.utils": "clip_grad_norm_ clip_grad_value_ parameters_to_vector vector_to_parameters l1_penalty "
                            "l2_penalty",
     "rosenblatt.nn.utils.rnn": "pack_padded_sequence pad_packed_sequence pad_sequence",
+    "rosenblatt.nn.utils.prune": "l1_unstructured random_unstructured ln_structured global_unstructured remove is_pruned",
     "rosenblatt.optim": "Optimizer SGD Adagrad Adadelta RMSprop Adam AdamW",
     "rosenblatt.optim.lr_scheduler": """
         LambdaLR StepLR MultiStepLR ExponentialLR CosineAnnealingLR OneCycleLR LinearLR ReduceLROnPlateau""",
@@ -76,7 +77,7 @@ NAMES: dict[str, str] = {
     "rosenblatt.models": """
         Perceptron MLP LeNet5 AlexNet VGG InceptionModule GoogLeNet ResNet BasicBlock Bottleneck resnet18 resnet34
         resnet50 resnet20 DenseNet DenseBlock Transition densenet121 densenet_bc UNet Autoencoder ConvAutoencoder
-        DenoisingAutoencoder Seq2Seq""",
+        DenoisingAutoencoder Seq2Seq VAE ConvVAE DCGAN""",
     "rosenblatt.tune": "grid_search random_search bayes_search",
     "rosenblatt.io": "save_checkpoint load_checkpoint export_onnx from_torch_state_dict load_run",
     "rosenblatt.viz": """
@@ -373,6 +374,12 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.models.UNet", dict(in_channels=ANY, out_channels=ANY, depth=ANY, base_channels=ANY)),
     ("rosenblatt.models.Autoencoder", dict(sizes=REQUIRED)),
     ("rosenblatt.models.Seq2Seq", dict(encoder=REQUIRED, decoder=REQUIRED)),
+    ("rosenblatt.models.VAE", dict(in_features=REQUIRED, latent_dim=REQUIRED, hidden=ANY, num_classes=None)),
+    ("rosenblatt.models.ConvVAE.loss", dict(x=REQUIRED, out=REQUIRED, beta=1.0)),
+    ("rosenblatt.models.DCGAN.sample", dict(n=REQUIRED, y=None)),
+    ("rosenblatt.nn.utils.prune.ln_structured", dict(module=REQUIRED, name=REQUIRED, amount=REQUIRED, n=REQUIRED,
+                                                     dim=REQUIRED)),
+    ("rosenblatt.nn.utils.prune.global_unstructured", dict(parameters=REQUIRED, pruning_method=REQUIRED)),
     ("rosenblatt.tune.grid_search", dict(fn=REQUIRED, space=REQUIRED)),
     ("rosenblatt.tune.random_search", dict(fn=REQUIRED, space=REQUIRED, n_trials=ANY, seed=ANY)),
     ("rosenblatt.tune.bayes_search", dict(fn=REQUIRED, space=REQUIRED, n_trials=ANY, storage=None)),
@@ -444,7 +451,7 @@ def test_layer_constructs_and_documents_its_shapes(name):
 
 MODELS = """Perceptron MLP LeNet5 AlexNet VGG InceptionModule GoogLeNet ResNet BasicBlock Bottleneck resnet18 resnet34
     resnet50 resnet20 DenseNet DenseBlock Transition densenet121 densenet_bc UNet Autoencoder ConvAutoencoder
-    DenoisingAutoencoder Seq2Seq""".split()
+    DenoisingAutoencoder Seq2Seq VAE ConvVAE DCGAN""".split()
 PENDING_CITATIONS: set[str] = set()
 
 

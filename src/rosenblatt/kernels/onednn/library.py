@@ -614,7 +614,10 @@ def cached(key: Hashable, build: Callable[[], Any]) -> Any:
                 if len(_cache) > CACHE_CAPACITY:
                     _cache.popitem(last=False)
         return value
-    _cache.move_to_end(key)
+    try:
+        _cache.move_to_end(key)
+    except KeyError:  # evicted by another thread meanwhile: still a valid object
+        pass
     return value
 
 

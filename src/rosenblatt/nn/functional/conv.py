@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt.core import Function, Tensor
+from rosenblatt import kernels
+from rosenblatt.core import Function, Tensor, is_grad_enabled
 from rosenblatt.kernels.conv import (
     ConvGeometry,
     _output_size,
@@ -85,18 +86,91 @@ def _check_float(op: str, *arrays: Any) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+# -- oneDNN dispatch (shared with conv3d): each returns None when the oneDNN kernel declines ------
+
+
+def _onednn_geometry(geom: Any) -> tuple:
+    """A 2-d or 3-d geometry as the oneDNN kernels take it: stride, padding before, padding after,
+    dilation, groups."""
+    return (geom.stride, tuple(p[0] for p in geom.padding), tuple(p[1] for p in geom.padding), geom.dilation,
+            geom.groups)
+
+
+def onednn_forward(x: Any, w: Any, b: Any, geom: Any) -> Any:
+    """``conv(x, w) + b`` in oneDNN, or ``None``."""
+    if not kernels.use_onednn(x, w, b):
+        return None
+    from rosenblatt.kernels.onednn import conv as dnn
+
+    return dnn.conv_forward(x, w, b, *_onednn_geometry(geom))
+
+
+def onednn_grad_input(gy: Any, w: Any, x_shape: tuple[int, ...], geom: Any) -> Any:
+    """The input gradient (a transposed convolution) in oneDNN, or ``None``."""
+    if not kernels.use_onednn(gy, w):
+        return None
+    from rosenblatt.kernels.onednn import conv as dnn
+
+    return dnn.conv_backward_data(gy, w, tuple(x_shape), *_onednn_geometry(geom))
+
+
+def onednn_grad_weight(x: Any, gy: Any, w_shape: tuple[int, ...], geom: Any) -> Any:
+    """The weight gradient in oneDNN, or ``None``."""
+    if not kernels.use_onednn(x, gy):
+        return None
+    from rosenblatt.kernels.onednn import conv as dnn
+
+    grads = dnn.conv_backward_weights(x, gy, tuple(w_shape), False, *_onednn_geometry(geom))
+    return None if grads is None else grads[0]
+
+
+def onednn_backward(ctx: Any, gy: Tensor) -> tuple | None:
+    """All gradients of a convolution node in one oneDNN call, or ``None``.
+
+    Only without ``create_graph`` (the fused gradients are not differentiable) and when the
+    weight needs one: the output gradient is reordered once for the data and the weights passes,
+    and the bias gradient comes with the weights pass.
+    """
+    x, w, b, geom = ctx.inputs
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    if not need_w or is_grad_enabled() or not kernels.use_onednn(x.data, w.data, gy.data):
+        return None
+    from rosenblatt.kernels.onednn import conv as dnn
+
+    args = _onednn_geometry(geom)
+    if need_x:
+        grads = dnn.conv_backward(x.data, w.data, gy.data, need_b, *args)
+    else:
+        grads = dnn.conv_backward_weights(x.data, gy.data, w.shape, need_b, *args)
+        grads = None if grads is None else (None,) + grads
+    if grads is None:
+        return None
+    gx, gw, gb = (None if a is None else Tensor._make(a) for a in grads)
+    return gx, gw, gb if need_b else None, None
+
+
+def _conv_forward(x: Any, w: Any, b: Any, geom: ConvGeometry) -> Any:
+    y = onednn_forward(x, w, b, geom)
+    if y is not None:
+        return y
+    y = conv2d_array(x, w, geom)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
 class Conv2dFunction(Function):
     """``y = conv2d(x, w) + b``; backward through :class:`Conv2dGradInput` / :class:`Conv2dGradWeight`."""
 
     @staticmethod
     def forward(ctx, x, w, b, geom):
-        y = conv2d_array(x, w, geom)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
-        return y
+        return _conv_forward(x, w, b, geom)
 
     @staticmethod
     def backward(ctx, gy):
+        grads = onednn_backward(ctx, gy)
+        if grads is not None:
+            return grads
         x, w, b, geom = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = Conv2dGradInput.apply(gy, w, x.shape, geom) if need_x else None
@@ -111,6 +185,9 @@ class Conv2dGradInput(Function):
 
     @staticmethod
     def forward(ctx, gy, w, x_shape, geom):
+        gx = onednn_grad_input(gy, w, x_shape, geom)
+        if gx is not None:
+            return gx
         return conv2d_grad_input_array(gy, w, tuple(x_shape), geom)
 
     @staticmethod
@@ -128,6 +205,9 @@ class Conv2dGradWeight(Function):
 
     @staticmethod
     def forward(ctx, x, gy, w_shape, geom):
+        gw = onednn_grad_weight(x, gy, w_shape, geom)
+        if gw is not None:
+            return gw
         return conv2d_grad_weight_array(x, gy, tuple(w_shape), geom)
 
     @staticmethod

@@ -1,7 +1,8 @@
 """3-D convolution ``conv3d`` of ``(N, C, D, H, W)`` volumes (PyTorch's weight layout and arguments).
 
 The array work is in :mod:`rosenblatt.kernels.conv3d` (im2col per batch chunk, one GEMM per group,
-no scatter-adds). As for ``conv2d``, the two gradients are Functions themselves
+no scatter-adds), or in oneDNN's N-d convolution kernels (:mod:`rosenblatt.kernels.onednn.conv`)
+when that kernel set is active and the arrays are float32 NumPy arrays. As for ``conv2d``, the two gradients are Functions themselves
 (:class:`Conv3dGradInput`, :class:`Conv3dGradWeight`) whose backward passes are convolutions, so
 ``create_graph=True`` gives exact second derivatives.
 """
@@ -17,7 +18,15 @@ from rosenblatt.kernels.conv3d import (
     conv3d_grad_input_array,
     conv3d_grad_weight_array,
 )
-from rosenblatt.nn.functional.conv import _check_weight, _int_tuple, _padding_pairs
+from rosenblatt.nn.functional.conv import (
+    _check_weight,
+    _int_tuple,
+    _padding_pairs,
+    onednn_backward,
+    onednn_forward,
+    onednn_grad_input,
+    onednn_grad_weight,
+)
 from rosenblatt.ops import reshape
 from rosenblatt.ops import sum as sum_op
 
@@ -27,6 +36,9 @@ class Conv3dFunction(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, geom):
+        y = onednn_forward(x, w, b, geom)
+        if y is not None:
+            return y
         y = conv3d_array(x, w, geom)
         if b is not None:
             y += b.reshape(1, -1, 1, 1, 1)
@@ -34,6 +46,9 @@ class Conv3dFunction(Function):
 
     @staticmethod
     def backward(ctx, gy):
+        grads = onednn_backward(ctx, gy)
+        if grads is not None:
+            return grads
         x, w, b, geom = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = Conv3dGradInput.apply(gy, w, x.shape, geom) if need_x else None
@@ -47,6 +62,9 @@ class Conv3dGradInput(Function):
 
     @staticmethod
     def forward(ctx, gy, w, x_shape, geom):
+        gx = onednn_grad_input(gy, w, x_shape, geom)
+        if gx is not None:
+            return gx
         return conv3d_grad_input_array(gy, w, tuple(x_shape), geom)
 
     @staticmethod
@@ -63,6 +81,9 @@ class Conv3dGradWeight(Function):
 
     @staticmethod
     def forward(ctx, x, gy, w_shape, geom):
+        gw = onednn_grad_weight(x, gy, w_shape, geom)
+        if gw is not None:
+            return gw
         return conv3d_grad_weight_array(x, gy, tuple(w_shape), geom)
 
     @staticmethod

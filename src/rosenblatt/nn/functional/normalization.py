@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rosenblatt import kernels
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, no_grad
 from rosenblatt.kernels import normalization as norm_kernels
@@ -73,6 +74,52 @@ class BatchNormFn(Function):
                 None if gb is None else wrap(gb), None, None, None)
 
 
+class BatchNormOneDnnFn(Function):
+    """Training-mode batch norm whose forward oneDNN already computed: ``result`` is
+    ``(y, batch_mean, batch_var)``; backward runs oneDNN's backward (or, declined, the NumPy one)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, result=None):
+        y, ctx.batch_mean, ctx.batch_var = result
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, weight, bias, eps = ctx.inputs
+        if recording_backward():
+            return composite_backward(
+                lambda x_, w_, b_, *_: batch_norm_composite(x_, w_, b_, eps),
+                ctx.inputs, ctx.needs_input_grad, [gy],
+            )
+        w = None if weight is None else weight.data
+        grads = None
+        if kernels.use_onednn(gy.data):
+            from rosenblatt.kernels.onednn import normalization as dnn
+
+            grads = dnn.batch_norm_train_backward(gy.data, x.data, w, ctx.batch_mean, ctx.batch_var, eps)
+        if grads is None:
+            shape = _param_shape(x.ndim, x.shape[1])
+            invstd = (1.0 / get_array_module(x.data).sqrt(ctx.batch_var + eps)).astype(x.dtype, copy=False)
+            x_hat = (x.data - ctx.batch_mean.reshape(shape)) * invstd.reshape(shape)
+            grads = norm_kernels.batch_norm_train_backward(gy.data, x_hat, invstd, w)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx, gw, gb = (wrap(g) if need else None for g, need in zip(grads, (need_x, need_w, need_b)))
+        return gx, gw, gb, None
+
+
+def _update_running_stats(running_mean: Tensor, running_var: Tensor, batch_mean, batch_var, count: int,
+                          momentum: float) -> None:
+    """``running = (1 - momentum) * running + momentum * batch`` (the variance unbiased), in place."""
+    with no_grad():
+        m = float(momentum)
+        running_mean.data *= 1.0 - m
+        running_mean.data += m * batch_mean.astype(running_mean.dtype, copy=False)
+        running_var.data *= 1.0 - m
+        running_var.data += (m * count / (count - 1)) * batch_var.astype(running_var.dtype, copy=False)
+        running_mean._version += 1
+        running_var._version += 1
+
+
 def _check_batch_norm(x: Tensor, channels: int | None, name: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__}")
@@ -112,16 +159,19 @@ def batch_norm(
         count = xd.size // xd.shape[1]
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape {x.shape}")
+        update = training and running_mean is not None and running_var is not None
+        w, b = (None if weight is None else weight.data), (None if bias is None else bias.data)
+        if kernels.use_onednn(xd, w, b):
+            from rosenblatt.kernels.onednn import normalization as dnn
+
+            result = dnn.batch_norm_train_forward(xd, w, b, eps) if dnn.worthwhile(xd.shape) else None
+            if result is not None:
+                if update:
+                    _update_running_stats(running_mean, running_var, result[1], result[2], count, momentum)
+                return BatchNormOneDnnFn.apply(x, weight, bias, float(eps), result=result)
         batch_mean, batch_var, centered = norm_kernels.batch_stats(xd)
-        if training and running_mean is not None and running_var is not None:
-            with no_grad():
-                m = float(momentum)
-                running_mean.data *= 1.0 - m
-                running_mean.data += m * batch_mean.astype(running_mean.dtype, copy=False)
-                running_var.data *= 1.0 - m
-                running_var.data += (m * count / (count - 1)) * batch_var.astype(running_var.dtype, copy=False)
-                running_mean._version += 1
-                running_var._version += 1
+        if update:
+            _update_running_stats(running_mean, running_var, batch_mean, batch_var, count, momentum)
         invstd = 1.0 / xp.sqrt(batch_var + eps)
         return BatchNormFn.apply(x, weight, bias, batch_mean, invstd.astype(xd.dtype, copy=False), eps,
                                  centered=centered)

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from rosenblatt import kernels
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor
+from rosenblatt.core import Function, Tensor, is_grad_enabled
 from rosenblatt.kernels import pooling as pooling_kernels
 from rosenblatt.nn.functional.conv import _int_tuple
 from rosenblatt.ops import matmul, mean, reshape
@@ -102,17 +103,40 @@ def _unbatched(fn: Any, x: Tensor, *args: Any, **kwargs: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+def _onednn_args(geom: _PoolGeometry) -> tuple:
+    """Kernel, stride, padding before and after (``ceil_mode``'s overhang included), dilation."""
+    pad_r = tuple(p - n - left for p, n, left in zip(geom.padded_hw, geom.in_hw, geom.padding))
+    return geom.kernel, geom.stride, geom.padding, pad_r, geom.dilation
+
+
 class MaxPool2dFunction(Function):
     @staticmethod
     def forward(ctx, x, geom):
-        out, argmax = pooling_kernels.max_pool(x, geom, with_argmax=ctx.needs_input_grad[0])
-        ctx.argmax = argmax
+        ctx.argmax = ctx.onednn_workspace = None
+        if kernels.use_onednn(x):
+            from rosenblatt.kernels.onednn import pooling as dnn
+
+            result = dnn.pool_forward(x, x.shape[:2] + tuple(geom.out_hw), "max", *_onednn_args(geom),
+                                      training=ctx.needs_input_grad[0])
+            if result is not None:
+                out, ctx.onednn_workspace = result
+                return out
+        out, ctx.argmax = pooling_kernels.max_pool(x, geom, with_argmax=ctx.needs_input_grad[0])
         return out
 
     @staticmethod
     def backward(ctx, gy):
         x, geom = ctx.inputs
-        return MaxPoolScatter.apply(gy, ctx.argmax, x.shape, geom), None
+        if ctx.onednn_workspace is not None and not is_grad_enabled() and kernels.use_onednn(gy.data):
+            from rosenblatt.kernels.onednn import pooling as dnn
+
+            gx = dnn.pool_backward(gy.data, ctx.onednn_workspace, x.shape, "max", *_onednn_args(geom))
+            if gx is not None:
+                return Tensor._make(gx), None
+        argmax = ctx.argmax
+        if argmax is None:  # forward ran in oneDNN: its workspace does not serve double backward
+            argmax = pooling_kernels.max_pool(x.data, geom, with_argmax=True)[1]
+        return MaxPoolScatter.apply(gy, argmax, x.shape, geom), None
 
 
 class MaxPoolScatter(Function):
@@ -209,13 +233,20 @@ def _avg_divisor(geom: _PoolGeometry, count_include_pad: bool, divisor_override:
 
 class AvgPool2dFunction(Function):
     @staticmethod
-    def forward(ctx, x, geom, divisor):
+    def forward(ctx, x, geom, divisor, alg=None):
+        # ``alg``: the oneDNN algorithm that computes exactly this average, or None
+        if alg is not None and kernels.use_onednn(x):
+            from rosenblatt.kernels.onednn import pooling as dnn
+
+            result = dnn.pool_forward(x, x.shape[:2] + tuple(geom.out_hw), alg, *_onednn_args(geom), training=False)
+            if result is not None:
+                return result[0]
         return pooling_kernels.avg_pool(x, geom, divisor)
 
     @staticmethod
     def backward(ctx, gy):
-        x, geom, divisor = ctx.inputs
-        return AvgPoolTranspose.apply(gy, x.shape, geom, divisor), None, None
+        x, geom, divisor, alg = ctx.inputs
+        return AvgPoolTranspose.apply(gy, x.shape, geom, divisor, alg), None, None, None
 
 
 class AvgPoolTranspose(Function):
@@ -223,13 +254,19 @@ class AvgPoolTranspose(Function):
     each of its pixels (one strided add per kernel offset)."""
 
     @staticmethod
-    def forward(ctx, gy, x_shape, geom, divisor):
+    def forward(ctx, gy, x_shape, geom, divisor, alg=None):
+        if alg is not None and kernels.use_onednn(gy):
+            from rosenblatt.kernels.onednn import pooling as dnn
+
+            gx = dnn.pool_backward(gy, None, tuple(x_shape), alg, *_onednn_args(geom))
+            if gx is not None:
+                return gx
         return pooling_kernels.avg_pool_transpose(gy, x_shape, geom, divisor)
 
     @staticmethod
     def backward(ctx, ggx):
-        _, _, geom, divisor = ctx.inputs
-        return AvgPool2dFunction.apply(ggx, geom, divisor), None, None, None
+        _, _, geom, divisor, alg = ctx.inputs
+        return AvgPool2dFunction.apply(ggx, geom, divisor, alg), None, None, None, None
 
 
 def avg_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
@@ -248,7 +285,15 @@ def avg_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | 
     if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
         raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
     divisor = _avg_divisor(geom, count_include_pad, divisor_override, get_array_module(input.data), input.dtype)
-    return AvgPool2dFunction.apply(input, geom, divisor)
+    # the oneDNN algorithm that computes exactly PyTorch's average (none for divisor_override, nor
+    # when a ceil_mode window hanging over the padded input should count the padding)
+    alg = None
+    if divisor_override is None:
+        if not count_include_pad:
+            alg = "avg_exclude"
+        elif tuple(geom.padded_hw) == tuple(n + 2 * p for n, p in zip(geom.in_hw, geom.padding)):
+            alg = "avg_include"
+    return AvgPool2dFunction.apply(input, geom, divisor, alg)
 
 
 def avg_pool1d(input: Tensor, kernel_size: int | tuple[int], stride: int | tuple[int] | None = None,

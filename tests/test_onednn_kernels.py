@@ -1,0 +1,275 @@
+"""Convolution, pooling and batch-norm kernels under both kernel sets, against PyTorch.
+
+Every case runs with the NumPy kernels and with the oneDNN kernels (skipped where the library
+is not installed); under oneDNN the test also checks that the oneDNN kernel really ran (its
+primitive is in the cache) rather than silently declining to the NumPy one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rosenblatt as rb
+from rosenblatt.kernels.onednn import library as L
+from rosenblatt.nn import functional as F
+from tests.parity import check_grad, check_op, check_second_order, requires_torch
+
+if True:  # the oracle, imported lazily by tests.parity
+    from tests.parity import torch
+
+TF = None if torch is None else torch.nn.functional
+ONEDNN_OK, ONEDNN_WHY = L.load()
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
+rng = np.random.default_rng(7)
+
+
+def r(*shape):
+    return rng.standard_normal(shape)
+
+
+@pytest.fixture(params=["numpy", "onednn"])
+def kernel_set(request, monkeypatch):
+    """Runs the test under each kernel set; the oneDNN kernels also take the tiny test shapes."""
+    if request.param == "onednn":
+        if not ONEDNN_OK:
+            pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+        from rosenblatt.kernels.onednn import conv as dnn_conv
+        from rosenblatt.kernels.onednn import pooling as dnn_pool
+
+        monkeypatch.setattr(dnn_conv, "MIN_MACS", 0)
+        monkeypatch.setattr(dnn_pool, "MIN_ELEMENTS", 0)
+    before = rb.kernels.active()
+    rb.kernels.set_kernels(request.param)
+    L.clear_cache()
+    yield request.param
+    rb.kernels.set_kernels(before)
+
+
+def _ran(kind: str) -> bool:
+    """True when a oneDNN primitive of ``kind`` ("conv", "pool", "batch_norm") was built."""
+    for key, value in L._cache.items():
+        if isinstance(key, tuple) and key and key[0] == kind and value:
+            primitives = getattr(value, "_primitives", None)
+            if primitives is None or any(p is not None for p in primitives.values()):
+                return True
+    return False
+
+
+def _expect(kernel_set: str, kind: str) -> None:
+    assert _ran(kind) == (kernel_set == "onednn"), f"{kind} kernel of {kernel_set} did not run"
+
+
+CONV_CASES = [
+    ((2, 3, 7, 8), (4, 3, 3, 3), {}),
+    ((2, 3, 9, 7), (5, 3, 3, 2), dict(stride=2, padding=1)),
+    ((1, 4, 10, 9), (6, 2, 3, 3), dict(stride=(2, 3), padding=(2, 1), dilation=2, groups=2)),
+    ((2, 4, 7, 6), (8, 1, 3, 3), dict(padding="same", groups=4)),  # depthwise, multiplier 2
+    ((2, 3, 7, 8), (4, 3, 4, 2), dict(padding="same", dilation=(1, 2))),  # asymmetric padding
+    ((2, 5, 6, 7), (3, 5, 1, 1), dict(stride=2)),
+    ((3, 16, 8, 8), (16, 16, 3, 3), dict(padding=1)),  # blocked layouts
+]
+
+
+@requires_torch
+@pytest.mark.parametrize("xs, ws, kw", CONV_CASES)
+def test_conv2d_matches_torch(kernel_set, xs, ws, kw):
+    fn = lambda x, w, b: F.conv2d(x, w, b, **kw)  # noqa: E731
+    t_fn = lambda x, w, b: TF.conv2d(x, w, b, **kw)  # noqa: E731
+    check_op(fn, t_fn, [r(*xs), r(*ws), r(ws[0])], np.float32)
+    _expect(kernel_set, "conv")
+
+
+@requires_torch
+def test_conv2d_without_bias_and_frozen_input(kernel_set):
+    x, w = rb.tensor(r(2, 3, 6, 6).astype(np.float32)), rb.tensor(r(4, 3, 3, 3).astype(np.float32), requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    y.backward(rb.tensor(np.ones(y.shape, np.float32)))
+    tw = torch.tensor(w.numpy(), requires_grad=True)
+    TF.conv2d(torch.tensor(x.numpy()), tw, padding=1).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y.numpy(), TF.conv2d(torch.tensor(x.numpy()), tw, padding=1).detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+@requires_torch
+@pytest.mark.parametrize("kw", [dict(stride=2, padding=1, output_padding=1), dict(groups=2, dilation=2),
+                                dict(stride=(2, 1), padding=(0, 1))])
+def test_conv_transpose2d_matches_torch(kernel_set, kw):
+    groups = kw.get("groups", 1)
+    fn = lambda x, w, b: F.conv_transpose2d(x, w, b, **kw)  # noqa: E731
+    t_fn = lambda x, w, b: TF.conv_transpose2d(x, w, b, **kw)  # noqa: E731
+    check_op(fn, t_fn, [r(2, 4, 5, 6), r(4, 6 // groups, 3, 3), r(6)], np.float32)
+    _expect(kernel_set, "conv")
+
+
+@requires_torch
+@pytest.mark.parametrize("kw", [dict(padding=2), dict(stride=2, dilation=2, groups=3)])
+def test_conv1d_matches_torch(kernel_set, kw):
+    groups = kw.get("groups", 1)
+    fn = lambda x, w, b: F.conv1d(x, w, b, **kw)  # noqa: E731
+    t_fn = lambda x, w, b: TF.conv1d(x, w, b, **kw)  # noqa: E731
+    check_op(fn, t_fn, [r(2, 6, 17), r(9, 6 // groups, 3), r(9)], np.float32)
+    _expect(kernel_set, "conv")
+
+
+@requires_torch
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=(1, 2, 2), padding=(0, 1, 1), dilation=(2, 1, 1), groups=2)])
+def test_conv3d_matches_torch(kernel_set, kw):
+    groups = kw.get("groups", 1)
+    fn = lambda x, w, b: F.conv3d(x, w, b, **kw)  # noqa: E731
+    t_fn = lambda x, w, b: TF.conv3d(x, w, b, **kw)  # noqa: E731
+    check_op(fn, t_fn, [r(2, 4, 5, 6, 7), r(6, 4 // groups, 3, 3, 3), r(6)], np.float32)
+    _expect(kernel_set, "conv")
+
+
+@pytest.mark.skipif(not ONEDNN_OK, reason="oneDNN unavailable")
+def test_tiny_convolutions_and_pools_stay_with_numpy():
+    """Below MIN_MACS multiply-adds (MIN_ELEMENTS inputs) the fixed cost of a oneDNN call loses."""
+    before = rb.kernels.active()
+    rb.kernels.set_kernels("onednn")
+    try:
+        L.clear_cache()
+        x, w = rb.tensor(r(1, 1, 8, 8).astype(np.float32)), rb.tensor(r(2, 1, 3, 3).astype(np.float32))
+        y = F.conv2d(x, w)
+        assert y.shape == (1, 2, 6, 6) and not _ran("conv")
+        assert F.max_pool2d(y, 2).shape == (1, 2, 3, 3) and not _ran("pool")
+    finally:
+        rb.kernels.set_kernels(before)
+
+
+@requires_torch
+@pytest.mark.skipif(not ONEDNN_OK, reason="oneDNN unavailable")
+def test_onednn_conv_kernel_is_n_dimensional(monkeypatch):
+    """The kernels take any number of spatial axes: a 3-d convolution and its gradients."""
+    from rosenblatt.kernels.onednn import conv as dnn
+
+    monkeypatch.setattr(dnn, "MIN_MACS", 0)
+    x, w, b = (r(2, 4, 5, 6, 7).astype(np.float32), r(6, 2, 3, 3, 2).astype(np.float32),
+               r(6).astype(np.float32))
+    geom = ((1, 2, 1), (1, 0, 1), (1, 0, 0), (1, 1, 2), 2)  # stride, pad before, pad after, dilation, groups
+    y = dnn.conv_forward(x, w, b, *geom)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = TF.conv3d(TF.pad(tx, (1, 0, 0, 0, 1, 1)), tw, tb, stride=(1, 2, 1), dilation=(1, 1, 2), groups=2)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    gy = r(*y.shape).astype(np.float32)
+    ty.backward(torch.tensor(gy))
+    gx = dnn.conv_backward_data(gy, w, x.shape, *geom)
+    gw, gb = dnn.conv_backward_weights(x, gy, w.shape, True, *geom)
+    for got, want in ((gx, tx.grad), (gw, tw.grad), (gb, tb.grad)):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
+
+
+POOL_CASES = [
+    ("max", dict(kernel_size=2)),
+    ("max", dict(kernel_size=3, stride=2, padding=1)),
+    ("max", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("max", dict(kernel_size=2, stride=1, dilation=2)),
+    ("avg", dict(kernel_size=2)),
+    ("avg", dict(kernel_size=3, stride=2, padding=1)),
+    ("avg", dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+    ("avg", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)),
+]
+
+
+@requires_torch
+@pytest.mark.parametrize("kind, kw", POOL_CASES)
+def test_pool2d_matches_torch(kernel_set, kind, kw):
+    fn, t_fn = (F.max_pool2d, TF.max_pool2d) if kind == "max" else (F.avg_pool2d, TF.avg_pool2d)
+    x = r(2, 3, 9, 10)
+    x[0, 0, 0, :4] = 1.0  # ties: the first position wins, in both frameworks
+    check_op(lambda a: fn(a, **kw), lambda a: t_fn(a, **kw), [x], np.float32)
+    _expect(kernel_set, "pool")
+
+
+@requires_torch
+def test_avg_pool_that_onednn_cannot_express_runs_numpy(kernel_set):
+    """ceil_mode overhang with count_include_pad, and divisor_override: the NumPy kernel runs."""
+    for kw in (dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), dict(kernel_size=2, divisor_override=3)):
+        check_op(lambda a, kw=kw: F.avg_pool2d(a, **kw), lambda a, kw=kw: TF.avg_pool2d(a, **kw), [r(2, 3, 8, 8)],
+                 np.float32)
+    assert not _ran("pool")
+
+
+@requires_torch
+def test_pooling_and_conv_second_derivatives(kernel_set):
+    """create_graph=True (float64: oneDNN declines) still gives exact second derivatives."""
+    w = r(2, 2, 2, 2)
+    check_second_order(lambda x: F.max_pool2d(F.conv2d(x * x, rb.tensor(w), padding=1), 2),
+                       lambda x: TF.max_pool2d(TF.conv2d(x * x, torch.tensor(w), padding=1), 2), [r(1, 2, 5, 5)])
+
+
+@requires_torch
+def test_float32_double_backward_through_onednn_max_pool(kernel_set):
+    """A oneDNN forward keeps no argmax; recording backward recomputes it and stays exact."""
+    x = r(2, 2, 6, 6).astype(np.float32)
+    rx, tx = rb.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    (g,) = rb.grad((F.max_pool2d(rx * rx, 2) ** 2).sum(), [rx], create_graph=True)
+    (tg,) = torch.autograd.grad((TF.max_pool2d(tx * tx, 2) ** 2).sum(), [tx], create_graph=True)
+    (gg,) = rb.grad(g.sum(), [rx])
+    (tgg,) = torch.autograd.grad(tg.sum(), [tx])
+    np.testing.assert_allclose(g.numpy(), tg.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gg.numpy(), tgg.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_float64_gradcheck_under_either_kernel_set(kernel_set):
+    w = rb.tensor(r(3, 2, 3, 3))
+    check_grad(lambda x: F.avg_pool2d(F.max_pool2d(F.conv2d(x, w, padding=1), 2, 1), 2), [r(2, 2, 6, 6)])
+    assert not _ran("conv") and not _ran("pool")  # float64 always runs NumPy
+
+
+@requires_torch
+@pytest.mark.parametrize("shape", [(8, 4, 5, 6), (16, 3), (4, 5, 7)])
+def test_batch_norm_kernel_matches_torch(kernel_set, monkeypatch, shape):
+    """Training-mode batch norm: output, running statistics and every gradient."""
+    if kernel_set == "onednn":
+        from rosenblatt.kernels.onednn import normalization as dnn
+
+        monkeypatch.setattr(dnn, "MIN_SPATIAL", 1)
+    c = shape[1]
+    x = (r(*shape) * 3 + 2).astype(np.float32)
+    layer = rb.nn.BatchNorm2d(c) if len(shape) == 4 else rb.nn.BatchNorm1d(c)
+    t_layer = torch.nn.BatchNorm2d(c) if len(shape) == 4 else torch.nn.BatchNorm1d(c)
+    weight, bias = r(c).astype(np.float32), r(c).astype(np.float32)
+    layer.weight.data[:], layer.bias.data[:] = weight, bias
+    with torch.no_grad():
+        t_layer.weight[:], t_layer.bias[:] = torch.tensor(weight), torch.tensor(bias)
+    gy = r(*shape).astype(np.float32)
+    rx, tx = rb.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = layer(rx), t_layer(tx)
+    y.backward(rb.tensor(gy))
+    ty.backward(torch.tensor(gy))
+    pairs = [(y, ty), (rx.grad, tx.grad), (layer.weight.grad, t_layer.weight.grad),
+             (layer.bias.grad, t_layer.bias.grad), (layer.running_mean, t_layer.running_mean),
+             (layer.running_var, t_layer.running_var)]
+    for got, want in pairs:
+        np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-4, atol=2e-5)
+    _expect(kernel_set, "batch_norm")
+
+
+@requires_torch
+def test_small_cnn_training_steps_match_torch(kernel_set):
+    """conv -> relu -> max pool -> conv -> avg pool -> linear, three SGD steps, same weights."""
+    model = rb.nn.Sequential(rb.nn.Conv2d(3, 8, 3, padding=1), rb.nn.ReLU(), rb.nn.MaxPool2d(2),
+                             rb.nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=2), rb.nn.AvgPool2d(2),
+                             rb.nn.Flatten(), rb.nn.Linear(8, 4))
+    twin = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                               torch.nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=2), torch.nn.AvgPool2d(2),
+                               torch.nn.Flatten(), torch.nn.Linear(8, 4))
+    twin.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
+    opt, t_opt = rb.optim.SGD(model.parameters(), lr=0.1), torch.optim.SGD(twin.parameters(), lr=0.1)
+    x, y = r(4, 3, 8, 8).astype(np.float32), rng.integers(0, 4, 4)
+    for _ in range(3):
+        opt.zero_grad()
+        t_opt.zero_grad()
+        loss = F.cross_entropy(model(rb.tensor(x)), rb.tensor(y))
+        t_loss = TF.cross_entropy(twin(torch.tensor(x)), torch.tensor(y))
+        loss.backward()
+        t_loss.backward()
+        opt.step()
+        t_opt.step()
+        np.testing.assert_allclose(loss.item(), t_loss.item(), rtol=1e-5)
+    for (name, p), tp in zip(model.named_parameters(), twin.parameters()):
+        np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+    _expect(kernel_set, "conv")
+    _expect(kernel_set, "pool")
