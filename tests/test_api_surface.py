@@ -41,6 +41,7 @@ NAMES: dict[str, str] = {
         MaxPool1d MaxPool2d AvgPool1d AvgPool2d AdaptiveAvgPool2d AdaptiveMaxPool2d Upsample
         BatchNorm1d BatchNorm2d LayerNorm Dropout Dropout2d GaussianNoise
         RNN LSTM GRU RNNCell LSTMCell GRUCell
+        MultiheadAttention TransformerEncoderLayer TransformerEncoder
         MSELoss L1Loss HuberLoss SmoothL1Loss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss KLDivLoss
         GroupNorm PReLU Conv3d MaxPool3d AvgPool3d BatchNorm3d""",
     "rosenblatt.nn.functional": """
@@ -48,6 +49,7 @@ NAMES: dict[str, str] = {
         layer_norm dropout embedding relu leaky_relu elu selu gelu silu softplus sigmoid tanh softmax log_softmax
         step mse_loss l1_loss huber_loss smooth_l1_loss binary_cross_entropy binary_cross_entropy_with_logits
         cross_entropy nll_loss kl_div one_hot pad
+        scaled_dot_product_attention
         group_norm prelu conv3d max_pool3d avg_pool3d""",
     "rosenblatt.nn.init": """
         calculate_gain uniform_ normal_ constant_ zeros_ ones_ xavier_uniform_ xavier_normal_ kaiming_uniform_
@@ -55,6 +57,7 @@ NAMES: dict[str, str] = {
     "rosenblatt.nn.utils": "clip_grad_norm_ clip_grad_value_ parameters_to_vector vector_to_parameters l1_penalty "
                            "l2_penalty",
     "rosenblatt.nn.utils.rnn": "pack_padded_sequence pad_packed_sequence pad_sequence",
+    "rosenblatt.nn.utils.prune": "l1_unstructured random_unstructured ln_structured global_unstructured remove is_pruned",
     "rosenblatt.optim": "Optimizer SGD Adagrad Adadelta RMSprop Adam AdamW",
     "rosenblatt.optim.lr_scheduler": """
         LambdaLR StepLR MultiStepLR ExponentialLR CosineAnnealingLR OneCycleLR LinearLR ReduceLROnPlateau""",
@@ -74,12 +77,12 @@ NAMES: dict[str, str] = {
     "rosenblatt.models": """
         Perceptron MLP LeNet5 AlexNet VGG InceptionModule GoogLeNet ResNet BasicBlock Bottleneck resnet18 resnet34
         resnet50 resnet20 DenseNet DenseBlock Transition densenet121 densenet_bc UNet Autoencoder ConvAutoencoder
-        DenoisingAutoencoder Seq2Seq""",
+        DenoisingAutoencoder Seq2Seq VAE ConvVAE DCGAN""",
     "rosenblatt.tune": "grid_search random_search bayes_search",
     "rosenblatt.io": "save_checkpoint load_checkpoint export_onnx from_torch_state_dict load_run",
     "rosenblatt.viz": """
         plot_learning_curves plot_gradient_flow plot_filters plot_feature_maps plot_decision_boundary
-        plot_reconstructions""",
+        plot_reconstructions plot_attention""",
     "rosenblatt.distributed": "init rank world_size DistributedSampler allreduce_gradients",
 }
 
@@ -264,6 +267,14 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.nn.GRU", dict(input_size=REQUIRED, hidden_size=REQUIRED, num_layers=1, bias=True,
                                batch_first=False, dropout=0.0, bidirectional=False)),
     ("rosenblatt.nn.RNNCell", dict(input_size=REQUIRED, hidden_size=REQUIRED, bias=True)),
+    ("rosenblatt.nn.MultiheadAttention", dict(embed_dim=REQUIRED, num_heads=REQUIRED, dropout=0.0, bias=True,
+                                              batch_first=False)),
+    ("rosenblatt.nn.TransformerEncoderLayer", dict(d_model=REQUIRED, nhead=REQUIRED, dim_feedforward=2048,
+                                                   dropout=0.1, activation="relu", batch_first=False,
+                                                   norm_first=False)),
+    ("rosenblatt.nn.TransformerEncoder", dict(encoder_layer=REQUIRED, num_layers=REQUIRED)),
+    ("rosenblatt.nn.functional.scaled_dot_product_attention", dict(query=REQUIRED, key=REQUIRED, value=REQUIRED,
+                                                                   attn_mask=None, dropout_p=0.0, is_causal=False)),
     ("rosenblatt.nn.LSTMCell", dict(input_size=REQUIRED, hidden_size=REQUIRED, bias=True, peephole=False)),
     ("rosenblatt.nn.GRUCell", dict(input_size=REQUIRED, hidden_size=REQUIRED, bias=True)),
     ("rosenblatt.nn.MSELoss", dict(reduction="mean")),
@@ -363,6 +374,12 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.models.UNet", dict(in_channels=ANY, out_channels=ANY, depth=ANY, base_channels=ANY)),
     ("rosenblatt.models.Autoencoder", dict(sizes=REQUIRED)),
     ("rosenblatt.models.Seq2Seq", dict(encoder=REQUIRED, decoder=REQUIRED)),
+    ("rosenblatt.models.VAE", dict(in_features=REQUIRED, latent_dim=REQUIRED, hidden=ANY, num_classes=None)),
+    ("rosenblatt.models.ConvVAE.loss", dict(x=REQUIRED, out=REQUIRED, beta=1.0)),
+    ("rosenblatt.models.DCGAN.sample", dict(n=REQUIRED, y=None)),
+    ("rosenblatt.nn.utils.prune.ln_structured", dict(module=REQUIRED, name=REQUIRED, amount=REQUIRED, n=REQUIRED,
+                                                     dim=REQUIRED)),
+    ("rosenblatt.nn.utils.prune.global_unstructured", dict(parameters=REQUIRED, pruning_method=REQUIRED)),
     ("rosenblatt.tune.grid_search", dict(fn=REQUIRED, space=REQUIRED)),
     ("rosenblatt.tune.random_search", dict(fn=REQUIRED, space=REQUIRED, n_trials=ANY, seed=ANY)),
     ("rosenblatt.tune.bayes_search", dict(fn=REQUIRED, space=REQUIRED, n_trials=ANY, storage=None)),
@@ -434,7 +451,7 @@ def test_layer_constructs_and_documents_its_shapes(name):
 
 MODELS = """Perceptron MLP LeNet5 AlexNet VGG InceptionModule GoogLeNet ResNet BasicBlock Bottleneck resnet18 resnet34
     resnet50 resnet20 DenseNet DenseBlock Transition densenet121 densenet_bc UNet Autoencoder ConvAutoencoder
-    DenoisingAutoencoder Seq2Seq""".split()
+    DenoisingAutoencoder Seq2Seq VAE ConvVAE DCGAN""".split()
 PENDING_CITATIONS: set[str] = set()
 
 

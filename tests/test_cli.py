@@ -21,7 +21,10 @@ def test_train_one_epoch_writes_all_outputs(tmp_path, capsys):
     for name in OUTPUTS:
         assert (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["model"] == "mlp" and metrics["epochs_run"] == 1 and 0.3 < metrics["test"]["accuracy"] <= 1
+    assert metrics["model"] == "mlp" and metrics["epochs_run"] == 1
+    # one epoch of the MLP on the digits gives 0.80 test accuracy with seed 1 (0.80-0.85 over seeds 1-3);
+    # a broken gradient or data pipeline stays near chance (0.1)
+    assert 0.7 < metrics["test"]["accuracy"] <= 1 and metrics["test"]["loss"] < 1.8
     text = capsys.readouterr().out
     assert "epoch 1/1" in text and "test: loss" in text
     assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,loss,accuracy,val_loss")

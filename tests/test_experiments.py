@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rosenblatt import experiments
@@ -44,7 +45,7 @@ def run_quick(name: str, tmp_path: Path, seed: int = 0) -> dict:
 def test_registry_lists_every_experiment():
     names = [name for name, _ in experiments.list_experiments()]
     assert names == list(experiments.EXPERIMENTS)
-    assert len(names) == 12
+    assert len(names) >= 16 and len(set(names)) == len(names) and "attention" in names
     for name in names:
         module = experiments.get_module(name)
         assert module.TITLE and module.CLAIM and callable(module.run) and callable(module.describe)
@@ -96,6 +97,7 @@ def test_autoencoder(tmp_path):
     assert r["reconstruction_mse"] < 0.7 * r["mean_digit_mse"]
     assert r["latent_knn_accuracy"] > 0.6
     assert r["denoised_mse"] < 0.5 * r["noisy_mse"]
+    assert r["clipped_noisy_mse"] < r["noisy_mse"] and r["denoised_mse"] < 0.7 * r["clipped_noisy_mse"]
 
 
 def test_feature_maps(tmp_path):
@@ -127,12 +129,16 @@ def test_vanishing_gradients(tmp_path):
 
 def test_optimizers(tmp_path):
     r = run_quick("optimizers", tmp_path)
-    final = r["final_train_loss"]
-    assert final["momentum a=0.9 (lecture)"] < 0.5 * final["SGD"]
-    assert final["Adam"] < 0.5 * final["SGD"]
-    assert final["SGD"] < final["GD (full batch)"]
+    final = r["final_train_loss"]  # means over seeds, each optimiser at its best rate from the same grid
+    assert len(r["seeds"]) >= 2 and set(r["learning_rates"]["SGD"]) == {"digits", "rosenbrock"}
+    # tuned fairly, the gaps over SGD are modest; full-batch GD (one step per epoch) stays far behind
+    assert final["momentum a=0.9 (lecture, dampened)"] < final["SGD"]
+    assert final["Adam"] < final["SGD"]
+    assert final["SGD"] < 0.2 * final["GD (full batch)"]
+    for name, tuned in r["tuning_final_loss"].items():  # the chosen rate is the grid's best
+        assert min(tuned.values()) == pytest.approx(tuned[str(r["learning_rates"][name]["digits"])])
     distance = r["rosenbrock_final_distance_to_minimum"]
-    assert distance["momentum a=0.9 (lecture)"] < 0.5 * distance["GD (full batch)"]
+    assert distance["momentum a=0.9 (lecture, dampened)"] < 0.5 * distance["GD (full batch)"]
     assert distance["Adam"] < 0.5 * distance["GD (full batch)"]
 
 
@@ -148,12 +154,16 @@ def test_learning_rate(tmp_path):
 @pytest.mark.slow
 def test_regularization(tmp_path):
     r = run_quick("regularization", tmp_path)
-    scores = r["scores"]
+    scores = r["scores"]  # means over seeds; "gain" is the paired gain over no regularisation
+    assert len(r["seeds"]) >= 3
     base = scores["no regularisation"]
-    assert base["train_accuracy"] - base["test_accuracy"] > 0.1  # overfitted
-    for method, score in scores.items():
-        if method != "no regularisation":
-            assert score["test_accuracy"] > base["test_accuracy"] + 0.02, method
+    # overfitted: it fits more training labels than are correct, and does worse on the test digits
+    assert base["train_accuracy"] > 1 - r["wrong_labels"] and base["train_accuracy"] - base["test_accuracy"] > 0.03
+    for method in ("dropout 0.5", "input noise 0.3", "L1 3e-4", "L2 3e-3"):
+        assert scores[method]["gain"] > 0.015, method
+    assert scores["early stopping"]["gain"] > 0
+    # augmentation's quick-run gain is within the seed-to-seed spread: only "does not hurt much" is tested
+    assert scores["augmentation (shifts)"]["gain"] > -0.04
     early = r["early_stopping"]["early stopping"]
     assert early["best_epoch"] < early["stopped_at"] <= r["epochs"]
 
@@ -175,3 +185,47 @@ def test_rnn_memory(tmp_path):
     assert mse["RNN"][-1] > 0.8 * baseline  # the plain RNN forgets at the longer length
     assert mse["LSTM"][-1] < 0.1 * baseline and mse["GRU"][-1] < 0.1 * baseline
     assert mse["LSTM"][-1] < mse["RNN"][-1] / 10
+
+
+def test_pruning(tmp_path):
+    r = run_quick("pruning", tmp_path)
+    i50, i90 = r["sparsity_levels"].index(0.5), r["sparsity_levels"].index(0.9)
+    for kind in ("lenet5", "mlp"):
+        k = r[kind]
+        # half the weights go at almost no cost; fine-tuning recovers much of what one-shot 90% loses
+        assert k["one_shot"]["mean"][i50] > k["dense"]["mean"] - 0.1
+        assert k["one_shot_finetuned"]["mean"][i90] > k["one_shot"]["mean"][i90]
+        assert k["iterative_sparsity"]["mean"][-1] > 0.85
+    assert r["mlp"]["dense"]["mean"] > 0.9
+    st = r["storage"]
+    j = st["sparsity"].index(0.9)
+    assert st["csr_bytes"][j] < st["dense_bytes"][j] / 4 and st["csr_bytes"][0] > st["dense_bytes"][0]
+
+
+def test_loss_landscape(tmp_path):
+    r = run_quick("loss-landscape", tmp_path)
+    nets = r["networks"]
+    assert set(nets) == {"ResNet-8", "ResNet-8 no-skip"}
+    for net in nets.values():
+        surface = np.asarray(net["surface"])
+        centre = surface.shape[0] // 2
+        assert surface[centre, centre] == pytest.approx(min(net["line"]), rel=0.3)  # the minimum is near 0
+        assert net["curvature_at_minimum"]["mean"] > 0
+    assert nets["ResNet-8"]["nonconvexity"]["mean"] < nets["ResNet-8 no-skip"]["nonconvexity"]["mean"]
+
+
+def test_generative_augmentation(tmp_path):
+    r = run_quick("generative-augmentation", tmp_path)
+    arms = r["arms"]
+    assert len(r["seeds"]) == 3 and set(arms) == {"real only", "+ VAE"}
+    assert arms["real only"]["mean"] > 0.6  # chance is 0.1
+    assert abs(arms["+ VAE"]["mean"] - arms["real only"]["mean"]) < 0.1
+    assert arms["+ VAE"]["verdict"] in ("helped", "hurt", "no measurable effect")
+
+
+@pytest.mark.slow
+def test_attention(tmp_path):
+    r = run_quick("attention", tmp_path)
+    mean = r["exact_match_mean"]
+    assert mean["attention"][-1] > mean["plain"][-1] + 0.1  # at the longer length only attention holds
+    assert len(r["exact_match"]["plain"][0]) == len(r["seeds"]) >= 2

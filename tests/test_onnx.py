@@ -291,3 +291,54 @@ def test_one_dimensional_pools_and_adaptive_max_pool(tmp_path):
     image_model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Dropout2d(0.3), nn.AdaptiveMaxPool2d(1), nn.Flatten())
     proto = roundtrip(image_model, *batches(2, 6, 6), tmp_path)
     assert "GlobalMaxPool" in {n.op_type for n in proto.graph.node}
+
+
+# -- attention ---------------------------------------------------------------------------------------
+
+
+class _MaskedEncoder(nn.Module):
+    """An encoder called with a fixed causal mask (masks are exported as constants)."""
+
+    def __init__(self, encoder, length):
+        super().__init__()
+        self.encoder = encoder
+        self.mask = np.triu(np.ones((length, length), dtype=bool), 1)
+
+    def forward(self, x):
+        return self.encoder(x, mask=self.mask)
+
+
+class _AttentionWithWeights(nn.Module):
+    def __init__(self, average):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.average = average
+
+    def forward(self, x, memory):
+        return self.attention(x, memory, memory, average_attn_weights=self.average)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_transformer_encoder(norm_first, activation, batch_first, tmp_path):
+    layer = nn.TransformerEncoderLayer(8, 2, 16, activation=activation, batch_first=batch_first, norm_first=norm_first)
+    model = nn.TransformerEncoder(layer, 2).eval()
+    example, run = randn(EXAMPLE_BATCH, 6, 8, seed=1), randn(RUN_BATCH, 6, 8, seed=2)
+    if not batch_first:
+        example, run = example.transpose(1, 0, 2).copy(), run.transpose(1, 0, 2).copy()
+        roundtrip(model, example, run, tmp_path, batch_axis=1)
+    else:
+        roundtrip(model, example, run, tmp_path)
+
+
+def test_transformer_encoder_with_causal_mask(tmp_path):
+    model = _MaskedEncoder(nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2), 6)
+    roundtrip(model.eval(), *batches(6, 8), tmp_path)
+
+
+@pytest.mark.parametrize("average", [True, False])
+def test_multihead_attention_with_weights(average, tmp_path):
+    model = _AttentionWithWeights(average).eval()
+    roundtrip(model, [randn(EXAMPLE_BATCH, 4, 8, seed=1), randn(EXAMPLE_BATCH, 5, 8, seed=2)],
+              [randn(RUN_BATCH, 4, 8, seed=3), randn(RUN_BATCH, 5, 8, seed=4)], tmp_path)

@@ -188,9 +188,18 @@ def test_regularizer_shrinks_weights_and_grad_clip_bounds_steps():
         trainer = Trainer(model, nn.CrossEntropyLoss(), rb.optim.SGD(model.parameters(), lr=0.1), regularizer=reg)
         history = trainer.fit((x, y), epochs=5, batch_size=30, seed=0)
         norms.append(float(np.linalg.norm(model.weight.numpy())))
-        if reg is not None:  # the reported loss excludes the penalty
-            assert history["loss"][-1] == pytest.approx(trainer.evaluate((x, y))["loss"], rel=0.2)
+        assert history["loss"][-1] > 0
     assert norms[1] < 0.5 * norms[0] and norms[1] == pytest.approx(norms[2])
+    # the reported loss excludes the penalty, exactly: with lr=0 the weights stay put, so the epoch's
+    # mean batch loss equals the data loss that evaluate() reports, and not data loss + penalty
+    rb.manual_seed(0)
+    model = nn.Linear(4, 3)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), rb.optim.SGD(model.parameters(), lr=0.0), regularizer=L2(0.5))
+    history = trainer.fit((x, y), epochs=1, batch_size=30, seed=0)  # 120 = 4 equal batches
+    data_loss = trainer.evaluate((x, y))["loss"]
+    penalty = 0.5 * float((model.weight.numpy().astype(np.float64) ** 2).sum())
+    assert history["loss"][0] == pytest.approx(data_loss, rel=1e-6)
+    assert abs(history["loss"][0] - (data_loss + penalty)) > 100 * 1e-6 * data_loss
     rb.manual_seed(0)
     model = nn.Linear(4, 3)
     before = [p.numpy().copy() for p in model.parameters()]

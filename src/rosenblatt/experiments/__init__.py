@@ -32,6 +32,10 @@ EXPERIMENTS: dict[str, str] = {
     "feature-maps": "feature_maps",
     "autoencoder": "autoencoder",
     "rnn-memory": "rnn_memory",
+    "pruning": "pruning",
+    "loss-landscape": "loss_landscape",
+    "generative-augmentation": "generative_augmentation",
+    "attention": "attention",
 }
 
 
@@ -64,7 +68,8 @@ def run(name: str, out: str | Path | None = None, quick: bool = False, seed: int
     ctx = Context(out=out, quick=bool(quick), seed=seed)
     rb.manual_seed(seed)
     start = time.perf_counter()
-    module.run(ctx)
+    with _single_threaded_blas():  # small matrices: BLAS threads only add overhead (and stall a busy machine)
+        module.run(ctx)
     seconds = time.perf_counter() - start
     record = {
         "experiment": name, "claim": module.CLAIM, "quick": ctx.quick, "seed": seed,
@@ -81,3 +86,25 @@ def run(name: str, out: str | Path | None = None, quick: bool = False, seed: int
 
 
 __all__ = ["EXPERIMENTS", "get_module", "list_experiments", "run"]
+
+
+def _single_threaded_blas() -> Any:
+    """A context in which every kernel pool (BLAS, oneDNN, optimiser) uses one thread.
+
+    The experiments train many small models, where a second thread costs more than it gives;
+    the previous count is restored on exit.
+    """
+    import contextlib
+
+    from rosenblatt.kernels import threads
+
+    @contextlib.contextmanager
+    def one_thread():
+        previous = threads.get_num_threads()
+        threads.set_num_threads(1)
+        try:
+            yield
+        finally:
+            threads.set_num_threads(previous)
+
+    return one_thread()

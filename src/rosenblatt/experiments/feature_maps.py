@@ -68,21 +68,29 @@ def run(ctx: Context) -> None:
     rng = ctx.rng()
     x_train, y_train, x_test, y_test = digits_split(1200, rng)
     train_images, test_images = enlarge(x_train), enlarge(x_test)
-    rb.manual_seed(ctx.seed)
-    model = SmallCNN()
-    initial_similarity = sobel_similarity(model.conv1.weight.numpy())
-    optimizer = rb.optim.Adam(model.parameters(), lr=3e-3)
     loss_fn = nn.functional.cross_entropy
-    order = np.random.default_rng(ctx.seed + 1)
-    for _ in range(epochs):
-        for index in batches(len(train_images), 32, order):
-            loss = loss_fn(model(rb.tensor(train_images[index])), rb.tensor(y_train[index]))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    accuracy = evaluate(model, loss_fn, test_images, y_test)[1]
-    filters = model.conv1.weight.numpy()
-    similarity = sobel_similarity(filters)
+    seeds = [ctx.seed + i for i in range(3)]
+    per_seed = []
+    for seed in seeds:  # initial weights and batches change with the seed; the figures show the first
+        rb.manual_seed(seed)
+        net = SmallCNN()
+        initial = sobel_similarity(net.conv1.weight.numpy())
+        optimizer = rb.optim.Adam(net.parameters(), lr=3e-3)
+        order = np.random.default_rng(seed + 1)
+        for _ in range(epochs):
+            for index in batches(len(train_images), 32, order):
+                loss = loss_fn(net(rb.tensor(train_images[index])), rb.tensor(y_train[index]))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        per_seed.append({"model": net, "initial": initial, "accuracy": evaluate(net, loss_fn, test_images, y_test)[1],
+                         "similarity": sobel_similarity(net.conv1.weight.numpy())})
+    model, initial_similarity = per_seed[0]["model"], per_seed[0]["initial"]
+    accuracy, filters = per_seed[0]["accuracy"], model.conv1.weight.numpy()
+    similarity = per_seed[0]["similarity"]
+    accuracies = np.array([r["accuracy"] for r in per_seed])
+    mean_similarities = np.array([r["similarity"].mean() for r in per_seed])
+    best_similarities = np.array([r["similarity"].max() for r in per_seed])
 
     sobel = nn.Conv2d.from_weights(sobel_filters(), padding=1)
     sample = test_images[:1]
@@ -96,16 +104,23 @@ def run(ctx: Context) -> None:
                    for m in maps["relu1"][0]]
 
     ctx.results.update({
-        "epochs": epochs, "test_accuracy": accuracy,
+        "epochs": epochs, "seeds": seeds, "test_accuracy": float(accuracies.mean()),
+        "test_accuracy_std": float(accuracies.std()), "first_seed_test_accuracy": accuracy,
+        "mean_sobel_similarity_over_seeds": {"mean": float(mean_similarities.mean()), "std": float(mean_similarities.std())},
+        "best_sobel_similarity_over_seeds": {"mean": float(best_similarities.mean()), "std": float(best_similarities.std())},
         "sobel_similarity_trained": similarity, "sobel_similarity_initial": initial_similarity,
         "mean_sobel_similarity": {"initial": float(initial_similarity.mean()), "trained": float(similarity.mean())},
-        "best_sobel_similarity": float(similarity.max()),
+        "best_sobel_similarity": float(similarity.max()), "best_sobel_similarity_initial": float(initial_similarity.max()),
         "map_correlation_with_sobel_magnitude": correlation,
     })
-    ctx.say(f"small CNN on 16x16 digits: test accuracy {accuracy:.3f} after {epochs} epochs")
-    ctx.say(f"first-layer kernels vs Sobel, best |cos| per kernel: mean {similarity.mean():.2f} after training "
-            f"({initial_similarity.mean():.2f} at initialisation), best {similarity.max():.2f}")
-    ctx.say(f"first-layer feature maps vs the Sobel gradient magnitude: |correlation| up to {max(correlation):.2f}")
+    ctx.say(f"small CNN on 16x16 digits: test accuracy {accuracies.mean():.3f} ± {accuracies.std():.3f} after {epochs} "
+            f"epochs (mean ± std over {len(seeds)} seeds)")
+    ctx.say(f"first-layer kernels vs Sobel, best |cos| per kernel, averaged over the kernels: "
+            f"{mean_similarities.mean():.2f} ± {mean_similarities.std():.2f} after training over seeds "
+            f"({initial_similarity.mean():.2f} at initialisation, first seed); most Sobel-like kernel "
+            f"{best_similarities.mean():.2f} ± {best_similarities.std():.2f}")
+    ctx.say(f"first-layer feature maps of one test digit vs its Sobel gradient magnitude (first seed): "
+            f"|correlation| up to {max(correlation):.2f}")
 
     plt = pyplot()
     fig, axes = plt.subplots(2, 6, figsize=(11, 4.6))
@@ -153,9 +168,11 @@ def describe(results: dict) -> str:
     """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     sim = results["mean_sobel_similarity"]
     return (
-        f"The CNN reaches a test accuracy of {results['test_accuracy']:.3f}. Its eight first-layer kernels "
-        f"are compared with the Sobel kernels: the closest is an edge detector (|cos| "
-        f"{results['best_sobel_similarity']:.2f}), others are smoothing or intensity detectors, and on "
+        f"The CNN reaches a test accuracy of {results['test_accuracy']:.3f} ± {results['test_accuracy_std']:.3f} "
+        f"(mean ± std over {len(results['seeds'])} seeds; the rest describes the first seed). Its eight first-layer "
+        f"kernels are compared with the Sobel kernels: the closest is an edge detector (|cos| "
+        f"{results['best_sobel_similarity']:.2f}, against {results['best_sobel_similarity_initial']:.2f} for the "
+        f"closest random initial kernel), others are smoothing or intensity detectors, and on "
         f"average they are no closer to Sobel ({sim['trained']:.2f}) than the random initial kernels were "
         f"({sim['initial']:.2f}): the network learns whatever local filters serve the task, of which the "
         f"edge detector is one. The first-layer maps trace the strokes and their edges (|correlation| with "

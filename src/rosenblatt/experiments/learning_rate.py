@@ -29,35 +29,46 @@ PARABOLA = {"too small (0.05)": 0.05, "right (0.4)": 0.4, "too large (1.05)": 1.
 
 def run(ctx: Context) -> None:
     """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
-    epochs = 10 if ctx.quick else 30
+    epochs = 8 if ctx.quick else 30
+    seeds = [ctx.seed + i for i in range(3)]
     rng = ctx.rng()
     x_train, y_train, x_test, y_test = digits_split(1200, rng)
-    rb.manual_seed(ctx.seed)
-    initial = {k: v.numpy().copy() for k, v in nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).state_dict().items()}
     loss_fn = nn.functional.cross_entropy
     steps_per_epoch = int(np.ceil(len(x_train) / 32))
 
-    curves, rates, test = {}, {}, {}
-    for label, (lr, cosine) in RUNS.items():
-        model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-        model.load_state_dict({k: rb.tensor(v) for k, v in initial.items()})
-        optimizer = rb.optim.SGD(model.parameters(), lr=lr)
-        schedule = rb.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch) if cosine else None
-        order = np.random.default_rng(ctx.seed + 1)
-        curve, lrs = [evaluate(model, loss_fn, x_train, y_train)[0]], []
-        with np.errstate(all="ignore"):  # the too-large rate overflows on purpose
-            for _ in range(epochs):
-                for index in batches(len(x_train), 32, order):
-                    loss = loss_fn(model(rb.tensor(x_train[index])), rb.tensor(y_train[index]))
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    lrs.append(optimizer.param_groups[0]["lr"])
-                    if schedule is not None:
-                        schedule.step()
-                curve.append(evaluate(model, loss_fn, x_train, y_train)[0])
-            test[label] = evaluate(model, loss_fn, x_test, y_test)
-        curves[label], rates[label] = curve, lrs
+    all_curves: dict[str, list] = {label: [] for label in RUNS}
+    all_test: dict[str, list] = {label: [] for label in RUNS}
+    rates: dict[str, list] = {}
+    for seed in seeds:  # the initial weights and the batches change with the seed, the same for every rate
+        rb.manual_seed(seed)
+        initial = {k: v.numpy().copy() for k, v in
+                   nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).state_dict().items()}
+        for label, (lr, cosine) in RUNS.items():
+            model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+            model.load_state_dict({k: rb.tensor(v) for k, v in initial.items()})
+            optimizer = rb.optim.SGD(model.parameters(), lr=lr)
+            schedule = rb.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch) if cosine else None
+            order = np.random.default_rng(seed + 1)
+            curve, lrs = [evaluate(model, loss_fn, x_train, y_train)[0]], []
+            with np.errstate(all="ignore"):  # the too-large rate overflows on purpose
+                for _ in range(epochs):
+                    for index in batches(len(x_train), 32, order):
+                        loss = loss_fn(model(rb.tensor(x_train[index])), rb.tensor(y_train[index]))
+                        optimizer.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+                        lrs.append(optimizer.param_groups[0]["lr"])
+                        if schedule is not None:
+                            schedule.step()
+                    curve.append(evaluate(model, loss_fn, x_train, y_train)[0])
+                all_test[label].append(evaluate(model, loss_fn, x_test, y_test))
+            all_curves[label].append(curve)
+            rates[label] = lrs
+    with np.errstate(all="ignore"):
+        curves = {k: np.mean(v, axis=0).tolist() for k, v in all_curves.items()}
+        final_std = {k: float(np.std([c[-1] for c in v])) for k, v in all_curves.items()}
+    test = {k: (float(np.mean([t[0] for t in v])), float(np.mean([t[1] for t in v]))) for k, v in all_test.items()}
+    test_std = {k: float(np.std([t[1] for t in v])) for k, v in all_test.items()}
 
     paths = {}
     for label, lr in PARABOLA.items():
@@ -68,13 +79,16 @@ def run(ctx: Context) -> None:
 
     final = {k: v[-1] for k, v in curves.items()}
     ctx.results.update({
-        "epochs": epochs, "train_loss": curves, "final_train_loss": final, "initial_loss": curves["right (0.3)"][0],
+        "epochs": epochs, "seeds": seeds, "train_loss": curves, "final_train_loss": final,
+        "final_train_loss_std": final_std, "test_accuracy_std": test_std, "initial_loss": curves["right (0.3)"][0],
         "test_loss": {k: v[0] for k, v in test.items()}, "test_accuracy": {k: v[1] for k, v in test.items()},
         "parabola_w": paths,
     })
-    ctx.say(f"SGD on the digits, training loss after {epochs} epochs (initial {fmt(curves['right (0.3)'][0])}): "
-            + ", ".join(f"{k} {fmt(v)}" for k, v in final.items()))
-    ctx.say("test accuracy: " + ", ".join(f"{k} {v[1]:.3f}" for k, v in test.items()))
+    ctx.say(f"SGD on the digits, training loss after {epochs} epochs, mean ± std over {len(seeds)} seeds "
+            f"(initial {fmt(curves['right (0.3)'][0])}): " + ", ".join(f"{k} {fmt(v)} ± {fmt(final_std[k])}"
+                                                                        for k, v in final.items()))
+    ctx.say("test accuracy (mean ± std over seeds): "
+            + ", ".join(f"{k} {v[1]:.3f} ± {test_std[k]:.3f}" for k, v in test.items()))
     ctx.say("parabola w^2 after 12 steps from w=1: " + ", ".join(f"{k} w={fmt(v[-1])}" for k, v in paths.items()))
 
     plt = pyplot()
@@ -108,7 +122,8 @@ def describe(results: dict) -> str:
     final, acc = results["final_train_loss"], results["test_accuracy"]
     return (
         f"On the parabola, a rate of 0.05 creeps towards the minimum, 0.4 reaches it in a few steps and "
-        f"1.05 overshoots further at every step. On the digits (initial loss {fmt(results['initial_loss'])}), "
+        f"1.05 overshoots further at every step. On the digits (initial loss {fmt(results['initial_loss'])}; "
+        f"means over {len(results.get('seeds', [0]))} seeds), "
         f"after {results['epochs']} epochs SGD with lr 0.003 has only reached {fmt(final['too small (0.003)'])}, "
         f"lr 0.3 reaches {fmt(final['right (0.3)'])} (test accuracy {acc['right (0.3)']:.2f}), lr 3.0 blows up "
         f"and stays at chance ({fmt(final['too large (3.0)'])}, accuracy {acc['too large (3.0)']:.2f}); the "

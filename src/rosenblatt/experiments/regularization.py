@@ -16,10 +16,10 @@ import numpy as np
 
 import rosenblatt as rb
 from rosenblatt import nn
-from rosenblatt.experiments._common import Context, batches, digits_split, evaluate, fmt, pyplot
+from rosenblatt.experiments._common import Context, batches, digits_split, evaluate, pyplot
 
 TITLE = "Regularisation: dropout, L1, L2, early stopping, noise injection, augmentation"
-CLAIM = "A big network memorises a small noisy training set; every regulariser improves the test score"
+CLAIM = "A big network memorises a small noisy training set; regularisers improve the test score"
 
 # label -> settings
 METHODS: dict[str, dict[str, Any]] = {
@@ -46,10 +46,9 @@ def network(dropout: float = 0.0, noise: float = 0.0) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def run(ctx: Context) -> None:
-    """Run the experiment: train, measure, fill ``ctx.results``, draw the figures."""
-    epochs = 60 if ctx.quick else 200
-    rng = ctx.rng()
+def one_seed(seed: int, epochs: int) -> dict[str, Any]:
+    """Train every method once with the data split, label noise, weights and batches of ``seed``."""
+    rng = np.random.default_rng(seed * 1000)
     x_train, y_train, x_rest, y_rest = digits_split(N_TRAIN, rng)
     x_val, y_val, x_test, y_test = x_rest[:300], y_rest[:300], x_rest[300:], y_rest[300:]
     y_true, y_train = y_train, y_train.copy()
@@ -57,15 +56,15 @@ def run(ctx: Context) -> None:
     y_train[flipped] = rng.integers(0, 10, flipped.sum())  # some land on the true label again
     wrong = float(np.mean(y_train != y_true))
     loss_fn = nn.functional.cross_entropy
-    shift = rb.data.transforms.RandomCrop(8, padding=1, seed=ctx.seed + 3)
+    shift = rb.data.transforms.RandomCrop(8, padding=1, seed=seed + 3)
 
     curves, scores, stopped = {}, {}, {}
     for label, cfg in METHODS.items():
-        rb.manual_seed(ctx.seed)  # the same initial weights for every method
+        rb.manual_seed(seed)  # the same initial weights for every method
         model = network(cfg.get("dropout", 0.0), cfg.get("noise", 0.0))
         optimizer = rb.optim.Adam(model.parameters(), lr=1e-3)
         weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
-        order = np.random.default_rng(ctx.seed + 1)
+        order = np.random.default_rng(seed + 1)
         train_curve, val_curve = [], []
         best_loss, best_state, best_epoch = np.inf, None, 0
         for epoch in range(epochs):
@@ -97,19 +96,45 @@ def run(ctx: Context) -> None:
         scores[label] = {"train_accuracy": train_acc, "train_loss": train_loss, "test_accuracy": test_acc,
                          "test_loss": test_loss}
 
+    return {"curves": curves, "scores": scores, "stopped": stopped, "wrong": wrong, "n_test": len(x_test)}
+
+
+def run(ctx: Context) -> None:
+    """Run the experiment over seeds: train, measure, fill ``ctx.results``, draw the figures."""
+    epochs = 35 if ctx.quick else 200
+    seeds = [ctx.seed + i for i in range(3 if ctx.quick else 5)]
+    runs = [one_seed(seed, epochs) for seed in seeds]
+    first = runs[0]
+    curves, stopped, wrong = first["curves"], first["stopped"], float(np.mean([r["wrong"] for r in runs]))
+    scores: dict[str, dict[str, float]] = {}
+    for label in METHODS:
+        entry = {}
+        for key in ("train_accuracy", "train_loss", "test_accuracy", "test_loss"):
+            values = np.array([r["scores"][label][key] for r in runs])
+            entry[key], entry[key + "_std"] = float(values.mean()), float(values.std())
+        gain = np.array([r["scores"][label]["test_accuracy"] - r["scores"]["no regularisation"]["test_accuracy"]
+                         for r in runs])
+        entry["gain"], entry["gain_std"], entry["gain_min"] = float(gain.mean()), float(gain.std()), float(gain.min())
+        entry["per_seed_test_accuracy"] = [r["scores"][label]["test_accuracy"] for r in runs]
+        scores[label] = entry
+    x_test = np.empty(first["n_test"])
     base = scores["no regularisation"]
     ctx.results.update({
-        "n_train": N_TRAIN, "label_noise": LABEL_NOISE, "wrong_labels": wrong, "epochs": epochs,
+        "n_train": N_TRAIN, "label_noise": LABEL_NOISE, "wrong_labels": wrong, "epochs": epochs, "seeds": seeds,
         "n_test": len(x_test), "scores": scores, "curves": curves, "early_stopping": stopped,
-        "improvement_over_baseline": {k: v["test_accuracy"] - base["test_accuracy"] for k, v in scores.items()},
+        "improvement_over_baseline": {k: v["gain"] for k, v in scores.items()},
     })
-    ctx.say(f"{N_TRAIN} training digits ({wrong:.0%} mislabelled), {epochs} epochs: the unregularised net "
-            f"fits {base['train_accuracy']:.0%} of its training labels but scores {base['test_accuracy']:.3f} on "
-            f"{len(x_test)} test digits (test loss {fmt(base['test_loss'])})")
-    ctx.say("test accuracy: " + ", ".join(f"{k} {v['test_accuracy']:.3f}" for k, v in scores.items()))
+    n = len(seeds)
+    ctx.say(f"{N_TRAIN} training digits ({wrong:.0%} mislabelled), {epochs} epochs, mean ± std over {n} seeds "
+            f"(data split, label noise, weights and batches change with the seed): the unregularised net fits "
+            f"{base['train_accuracy']:.0%} of its training labels but has test accuracy "
+            f"{base['test_accuracy']:.3f} ± {base['test_accuracy_std']:.3f} on {len(x_test)} test digits")
+    ctx.say("test accuracy gain over no regularisation (paired by seed, mean ± std, worst seed): "
+            + ", ".join(f"{k} {v['gain']:+.3f} ± {v['gain_std']:.3f} (worst {v['gain_min']:+.3f})"
+                        for k, v in scores.items() if k != "no regularisation"))
     if stopped:
-        ctx.say(f"early stopping: best validation loss at epoch {stopped['early stopping']['best_epoch']}, "
-                f"stopped at {stopped['early stopping']['stopped_at']}")
+        ctx.say(f"early stopping (seed {seeds[0]}): best validation loss at epoch "
+                f"{stopped['early stopping']['best_epoch']}, stopped at {stopped['early stopping']['stopped_at']}")
 
     plt = pyplot()
     from matplotlib import ticker
@@ -122,7 +147,8 @@ def run(ctx: Context) -> None:
         ax.plot(np.arange(1, len(curve["val_loss"]) + 1), curve["val_loss"], label="validation")
         if label in stopped:
             ax.axvline(stopped[label]["best_epoch"], color="k", ls=":", label="restored epoch")
-        ax.set_title(f"{label}: test acc {scores[label]['test_accuracy']:.3f}")
+        ax.set_title(f"{label}: test acc {scores[label]['test_accuracy']:.3f} ± {scores[label]['test_accuracy_std']:.3f}",
+                     fontsize=8)
         ax.set_yscale("log")
         ax.set_ylim(low, high)
         ax.set_xlim(0, epochs)
@@ -138,7 +164,8 @@ def run(ctx: Context) -> None:
     names = list(scores)
     positions = np.arange(len(names))
     ax.barh(positions + 0.2, [scores[k]["train_accuracy"] for k in names], 0.4, label="train (noisy labels)")
-    ax.barh(positions - 0.2, [scores[k]["test_accuracy"] for k in names], 0.4, label="test")
+    ax.barh(positions - 0.2, [scores[k]["test_accuracy"] for k in names], 0.4, label=f"test (mean of {n} seeds)",
+            xerr=[scores[k]["test_accuracy_std"] for k in names])
     ax.set_yticks(positions, names, fontsize=7)
     ax.set_xlim(0.5, 1.0)
     ax.invert_yaxis()
@@ -152,12 +179,16 @@ def describe(results: dict) -> str:
     """The paragraph of docs/experiments.md, quoting the measured ``results``."""
     s = results["scores"]
     base = s["no regularisation"]
-    others = ", ".join(f"{k} {v['test_accuracy']:.3f}" for k, v in s.items() if k != "no regularisation")
+    others = ", ".join(f"{k} {v['test_accuracy']:.3f} ({v['gain']:+.3f} ± {v['gain_std']:.3f})"
+                       for k, v in s.items() if k != "no regularisation")
     es = results["early_stopping"].get("early stopping", {})
     return (
         f"{results['n_train']} training digits, {results['wrong_labels']:.0%} of them mislabelled, and a "
         f"network with ~85,000 weights: unregularised, it fits {base['train_accuracy']:.0%} of the training "
         f"labels (mistakes included) while its validation loss turns upward after a few epochs; its test "
-        f"accuracy is {base['test_accuracy']:.3f}. With the same weights and batches: {others}. Early "
-        f"stopping restores the weights of epoch {es.get('best_epoch')}, where the validation loss was lowest."
+        f"accuracy is {base['test_accuracy']:.3f} ± {base['test_accuracy_std']:.3f} (mean ± std over "
+        f"{len(results['seeds'])} seeds). Test accuracy with each regulariser, same weights and batches as the "
+        f"baseline of its seed (in brackets the paired gain, mean ± std): {others}. Early stopping (first seed) "
+        f"restores the weights of epoch {es.get('best_epoch')}, where the validation loss was lowest; the curves "
+        f"shown are the first seed's."
     )

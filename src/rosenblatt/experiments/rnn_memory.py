@@ -48,34 +48,43 @@ def run(ctx: Context) -> None:
     steps = 500 if ctx.quick else 1500
     hidden = 16 if ctx.quick else 32
     kinds = ["RNN", "LSTM", "GRU"]
+    # initial weights and training batches change with the seed; the quick run keeps one seed for time
+    seeds = [ctx.seed] if ctx.quick else [ctx.seed + i for i in range(3)]
     test_mse: dict[str, list[float]] = {k: [] for k in kinds}
+    test_mse_std: dict[str, list[float]] = {k: [] for k in kinds}
     curves: dict[str, dict[str, list[float]]] = {str(t): {} for t in lengths}
     for length in lengths:
         x_test, y_test = adding_problem(length, 500, seed=ctx.seed + 10_000 + length)
         for kind in kinds:
-            rb.manual_seed(ctx.seed)
-            model = SequenceRegressor(kind, hidden)
-            optimizer = rb.optim.Adam(model.parameters(), lr=1e-2)
-            rng = np.random.default_rng(ctx.seed)  # the same training batches for all three
-            losses = []
-            for _ in range(steps):
-                x, y = adding_problem(length, 64, seed=int(rng.integers(1 << 30)))
-                loss = nn.functional.mse_loss(model(rb.tensor(x)), rb.tensor(y))
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                losses.append(float(loss.item()))
-            with rb.no_grad():
-                test_mse[kind].append(float(nn.functional.mse_loss(model(rb.tensor(x_test)), rb.tensor(y_test)).item()))
-            curves[str(length)][kind] = losses
+            per_seed = []
+            for seed in seeds:
+                rb.manual_seed(seed)
+                model = SequenceRegressor(kind, hidden)
+                optimizer = rb.optim.Adam(model.parameters(), lr=1e-2)
+                rng = np.random.default_rng(seed)  # the same training batches for all three
+                losses = []
+                for _ in range(steps):
+                    x, y = adding_problem(length, 64, seed=int(rng.integers(1 << 30)))
+                    loss = nn.functional.mse_loss(model(rb.tensor(x)), rb.tensor(y))
+                    optimizer.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    optimizer.step()
+                    losses.append(float(loss.item()))
+                with rb.no_grad():
+                    per_seed.append(float(nn.functional.mse_loss(model(rb.tensor(x_test)), rb.tensor(y_test)).item()))
+                if seed == seeds[0]:
+                    curves[str(length)][kind] = losses
+            test_mse[kind].append(float(np.mean(per_seed)))
+            test_mse_std[kind].append(float(np.std(per_seed)))
 
     solved = {k: [t for t, e in zip(lengths, v) if e < 0.25 * BASELINE] for k, v in test_mse.items()}
     ctx.results.update({"lengths": lengths, "steps": steps, "hidden_size": hidden, "baseline_mse": BASELINE,
-                        "test_mse": test_mse, "solved_lengths": solved,
+                        "seeds": seeds, "test_mse": test_mse, "test_mse_std": test_mse_std, "solved_lengths": solved,
                         "train_loss_every_10_steps": {t: {k: v[::10] for k, v in c.items()} for t, c in curves.items()}})
     for index, length in enumerate(lengths):
-        ctx.say(f"T = {length}: test MSE " + ", ".join(f"{k} {fmt(test_mse[k][index], 4)}" for k in kinds)
+        ctx.say(f"T = {length}: test MSE (mean ± std over {len(seeds)} seed(s)) "
+                + ", ".join(f"{k} {fmt(test_mse[k][index], 4)} ± {fmt(test_mse_std[k][index], 4)}" for k in kinds)
                 + f" (predicting the mean: {fmt(BASELINE)})")
     ctx.say("learned (MSE below a quarter of the baseline) for T in: " + "; ".join(f"{k} {v}" for k, v in solved.items()))
 

@@ -34,32 +34,40 @@ def run(ctx: Context) -> None:
     steps = 600 if ctx.quick else 3000
     x_train = np.linspace(-3, 3, 200, dtype=np.float32)[:, None]
     x_test = np.linspace(-3, 3, 1001, dtype=np.float32)[:, None]
+    seeds = [ctx.seed + i for i in range(1 if ctx.quick else 3)]
     errors: dict[str, list[float]] = {}
+    errors_std: dict[str, list[float]] = {}
     fits: dict[str, dict[int, np.ndarray]] = {}
     for name, fn in TARGETS.items():
         y_train = fn(x_train).astype(np.float32)
         xt, yt = rb.tensor(x_train), rb.tensor(y_train)
-        errors[name], fits[name] = [], {}
+        errors[name], errors_std[name], fits[name] = [], [], {}
         for width in widths:
-            model = one_hidden_layer(width)
-            optimizer = rb.optim.Adam(model.parameters(), lr=0.05)
-            # halve the step size twice so the wide nets settle instead of hovering
-            schedule = rb.optim.lr_scheduler.MultiStepLR(optimizer, [steps // 2, 3 * steps // 4], gamma=0.3)
-            for _ in range(steps):
-                loss = nn.functional.mse_loss(model(xt), yt)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-            prediction = predict(model, x_test)
-            errors[name].append(float(np.mean((prediction - fn(x_test)) ** 2)))
-            fits[name][width] = prediction[:, 0]
+            per_seed = []
+            for seed in seeds:  # the initial weights change with the seed
+                rb.manual_seed(seed)
+                model = one_hidden_layer(width)
+                optimizer = rb.optim.Adam(model.parameters(), lr=0.05)
+                # halve the step size twice so the wide nets settle instead of hovering
+                schedule = rb.optim.lr_scheduler.MultiStepLR(optimizer, [steps // 2, 3 * steps // 4], gamma=0.3)
+                for _ in range(steps):
+                    loss = nn.functional.mse_loss(model(xt), yt)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                prediction = predict(model, x_test)
+                per_seed.append(float(np.mean((prediction - fn(x_test)) ** 2)))
+                if seed == seeds[0]:
+                    fits[name][width] = prediction[:, 0]
+            errors[name].append(float(np.mean(per_seed)))
+            errors_std[name].append(float(np.std(per_seed)))
 
-    ctx.results.update({"widths": widths, "steps": steps, "test_mse": errors,
+    ctx.results.update({"widths": widths, "steps": steps, "seeds": seeds, "test_mse": errors, "test_mse_std": errors_std,
                         "improvement": {k: v[0] / max(v[-1], 1e-12) for k, v in errors.items()}})
     for name, errs in errors.items():
-        ctx.say(f"{name}: test MSE {fmt(errs[0])} with 1 hidden unit -> {fmt(errs[-1])} with {widths[-1]} "
-                f"({errs[0] / max(errs[-1], 1e-12):.0f}x smaller)")
+        ctx.say(f"{name}: test mean squared error (mean over {len(seeds)} seed(s)) by width: "
+                + ", ".join(f"{w}: {fmt(e)}" for w, e in zip(widths, errs)))
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
@@ -88,9 +96,11 @@ def describe(results: dict) -> str:
     for name in ("sin(2x)", "|x|"):
         e = errs[name]
         best = min(range(len(e)), key=e.__getitem__)
-        parts.append(f"{name} from {fmt(e[0])} with one unit to {fmt(e[best])} with {widths[best]}")
+        parts.append(f"{name} from {fmt(e[0])} with one unit to {fmt(e[best])} at its best width, {widths[best]} "
+                     f"(widths {widths[-2]} and {widths[-1]}: {fmt(e[-2])} and {fmt(e[-1])})")
     return (
-        f"A single tanh hidden layer is trained on each target for widths {widths[0]} to {widths[-1]}. "
+        f"A single tanh hidden layer is trained on each target for widths {widths[0]} to {widths[-1]} (errors are "
+        f"means over {len(results.get('seeds', [0]))} initialisations). "
         f"The test mean squared error falls by orders of magnitude as the layer widens: {'; '.join(parts)}. "
         f"Past a few dozen units the curves flatten (and wobble) around 1e-4: there the error is set by "
         f"the training run, not by the width - the theorem promises that a good enough layer exists, not "

@@ -97,45 +97,59 @@ def run(ctx: Context) -> None:
     depth = 10 if ctx.quick else 20
     width = 64
     steps = 100 if ctx.quick else 600
-    rng = ctx.rng()
-    x_train, y_train, x_test, y_test = digits_split(1400, rng)
-    mean, std = x_train.mean(0), x_train.std(0) + 1e-3
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-
-    norms, ratios, curves, test_acc = {}, {}, {}, {}
-    for name, (activation, init, batch_norm, residual) in CONFIGS.items():
-        model = DeepNet(64, width, depth, 10, activation, init, batch_norm, residual)
-        norm = gradient_norms(model, x_train, y_train, batches=3, batch_size=128, rng=rng)
-        norms[name] = norm
-        ratios[name] = float(norm[0] / norm[-1])
-        optimizer = rb.optim.SGD(model.parameters(), lr=0.05)
-        losses = []
-        for _ in range(steps):
-            index = rng.choice(len(x_train), 64, replace=False)
-            loss = nn.functional.cross_entropy(model(rb.tensor(x_train[index])), rb.tensor(y_train[index]))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.item()))
-        model.eval()
-        with rb.no_grad():
-            test_acc[name] = float(np.mean(model(rb.tensor(x_test)).numpy().argmax(1) == y_test))
-        curves[name] = losses
+    seeds = [ctx.seed + i for i in range(3)]
+    per_seed = []
+    for seed in seeds:  # data split, initial weights and batches change with the seed
+        rng = np.random.default_rng(seed * 1000)
+        rb.manual_seed(seed)
+        x_train, y_train, x_test, y_test = digits_split(1400, rng)
+        mean, std = x_train.mean(0), x_train.std(0) + 1e-3
+        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+        norms, ratios, curves, test_acc = {}, {}, {}, {}
+        for name, (activation, init, batch_norm, residual) in CONFIGS.items():
+            model = DeepNet(64, width, depth, 10, activation, init, batch_norm, residual)
+            norm = gradient_norms(model, x_train, y_train, batches=3, batch_size=128, rng=rng)
+            norms[name] = norm
+            ratios[name] = float(norm[0] / norm[-1])
+            optimizer = rb.optim.SGD(model.parameters(), lr=0.05)
+            losses = []
+            for _ in range(steps):
+                index = rng.choice(len(x_train), 64, replace=False)
+                loss = nn.functional.cross_entropy(model(rb.tensor(x_train[index])), rb.tensor(y_train[index]))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.item()))
+            model.eval()
+            with rb.no_grad():
+                test_acc[name] = float(np.mean(model(rb.tensor(x_test)).numpy().argmax(1) == y_test))
+            curves[name] = losses
+        per_seed.append({"norms": norms, "ratios": ratios, "curves": curves, "test_acc": test_acc})
+    names = list(CONFIGS)
+    # ratios span orders of magnitude: the geometric mean over seeds, and the spread of log10
+    ratios = {k: float(10 ** np.mean([np.log10(r["ratios"][k]) for r in per_seed])) for k in names}
+    log_ratio_std = {k: float(np.std([np.log10(r["ratios"][k]) for r in per_seed])) for k in names}
+    norms = {k: np.exp(np.mean([np.log(r["norms"][k]) for r in per_seed], axis=0)) for k in names}
+    curves = {k: np.mean([r["curves"][k] for r in per_seed], axis=0).tolist() for k in names}
+    test_acc = {k: float(np.mean([r["test_acc"][k] for r in per_seed])) for k in names}
+    test_acc_std = {k: float(np.std([r["test_acc"][k] for r in per_seed])) for k in names}
 
     base = ratios["sigmoid + standard init"]
     ctx.results.update({
-        "depth": depth, "width": width, "steps": steps,
+        "depth": depth, "width": width, "steps": steps, "seeds": seeds, "log10_ratio_std": log_ratio_std,
+        "test_accuracy_std": test_acc_std,
         "gradient_norms": norms, "first_to_last_ratio": ratios,
         "relu_he_vs_sigmoid_ratio": ratios["ReLU + He"] / base,
         "train_loss_every_5_steps": {k: v[::5] for k, v in curves.items()},
         "final_train_loss": {k: float(np.mean(v[-20:])) for k, v in curves.items()},
         "test_accuracy": test_acc,
     })
-    ctx.say(f"{depth}-layer nets, first-layer / last-layer weight-gradient norm at initialisation: "
-            + ", ".join(f"{k} {fmt(v)}" for k, v in ratios.items()))
+    ctx.say(f"{depth}-layer nets, first-layer / last-layer weight-gradient norm at initialisation (geometric mean "
+            f"over {len(seeds)} seeds): " + ", ".join(f"{k} {fmt(v)}" for k, v in ratios.items()))
     ctx.say(f"ReLU + He keeps {fmt(ratios['ReLU + He'] / base, 1)}x more of the gradient at the first layer "
             f"(relative to the last) than sigmoid + standard init")
-    ctx.say(f"after {steps} SGD steps, test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in test_acc.items()))
+    ctx.say(f"after {steps} SGD steps, test accuracy (mean ± std over seeds): "
+            + ", ".join(f"{k} {v:.3f} ± {test_acc_std[k]:.3f}" for k, v in test_acc.items()))
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))

@@ -255,6 +255,78 @@ def _recurrent(tracer, module, args, kwargs, output):
     tracer.bind(h_tensor, h_n)
 
 
+# -- attention --------------------------------------------------------------------------------------
+
+
+def _attention_mask(tracer, module, value: Any, shape: tuple[int, ...], dtype: np.dtype, what: str) -> np.ndarray:
+    """A ``MultiheadAttention`` mask (True blocks, floats add) as an additive constant of ``shape``."""
+    if tracer.is_traced(value):
+        raise UnsupportedOperatorError(f"export_onnx: {tracer.module_name(module)}: {what} must be a constant "
+                                       "(it is exported into the graph), not computed from the input")
+    array = np.asarray(value.data if isinstance(value, Tensor) else value)
+    if array.dtype == np.bool_:
+        array = np.where(array, -np.inf, 0.0)
+    return array.astype(dtype).reshape(shape)
+
+
+def _multihead_attention(tracer, module, args, kwargs, output):
+    """Scaled dot-product attention from MatMul, Softmax and reshapes (fixed masks become constants)."""
+    names = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights")
+    call = dict(zip(names, args), **kwargs)
+    query, key, value = call["query"], call["key"], call["value"]
+    if query.ndim != 3:
+        raise UnsupportedOperatorError(f"export_onnx: {tracer.module_name(module)}: only batched inputs export")
+    g = tracer.graph
+    e, h = module.embed_dim, module.num_heads
+    d = e // h
+    dtype = np.dtype(query.dtype)
+    prefix = tracer.module_name(module)
+    weight = np.asarray(module.in_proj_weight)
+    bias = None if module.in_proj_bias is None else np.asarray(module.in_proj_bias)
+
+    def heads(x: Any, i: int, perm: list[int]) -> str:
+        """Project ``x`` with block ``i`` of the stacked weight and split it into heads."""
+        name = tracer.name(x)
+        if not module.batch_first:
+            name = g.add("Transpose", [name], perm=[1, 0, 2])
+        y = g.add("MatMul", [name, g.constant(weight[i * e:(i + 1) * e].T, f"{prefix}.in_proj_weight_{i}")])
+        if bias is not None:
+            y = g.add("Add", [y, g.constant(bias[i * e:(i + 1) * e], f"{prefix}.in_proj_bias_{i}")])
+        y = g.add("Reshape", [y, g.ints([0, 0, h, d])])
+        return g.add("Transpose", [y], perm=perm)
+
+    q = heads(query, 0, [0, 2, 1, 3])  # (N, H, L, d)
+    k = heads(key, 1, [0, 2, 3, 1])    # (N, H, d, S)
+    v = heads(value, 2, [0, 2, 1, 3])  # (N, H, S, d)
+    scores = g.add("Mul", [g.add("MatMul", [q, k]), g.constant(np.asarray(1.0 / np.sqrt(d), dtype), "scale")])
+    n = query.shape[0] if module.batch_first else query.shape[1]
+    length = query.shape[1] if module.batch_first else query.shape[0]
+    source = key.shape[1] if module.batch_first else key.shape[0]
+    if call.get("key_padding_mask") is not None:
+        mask = _attention_mask(tracer, module, call["key_padding_mask"], (n, 1, 1, source), dtype, "key_padding_mask")
+        scores = g.add("Add", [scores, g.constant(mask, f"{prefix}.key_padding_mask")])
+    attn_mask = call.get("attn_mask")
+    if attn_mask is not None:
+        shape = (length, source) if np.ndim(attn_mask) == 2 else (n, h, length, source)
+        mask = _attention_mask(tracer, module, attn_mask, shape, dtype, "attn_mask")
+        scores = g.add("Add", [scores, g.constant(mask, f"{prefix}.attn_mask")])
+    weights = g.add("Softmax", [scores], axis=-1)
+    merged = g.add("Transpose", [g.add("MatMul", [weights, v])], perm=[0, 2, 1, 3])
+    merged = g.add("Reshape", [merged, g.ints([0, 0, e])])
+    out = g.add("MatMul", [merged, tracer.param(module.out_proj, "weight", transform=lambda w: w.T)])
+    if module.out_proj.bias is not None:
+        out = g.add("Add", [out, tracer.param(module.out_proj, "bias")])
+    if not module.batch_first:
+        out = g.add("Transpose", [out], perm=[1, 0, 2])
+    out_tensor, weights_tensor = output
+    tracer.bind(out_tensor, out)
+    if weights_tensor is not None:
+        if call.get("average_attn_weights", True):
+            weights = g.add("ReduceMean", [weights, g.ints([1], "axes")], keepdims=0) if g.opset >= 18 else \
+                g.add("ReduceMean", [weights], axes=[1], keepdims=0)
+        tracer.bind(weights_tensor, weights)
+
+
 for _name, _converter in [
     ("BatchNorm1d", _batch_norm), ("BatchNorm2d", _batch_norm), ("LayerNorm", _layer_norm),
     ("BatchNorm3d", _batch_norm), ("GroupNorm", _group_norm), ("PReLU", _prelu),
@@ -266,5 +338,6 @@ for _name, _converter in [
     ("AdaptiveMaxPool1d", _adaptive_pool("Max", 1)), ("AdaptiveMaxPool2d", _adaptive_pool("Max", 2)),
     ("Upsample", _upsample), ("UpsamplingNearest2d", _upsample), ("UpsamplingBilinear2d", _upsample),
     ("RNN", _recurrent), ("LSTM", _recurrent), ("GRU", _recurrent),
+    ("MultiheadAttention", _multihead_attention),
 ]:
     register_layer_converter(_name, _converter)

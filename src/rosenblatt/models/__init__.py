@@ -37,6 +37,7 @@ from rosenblatt.models.autoencoder import (
     denoising_autoencoder,
 )
 from rosenblatt.models.densenet import DenseBlock, DenseLayer, DenseNet, Transition, densenet121, densenet_bc
+from rosenblatt.models.generative import DCGAN, VAE, ConvVAE, DCGANDiscriminator, DCGANGenerator
 from rosenblatt.models.googlenet import BasicConv2d, GoogLeNet, InceptionAux, InceptionModule, googlenet
 from rosenblatt.models.lenet import LeNet5, lenet5
 from rosenblatt.models.mlp import MLP, mlp
@@ -90,6 +91,7 @@ def get_model(name: str, **kwargs: Any) -> Any:
 __all__ = [
     "Autoencoder", "ConvAutoencoder", "Decoder", "DenoisingAutoencoder", "Encoder", "Seq2Seq", "autoencoder",
     "conv_autoencoder", "denoising_autoencoder", "seq2seq",
+    "VAE", "ConvVAE", "DCGAN", "DCGANGenerator", "DCGANDiscriminator",
     "MLP", "Perceptron", "PerceptronHistory", "mlp", "perceptron",
     "MODELS", "AlexNet", "BasicBlock", "BasicConv2d", "Bottleneck", "CifarResNet", "DenseBlock", "DenseLayer",
     "DenseNet", "GoogLeNet", "InceptionAux", "InceptionModule", "LeNet5", "PadShortcut", "ResNet", "Transition",

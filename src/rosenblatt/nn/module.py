@@ -38,6 +38,7 @@ class Module:
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
 
     # -- registration by attribute --------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -125,6 +126,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._forward_pre_hooks:
+            for hook in list(self._forward_pre_hooks.values()):
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
         out = self.forward(*args, **kwargs)
         if self._forward_hooks:
             for hook in list(self._forward_hooks.values()):
@@ -137,6 +143,13 @@ class Module:
         """Call ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
         handle = _HookHandle(self._forward_hooks)
         self._forward_hooks[handle.id] = hook
+        return handle
+
+    def register_forward_pre_hook(self, hook: Callable[[Module, tuple], Any]) -> _HookHandle:
+        """Call ``hook(module, inputs)`` before every forward (a non-None result replaces the
+        inputs, as in PyTorch); returns a handle with ``remove()``. Pruning works through one."""
+        handle = _HookHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
         return handle
 
     # -- traversal ------------------------------------------------------------------------------

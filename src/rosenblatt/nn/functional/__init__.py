@@ -19,6 +19,7 @@ from rosenblatt.nn.functional.activation import (
     step,
     tanh,
 )
+from rosenblatt.nn.functional.attention import multi_head_attention, scaled_dot_product_attention
 from rosenblatt.nn.functional.conv import conv1d, conv2d, conv_transpose2d
 from rosenblatt.nn.functional.conv3d import conv3d
 from rosenblatt.nn.functional.dropout import dropout, dropout2d, gaussian_noise
@@ -60,4 +61,5 @@ __all__ = [
 __all__ += ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d",
             "conv_transpose2d", "interpolate", "max_pool1d", "max_pool2d", "upsample"]
 __all__ += ["gru_cell", "gru_layer", "lstm_cell", "lstm_layer", "rnn_cell", "rnn_layer"]
+__all__ += ["multi_head_attention", "scaled_dot_product_attention"]
 __all__ += ["avg_pool3d", "conv3d", "group_norm", "max_pool3d", "prelu"]
