@@ -202,3 +202,34 @@ def test_composite_gradcheck_float64():
     arrays = [rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), rng.uniform(0.5, 1.5, 3),
               rng.standard_normal(3), rng.standard_normal((2, 3, 5, 5))]
     assert rb.autograd.gradcheck(fn, [rb.tensor(a, requires_grad=True) for a in arrays])
+
+
+@requires_torch
+def test_block_double_backward_and_retained_graph(kernel_set):
+    """A whole fused block: second derivatives as unfused, and a retained graph runs backward twice."""
+    rb.manual_seed(0)
+    block = BasicBlock(16, 16)
+    _randomise_bn(block, np.random.default_rng(6))
+    x = np.random.default_rng(7).standard_normal((2, 16, 6, 6)).astype(np.float32)
+    results = []
+    for enabled in (True, False):
+        _fusion.ENABLED = enabled
+        try:
+            rx = rb.tensor(x, requires_grad=True)
+            y = block(rx)
+            assert (type(y.grad_fn).__name__ == "ResidualBlockFn") == (enabled and kernel_set == "onednn")
+            (g,) = rb.autograd.grad((y * y).sum(), [rx], create_graph=True)
+            (gg,) = rb.autograd.grad((g * g).sum(), [rx])
+            y = block(rx)
+            loss = (y * y).sum()
+            loss.backward(retain_graph=True)
+            first = rx.grad.numpy().copy()
+            loss.backward()
+            results.append((g.numpy(), gg.numpy(), first, rx.grad.numpy()))
+        finally:
+            _fusion.ENABLED = True
+    fused, unfused = results
+    assert_close(fused[0], unfused[0], "first derivative", **TOL)
+    assert_close(fused[1], unfused[1], "second derivative", rtol=1e-3, atol=1e-3)
+    assert_close(fused[3], 2 * fused[2], "second backward of a retained graph", **TOL)
+    assert_close(fused[2], unfused[2], "input grad", rtol=1e-3, atol=1e-3)

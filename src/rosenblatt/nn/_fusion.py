@@ -60,15 +60,28 @@ class ConvBatchNormFn(Function):
         x, w, b, gamma, beta, residual, geom, eps, relu = ctx.inputs
         needs = ctx.needs_input_grad[:6]
         if recording_backward() or not kernels.use_onednn(gy.data):
-            return composite_backward(
-                lambda x_, w_, b_, g_, be_, r_, *_: _composite(x_, w_, b_, g_, be_, r_, geom, eps, relu),
-                ctx.inputs, ctx.needs_input_grad, [gy])
+            return _composite_grads(
+                lambda x_, w_, b_, g_, be_, r_, *_: _composite(x_, w_, b_, g_, be_, r_, geom, eps, relu), ctx, gy)
         from rosenblatt.kernels.onednn import fused
 
         g = _through_relu(ctx.y, gy.data)
         grads = fused.conv_bn_backward(g, x.data, w.data, gamma.data, ctx.state, needs[0])
         grads = grads + ((g if g is not gy.data else g.copy()) if needs[5] else None,)
         return tuple(wrap(a) if need and a is not None else None for a, need in zip(grads, needs)) + (None,) * 3
+
+
+def _composite_grads(composite: Any, ctx: Any, gy: Tensor) -> tuple:
+    """``composite_backward`` for a node whose inputs may repeat a tensor (``x`` as the residual):
+    each repeat is differentiated through its own alias, so it gets its own partial derivative."""
+    inputs = list(ctx.inputs)
+    counts: dict[int, int] = {}
+    for t in inputs:
+        if isinstance(t, Tensor):
+            counts[id(t)] = counts.get(id(t), 0) + 1
+    for i, t in enumerate(inputs):
+        if isinstance(t, Tensor) and counts[id(t)] > 1:
+            inputs[i] = t * 1.0
+    return composite_backward(composite, inputs, ctx.needs_input_grad, [gy])
 
 
 def _through_relu(y: Any, gy: Any) -> Any:
@@ -97,7 +110,7 @@ class ResidualBlockFn(Function):
         x, w1, g1, b1, w2, g2, b2, residual, geom1, geom2, eps1, eps2 = ctx.inputs
         needs = ctx.needs_input_grad[:8]
         if recording_backward() or not kernels.use_onednn(gy.data):
-            return composite_backward(lambda *a: _block_composite(*a), ctx.inputs, ctx.needs_input_grad, [gy])
+            return _composite_grads(_block_composite, ctx, gy)
         from rosenblatt.kernels.onednn import fused
 
         g = _through_relu(ctx.y, gy.data)
