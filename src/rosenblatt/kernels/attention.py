@@ -98,7 +98,8 @@ def attention_backward(grad_out: Any, q: Any, k: Any, v: Any, out: Any, p: Any, 
         return None, None, dv, None
     # D_i = sum_j PM_ij (dO V^T)_ij = dO_i . O_i, taken before dP is overwritten.
     row_dot = xp.einsum("...i,...i->...", grad_out, out)[..., None]
-    dp = xp.matmul(grad_out, xp.swapaxes(v, -1, -2))
+    # (V dO^T)^T: dP in the same transposed layout as P, so that dP * P runs along memory.
+    dp = xp.swapaxes(xp.matmul(v, xp.swapaxes(grad_out, -1, -2)), -1, -2)
     if grad_weights is not None:
         row_dot = row_dot + (grad_weights * pm).sum(axis=-1, keepdims=True)
         dp += grad_weights
