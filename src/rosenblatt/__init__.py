@@ -29,8 +29,8 @@ from rosenblatt.core import (
     set_default_dtype,
     set_grad_enabled,
 )
-from rosenblatt.kernels.threads import get_num_threads, set_num_threads
 from rosenblatt.kernels.memory import apply as _apply_malloc_policy
+from rosenblatt.kernels.threads import get_num_threads, set_num_threads
 from rosenblatt.ops import (
     abs,
     add,
