@@ -29,6 +29,7 @@ from rosenblatt.core import (
     set_default_dtype,
     set_grad_enabled,
 )
+from rosenblatt.kernels.memory import apply as _apply_malloc_policy
 from rosenblatt.kernels.threads import get_num_threads, set_num_threads
 from rosenblatt.ops import (
     abs,
@@ -138,6 +139,7 @@ from rosenblatt.serialization import load, save
 
 bool = bool_  # noqa: A001 - rb.bool, as torch.bool
 __version__ = "0.1.0"
+_apply_malloc_policy()  # keep freed array memory for the next step (rosenblatt.kernels.memory)
 
 _SUBPACKAGES = ("nn", "optim", "data", "train", "models", "io", "viz", "tune", "distributed",
                 "experiments", "cli")

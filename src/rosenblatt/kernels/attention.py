@@ -8,7 +8,7 @@ that NumPy's ``matmul`` can hand to BLAS one matrix at a time (a head split of a
 projection is such a view, so no copy is made to split heads).
 
 Memory: the ``L x S`` matrix is the big array of attention. Forward writes the scores into one
-buffer and turns it into ``P`` in place (shift by the row maximum, ``exp``, divide by the row sum);
+(transposed, ``S x L``) buffer and turns it into ``P`` in place (shift by the row maximum, ``exp``, divide by the row sum);
 only ``P`` (and the dropout mask, when there is one) is kept for backward. Backward needs one more
 ``L x S`` buffer, ``dP = dO V^T``, and turns it into ``dS`` in place with the softmax gradient
 
@@ -52,7 +52,9 @@ def softmax_inplace(s: Any) -> Any:
         row_max[masked_rows] = 0.0
     s -= row_max
     xp.exp(s, out=s)
-    # Row sums as a matrix-vector product (BLAS): about 4x faster than a reduction over a short last axis.
+    # Row sums as a matrix-vector product (BLAS): about 4x faster than a reduction over a short last
+    # axis. (The row maximum is such a reduction too unless ``s`` is a transposed buffer, as
+    # :func:`attention_forward` makes it.)
     row_sum = xp.matmul(s, xp.ones(s.shape[-1], dtype=s.dtype))[..., None]
     if masked_rows.any():
         row_sum[masked_rows] = 1.0
@@ -68,8 +70,10 @@ def attention_forward(q: Any, k: Any, v: Any, scale: float, bias: Any = None, dr
     values were weighted with (``P * dropout_mask``; ``P`` itself without dropout).
     """
     xp = get_array_module(q)
-    # Scaling q (L x E) is cheaper than scaling the L x S scores.
-    s = xp.matmul(q * q.dtype.type(scale), xp.swapaxes(k, -1, -2))
+    # Scaling q (L x E) is cheaper than scaling the L x S scores. The scores are computed as
+    # (K Q^T)^T: an S x L buffer seen as L x S, so that the softmax's reductions over the keys run
+    # across rows of memory (vectorised) instead of along short rows (about 4x slower in NumPy).
+    s = xp.swapaxes(xp.matmul(k, xp.swapaxes(q * q.dtype.type(scale), -1, -2)), -1, -2)
     if bias is not None:
         s += bias
     p = softmax_inplace(s)
@@ -94,7 +98,8 @@ def attention_backward(grad_out: Any, q: Any, k: Any, v: Any, out: Any, p: Any, 
         return None, None, dv, None
     # D_i = sum_j PM_ij (dO V^T)_ij = dO_i . O_i, taken before dP is overwritten.
     row_dot = xp.einsum("...i,...i->...", grad_out, out)[..., None]
-    dp = xp.matmul(grad_out, xp.swapaxes(v, -1, -2))
+    # (V dO^T)^T: dP in the same transposed layout as P, so that dP * P runs along memory.
+    dp = xp.swapaxes(xp.matmul(v, xp.swapaxes(grad_out, -1, -2)), -1, -2)
     if grad_weights is not None:
         row_dot = row_dot + (grad_weights * pm).sum(axis=-1, keepdims=True)
         dp += grad_weights

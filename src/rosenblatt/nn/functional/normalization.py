@@ -246,6 +246,47 @@ class LayerNormFn(Function):
         return gx, gw, gb, None, None
 
 
+class LayerNormOneDnnFn(Function):
+    """Layer norm over the last axis whose forward oneDNN already computed: ``result`` is
+    ``(y, row_mean, row_var)`` on the ``(rows, features)`` view; backward runs oneDNN's backward
+    (or, declined, the NumPy one)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, result=None):
+        y, ctx.row_mean, ctx.row_var = result
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, weight, bias, eps = ctx.inputs
+        if recording_backward():
+            return composite_backward(
+                lambda x_, w_, b_, *_: layer_norm_composite(x_, x_.shape[-1:], w_, b_, eps),
+                ctx.inputs, ctx.needs_input_grad, [gy],
+            )
+        w = None if weight is None else weight.data
+        features = x.shape[-1]
+        x2, g2 = x.data.reshape(-1, features), gy.data.reshape(-1, features)
+        grads = None
+        if kernels.use_onednn(g2):
+            from rosenblatt.kernels.onednn import layer_norm as dnn
+
+            grads = dnn.layer_norm_backward(g2, x2, w, ctx.row_mean, ctx.row_var, eps)
+        if grads is None:
+            xp = get_array_module(x2)
+            invstd = (1.0 / xp.sqrt(ctx.row_var + eps)).astype(x2.dtype, copy=False)[:, None]
+            x_hat = (x2 - ctx.row_mean[:, None]) * invstd
+            gh = g2 if w is None else g2 * w
+            gx = gh - gh.mean(axis=1, keepdims=True)
+            gx -= x_hat * (gh * x_hat).mean(axis=1, keepdims=True)
+            gx *= invstd
+            grads = (gx, (g2 * x_hat).sum(axis=0), g2.sum(axis=0))
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx, gw, gb = grads
+        gx = gx.reshape(x.shape)
+        return tuple(wrap(g) if need else None for g, need in zip((gx, gw, gb), (need_x, need_w, need_b))) + (None,)
+
+
 def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise over the trailing ``normalized_shape`` axes of each sample, then scale and shift.
@@ -267,6 +308,14 @@ def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor 
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and tuple(p.shape) != normalized_shape:
             raise ValueError(f"layer_norm: {name} must have shape {normalized_shape}, got {p.shape}")
+    w, b = (None if weight is None else weight.data), (None if bias is None else bias.data)
+    if k == 1 and x.size and kernels.use_onednn(x.data, w, b):
+        # One trailing axis (a Transformer's features): oneDNN's kernel, threaded, in one or two passes.
+        from rosenblatt.kernels.onednn import layer_norm as dnn
+
+        result = dnn.layer_norm_forward(x.data.reshape(-1, x.shape[-1]), w, b, float(eps))
+        if result is not None:
+            return LayerNormOneDnnFn.apply(x, weight, bias, float(eps), result=result)
     return LayerNormFn.apply(x, weight, bias, k, float(eps))
 
 
