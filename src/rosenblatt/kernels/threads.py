@@ -14,7 +14,7 @@ The policy, applied when rosenblatt first computes on the CPU and again by :func
 - **Passive waiting.** OpenBLAS's idle threads spin for at most ``SPIN_CYCLES`` (a few hundred
   microseconds) before they sleep, instead of 2**28 cycles; oneDNN's OpenMP runtime is loaded with
   ``OMP_WAIT_POLICY=passive``. Consecutive products of one step still find the threads awake.
-- **Yield to a busy machine.** At most every ``LOAD_INTERVAL`` seconds (checked from ``backward``,
+- **Yield to a busy machine (opt-in, ``ROSENBLATT_ADAPTIVE_THREADS=1``).** At most every ``LOAD_INTERVAL`` seconds (checked from ``backward``,
   a few microseconds) the share of the machine that *other* processes use is read from
   ``/proc/stat``. When they keep the cores busy, the pools drop to the cores left over (at least
   one): threads that wait for a descheduled partner only slow everyone down. When the machine
@@ -46,7 +46,9 @@ _lock = threading.Lock()
 _requested: int | None = None   # set_num_threads(n), or None: from the environment / the cores
 _effective: int | None = None   # what the pools run with now (lower than requested on a busy machine)
 _applied = False                # the policy has been applied to the pools once
-_adaptive = os.environ.get("ROSENBLATT_ADAPTIVE_THREADS", "1") != "0"
+# Off by default: a thread count that follows the machine's load makes results depend on it, and
+# with passive OpenMP waiting the switching itself was measured to slow convolution steps down.
+_adaptive = os.environ.get("ROSENBLATT_ADAPTIVE_THREADS", "0") == "1"
 _listeners: list[Callable[[int], None]] = []
 
 
