@@ -149,33 +149,58 @@ def onednn_backward(ctx: Any, gy: Tensor) -> tuple | None:
     return gx, gw, gb if need_b else None, None
 
 
-def _conv_forward(x: Any, w: Any, b: Any, geom: ConvGeometry) -> Any:
+class ConvKernels:
+    """One dimensionality's NumPy array kernels and the three Functions that use them.
+
+    ``conv2d`` and ``conv3d`` share the Functions' logic (oneDNN first, then the NumPy kernel;
+    gradients that are Functions themselves); each Function class finds its family here, so the
+    gradient of a 3-D convolution is a 3-D convolution.
+    """
+
+    def __init__(self, forward: Any, grad_input: Any, grad_weight: Any) -> None:
+        self.forward, self.grad_input, self.grad_weight = forward, grad_input, grad_weight
+        self.function: Any = None
+        self.grad_input_function: Any = None
+        self.grad_weight_function: Any = None
+
+    def bind(self, function: Any, grad_input_function: Any, grad_weight_function: Any) -> None:
+        """Attach the family's three Function classes (and the family to each of them)."""
+        self.function, self.grad_input_function, self.grad_weight_function = (
+            function, grad_input_function, grad_weight_function)
+        for cls in (function, grad_input_function, grad_weight_function):
+            cls.family = self
+
+
+def _conv_forward(x: Any, w: Any, b: Any, geom: Any, family: ConvKernels) -> Any:
     y = onednn_forward(x, w, b, geom)
     if y is not None:
         return y
-    y = conv2d_array(x, w, geom)
+    y = family.forward(x, w, geom)
     if b is not None:
-        y += b.reshape(1, -1, 1, 1)
+        y += b.reshape((1, -1) + (1,) * (y.ndim - 2))
     return y
 
 
 class Conv2dFunction(Function):
     """``y = conv2d(x, w) + b``; backward through :class:`Conv2dGradInput` / :class:`Conv2dGradWeight`."""
 
+    family: ConvKernels
+
     @staticmethod
     def forward(ctx, x, w, b, geom):
-        return _conv_forward(x, w, b, geom)
+        return _conv_forward(x, w, b, geom, type(ctx).family)
 
     @staticmethod
     def backward(ctx, gy):
         grads = onednn_backward(ctx, gy)
         if grads is not None:
             return grads
+        family = type(ctx).family
         x, w, b, geom = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx = Conv2dGradInput.apply(gy, w, x.shape, geom) if need_x else None
-        gw = Conv2dGradWeight.apply(x, gy, w.shape, geom) if need_w else None
-        gb = sum_op(gy, axis=(0, 2, 3)) if need_b else None
+        gx = family.grad_input_function.apply(gy, w, x.shape, geom) if need_x else None
+        gw = family.grad_weight_function.apply(x, gy, w.shape, geom) if need_w else None
+        gb = sum_op(gy, axis=(0,) + tuple(range(2, gy.ndim))) if need_b else None
         return gx, gw, gb, None
 
 
@@ -183,19 +208,22 @@ class Conv2dGradInput(Function):
     """``gx = conv2d_grad_input(gy, w)``: linear in ``gy`` and in ``w``; its own gradients are a
     convolution (for ``gy``) and a weight gradient (for ``w``). Also the transposed convolution."""
 
+    family: ConvKernels
+
     @staticmethod
     def forward(ctx, gy, w, x_shape, geom):
         gx = onednn_grad_input(gy, w, x_shape, geom)
         if gx is not None:
             return gx
-        return conv2d_grad_input_array(gy, w, tuple(x_shape), geom)
+        return type(ctx).family.grad_input(gy, w, tuple(x_shape), geom)
 
     @staticmethod
     def backward(ctx, ggx):
+        family = type(ctx).family
         gy, w, _, geom = ctx.inputs
         need_gy, need_w = ctx.needs_input_grad[:2]
-        d_gy = Conv2dFunction.apply(ggx, w, None, geom) if need_gy else None
-        d_w = Conv2dGradWeight.apply(ggx, gy, w.shape, geom) if need_w else None
+        d_gy = family.function.apply(ggx, w, None, geom) if need_gy else None
+        d_w = family.grad_weight_function.apply(ggx, gy, w.shape, geom) if need_w else None
         return d_gy, d_w, None, None
 
 
@@ -203,20 +231,27 @@ class Conv2dGradWeight(Function):
     """``gw = conv2d_grad_weight(x, gy)``: bilinear; its gradients are a transposed convolution
     (for ``x``) and a convolution (for ``gy``)."""
 
+    family: ConvKernels
+
     @staticmethod
     def forward(ctx, x, gy, w_shape, geom):
         gw = onednn_grad_weight(x, gy, w_shape, geom)
         if gw is not None:
             return gw
-        return conv2d_grad_weight_array(x, gy, tuple(w_shape), geom)
+        return type(ctx).family.grad_weight(x, gy, tuple(w_shape), geom)
 
     @staticmethod
     def backward(ctx, ggw):
+        family = type(ctx).family
         x, gy, _, geom = ctx.inputs
         need_x, need_gy = ctx.needs_input_grad[:2]
-        d_x = Conv2dGradInput.apply(gy, ggw, x.shape, geom) if need_x else None
-        d_gy = Conv2dFunction.apply(x, ggw, None, geom) if need_gy else None
+        d_x = family.grad_input_function.apply(gy, ggw, x.shape, geom) if need_x else None
+        d_gy = family.function.apply(x, ggw, None, geom) if need_gy else None
         return d_x, d_gy, None, None
+
+
+CONV2D_KERNELS = ConvKernels(conv2d_array, conv2d_grad_input_array, conv2d_grad_weight_array)
+CONV2D_KERNELS.bind(Conv2dFunction, Conv2dGradInput, Conv2dGradWeight)
 
 
 # --------------------------------------------------------------------------------------------

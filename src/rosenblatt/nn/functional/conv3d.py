@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rosenblatt.core import Function, Tensor
+from rosenblatt.core import Tensor
 from rosenblatt.kernels.conv3d import (
     Conv3dGeometry,
     conv3d_array,
@@ -19,80 +19,31 @@ from rosenblatt.kernels.conv3d import (
     conv3d_grad_weight_array,
 )
 from rosenblatt.nn.functional.conv import (
+    Conv2dFunction,
+    Conv2dGradInput,
+    Conv2dGradWeight,
+    ConvKernels,
     _check_weight,
     _int_tuple,
     _padding_pairs,
-    onednn_backward,
-    onednn_forward,
-    onednn_grad_input,
-    onednn_grad_weight,
 )
 from rosenblatt.ops import reshape
-from rosenblatt.ops import sum as sum_op
 
 
-class Conv3dFunction(Function):
+class Conv3dFunction(Conv2dFunction):
     """``y = conv3d(x, w) + b``; backward through :class:`Conv3dGradInput` / :class:`Conv3dGradWeight`."""
 
-    @staticmethod
-    def forward(ctx, x, w, b, geom):
-        y = onednn_forward(x, w, b, geom)
-        if y is not None:
-            return y
-        y = conv3d_array(x, w, geom)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1, 1)
-        return y
 
-    @staticmethod
-    def backward(ctx, gy):
-        grads = onednn_backward(ctx, gy)
-        if grads is not None:
-            return grads
-        x, w, b, geom = ctx.inputs
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx = Conv3dGradInput.apply(gy, w, x.shape, geom) if need_x else None
-        gw = Conv3dGradWeight.apply(x, gy, w.shape, geom) if need_w else None
-        gb = sum_op(gy, axis=(0, 2, 3, 4)) if need_b else None
-        return gx, gw, gb, None
-
-
-class Conv3dGradInput(Function):
+class Conv3dGradInput(Conv2dGradInput):
     """``gx = conv3d_grad_input(gy, w)``: linear in ``gy`` and in ``w``."""
 
-    @staticmethod
-    def forward(ctx, gy, w, x_shape, geom):
-        gx = onednn_grad_input(gy, w, x_shape, geom)
-        if gx is not None:
-            return gx
-        return conv3d_grad_input_array(gy, w, tuple(x_shape), geom)
 
-    @staticmethod
-    def backward(ctx, ggx):
-        gy, w, _, geom = ctx.inputs
-        need_gy, need_w = ctx.needs_input_grad[:2]
-        d_gy = Conv3dFunction.apply(ggx, w, None, geom) if need_gy else None
-        d_w = Conv3dGradWeight.apply(ggx, gy, w.shape, geom) if need_w else None
-        return d_gy, d_w, None, None
-
-
-class Conv3dGradWeight(Function):
+class Conv3dGradWeight(Conv2dGradWeight):
     """``gw = conv3d_grad_weight(x, gy)``: bilinear in ``x`` and ``gy``."""
 
-    @staticmethod
-    def forward(ctx, x, gy, w_shape, geom):
-        gw = onednn_grad_weight(x, gy, w_shape, geom)
-        if gw is not None:
-            return gw
-        return conv3d_grad_weight_array(x, gy, tuple(w_shape), geom)
 
-    @staticmethod
-    def backward(ctx, ggw):
-        x, gy, _, geom = ctx.inputs
-        need_x, need_gy = ctx.needs_input_grad[:2]
-        d_x = Conv3dGradInput.apply(gy, ggw, x.shape, geom) if need_x else None
-        d_gy = Conv3dFunction.apply(x, ggw, None, geom) if need_gy else None
-        return d_x, d_gy, None, None
+CONV3D_KERNELS = ConvKernels(conv3d_array, conv3d_grad_input_array, conv3d_grad_weight_array)
+CONV3D_KERNELS.bind(Conv3dFunction, Conv3dGradInput, Conv3dGradWeight)
 
 
 def conv3d_geometry(op: str, in_size: tuple[int, ...], kernel: tuple[int, ...], stride: Any, padding: Any,
