@@ -23,6 +23,21 @@ from rosenblatt.backend import get_array_module
 from rosenblatt.kernels.workspace import workspace
 
 
+def pool_output_size(op: str, size: int, kernel: int, stride: int, pad: int, dilation: int,
+                     ceil_mode: bool) -> int:
+    """PyTorch's ``pooling_output_shape``: with ``ceil_mode`` the last window may hang over the
+    end, but must start inside the input or the left padding."""
+    extent = dilation * (kernel - 1) + 1
+    numerator = size + 2 * pad - extent + ((stride - 1) if ceil_mode else 0)
+    if numerator < 0:
+        raise ValueError(f"{op}: kernel extent {extent} is larger than the padded input {size + 2 * pad}")
+    out = numerator // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+
 def _padded(x: Any, geom: Any, fill: float, tag: str) -> Any:
     """``x`` inside a workspace buffer of the padded size, the border set to ``fill``."""
     if not geom.needs_padding:
@@ -143,4 +158,5 @@ def flat_indices(argmax: Any, geom: Any) -> Any:
     return rows * geom.in_hw[1] + cols
 
 
-__all__ = ["avg_pool", "avg_pool_transpose", "flat_indices", "max_pool", "max_pool_gather", "max_pool_scatter"]
+__all__ = ["avg_pool", "avg_pool_transpose", "flat_indices", "max_pool", "max_pool_gather", "max_pool_scatter",
+           "pool_output_size"]

@@ -20,20 +20,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-
-
-def pool_output_size(op: str, size: int, kernel: int, stride: int, pad: int, dilation: int,
-                     ceil_mode: bool) -> int:
-    """PyTorch's ``pooling_output_shape``: with ``ceil_mode`` the last window may hang over the
-    end, but must start inside the input or the left padding."""
-    extent = dilation * (kernel - 1) + 1
-    numerator = size + 2 * pad - extent + ((stride - 1) if ceil_mode else 0)
-    if numerator < 0:
-        raise ValueError(f"{op}: kernel extent {extent} is larger than the padded input {size + 2 * pad}")
-    out = numerator // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
+from rosenblatt.kernels.pooling import pool_output_size
 
 
 class PoolGeometry:

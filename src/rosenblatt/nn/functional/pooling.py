@@ -18,26 +18,13 @@ from rosenblatt import kernels
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, is_grad_enabled
 from rosenblatt.kernels import pooling as pooling_kernels
+from rosenblatt.kernels.pooling import pool_output_size
 from rosenblatt.nn.functional.conv import _int_tuple
 from rosenblatt.ops import matmul, mean, reshape
 
 # --------------------------------------------------------------------------------------------
 # Geometry
 # --------------------------------------------------------------------------------------------
-
-
-def _pool_output_size(op: str, size: int, kernel: int, stride: int, pad: int, dilation: int,
-                      ceil_mode: bool) -> int:
-    """PyTorch's ``pooling_output_shape``: with ``ceil_mode`` the last window may hang over the
-    end, but must start inside the input or the left padding."""
-    extent = dilation * (kernel - 1) + 1
-    numerator = size + 2 * pad - extent + ((stride - 1) if ceil_mode else 0)
-    if numerator < 0:
-        raise ValueError(f"{op}: kernel extent {extent} is larger than the padded input {size + 2 * pad}")
-    out = numerator // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
 
 
 class _PoolGeometry:
@@ -56,7 +43,7 @@ class _PoolGeometry:
                 raise ValueError(f"{op}: padding {self.padding} must be at most half of the kernel extent "
                                  f"(kernel {self.kernel}, dilation {self.dilation})")
         self.in_hw = tuple(in_hw)
-        self.out_hw = tuple(_pool_output_size(op, n, k, s, p, d, ceil_mode) for n, k, s, p, d in
+        self.out_hw = tuple(pool_output_size(op, n, k, s, p, d, ceil_mode) for n, k, s, p, d in
                             zip(in_hw, self.kernel, self.stride, self.padding, self.dilation))
         # With ceil_mode the last window can reach past the padded input: make room for it.
         self.padded_hw = tuple(max(n + 2 * p, (o - 1) * s + d * (k - 1) + 1) for n, p, o, s, d, k in
