@@ -233,3 +233,66 @@ def test_block_double_backward_and_retained_graph(kernel_set):
     assert_close(fused[1], unfused[1], "second derivative", rtol=1e-3, atol=1e-3)
     assert_close(fused[3], 2 * fused[2], "second backward of a retained graph", **TOL)
     assert_close(fused[2], unfused[2], "input grad", rtol=1e-3, atol=1e-3)
+
+
+@requires_torch
+@pytest.mark.parametrize("kind", ["sequential", "block"])
+def test_inference_folds_batch_norm_into_the_convolution(kernel_set, kind, monkeypatch):
+    rb.manual_seed(0)
+    rng = np.random.default_rng(4)
+    if kind == "sequential":
+        module = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        twin = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+        shape = (2, 3, 6, 6)
+    else:
+        down = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
+        module, twin, shape = BasicBlock(8, 16, 2, down), _torch_block(8, 16, 2), (2, 8, 8, 8)
+    _randomise_bn(module, rng)
+    for m in module.modules():  # running statistics far from the initial (0, 1)
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.data[:] = rng.standard_normal(m.num_features).astype(np.float32)
+            m.running_var.data[:] = rng.uniform(0.5, 2.0, m.num_features).astype(np.float32)
+    _copy_into(twin, module)
+    module.eval()
+    twin.eval()
+    folded = []
+    original = _fusion._folded_inference
+    monkeypatch.setattr(_fusion, "_folded_inference", lambda *a: folded.append(original(*a)) or folded[-1])
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    with rb.no_grad(), torch.no_grad():
+        assert_close(module(rb.tensor(x)), twin(torch.from_numpy(x)), "eval-mode output", **TOL)
+    ran = [y is not None for y in folded]
+    assert ran and all(ran) == (kernel_set == "onednn") and (any(ran) or kernel_set == "numpy")
+    folded.clear()
+    module(rb.tensor(x))  # gradients recorded: the modules run one by one
+    assert not any(y is not None for y in folded)
+
+
+def test_a_pruned_convolution_runs_its_mask(kernel_set):
+    # pruning applies weight = weight_orig * weight_mask in a pre-forward hook: the fused path must
+    # not skip it, in training (gradients reach weight_orig) and in inference
+    rb.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+    nn.utils.prune.l1_unstructured(seq[0], "weight", amount=0.5)
+    x = rb.tensor(np.random.default_rng(6).standard_normal((2, 3, 6, 6)).astype(np.float32))
+    seq(x).sum().backward()
+    assert seq[0].weight_orig.grad is not None
+    with rb.no_grad():
+        seq[0].weight_orig.data *= 2.0  # the next forward must see the new weights through the mask
+    seq.eval()
+    with rb.no_grad():
+        y = seq(x).numpy()
+    w = seq[0].weight_orig.numpy() * seq[0].weight_mask.numpy()
+    seq[0].weight.data[...] = w  # the reference: the same mask, applied by hand
+    ref = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+    ref.load_state_dict({"0.weight": w, "0.bias": seq[0].bias.numpy(),
+                         **{k: v.numpy() for k, v in seq.state_dict().items() if k.startswith("1.")}})
+    ref.eval()
+    _fusion_state = _fusion.ENABLED
+    _fusion.ENABLED = False
+    try:
+        with rb.no_grad():
+            expected = ref(x).numpy()
+    finally:
+        _fusion.ENABLED = _fusion_state
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)

@@ -280,11 +280,17 @@ class _Patched:
                 return original_call(module, *args, **kwargs)
             return tracer.on_module(module, original_call, args, kwargs)
 
+        from rosenblatt.nn import _fusion
+
+        # the tracer sees layers one by one: no fused Conv2d -> BatchNorm2d nodes while it runs
+        self.fusion, self.fusion_enabled = _fusion, _fusion.ENABLED
+        _fusion.ENABLED = False
         _ACTIVE.append(tracer)
         Function.apply = classmethod(_traced_apply)
         Module.__call__ = traced_call
 
     def __exit__(self, *exc: object) -> None:
+        self.fusion.ENABLED = self.fusion_enabled
         Function.apply = _ORIGINAL_APPLY
         self.module_class.__call__ = self.original_call
         _ACTIVE.pop()

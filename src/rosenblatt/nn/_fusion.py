@@ -7,8 +7,14 @@ layout) when that computes exactly what the modules would:
 
 - the oneDNN kernel set is active and every array is float32 NumPy (:func:`kernels.use_onednn`);
 - the modules are plain ``Conv2d`` (zero padding), ``BatchNorm2d`` in training mode with an
-  affine weight and bias, and ``ReLU`` (or no activation), with no forward hooks;
+  affine weight and bias, and ``ReLU`` (or no activation), with no forward or pre-forward hooks
+  (pruning masks are applied by a pre-forward hook);
 - the input is a 4-D batch with the channels the convolution expects.
+
+In inference (batch norm in eval mode, no gradient recorded: ``rb.no_grad()``) the chain runs as
+one oneDNN convolution with batch norm folded into its weights and bias,
+``w * gamma / sqrt(running_var + eps)`` and ``(b - running_mean) * gamma / sqrt(running_var + eps) + beta``,
+followed by the residual sum and ReLU: one pass over the activations instead of three.
 
 Otherwise it returns ``None`` and the caller runs the modules one by one (which also raises
 their usual errors). The running statistics and ``num_batches_tracked`` are updated exactly as
@@ -22,12 +28,12 @@ from typing import Any
 import numpy as np
 
 from rosenblatt import kernels
-from rosenblatt.core import Function, Tensor, mark_modified
+from rosenblatt.core import Function, Tensor, constant, is_grad_enabled, mark_modified
 from rosenblatt.nn.activation import ReLU
 from rosenblatt.nn.conv import Conv2d
 from rosenblatt.nn.functional import relu as relu_fn
 from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
-from rosenblatt.nn.functional.conv import Conv2dFunction, _conv_geometry, _onednn_geometry
+from rosenblatt.nn.functional.conv import Conv2dFunction, _conv_geometry, _onednn_geometry, onednn_forward
 from rosenblatt.nn.functional.normalization import _update_running_stats, batch_norm_composite
 from rosenblatt.nn.normalization import BatchNorm2d
 
@@ -118,12 +124,18 @@ class ResidualBlockFn(Function):
         return tuple(wrap(a) if need and a is not None else None for a, need in zip(grads, needs)) + (None,) * 4
 
 
-def _eligible(conv: Any, bn: Any, relu: Any, x: Any) -> Any:
-    """The convolution geometry when ``relu?(bn(conv(x)))`` may run fused, else ``None``."""
+def _hooked(module: Any) -> bool:
+    """True when calling the module runs hooks (a pruning mask, say): the fused path would skip them."""
+    return bool(module._forward_hooks or getattr(module, "_forward_pre_hooks", None))
+
+
+def _eligible(conv: Any, bn: Any, relu: Any, x: Any, training: bool = True) -> Any:
+    """The convolution geometry when ``relu?(bn(conv(x)))`` may run fused with batch norm in
+    training (or, with ``training=False``, eval) mode, else ``None``."""
     if (not ENABLED or type(conv) is not Conv2d or type(bn) is not BatchNorm2d
-            or (relu is not None and type(relu) is not ReLU) or not bn.training or bn.weight is None
-            or bn.bias is None or conv.padding_mode != "zeros" or conv._forward_hooks or bn._forward_hooks
-            or (relu is not None and relu._forward_hooks) or not isinstance(x, Tensor) or x.ndim != 4
+            or (relu is not None and type(relu) is not ReLU) or bn.training != training or bn.weight is None
+            or bn.bias is None or conv.padding_mode != "zeros" or _hooked(conv) or _hooked(bn)
+            or (relu is not None and _hooked(relu)) or not isinstance(x, Tensor) or x.ndim != 4
             or x.shape[1] != conv.in_channels or bn.num_features != conv.out_channels):
         return None
     w, b = conv.weight, conv.bias
@@ -152,9 +164,34 @@ def _add_relu(y: Any, residual: Tensor | None, relu: bool) -> None:
             np.maximum(y, 0, out=y)
 
 
+def _folded_inference(conv: Any, bn: Any, relu: Any, x: Any, residual: Any) -> Tensor | None:
+    """``relu(bn(conv(x)) + residual)`` with eval-mode batch norm folded into the convolution, when
+    no gradient is recorded; ``None`` when declined."""
+    if is_grad_enabled() or bn.running_mean is None or bn.running_var is None:
+        return None
+    geom = _eligible(conv, bn, relu, x, training=False)
+    if geom is None or not kernels.use_onednn(bn.running_mean.data, bn.running_var.data):
+        return None
+    if residual is not None and not (isinstance(residual, Tensor) and kernels.use_onednn(residual.data)):
+        return None
+    scale = bn.weight.data / np.sqrt(bn.running_var.data + np.float32(bn.eps))
+    weight = conv.weight.data * scale.reshape(-1, 1, 1, 1)
+    shift = conv.bias.data - bn.running_mean.data if conv.bias is not None else -bn.running_mean.data
+    y = onednn_forward(x.data, weight, shift * scale + bn.bias.data, geom)
+    if y is None or (residual is not None and residual.shape != y.shape):
+        return None
+    if residual is not None:
+        y += residual.data
+    if relu is not None:
+        np.maximum(y, 0, out=y)
+    return constant(y)
+
+
 def conv_bn(conv: Any, bn: Any, relu: Any, x: Any, residual: Any = None) -> Tensor | None:
     """``relu(bn(conv(x)) + residual)`` (``relu`` and ``residual`` may be ``None``) as one fused
     node, or ``None`` when declined."""
+    if not bn.training:
+        return _folded_inference(conv, bn, relu, x, residual)
     geom = _eligible(conv, bn, relu, x)
     if geom is None or (residual is not None and not (isinstance(residual, Tensor)
                                                       and kernels.use_onednn(residual.data))):
