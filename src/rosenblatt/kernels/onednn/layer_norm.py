@@ -40,17 +40,10 @@ class _Plan:
 
 
 def _plan(shape: tuple[int, ...], eps: float) -> _Plan | None:
-    def build() -> _Plan | bool:
-        try:
-            return _Plan(shape, eps)
-        except L.DnnlError:
-            return False
-
-    return L.cached(("layer_norm", shape, eps), build) or None
+    return L.cached_or_none(("layer_norm", shape, eps), lambda: _Plan(shape, eps))
 
 
-def _param(p: np.ndarray | None, c: int, fill: float) -> np.ndarray:
-    return np.full(c, fill, np.float32) if p is None else np.ascontiguousarray(p, dtype=np.float32)
+_param = L.float32_parameter
 
 
 def _zeros(c: int) -> np.ndarray:

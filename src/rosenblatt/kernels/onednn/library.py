@@ -621,6 +621,24 @@ def cached(key: Hashable, build: Callable[[], Any]) -> Any:
     return value
 
 
+def cached_or_none(key: Hashable, build: Callable[[], Any]) -> Any:
+    """Like :func:`cached`, but a ``build`` that oneDNN refuses (:class:`DnnlError`) is remembered
+    as unsupported and gives ``None``, so the caller falls back to the NumPy kernel at once."""
+
+    def attempt() -> Any:
+        try:
+            return build()
+        except DnnlError:
+            return False
+
+    return cached(key, attempt) or None
+
+
+def float32_parameter(p: Any, size: int, fill: float) -> Any:
+    """A contiguous float32 per-channel parameter, or ``fill`` everywhere when ``p`` is ``None``."""
+    return np.full(size, fill, np.float32) if p is None else np.ascontiguousarray(p, dtype=np.float32)
+
+
 def clear_cache() -> None:
     """Forget every cached primitive."""
     with _lock:

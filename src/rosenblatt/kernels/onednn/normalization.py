@@ -57,17 +57,10 @@ def worthwhile(shape: tuple[int, ...]) -> bool:
 
 
 def _plan(shape: tuple[int, ...], eps: float) -> _Plan | None:
-    def build() -> _Plan | bool:
-        try:
-            return _Plan(shape, eps)
-        except L.DnnlError:
-            return False
-
-    return L.cached(("batch_norm", shape, eps), build) or None
+    return L.cached_or_none(("batch_norm", shape, eps), lambda: _Plan(shape, eps))
 
 
-def _param(p: np.ndarray | None, c: int, fill: float) -> np.ndarray:
-    return np.full(c, fill, np.float32) if p is None else np.ascontiguousarray(p, dtype=np.float32)
+_param = L.float32_parameter
 
 
 def batch_norm_train_forward(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
