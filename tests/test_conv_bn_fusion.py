@@ -296,3 +296,52 @@ def test_a_pruned_convolution_runs_its_mask(kernel_set):
     finally:
         _fusion.ENABLED = _fusion_state
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_folded_weights_are_reused_until_a_parameter_changes(kernel_set):
+    # eval-mode inference folds batch norm into the convolution once and reuses the result; every
+    # way of changing a parameter or a running statistic must be seen by the next forward
+    rb.manual_seed(0)
+    rng = np.random.default_rng(7)
+    seq = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+    _randomise_bn(seq, rng)
+    x = rb.tensor(rng.standard_normal((1, 3, 6, 6)).astype(np.float32))
+
+    def check() -> None:
+        seq.eval()
+        with rb.no_grad():
+            y = seq(x).numpy()
+        _fusion.ENABLED = False
+        try:
+            with rb.no_grad():
+                expected = seq(x).numpy()
+        finally:
+            _fusion.ENABLED = True
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+    check()
+    folded = _fusion._folded_cache.get(seq[0])
+    assert (folded is not None) == (kernel_set == "onednn")
+    check()
+    assert _fusion._folded_cache.get(seq[0]) is folded  # nothing changed: reused
+    opt = rb.optim.SGD(seq.parameters(), lr=0.1)
+    seq.train()
+    seq(x + 1.0).sum().backward()  # moves the running statistics too
+    opt.step()
+    check()
+    with rb.no_grad():
+        seq[1].bias.copy_(rng.standard_normal(8).astype(np.float32))
+    check()
+    state = {k: v.numpy() * 0.5 for k, v in seq.state_dict().items() if k != "1.num_batches_tracked"}
+    seq.load_state_dict({**state, "1.num_batches_tracked": seq[1].num_batches_tracked.numpy()})
+    check()
+    seq[0].weight = nn.Parameter(rng.standard_normal((8, 3, 3, 3)).astype(np.float32))
+    check()
+    seq[1].running_var.data = rng.uniform(0.5, 2.0, 8).astype(np.float32)  # a new array
+    check()
+    seq[1].eps = 0.1
+    check()
+    x = rb.tensor(rng.standard_normal((2, 3, 7, 5)).astype(np.float32))  # another input shape
+    check()
+    if kernel_set == "onednn":
+        assert _fusion._folded_cache.get(seq[0]) is not folded

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 import rosenblatt as rb
-from rosenblatt.core import Tensor
+from rosenblatt.core import Tensor, mark_modified
 from rosenblatt.nn import functional as F
 from rosenblatt.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from rosenblatt.nn.conv import Conv2d, ConvTranspose2d
@@ -372,8 +372,10 @@ class DCGAN(_Conditional):
         for m in self.modules():
             if isinstance(m, (Conv2d, ConvTranspose2d, Linear)):
                 m.weight.data[...] = rb.random.normal_array(0.0, 0.02, m.weight.shape, m.weight.data.dtype)
+                mark_modified(m.weight)
             elif isinstance(m, (BatchNorm1d, BatchNorm2d)):
                 m.weight.data[...] = rb.random.normal_array(1.0, 0.02, m.weight.shape, m.weight.data.dtype)
+                mark_modified(m.weight)
 
     def forward(self, z: Any, y: Any = None) -> Tensor:
         """The generator's images for noise ``z`` (and labels ``y``)."""

@@ -23,6 +23,7 @@ their usual errors). The running statistics and ``num_batches_tracked`` are upda
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from rosenblatt.nn.activation import ReLU
 from rosenblatt.nn.conv import Conv2d
 from rosenblatt.nn.functional import relu as relu_fn
 from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
-from rosenblatt.nn.functional.conv import Conv2dFunction, _conv_geometry, _onednn_geometry, onednn_forward
+from rosenblatt.nn.functional.conv import Conv2dFunction, _conv_geometry, _onednn_geometry
 from rosenblatt.nn.functional.normalization import _update_running_stats, batch_norm_composite
 from rosenblatt.nn.normalization import BatchNorm2d
 
@@ -164,9 +165,56 @@ def _add_relu(y: Any, residual: Tensor | None, relu: bool) -> None:
             np.maximum(y, 0, out=y)
 
 
+class _Folded:
+    """One convolution's weight and bias with eval-mode batch norm folded in (the weight already in
+    the oneDNN primitive's layout), and what they were computed from."""
+
+    __slots__ = ("sources", "versions", "key", "weight", "bias")
+
+    def __init__(self, sources: tuple, versions: tuple, key: tuple, weight: Any, bias: Any) -> None:
+        self.sources, self.versions, self.key, self.weight, self.bias = sources, versions, key, weight, bias
+
+    def valid(self, sources: tuple, versions: tuple, key: tuple) -> bool:
+        """True when every source is the same array (``is``) at the same version, and ``key`` is equal."""
+        if versions != self.versions or key != self.key:
+            return False
+        for a, b in zip(sources, self.sources):
+            if a is not b:
+                return False
+        return True
+
+
+# Conv2d -> its _Folded, for as long as the module lives. An entry is recomputed whenever one of its
+# sources changed: a parameter or running statistic replaced or written in place (every in-place
+# write of the framework moves the tensor's version counter: optimisers, load_state_dict, copy_ ...),
+# another batch norm, another eps, another input shape or geometry.
+_folded_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _folded_parameters(conv: Any, bn: Any, x_shape: tuple[int, ...], geom: Any) -> _Folded:
+    tensors = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
+    sources = tuple(None if t is None else t.data for t in tensors)
+    versions = tuple(-1 if t is None else t._version for t in tensors)
+    key = (id(bn), float(bn.eps), x_shape, geom)  # the batch norm itself is kept alive by sources
+    folded = _folded_cache.get(conv)
+    if folded is not None and folded.valid(sources, versions, key):
+        return folded
+    from rosenblatt.kernels.onednn import conv as dnn
+
+    w, b, gamma, beta, mean, var = sources
+    scale = gamma / np.sqrt(var + np.float32(bn.eps))
+    weight = np.ascontiguousarray(w * scale.reshape(-1, 1, 1, 1))
+    shift = b - mean if b is not None else -mean
+    bias = np.ascontiguousarray(shift * scale + beta)
+    weight = dnn.prepare_weight(x_shape, weight, True, *_onednn_geometry(geom))
+    folded = _folded_cache[conv] = _Folded(sources, versions, key, weight, bias)
+    return folded
+
+
 def _folded_inference(conv: Any, bn: Any, relu: Any, x: Any, residual: Any) -> Tensor | None:
     """``relu(bn(conv(x)) + residual)`` with eval-mode batch norm folded into the convolution, when
-    no gradient is recorded; ``None`` when declined."""
+    no gradient is recorded; ``None`` when declined. The folded weights are computed once and
+    reused while the parameters and statistics stay unchanged (:func:`_folded_parameters`)."""
     if is_grad_enabled() or bn.running_mean is None or bn.running_var is None:
         return None
     geom = _eligible(conv, bn, relu, x, training=False)
@@ -174,10 +222,10 @@ def _folded_inference(conv: Any, bn: Any, relu: Any, x: Any, residual: Any) -> T
         return None
     if residual is not None and not (isinstance(residual, Tensor) and kernels.use_onednn(residual.data)):
         return None
-    scale = bn.weight.data / np.sqrt(bn.running_var.data + np.float32(bn.eps))
-    weight = conv.weight.data * scale.reshape(-1, 1, 1, 1)
-    shift = conv.bias.data - bn.running_mean.data if conv.bias is not None else -bn.running_mean.data
-    y = onednn_forward(x.data, weight, shift * scale + bn.bias.data, geom)
+    from rosenblatt.kernels.onednn import conv as dnn
+
+    folded = _folded_parameters(conv, bn, x.shape, geom)
+    y = dnn.conv_forward(x.data, folded.weight, folded.bias, *_onednn_geometry(geom))
     if y is None or (residual is not None and residual.shape != y.shape):
         return None
     if residual is not None:

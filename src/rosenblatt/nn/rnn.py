@@ -21,7 +21,7 @@ import numpy as np
 from rosenblatt import ops
 from rosenblatt import random as _random
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor, constant
+from rosenblatt.core import Tensor, constant, mark_modified
 from rosenblatt.nn.functional import recurrent as R
 from rosenblatt.nn.module import Module
 from rosenblatt.nn.parameter import Parameter
@@ -94,6 +94,7 @@ class RNNBase(Module):
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             p.data[...] = _random.uniform_array(-bound, bound, p.shape, p.dtype)
+            mark_modified(p)
 
     def flatten_parameters(self) -> None:
         """Accepted for PyTorch compatibility; the weights are always used in place."""
@@ -364,6 +365,7 @@ class RNNCellBase(Module):
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             p.data[...] = _random.uniform_array(-bound, bound, p.shape, p.dtype)
+            mark_modified(p)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -189,20 +189,49 @@ def _worthwhile(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tupl
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple[int, ...],
                  pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
                  groups: int) -> np.ndarray | None:
-    """``conv(x, w) + b`` as a fresh ``(N, O, *out)`` array, or ``None`` when declined."""
-    if not _supported(x, w) or not _worthwhile(x.shape, w.shape, stride, pad_l, pad_r, dilation):
+    """``conv(x, w) + b`` as a fresh ``(N, O, *out)`` array, or ``None`` when declined.
+
+    ``w`` may also be what :func:`prepare_weight` made of it: then it is not reordered again.
+    """
+    w_plain = w.plain if isinstance(w, _Relaid) else w
+    if not _supported(x, w_plain) or not _worthwhile(x.shape, w_plain.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
-        plan = _plan(x.shape, w.shape, stride, pad_l, pad_r, dilation, groups)
+        plan = _plan(x.shape, w_plain.shape, stride, pad_l, pad_r, dilation, groups)
         kind = "fwd" if b is None else "fwd_bias"
         inputs = [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.in"),
-                  (C.ARG_WEIGHTS, np.ascontiguousarray(w), plan.w_md, "onednn.weights")]
+                  (C.ARG_WEIGHTS, w if w is not w_plain else np.ascontiguousarray(w), plan.w_md, "onednn.weights")]
         if b is not None:
             inputs.append((C.ARG_BIAS, np.ascontiguousarray(b), plan.b_md, "onednn.bias"))
         (y,) = _run(plan, kind, inputs, [(C.ARG_DST, plan.y_shape, plan.y_md, "onednn.out")])
     except L.DnnlError:
         return None
     return y
+
+
+def prepare_weight(x_shape: tuple[int, ...], w: np.ndarray, with_bias: bool, stride: tuple[int, ...],
+                   pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
+                   groups: int) -> Any:
+    """``w`` (plain, C-contiguous float32) reordered once into the layout :func:`conv_forward` wants
+    for this geometry, to be passed to it in place of ``w`` many times (a frozen inference weight).
+
+    Returns ``w`` itself when no reorder is needed or oneDNN declines the geometry. The prepared
+    weight stays correct for any other geometry: there it is used through its plain array.
+    """
+    if not _supported(w) or not _worthwhile(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation):
+        return w
+    try:
+        plan = _plan(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation, groups)
+        kind = "fwd_bias" if with_bias else "fwd"
+        if plan.is_plain(kind, C.ARG_WEIGHTS, plan.w_md):
+            return w
+        want = plan.primitive(kind).md(C.ARG_WEIGHTS)
+        buffer = np.empty(want.nbytes // 4, np.float32)  # its own memory: not a reused workspace
+        L.reorder(plan.w_md, want, (plan.key, kind, C.ARG_WEIGHTS, "in")).execute(
+            [(C.ARG_FROM, w), (C.ARG_TO, buffer)])
+    except L.DnnlError:
+        return w
+    return _Relaid(w, buffer, want)
 
 
 def conv_backward_data(gy: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...], stride: tuple[int, ...],
@@ -274,4 +303,4 @@ def conv_backward(x: np.ndarray, w: np.ndarray, gy: np.ndarray, with_bias: bool,
     return gx, grads[0], (grads[1] if with_bias else None)
 
 
-__all__ = ["conv_backward", "conv_backward_data", "conv_backward_weights", "conv_forward"]
+__all__ = ["conv_backward", "conv_backward_data", "conv_backward_weights", "conv_forward", "prepare_weight"]
