@@ -236,7 +236,7 @@ def test_block_double_backward_and_retained_graph(kernel_set):
 
 
 @requires_torch
-@pytest.mark.parametrize("kind", ["sequential", "block"])
+@pytest.mark.parametrize("kind", ["sequential", "block", "identity block"])
 def test_inference_folds_batch_norm_into_the_convolution(kernel_set, kind, monkeypatch):
     rb.manual_seed(0)
     rng = np.random.default_rng(4)
@@ -244,9 +244,11 @@ def test_inference_folds_batch_norm_into_the_convolution(kernel_set, kind, monke
         module = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
         twin = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
         shape = (2, 3, 6, 6)
-    else:
+    elif kind == "block":
         down = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
         module, twin, shape = BasicBlock(8, 16, 2, down), _torch_block(8, 16, 2), (2, 8, 8, 8)
+    else:  # the residual is the input itself
+        module, twin, shape = BasicBlock(8, 8, 1), _torch_block(8, 8, 1), (1, 8, 6, 6)
     _randomise_bn(module, rng)
     for m in module.modules():  # running statistics far from the initial (0, 1)
         if isinstance(m, nn.BatchNorm2d):
@@ -256,13 +258,16 @@ def test_inference_folds_batch_norm_into_the_convolution(kernel_set, kind, monke
     module.eval()
     twin.eval()
     folded = []
-    original = _fusion._folded_inference
+    original, original_block = _fusion._folded_inference, _fusion._folded_block
     monkeypatch.setattr(_fusion, "_folded_inference", lambda *a: folded.append(original(*a)) or folded[-1])
+    monkeypatch.setattr(_fusion, "_folded_block", lambda *a: folded.append(original_block(*a)) or folded[-1])
     x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
     with rb.no_grad(), torch.no_grad():
         assert_close(module(rb.tensor(x)), twin(torch.from_numpy(x)), "eval-mode output", **TOL)
     ran = [y is not None for y in folded]
     assert ran and all(ran) == (kernel_set == "onednn") and (any(ran) or kernel_set == "numpy")
+    if kernel_set == "onednn":  # the block: its shortcut's conv-bn, then the whole block as one node
+        assert len(folded) == (2 if kind == "block" else 1)
     folded.clear()
     module(rb.tensor(x))  # gradients recorded: the modules run one by one
     assert not any(y is not None for y in folded)

@@ -191,11 +191,12 @@ class _Folded:
 _folded_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _folded_parameters(conv: Any, bn: Any, x_shape: tuple[int, ...], geom: Any) -> _Folded:
+def _folded_parameters(conv: Any, bn: Any, x_shape: tuple[int, ...], geom: Any, kind: str) -> _Folded:
+    """``conv``'s folded weight (prepared for oneDNN forward primitive ``kind``) and bias, cached."""
     tensors = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
     sources = tuple(None if t is None else t.data for t in tensors)
     versions = tuple(-1 if t is None else t._version for t in tensors)
-    key = (id(bn), float(bn.eps), x_shape, geom)  # the batch norm itself is kept alive by sources
+    key = (id(bn), float(bn.eps), x_shape, geom, kind)  # the batch norm's arrays are kept alive by sources
     folded = _folded_cache.get(conv)
     if folded is not None and folded.valid(sources, versions, key):
         return folded
@@ -206,7 +207,7 @@ def _folded_parameters(conv: Any, bn: Any, x_shape: tuple[int, ...], geom: Any) 
     weight = np.ascontiguousarray(w * scale.reshape(-1, 1, 1, 1))
     shift = b - mean if b is not None else -mean
     bias = np.ascontiguousarray(shift * scale + beta)
-    weight = dnn.prepare_weight(x_shape, weight, True, *_onednn_geometry(geom))
+    weight = dnn.prepare_weight(x_shape, weight, kind, *_onednn_geometry(geom))
     folded = _folded_cache[conv] = _Folded(sources, versions, key, weight, bias)
     return folded
 
@@ -224,7 +225,11 @@ def _folded_inference(conv: Any, bn: Any, relu: Any, x: Any, residual: Any) -> T
         return None
     from rosenblatt.kernels.onednn import conv as dnn
 
-    folded = _folded_parameters(conv, bn, x.shape, geom)
+    if relu is not None and residual is None:  # the ReLU runs as the convolution's post-op
+        folded = _folded_parameters(conv, bn, x.shape, geom, "infer_relu")
+        y = dnn.conv_bias_relu(x.data, folded.weight, folded.bias, *_onednn_geometry(geom))
+        return None if y is None else constant(y)
+    folded = _folded_parameters(conv, bn, x.shape, geom, "fwd_bias")
     y = dnn.conv_forward(x.data, folded.weight, folded.bias, *_onednn_geometry(geom))
     if y is None or (residual is not None and residual.shape != y.shape):
         return None
@@ -233,6 +238,30 @@ def _folded_inference(conv: Any, bn: Any, relu: Any, x: Any, residual: Any) -> T
     if relu is not None:
         np.maximum(y, 0, out=y)
     return constant(y)
+
+
+def _folded_block(conv1: Any, bn1: Any, conv2: Any, bn2: Any, x: Any, residual: Any, geom1: Any,
+                  geom2: Any) -> Tensor | None:
+    """A residual block in inference, both batch norms folded: ``None`` when declined."""
+    for bn in (bn1, bn2):
+        if bn.running_mean is None or bn.running_var is None or not kernels.use_onednn(bn.running_mean.data,
+                                                                                      bn.running_var.data):
+            return None
+    from rosenblatt.kernels.onednn import conv as dnn
+
+    f1 = _folded_parameters(conv1, bn1, x.shape, geom1, "infer_relu")
+    mid_shape = (x.shape[0], conv1.out_channels) + _out_hw(conv1, x.shape, geom1)
+    f2 = _folded_parameters(conv2, bn2, mid_shape, geom2, "infer_sum_relu")
+    y = dnn.residual_block_inference(x.data, f1.weight, f1.bias, _onednn_geometry(geom1), f2.weight, f2.bias,
+                                     _onednn_geometry(geom2), residual.data)
+    return None if y is None else constant(y)
+
+
+def _out_hw(conv: Any, x_shape: tuple[int, ...], geom: Any) -> tuple[int, int]:
+    """The convolution's output height and width for an input of ``x_shape``."""
+    (ph, pw), (sh, sw), (dh, dw) = geom.padding, geom.stride, geom.dilation
+    kh, kw = conv.weight.shape[2:]
+    return ((x_shape[2] + sum(ph) - dh * (kh - 1) - 1) // sh + 1, (x_shape[3] + sum(pw) - dw * (kw - 1) - 1) // sw + 1)
 
 
 def conv_bn(conv: Any, bn: Any, relu: Any, x: Any, residual: Any = None) -> Tensor | None:
@@ -264,21 +293,24 @@ def conv_bn(conv: Any, bn: Any, relu: Any, x: Any, residual: Any = None) -> Tens
 
 def residual_block(conv1: Any, bn1: Any, relu: Any, conv2: Any, bn2: Any, x: Any, residual: Any) -> Tensor | None:
     """``relu(bn2(conv2(relu(bn1(conv1(x))))) + residual)`` as one fused node (the middle activation
-    stays in oneDNN's blocked layout), or ``None`` when declined."""
-    geom1 = _eligible(conv1, bn1, relu, x)
+    stays in oneDNN's blocked layout), or ``None`` when declined. In inference (batch norms in eval
+    mode, no gradient recorded) both batch norms are folded into the convolutions."""
+    training = bn1.training
+    if not training and is_grad_enabled():
+        return None
+    geom1 = _eligible(conv1, bn1, relu, x, training)
     if (geom1 is None or relu is None or conv1.bias is not None or conv2.bias is not None
             or not isinstance(residual, Tensor) or not kernels.use_onednn(residual.data)):
         return None
-    n, _, h, w = x.shape
-    (ph, pw), (sh, sw), (dh, dw) = geom1.padding, geom1.stride, geom1.dilation
-    kh, kw = conv1.weight.shape[2:]
-    mid_shape = (n, conv1.out_channels, (h + sum(ph) - dh * (kh - 1) - 1) // sh + 1,
-                 (w + sum(pw) - dw * (kw - 1) - 1) // sw + 1)
+    n = x.shape[0]
+    mid_shape = (n, conv1.out_channels) + _out_hw(conv1, x.shape, geom1)
     if min(mid_shape) < 1:
         return None
-    geom2 = _eligible(conv2, bn2, relu, Tensor._make(np.empty((0,) + mid_shape[1:], np.float32)))
+    geom2 = _eligible(conv2, bn2, relu, Tensor._make(np.empty((0,) + mid_shape[1:], np.float32)), training)
     if geom2 is None:
         return None
+    if not training:
+        return _folded_block(conv1, bn1, conv2, bn2, x, residual, geom1, geom2)
     from rosenblatt.kernels.onednn import fused
 
     result = fused.block_forward(x.data, conv1.weight.data, bn1.weight.data, bn1.bias.data, bn1.eps,

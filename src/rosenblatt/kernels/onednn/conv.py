@@ -37,6 +37,12 @@ MIN_MACS = 300_000  # smaller convolutions run faster in the NumPy kernel (modul
 _PLAIN = {1: C.a, 2: C.ab, 3: C.abc, 4: C.abcd, 5: C.abcde, 6: C.abcdef}
 
 
+# inference kinds of forward primitive (all with a bias): their post-ops. "infer_relu" is
+# relu(conv(x) + b); "infer_sum_relu" is relu(conv(x) + b + dst), dst holding a residual beforehand.
+_RELU = (C.eltwise_relu, 0.0, 0.0)
+_INFERENCE = {"infer_relu": [_RELU], "infer_sum_relu": [(L.SUM, 1.0, 0.0), _RELU]}
+
+
 def _plain(shape: tuple[int, ...]) -> L.MemoryDesc:
     return L.MemoryDesc.with_tag(shape, _PLAIN[len(shape)])
 
@@ -71,11 +77,11 @@ class _Plan:
         self._primitives: dict[str, L.Primitive | None] = {}
         self._plain_args: dict[tuple[str, int], bool] = {}
 
-    def _fwd_pd(self, bias: bool) -> Any:
+    def _fwd_pd(self, bias: bool, prop: int = C.forward_training, attr: L.Attr | None = None) -> Any:
         return L.create_pd(
-            "convolution_forward", C.forward_training, C.convolution_direct,
+            "convolution_forward", prop, C.convolution_direct,
             _any(self.x_shape), _any(self.dnnl_w_shape), self.b_md if bias else None,
-            _any(self.y_shape), *self.geometry, None, op="conv")  # fmt: skip
+            _any(self.y_shape), *self.geometry, attr, op="conv")  # fmt: skip
 
     def primitive(self, kind: str) -> L.Primitive:
         if kind in self._primitives:
@@ -86,6 +92,8 @@ class _Plan:
         self._primitives[kind] = None  # a failure below is remembered
         if kind in ("fwd", "fwd_bias"):
             p = L.Primitive(self._fwd_pd(kind == "fwd_bias"), "conv forward")
+        elif kind in _INFERENCE:  # with bias, and post-ops: inference only
+            p = L.Primitive(self._fwd_pd(True, C.forward_inference, L.Attr(_INFERENCE[kind])), f"conv {kind}")
         elif kind == "bwd_data":
             hint = self.primitive("fwd")
             p = L.Primitive(L.create_pd(
@@ -186,19 +194,15 @@ def _worthwhile(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tupl
     return macs >= MIN_MACS
 
 
-def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple[int, ...],
-                 pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
-                 groups: int) -> np.ndarray | None:
-    """``conv(x, w) + b`` as a fresh ``(N, O, *out)`` array, or ``None`` when declined.
-
-    ``w`` may also be what :func:`prepare_weight` made of it: then it is not reordered again.
-    """
+def _forward(x: np.ndarray, w: Any, b: np.ndarray | None, kind: str, stride: tuple[int, ...],
+             pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
+             groups: int) -> np.ndarray | None:
+    """Forward primitive ``kind`` on ``x``, ``w`` (plain or prepared) and ``b``: a fresh plain output."""
     w_plain = w.plain if isinstance(w, _Relaid) else w
     if not _supported(x, w_plain) or not _worthwhile(x.shape, w_plain.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(x.shape, w_plain.shape, stride, pad_l, pad_r, dilation, groups)
-        kind = "fwd" if b is None else "fwd_bias"
         inputs = [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.in"),
                   (C.ARG_WEIGHTS, w if w is not w_plain else np.ascontiguousarray(w), plan.w_md, "onednn.weights")]
         if b is not None:
@@ -209,11 +213,81 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     return y
 
 
-def prepare_weight(x_shape: tuple[int, ...], w: np.ndarray, with_bias: bool, stride: tuple[int, ...],
+def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple[int, ...],
+                 pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
+                 groups: int) -> np.ndarray | None:
+    """``conv(x, w) + b`` as a fresh ``(N, O, *out)`` array, or ``None`` when declined.
+
+    ``w`` may also be what :func:`prepare_weight` made of it: then it is not reordered again.
+    """
+    return _forward(x, w, b, "fwd" if b is None else "fwd_bias", stride, pad_l, pad_r, dilation, groups)
+
+
+def conv_bias_relu(x: np.ndarray, w: Any, b: np.ndarray, stride: tuple[int, ...], pad_l: tuple[int, ...],
+                   pad_r: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> np.ndarray | None:
+    """``relu(conv(x, w) + b)`` for inference (the ReLU a post-op of the convolution), or ``None``.
+    ``w`` is plain or what ``prepare_weight(..., "infer_relu", ...)`` made of it."""
+    return _forward(x, w, b, "infer_relu", stride, pad_l, pad_r, dilation, groups)
+
+
+def residual_block_inference(x: np.ndarray, w1: Any, b1: np.ndarray, geometry1: tuple, w2: Any, b2: np.ndarray,
+                             geometry2: tuple, residual: np.ndarray) -> np.ndarray | None:
+    """``relu(conv2(relu(conv1(x) + b1)) + b2 + residual)`` for inference, or ``None`` when declined.
+
+    The middle activation stays in the layout oneDNN picked; both ReLUs and the residual sum are
+    post-ops of the convolutions (the residual is reordered straight into the second one's output
+    buffer). ``w1``/``w2`` are plain or prepared with :func:`prepare_weight` for kinds
+    ``"infer_relu"`` and ``"infer_sum_relu"``.
+    """
+    w1p = w1.plain if isinstance(w1, _Relaid) else w1
+    w2p = w2.plain if isinstance(w2, _Relaid) else w2
+    if (not _supported(x, w1p, w2p, residual) or not _worthwhile(x.shape, w1p.shape, *geometry1[:4])):
+        return None
+    try:
+        p1 = _plan(x.shape, w1p.shape, *geometry1)
+        if not _worthwhile(p1.y_shape, w2p.shape, *geometry2[:4]):
+            return None
+        p2 = _plan(p1.y_shape, w2p.shape, *geometry2)
+        k1, k2 = "infer_relu", "infer_sum_relu"
+        prim1, prim2 = p1.primitive(k1), p2.primitive(k2)
+        if residual.shape != p2.y_shape or not L.cached(
+                ("conv_infer_chain", p1.key, p2.key), lambda: prim1.md(C.ARG_DST) == prim2.md(C.ARG_SRC)):
+            return None
+        mid_md = prim1.md(C.ARG_DST)
+        mid = workspace("onednn.mid", (mid_md.nbytes // 4,), np.float32)
+        prim1.execute([(C.ARG_SRC, _into(p1, k1, C.ARG_SRC, np.ascontiguousarray(x), p1.x_md, "onednn.in")),
+                       (C.ARG_WEIGHTS, _into(p1, k1, C.ARG_WEIGHTS, w1 if w1 is not w1p else np.ascontiguousarray(w1),
+                                             p1.w_md, "onednn.weights")),
+                       (C.ARG_BIAS, np.ascontiguousarray(b1)), (C.ARG_DST, mid)])
+        y = np.empty(p2.y_shape, np.float32)
+        residual = np.ascontiguousarray(residual)
+        plain_out = p2.is_plain(k2, C.ARG_DST, p2.y_md)
+        if plain_out:
+            np.copyto(y, residual)
+            out = y
+        else:
+            out_md = prim2.md(C.ARG_DST)
+            out = workspace("onednn.out", (out_md.nbytes // 4,), np.float32)
+            L.reorder(p2.y_md, out_md, (p2.key, k2, C.ARG_DST, "in")).execute(
+                [(C.ARG_FROM, residual), (C.ARG_TO, out)])
+        prim2.execute([(C.ARG_SRC, mid),
+                       (C.ARG_WEIGHTS, _into(p2, k2, C.ARG_WEIGHTS, w2 if w2 is not w2p else np.ascontiguousarray(w2),
+                                             p2.w_md, "onednn.weights")),
+                       (C.ARG_BIAS, np.ascontiguousarray(b2)), (C.ARG_DST, out)])
+        if not plain_out:
+            L.reorder(prim2.md(C.ARG_DST), p2.y_md, (p2.key, k2, C.ARG_DST, "out")).execute(
+                [(C.ARG_FROM, out), (C.ARG_TO, y)])
+    except L.DnnlError:
+        return None
+    return y
+
+
+def prepare_weight(x_shape: tuple[int, ...], w: np.ndarray, kind: str, stride: tuple[int, ...],
                    pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
                    groups: int) -> Any:
-    """``w`` (plain, C-contiguous float32) reordered once into the layout :func:`conv_forward` wants
-    for this geometry, to be passed to it in place of ``w`` many times (a frozen inference weight).
+    """``w`` (plain, C-contiguous float32) reordered once into the layout forward primitive ``kind``
+    wants for this geometry (``"fwd"``, ``"fwd_bias"``: :func:`conv_forward`; ``"infer_relu"``:
+    :func:`conv_bias_relu`; ...), to be passed in place of ``w`` many times (a frozen inference weight).
 
     Returns ``w`` itself when no reorder is needed or oneDNN declines the geometry. The prepared
     weight stays correct for any other geometry: there it is used through its plain array.
@@ -222,7 +296,6 @@ def prepare_weight(x_shape: tuple[int, ...], w: np.ndarray, with_bias: bool, str
         return w
     try:
         plan = _plan(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation, groups)
-        kind = "fwd_bias" if with_bias else "fwd"
         if plan.is_plain(kind, C.ARG_WEIGHTS, plan.w_md):
             return w
         want = plan.primitive(kind).md(C.ARG_WEIGHTS)
@@ -303,4 +376,5 @@ def conv_backward(x: np.ndarray, w: np.ndarray, gy: np.ndarray, with_bias: bool,
     return gx, grads[0], (grads[1] if with_bias else None)
 
 
-__all__ = ["conv_backward", "conv_backward_data", "conv_backward_weights", "conv_forward", "prepare_weight"]
+__all__ = ["conv_backward", "conv_backward_data", "conv_backward_weights", "conv_bias_relu", "conv_forward",
+           "prepare_weight", "residual_block_inference"]

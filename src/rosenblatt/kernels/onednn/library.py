@@ -84,7 +84,7 @@ C: Any = _Constants(
         "success": 0, "out_of_memory": 1, "invalid_arguments": 2, "unimplemented": 3,
         "last_impl_reached": 4, "runtime_error": 5, "not_required": 6,
         # dnnl_data_type_t
-        "f16": 1, "bf16": 2, "f32": 3, "s32": 4, "s8": 5, "u8": 6,
+        "data_type_undef": 0, "f16": 1, "bf16": 2, "f32": 3, "s32": 4, "s8": 5, "u8": 6,
         # dnnl_format_tag_t
         "format_tag_undef": 0, "format_tag_any": 1, "a": 2, "ab": 3, "abc": 4, "abcd": 5,
         "abcde": 6, "abcdef": 7, "x": 2, "nc": 3, "ncw": 4, "nchw": 5, "ncdhw": 6, "oiw": 4,
@@ -296,6 +296,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "primitive_attr_set_post_ops": (_I, [_P, _P]),
     "post_ops_create": (_I, [_PP]),
     "post_ops_append_eltwise": (_I, [_P, _I, _F, _F]),
+    "post_ops_append_sum": (_I, [_P, _F, ctypes.c_int32, _I]),
     "post_ops_destroy": (_I, [_P]),
     "reorder_primitive_desc_create": (_I, [_PP, _P, _P, _P, _P, _P]),
     # primitive descriptor constructors: (pd*, engine, ...)
@@ -462,8 +463,12 @@ class MemoryDesc:
 # -- attributes -------------------------------------------------------------------------------
 
 
+SUM = -1  # a post-op "algorithm": ``(SUM, scale, 0.0)`` adds ``scale`` times what dst held before
+
+
 class Attr:
-    """Primitive attributes: eltwise post-ops ``[(alg, alpha, beta), ...]`` and scratchpad mode."""
+    """Primitive attributes: post-ops ``[(alg, alpha, beta), ...]`` (eltwise algorithms, or :data:`SUM`)
+    and scratchpad mode."""
 
     __slots__ = ("handle",)
 
@@ -480,7 +485,10 @@ class Attr:
             call("post_ops_create", ctypes.byref(po), op="attr")
             try:
                 for alg, alpha, beta in post_ops:
-                    call("post_ops_append_eltwise", po, alg, alpha, beta, op="attr")
+                    if alg == SUM:
+                        call("post_ops_append_sum", po, alpha, 0, C.data_type_undef, op="attr")
+                    else:
+                        call("post_ops_append_eltwise", po, alg, alpha, beta, op="attr")
                 call("primitive_attr_set_post_ops", self.handle, po, op="attr")
             finally:
                 _lib.dnnl_post_ops_destroy(po)
