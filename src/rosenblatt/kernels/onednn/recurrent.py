@@ -357,21 +357,46 @@ def _empty(x: Any) -> bool:
     return x.shape[0] == 0 or x.shape[1] == 0  # no steps or no sequences: NumPy's kernels
 
 
+# Inference: the weights in oneDNN's layouts, by the arrays they came from (kept alive here, so their
+# ids stay theirs) and the caller's version stamp for them (their tensors' version counters).
+_PREPARED_MAX = 32
+_prepared: OrderedDict[tuple, tuple] = OrderedDict()
+
+
+def _prepared_weights(cell: str, H: int, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Any, b_hh: Any,
+                      version: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(w_ih, w_hh, bias)`` in oneDNN's layouts; with a ``version`` stamp, remembered and reused
+    while the same arrays come with the same stamp."""
+    if version is None:
+        return _forward_weights(w_ih, cell, H), _forward_weights(w_hh, cell, H), _bias(b_ih, b_hh, cell, H)
+    sources = (w_ih, w_hh, b_ih, b_hh)
+    key = (cell, H) + tuple(map(id, sources))
+    hit = _prepared.get(key)
+    if hit is not None and hit[1] == version and all(a is b for a, b in zip(hit[0], sources)):
+        _prepared.move_to_end(key)
+        return hit[2]
+    prepared = (_forward_weights(w_ih, cell, H), _forward_weights(w_hh, cell, H), _bias(b_ih, b_hh, cell, H))
+    _prepared[key] = (sources, version, prepared)
+    _prepared.move_to_end(key)
+    while len(_prepared) > _PREPARED_MAX:
+        _prepared.popitem(last=False)
+    return prepared
+
+
 def _forward(cell: str, x: np.ndarray, h0: np.ndarray, c0: Any, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Any,
-             b_hh: Any, reverse: bool, training: bool) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+             b_hh: Any, reverse: bool, training: bool,
+             weights_version: Any = None) -> tuple[np.ndarray, np.ndarray, Any, Any]:
     T, N, inputs = x.shape
     H = w_hh.shape[1]
     x = np.ascontiguousarray(x)
     shape = _Shape(cell, T, N, inputs, H, reverse)
     primitive = _forward_primitive(shape, training)
     h0 = np.ascontiguousarray(h0)
-    bias = _bias(b_ih, b_hh, cell, H)
+    w_layer, w_iter, bias = _prepared_weights(cell, H, w_ih, w_hh, b_ih, b_hh, None if training else weights_version)
     output = np.empty((T, N, H), dtype=np.float32)
     h_n = np.empty((N, H), dtype=np.float32)
-    args = [(C.ARG_SRC_LAYER, x), (C.ARG_SRC_ITER, h0),
-            (C.ARG_WEIGHTS_LAYER, _forward_weights(w_ih, cell, H)),
-            (C.ARG_WEIGHTS_ITER, _forward_weights(w_hh, cell, H)),
-            (C.ARG_DST_LAYER, output), (C.ARG_DST_ITER, h_n)]
+    args = [(C.ARG_SRC_LAYER, x), (C.ARG_SRC_ITER, h0), (C.ARG_WEIGHTS_LAYER, w_layer),
+            (C.ARG_WEIGHTS_ITER, w_iter), (C.ARG_DST_LAYER, output), (C.ARG_DST_ITER, h_n)]
     c_n = None
     if cell == "lstm":
         c0 = np.ascontiguousarray(c0)
@@ -430,14 +455,16 @@ def _backward(saved: _Saved, grad_output: np.ndarray, grad_h_n: np.ndarray, grad
 
 
 def lstm_forward(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, w_hr: Any = None,
-                 w_peep: Any = None, reverse: bool = False, lengths: Any = None,
-                 training: bool = True) -> tuple[Any, Any, Any, Any]:
+                 w_peep: Any = None, reverse: bool = False, lengths: Any = None, training: bool = True,
+                 weights_version: Any = None) -> tuple[Any, Any, Any, Any]:
     """LSTM layer forward, as :func:`rosenblatt.kernels.recurrent.lstm_forward` (which runs the
-    calls with a projection, peepholes or ``lengths``)."""
+    calls with a projection, peepholes or ``lengths``). In inference a ``weights_version`` stamp
+    (the weights' version counters) lets the weights' oneDNN layouts be reused while it stays."""
     if w_hr is not None or w_peep is not None or lengths is not None or _empty(x):
         return numpy_kernels.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, reverse, lengths,
                                           training)
-    output, h_n, c_n, saved = _forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, training)
+    output, h_n, c_n, saved = _forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, training,
+                                       weights_version)
     return output, h_n, c_n, saved
 
 
@@ -452,11 +479,13 @@ def lstm_backward(saved: Any, grad_output: Any, grad_h_n: Any, grad_c_n: Any,
 
 
 def gru_forward(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, reverse: bool = False,
-                lengths: Any = None, training: bool = True) -> tuple[Any, Any, Any]:
-    """GRU layer forward, as :func:`rosenblatt.kernels.recurrent.gru_forward`."""
+                lengths: Any = None, training: bool = True, weights_version: Any = None) -> tuple[Any, Any, Any]:
+    """GRU layer forward, as :func:`rosenblatt.kernels.recurrent.gru_forward` (``weights_version``:
+    as in :func:`lstm_forward`)."""
     if lengths is not None or _empty(x):
         return numpy_kernels.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reverse, lengths, training)
-    output, h_n, _, saved = _forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, reverse, training)
+    output, h_n, _, saved = _forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, reverse, training,
+                                     weights_version)
     return output, h_n, saved
 
 
@@ -473,12 +502,14 @@ def gru_backward(saved: Any, grad_output: Any, grad_h_n: Any, needs: tuple[bool,
 
 
 def rnn_forward(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, nonlinearity: str = "tanh",
-                reverse: bool = False, lengths: Any = None, training: bool = True) -> tuple[Any, Any, Any]:
-    """Elman RNN layer forward, as :func:`rosenblatt.kernels.recurrent.rnn_forward`."""
+                reverse: bool = False, lengths: Any = None, training: bool = True,
+                weights_version: Any = None) -> tuple[Any, Any, Any]:
+    """Elman RNN layer forward, as :func:`rosenblatt.kernels.recurrent.rnn_forward` (``weights_version``:
+    as in :func:`lstm_forward`)."""
     if lengths is not None or _empty(x):
         return numpy_kernels.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, reverse, lengths, training)
     output, h_n, _, saved = _forward("rnn_" + nonlinearity, x, h0, None, w_ih, w_hh, b_ih, b_hh, reverse,
-                                     training)
+                                     training, weights_version)
     return output, h_n, saved
 
 

@@ -296,6 +296,31 @@ def _check_weight(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, group
 
 def _conv_geometry(op: str, in_hw: tuple[int, int], kernel: tuple[int, int], stride: Any, padding: Any,
                    dilation: Any, groups: int) -> ConvGeometry:
+    """The checked geometry; remembered for arguments that are plain ints, tuples of them or strings
+    (a layer's own attributes), so a layer called again skips the checks' cost, not the checks."""
+    key = (op, in_hw, kernel, stride, padding, dilation, groups)
+    cacheable = all(map(_plain, key))
+    geom = _geometries.get(key) if cacheable else None
+    if geom is None:
+        geom = _check_geometry(op, in_hw, kernel, stride, padding, dilation, groups)
+        if cacheable:
+            if len(_geometries) >= 1024:
+                _geometries.clear()
+            _geometries[key] = geom
+    return geom
+
+
+_geometries: dict[tuple, ConvGeometry] = {}
+
+
+def _plain(value: Any) -> bool:
+    """An int (not a bool), a string, or a tuple of ints: hashable, and equal only to itself."""
+    t = type(value)
+    return t is int or t is str or (t is tuple and all(type(v) is int for v in value))
+
+
+def _check_geometry(op: str, in_hw: tuple[int, int], kernel: tuple[int, int], stride: Any, padding: Any,
+                    dilation: Any, groups: int) -> ConvGeometry:
     stride = _int_tuple(op, "stride", stride, 2)
     dilation = _int_tuple(op, "dilation", dilation, 2)
     pads = _padding_pairs(op, padding, kernel, stride, dilation)

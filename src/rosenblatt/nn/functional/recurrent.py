@@ -136,6 +136,20 @@ def _kernel_module(covered: bool, *arrays: Any) -> Any:
     return K
 
 
+def _weights_version(*params: Any) -> tuple | None:
+    """The parameters' version counters: a stamp under which the oneDNN kernels reuse the weights'
+    layouts in inference (every in-place change of a parameter moves it). ``None`` (no reuse) when
+    a parameter is not a tensor."""
+    if not all(p is None or isinstance(p, Tensor) for p in params):
+        return None
+    return tuple(-1 if p is None else p._version for p in params)
+
+
+def _stamp(kernel: Any, weights_version: Any) -> dict:
+    """The keyword the oneDNN kernels take for ``weights_version`` (the NumPy kernels take none)."""
+    return {} if kernel is K or weights_version is None else {"weights_version": weights_version}
+
+
 class LSTMLayer(Function):
     """One direction of one LSTM layer over a whole sequence (see the module docstring).
 
@@ -146,12 +160,14 @@ class LSTMLayer(Function):
     once_differentiable = True
 
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, reverse=False, lengths=None):
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, reverse=False, lengths=None,
+                weights_version=None):
         training = any(ctx.needs_input_grad)
         kernel = _kernel_module(w_hr is None and w_peep is None and lengths is None,
                                 x, h0, c0, w_ih, w_hh, b_ih, b_hh)
         output, h_n, c_n, saved = kernel.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep,
-                                                      reverse=reverse, lengths=lengths, training=training)
+                                                      reverse=reverse, lengths=lengths, training=training,
+                                                      **_stamp(kernel, weights_version))
         if training:
             ctx.kernel = kernel
             ctx.save_for_backward(saved)
@@ -173,11 +189,11 @@ class GRULayer(Function):
     once_differentiable = True
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False, lengths=None):
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False, lengths=None, weights_version=None):
         training = any(ctx.needs_input_grad)
         kernel = _kernel_module(lengths is None, x, h0, w_ih, w_hh, b_ih, b_hh)
         output, h_n, saved = kernel.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=reverse, lengths=lengths,
-                                                training=training)
+                                                training=training, **_stamp(kernel, weights_version))
         if training:
             ctx.kernel = kernel
             ctx.save_for_backward(saved)
@@ -198,11 +214,13 @@ class RNNLayer(Function):
     once_differentiable = True
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False, lengths=None):
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False, lengths=None,
+                weights_version=None):
         training = any(ctx.needs_input_grad)
         kernel = _kernel_module(lengths is None, x, h0, w_ih, w_hh, b_ih, b_hh)
         output, h_n, saved = kernel.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity=nonlinearity,
-                                                reverse=reverse, lengths=lengths, training=training)
+                                                reverse=reverse, lengths=lengths, training=training,
+                                                **_stamp(kernel, weights_version))
         if training:
             ctx.kernel = kernel
             ctx.save_for_backward(saved)
@@ -243,7 +261,8 @@ def rnn_layer(input: Tensor, hx: Tensor, weight_ih: Tensor, weight_hh: Tensor, b
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"rnn_layer: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
     return RNNLayer.apply(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity=nonlinearity,
-                          reverse=reverse, lengths=_lengths_array(lengths))
+                          reverse=reverse, lengths=_lengths_array(lengths),
+                          weights_version=_weights_version(weight_ih, weight_hh, bias_ih, bias_hh))
 
 
 def lstm_layer(input: Tensor, hx: tuple[Tensor, Tensor], weight_ih: Tensor, weight_hh: Tensor,
@@ -258,7 +277,8 @@ def lstm_layer(input: Tensor, hx: tuple[Tensor, Tensor], weight_ih: Tensor, weig
     """
     h0, c0 = hx
     output, h_n, c_n = LSTMLayer.apply(input, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
-                                       weight_peephole, reverse=reverse, lengths=_lengths_array(lengths))
+                                       weight_peephole, reverse=reverse, lengths=_lengths_array(lengths),
+                                       weights_version=_weights_version(weight_ih, weight_hh, bias_ih, bias_hh))
     return output, (h_n, c_n)
 
 
@@ -270,7 +290,8 @@ def gru_layer(input: Tensor, hx: Tensor, weight_ih: Tensor, weight_hh: Tensor, b
         input ``(T, N, in)``, hx ``(N, H)`` -> output ``(T, N, H)``, h_n ``(N, H)``.
     """
     return GRULayer.apply(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, reverse=reverse,
-                          lengths=_lengths_array(lengths))
+                          lengths=_lengths_array(lengths),
+                          weights_version=_weights_version(weight_ih, weight_hh, bias_ih, bias_hh))
 
 
 __all__ = ["GRULayer", "LSTMLayer", "RNNLayer", "gru_cell", "gru_layer", "lstm_cell", "lstm_layer", "rnn_cell",

@@ -1,0 +1,82 @@
+"""Inference fast paths: what they remember between calls must never outlive a change.
+
+The oneDNN recurrent kernels keep the weights in their own layouts between inference calls, and
+convolutions remember their checked geometry. Each test changes what was remembered in every way
+the framework offers and checks the next result against a run that remembered nothing (under the
+NumPy kernels the same tests check that nothing else changed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rosenblatt as rb
+from rosenblatt.kernels.onednn import library as L
+from rosenblatt.nn.functional.conv import _conv_geometry
+
+ONEDNN_OK, ONEDNN_WHY = L.load()
+
+
+@pytest.fixture(params=["numpy", "onednn"])
+def kernel_set(request):
+    if request.param == "onednn" and not ONEDNN_OK:
+        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+    before = rb.kernels.active()
+    rb.kernels.set_kernels(request.param)
+    yield request.param
+    rb.kernels.set_kernels(before)
+
+
+def _grad_mode_output(layer, x):
+    """The layer's output with gradients recorded: the training-path kernels, nothing reused."""
+    out, _ = layer(x)
+    return out.detach().numpy()
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_recurrent_inference_sees_every_weight_change(kernel_set, mode):
+    rb.manual_seed(0)
+    rng = np.random.default_rng(0)
+    layer = getattr(rb.nn, mode)(6, 8, num_layers=2)
+    layer.eval()
+    x = rb.tensor(rng.standard_normal((5, 1, 6)).astype(np.float32), requires_grad=True)
+
+    def check() -> None:
+        with rb.no_grad():
+            first, _ = layer(x)
+            again, _ = layer(x)  # a second call reuses what the first prepared
+        expected = _grad_mode_output(layer, x)
+        np.testing.assert_allclose(first.numpy(), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(again.numpy(), first.numpy())
+
+    check()
+    opt = rb.optim.SGD(layer.parameters(), lr=0.5)
+    out, _ = layer(x)
+    out.sum().backward()
+    opt.step()
+    check()
+    with rb.no_grad():
+        layer.weight_hh_l0.mul_(-1.0)
+    check()
+    layer.load_state_dict({k: v.numpy() * 0.5 for k, v in layer.state_dict().items()})
+    check()
+    layer.reset_parameters()
+    check()
+    layer.weight_ih_l1 = rb.nn.Parameter(rng.standard_normal(layer.weight_ih_l1.shape).astype(np.float32))
+    check()
+    layer.bias_hh_l0.data = rng.standard_normal(layer.bias_hh_l0.shape).astype(np.float32)  # a new array
+    check()
+
+
+def test_conv_geometry_is_remembered_but_still_checked():
+    geom = _conv_geometry("conv2d", (8, 8), (3, 3), 1, 1, 1, 1)
+    assert _conv_geometry("conv2d", (8, 8), (3, 3), 1, 1, 1, 1) is geom
+    assert _conv_geometry("conv2d", (8, 8), (3, 3), (1, 1), "same", 1, 1).padding == ((1, 1), (1, 1))
+    # arguments equal to remembered ones but of the wrong type still fail, with the same message
+    for stride, padding in [(True, 1), (1.0, 1), ((1, True), 1), (1, (1, -1))]:
+        with pytest.raises(ValueError, match="conv2d: (stride|padding)"):
+            _conv_geometry("conv2d", (8, 8), (3, 3), stride, padding, 1, 1)
+    assert _conv_geometry("conv2d", (8, 8), (3, 3), [1, 1], [1, 1], 1, 1) == geom  # lists: not remembered
+    with pytest.raises(ValueError, match="kernel extent"):
+        _conv_geometry("conv2d", (2, 2), (3, 3), 1, 0, 1, 1)
