@@ -80,3 +80,20 @@ def test_conv_geometry_is_remembered_but_still_checked():
     assert _conv_geometry("conv2d", (8, 8), (3, 3), [1, 1], [1, 1], 1, 1) == geom  # lists: not remembered
     with pytest.raises(ValueError, match="kernel extent"):
         _conv_geometry("conv2d", (2, 2), (3, 3), 1, 0, 1, 1)
+
+
+def test_pooling_geometry_is_remembered_but_still_checked():
+    from rosenblatt.nn.functional.pooling import _pool_geometry
+
+    geom = _pool_geometry("max_pool2d", (8, 8), 2, None, 0, 1, False)
+    assert _pool_geometry("max_pool2d", (8, 8), 2, None, 0, 1, False) is geom
+    assert _pool_geometry("max_pool2d", (8, 8), 2, None, 0, 1, True) is not geom
+    assert _pool_geometry("max_pool2d", (8, 8), [2, 2], None, 0, 1, False).out_hw == geom.out_hw
+    for kernel, padding in [(True, 0), (2.0, 0), ((2, True), 0), (2, 2)]:
+        with pytest.raises(ValueError, match="max_pool2d: (kernel_size|padding)"):
+            _pool_geometry("max_pool2d", (8, 8), kernel, None, padding, 1, False)
+    x = rb.tensor(np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8))
+    for ceil_mode in (False, True):  # the same layer on another input size: its own geometry
+        pool = rb.nn.MaxPool2d(3, 2, ceil_mode=ceil_mode)
+        assert pool(x).shape == ((1, 1, 4, 4) if ceil_mode else (1, 1, 3, 3))
+        assert pool(x[:, :, :7, :7]).shape == (1, 1, 3, 3)

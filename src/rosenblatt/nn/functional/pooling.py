@@ -67,6 +67,31 @@ class _PoolGeometry:
         return tuple(self.padded_hw) != tuple(self.in_hw)
 
 
+_geometries: dict[tuple, _PoolGeometry] = {}
+
+
+def _pool_geometry(op: str, in_hw: tuple[int, int], kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+                   ceil_mode: bool) -> _PoolGeometry:
+    """A :class:`_PoolGeometry` (never changed once made), remembered for arguments that are plain
+    ints or tuples of them (a layer's own attributes): a layer called again skips the checks' cost."""
+    key = (op, in_hw, kernel_size, stride, padding, dilation, ceil_mode)
+    cacheable = type(ceil_mode) is bool and all(map(_plain, key[1:6]))
+    geom = _geometries.get(key) if cacheable else None
+    if geom is None:
+        geom = _PoolGeometry(op, in_hw, kernel_size, stride, padding, dilation, ceil_mode)
+        if cacheable:
+            if len(_geometries) >= 1024:
+                _geometries.clear()
+            _geometries[key] = geom
+    return geom
+
+
+def _plain(value: Any) -> bool:
+    """``None``, an int (not a bool) or a tuple of ints: hashable, and equal only to itself."""
+    t = type(value)
+    return value is None or t is int or (t is tuple and all(type(v) is int for v in value))
+
+
 def _check_input(op: str, x: Any, spatial: int = 2) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: expected a Tensor input, got {type(x).__name__}")
@@ -164,7 +189,7 @@ def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | 
     if isinstance(input, Tensor) and input.ndim == 3:
         return _unbatched(max_pool2d, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
     _check_input("max_pool2d", input)
-    geom = _PoolGeometry("max_pool2d", input.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    geom = _pool_geometry("max_pool2d", input.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
     if not return_indices:
         return MaxPool2dFunction.apply(input, geom)
     _, argmax = pooling_kernels.max_pool(input.data, geom, with_argmax=True)
@@ -268,7 +293,7 @@ def avg_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | 
         return _unbatched(avg_pool2d, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                           divisor_override)
     _check_input("avg_pool2d", input)
-    geom = _PoolGeometry("avg_pool2d", input.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
+    geom = _pool_geometry("avg_pool2d", input.shape[2:], kernel_size, stride, padding, 1, ceil_mode)
     if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
         raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
     divisor = _avg_divisor(geom, count_include_pad, divisor_override, get_array_module(input.data), input.dtype)
