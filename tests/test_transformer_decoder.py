@@ -460,11 +460,11 @@ def test_multihead_attention_kdim_onnx_matches_onnxruntime(tmp_path):
 # -- learning ------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_transformer_learns_to_reverse_sequences():
     """Reversal needs the decoder's attention to find the mirrored source position through the
-    positional embeddings and the causal mask to keep it honest: chance is 1/8 per token; a wrong
-    gradient in any of the attentions does not reach 95% of whole sequences."""
+    positional embeddings, with the causal mask keeping the next token hidden: chance is 1/8 per
+    token, and with the gradient of either the encoder's self-attention or the decoder's
+    cross-attention negated, no sequence comes out right (27% of tokens)."""
     rb.manual_seed(0)
     data = np.random.default_rng(0)
     vocab, length, d = 8, 6, 32
@@ -484,7 +484,7 @@ def test_transformer_learns_to_reverse_sequences():
     def logits(src, tgt_in):
         return head(model(embed(src), embed(tgt_in), tgt_mask=mask))
 
-    for _ in range(400):
+    for _ in range(250):
         src = data.integers(0, vocab, size=(64, length))
         tgt = src[:, ::-1]
         tgt_in = np.concatenate([np.full((64, 1), bos), tgt[:, :-1]], axis=1)
