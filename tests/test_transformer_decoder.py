@@ -165,6 +165,11 @@ def test_multihead_attention_options_gradcheck():
     assert rb.autograd.gradcheck(
         lambda q, k, v, *p: layer(q, k, v, key_padding_mask=kpm, need_weights=True),
         (rb_tensor(r(2, 4, 4), True), rb_tensor(r(2, 3, 3), True), rb_tensor(r(2, 3, 5), True), *params))
+    # a learnt float attn_mask keeps its gradient through the padding for the extra keys
+    assert rb.autograd.gradcheck(
+        lambda q, k, v, mask: layer(q, k, v, attn_mask=mask, need_weights=False)[0],
+        (rb_tensor(r(2, 4, 4), True), rb_tensor(r(2, 3, 3), True), rb_tensor(r(2, 3, 5), True),
+         rb_tensor(r(4, 3), True)))
 
 
 def test_multihead_attention_option_errors_name_the_layer():
