@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor
+from rosenblatt.kernels import gemm
 from rosenblatt.ops import matmul, reshape, sum, transpose
 
 
 class LinearFn(Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
-        xp = get_array_module(x)
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = xp.matmul(x2, weight.T)
-        if bias is not None:
-            y += bias
+        y = gemm.linear(x2, weight, bias)
         return y.reshape(x.shape[:-1] + (weight.shape[0],)) if x.ndim != 2 else y
 
     @staticmethod
@@ -43,8 +40,8 @@ class LinearFn(Function):
         g2 = gy.reshape(-1, weight.shape[0])
         xd = x.data
         x2 = xd.reshape(-1, xd.shape[-1])
-        gx = (g2 @ weight.data).reshape(xd.shape) if need_x else None
-        gw = g2.T @ x2 if need_w else None
+        gx = gemm.matmul(g2, weight.data).reshape(xd.shape) if need_x else None
+        gw = gemm.matmul(g2.T, x2) if need_w else None
         gb = g2.sum(axis=0) if need_b else None
         return gx, gw, gb
 
