@@ -22,7 +22,6 @@ the two give the same result up to float rounding.
 from __future__ import annotations
 
 import ctypes
-import os as _os
 from typing import Any
 
 import numpy as np
@@ -122,7 +121,7 @@ def matmul(a: Any, b: Any, out: Any = None, *, accumulate: bool = False) -> Any:
     ``(*, k) @ (k, n)`` product with a contiguous left operand, and short stacks of matrices.
     """
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == _F32 and b.dtype == _F32
-            and kernels.use_onednn() and _os.environ.get("RB_GEMM") != "np"):
+            and kernels.use_onednn()):
         r = _onednn_matmul(a, b, out, 1.0 if accumulate else 0.0)
         if r is not None:
             return r

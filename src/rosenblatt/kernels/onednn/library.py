@@ -195,10 +195,7 @@ def _load() -> tuple[bool, str]:
     path = _find_library()
     if path is None:
         return False, f"{DISTRIBUTION} is not installed (pip install 'rosenblatt[fast]')"
-    if os.environ.get("RB_SPIN"):
-        os.environ.setdefault("GOMP_SPINCOUNT", os.environ["RB_SPIN"])
-    else:
-        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     try:
         _gomp = ctypes.CDLL(GOMP_NAME)
     except OSError:
