@@ -108,3 +108,47 @@ def test_onednn_really_runs():
         assert gemm._sgemm is not None
     finally:
         kernels.set_kernels(previous)
+
+
+# -- Linear + ReLU in one node (a Transformer's feed-forward block) ------------------------------
+
+from rosenblatt.nn.functional.linear import linear_relu  # noqa: E402
+from tests.parity import check_grad, check_op, check_second_order, requires_torch  # noqa: E402
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [3, 200])  # small: sgemm + NumPy; big: the fused primitive
+def test_linear_relu_matches_torch(kernel_set, dtype, rows):
+    from tests.parity import torch
+
+    x, w, b = rng.standard_normal((2, rows, 17)), rng.standard_normal((90, 17)), rng.standard_normal(90)
+    check_op(linear_relu, lambda x, w, b: torch.relu(torch.nn.functional.linear(x, w, b)), [x, w, b], dtype)
+    check_op(lambda x, w: linear_relu(x, w), lambda x, w: torch.relu(torch.nn.functional.linear(x, w)), [x, w],
+             dtype)
+
+
+def test_linear_relu_gradients_by_finite_differences(kernel_set):
+    check_grad(linear_relu, [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
+
+
+@requires_torch
+def test_linear_relu_second_order(kernel_set):
+    from tests.parity import torch
+
+    check_second_order(lambda x, w, b: linear_relu(x, w, b) ** 2,
+                       lambda x, w, b: torch.relu(torch.nn.functional.linear(x, w, b)) ** 2,
+                       [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
+
+
+def test_transformer_feed_forward_keeps_hooks_of_linear1(kernel_set):
+    import rosenblatt as rb
+
+    layer = rb.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True)
+    x = rb.tensor(f32(2, 3, 8))
+    plain = layer(x).numpy()
+    seen = []
+    handle = layer.linear1.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    np.testing.assert_allclose(layer(x).numpy(), plain, rtol=1e-6, atol=1e-6)
+    assert seen == [(2, 3, 16)]  # the hooked layer runs unfused
+    handle.remove()

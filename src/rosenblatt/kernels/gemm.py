@@ -132,18 +132,48 @@ def matmul(a: Any, b: Any, out: Any = None, *, accumulate: bool = False) -> Any:
     return xp.matmul(a, b, out=out) if out is not None else xp.matmul(a, b)
 
 
-def linear(x: Any, weight: Any, bias: Any = None) -> Any:
-    """``x @ weight.T + bias`` for a 2-D ``x``: the bias is written first and the product added
-    to it, one pass over the output fewer than adding it afterwards."""
-    if (bias is not None and type(x) is np.ndarray and x.dtype == _F32 and type(weight) is np.ndarray
-            and weight.dtype == _F32 and x.ndim == 2 and kernels.use_onednn()):
+# Below this many output elements a layer's product goes to sgemm with the bias added by NumPy:
+# the matmul primitive's bias and activation fusion saves passes over big outputs, but its call
+# costs ~10 us more (batch-1 inference).
+PRIMITIVE_MIN_OUTPUT = 16384
+
+
+def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False) -> Any:
+    """``x @ weight.T + bias`` for a 2-D ``x`` (then ``max(., 0)`` with ``relu=True``).
+
+    With the oneDNN kernels, big outputs come from one matmul primitive that adds the bias and
+    applies the ReLU as it writes them; small ones from sgemm.
+    """
+    if (type(x) is np.ndarray and x.dtype == _F32 and type(weight) is np.ndarray and weight.dtype == _F32
+            and x.ndim == 2 and x.size and kernels.use_onednn(bias)):
         out = np.empty((x.shape[0], weight.shape[0]), dtype=_F32)
-        out[...] = bias
-        return matmul(x, weight.T, out, accumulate=True)
-    y = matmul(x, weight.T)
-    if bias is not None:
-        y += bias
+        if out.size >= PRIMITIVE_MIN_OUTPUT and x.flags.c_contiguous:
+            from rosenblatt.kernels.onednn import matmul as dnn
+
+            b = None if bias is None else np.ascontiguousarray(bias)
+            if dnn.matmul(x, weight.T, out, bias=b, relu=relu):
+                return out
+        if bias is not None:
+            out[...] = bias
+            y = matmul(x, weight.T, out, accumulate=True)
+        else:
+            y = matmul(x, weight.T, out)
+    else:
+        y = matmul(x, weight.T)
+        if bias is not None:
+            y += bias
+    if relu:
+        np.maximum(y, 0, out=y) if type(y) is np.ndarray else _array_module(y).maximum(y, 0, out=y)
     return y
+
+
+def column_sums(g: Any) -> Any:
+    """``g.sum(axis=0)`` of a 2-D array (a bias gradient); with oneDNN a threaded ``ones @ g``."""
+    if type(g) is np.ndarray and g.dtype == _F32 and g.ndim == 2 and g.shape[0] >= 64 and kernels.use_onednn():
+        out = np.empty((1, g.shape[1]), dtype=_F32)
+        if _gemm(np.ones((1, g.shape[0]), dtype=_F32), g, out, 0.0):
+            return out.reshape(-1)
+    return g.sum(axis=0)
 
 
 def _array_module(a: Any) -> Any:
