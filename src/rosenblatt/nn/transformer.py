@@ -25,9 +25,10 @@ from rosenblatt.core import Tensor, broadcast_to, get_default_dtype
 from rosenblatt.kernels.attention import causal_bias
 from rosenblatt.nn import functional as F
 from rosenblatt.nn import init
+from rosenblatt.nn._fusion import _hooked
 from rosenblatt.nn.dropout import Dropout
 from rosenblatt.nn.functional.attention import multi_head_attention
-from rosenblatt.nn.functional.linear import LinearFn
+from rosenblatt.nn.functional.linear import LinearFn, linear_relu
 from rosenblatt.nn.linear import Linear
 from rosenblatt.nn.module import Module, ModuleList
 from rosenblatt.nn.normalization import LayerNorm
@@ -336,7 +337,12 @@ class TransformerEncoderLayer(Module):
         return self.dropout1(out)
 
     def _feed_forward(self, x: Tensor) -> Tensor:
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+        linear1 = self.linear1
+        if self.activation is F.relu and type(linear1) is Linear and not _hooked(linear1):
+            hidden = linear_relu(x, linear1.weight, linear1.bias)  # one node, the ReLU fused
+        else:
+            hidden = self.activation(linear1(x))
+        return self.dropout2(self.linear2(self.dropout(hidden)))
 
     def extra_repr(self) -> str:
         return f"activation={self.activation_name}, norm_first={self.norm_first}"
