@@ -284,6 +284,15 @@ def _length(x: Tensor, batch_first: bool) -> int:
     return x.shape[1] if batch_first and x.ndim == 3 else x.shape[0]
 
 
+def _activated(layer: Module, x: Tensor) -> Tensor:
+    """``activation(linear1(x))`` of a feed-forward block; ReLU after a plain, unhooked ``Linear``
+    runs as one fused node (same values and gradients)."""
+    linear1 = layer.linear1
+    if layer.activation is F.relu and type(linear1) is Linear and not _hooked(linear1):
+        return linear_relu(x, linear1.weight, linear1.bias)
+    return layer.activation(linear1(x))
+
+
 class TransformerEncoderLayer(Module):
     """One Transformer encoder block: self-attention, then a two-layer feed-forward network, each
     with dropout, a residual connection and layer normalisation (Vaswani et al., 2017).
@@ -337,12 +346,7 @@ class TransformerEncoderLayer(Module):
         return self.dropout1(out)
 
     def _feed_forward(self, x: Tensor) -> Tensor:
-        linear1 = self.linear1
-        if self.activation is F.relu and type(linear1) is Linear and not _hooked(linear1):
-            hidden = linear_relu(x, linear1.weight, linear1.bias)  # one node, the ReLU fused
-        else:
-            hidden = self.activation(linear1(x))
-        return self.dropout2(self.linear2(self.dropout(hidden)))
+        return self.dropout2(self.linear2(self.dropout(_activated(self, x))))
 
     def extra_repr(self) -> str:
         return f"activation={self.activation_name}, norm_first={self.norm_first}"
@@ -429,7 +433,7 @@ class TransformerDecoderLayer(Module):
         return self.dropout2(out)
 
     def _feed_forward(self, x: Tensor) -> Tensor:
-        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+        return self.dropout3(self.linear2(self.dropout(_activated(self, x))))
 
     def extra_repr(self) -> str:
         return f"activation={self.activation_name}, norm_first={self.norm_first}"
