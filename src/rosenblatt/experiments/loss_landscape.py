@@ -92,7 +92,7 @@ def loss_at(model: nn.Module, base: list[np.ndarray], dirs: list[list[np.ndarray
             x: np.ndarray, y: np.ndarray) -> float:
     with rb.no_grad():
         for i, p in enumerate(model.parameters()):
-            p.data[...] = base[i] + sum(c * d[i] for c, d in zip(coords, dirs))
+            p.copy_(base[i] + sum(c * d[i] for c, d in zip(coords, dirs)))
         return float(nn.functional.cross_entropy(model(rb.tensor(x)), rb.tensor(y)).item())
 
 

@@ -157,7 +157,8 @@ class Conv2d(_ConvNd):
 
         sobel = rb.nn.Conv2d.from_weights(rb.nn.filters.sobel_filters(), padding=1)
         # or, on an existing layer:
-        conv.weight.data[...] = kernels; conv.requires_grad_(False)
+        with rb.no_grad(): conv.weight.copy_(kernels)
+        conv.requires_grad_(False)
 
     Shape:
         - Input: ``(N, C_in, H, W)`` or ``(C_in, H, W)``
@@ -188,12 +189,12 @@ class Conv2d(_ConvNd):
         layer = cls(w.shape[1] * groups, w.shape[0], w.shape[2:], stride, padding, dilation, groups,
                     bias is not None, padding_mode, dtype=w.dtype)
         with no_grad():
-            layer.weight.data[...] = w
+            layer.weight.copy_(w)
             if bias is not None:
                 b = np.asarray(bias.data if isinstance(bias, Tensor) else bias)
                 if b.shape != (w.shape[0],):
                     raise ValueError(f"Conv2d.from_weights: expected a bias of shape ({w.shape[0]},), got {b.shape}")
-                layer.bias.data[...] = b
+                layer.bias.copy_(b)
         layer.requires_grad_(trainable)
         return layer
 
