@@ -42,6 +42,7 @@ NAMES: dict[str, str] = {
         BatchNorm1d BatchNorm2d LayerNorm Dropout Dropout2d GaussianNoise
         RNN LSTM GRU RNNCell LSTMCell GRUCell
         MultiheadAttention TransformerEncoderLayer TransformerEncoder
+        TransformerDecoderLayer TransformerDecoder Transformer
         MSELoss L1Loss HuberLoss SmoothL1Loss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss KLDivLoss
         GroupNorm PReLU Conv3d MaxPool3d AvgPool3d BatchNorm3d""",
     "rosenblatt.nn.functional": """
@@ -273,6 +274,32 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
                                                    dropout=0.1, activation="relu", batch_first=False,
                                                    norm_first=False)),
     ("rosenblatt.nn.TransformerEncoder", dict(encoder_layer=REQUIRED, num_layers=REQUIRED)),
+    ("rosenblatt.nn.MultiheadAttention", dict(add_bias_kv=False, add_zero_attn=False, kdim=None, vdim=None)),
+    ("rosenblatt.nn.MultiheadAttention.forward", dict(key_padding_mask=None, need_weights=True, attn_mask=None,
+                                                      average_attn_weights=True, is_causal=False)),
+    ("rosenblatt.nn.TransformerEncoderLayer", dict(layer_norm_eps=1e-5, bias=True)),
+    ("rosenblatt.nn.TransformerEncoder", dict(norm=None, enable_nested_tensor=True, mask_check=True)),
+    ("rosenblatt.nn.TransformerDecoderLayer", dict(d_model=REQUIRED, nhead=REQUIRED, dim_feedforward=2048,
+                                                   dropout=0.1, activation="relu", layer_norm_eps=1e-5,
+                                                   batch_first=False, norm_first=False, bias=True)),
+    ("rosenblatt.nn.TransformerDecoderLayer.forward", dict(tgt=REQUIRED, memory=REQUIRED, tgt_mask=None,
+                                                           memory_mask=None, tgt_key_padding_mask=None,
+                                                           memory_key_padding_mask=None, tgt_is_causal=False,
+                                                           memory_is_causal=False)),
+    ("rosenblatt.nn.TransformerDecoder", dict(decoder_layer=REQUIRED, num_layers=REQUIRED, norm=None)),
+    ("rosenblatt.nn.TransformerDecoder.forward", dict(tgt=REQUIRED, memory=REQUIRED, tgt_mask=None,
+                                                      memory_mask=None, tgt_key_padding_mask=None,
+                                                      memory_key_padding_mask=None, tgt_is_causal=None,
+                                                      memory_is_causal=False)),
+    ("rosenblatt.nn.Transformer", dict(d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6,
+                                       dim_feedforward=2048, dropout=0.1, activation="relu", custom_encoder=None,
+                                       custom_decoder=None, layer_norm_eps=1e-5, batch_first=False,
+                                       norm_first=False, bias=True)),
+    ("rosenblatt.nn.Transformer.forward", dict(src=REQUIRED, tgt=REQUIRED, src_mask=None, tgt_mask=None,
+                                               memory_mask=None, src_key_padding_mask=None,
+                                               tgt_key_padding_mask=None, memory_key_padding_mask=None,
+                                               src_is_causal=None, tgt_is_causal=None, memory_is_causal=False)),
+    ("rosenblatt.nn.Transformer.generate_square_subsequent_mask", dict(sz=REQUIRED, device=None, dtype=None)),
     ("rosenblatt.nn.functional.scaled_dot_product_attention", dict(query=REQUIRED, key=REQUIRED, value=REQUIRED,
                                                                    attn_mask=None, dropout_p=0.0, is_causal=False)),
     ("rosenblatt.nn.LSTMCell", dict(input_size=REQUIRED, hidden_size=REQUIRED, bias=True, peephole=False)),
@@ -434,6 +461,8 @@ LAYERS: dict[str, tuple] = {
     "AdaptiveMaxPool2d": (1,), "Upsample": (2,),
     "BatchNorm1d": (3,), "BatchNorm2d": (3,), "LayerNorm": (3,), "Dropout": (), "Dropout2d": (0.5,),
     "GaussianNoise": (0.1,),
+    "MultiheadAttention": (8, 2), "TransformerEncoderLayer": (8, 2, 16), "TransformerDecoderLayer": (8, 2, 16),
+    "Transformer": (8, 2, 1, 1, 16),
     "RNN": (2, 3), "LSTM": (2, 3), "GRU": (2, 3), "RNNCell": (2, 3), "LSTMCell": (2, 3), "GRUCell": (2, 3),
     "MSELoss": (), "L1Loss": (), "HuberLoss": (), "SmoothL1Loss": (), "BCELoss": (), "BCEWithLogitsLoss": (),
     "CrossEntropyLoss": (), "NLLLoss": (), "KLDivLoss": (),
@@ -625,6 +654,9 @@ TORCH_TWINS = (
 # Where PyTorch's default is None standing for a value that rosenblatt writes out: backward keeps
 # the graph only when asked (None: as create_graph), unused inputs are an error (None: False).
 TORCH_DEFAULTS_DIFFER = {("rosenblatt.Tensor.backward", "retain_graph"), ("rosenblatt.grad", "allow_unused")}
+# The Transformer layers' activation defaults to the name "relu", PyTorch's to the function F.relu (the same).
+TORCH_DEFAULTS_DIFFER |= {(f"rosenblatt.nn.{n}", "activation")
+                          for n in ("TransformerEncoderLayer", "TransformerDecoderLayer", "Transformer")}
 
 
 @pytest.mark.parametrize("ours, theirs", TORCH_TWINS, ids=[o for o, _ in TORCH_TWINS])

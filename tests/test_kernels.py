@@ -137,6 +137,14 @@ def test_openblas_idle_threads_spin_briefly():
     np.testing.assert_allclose(a @ a, 300.0)  # products still run after the server restart
 
 
+def test_set_num_threads_first_also_shortens_openblas_spinning():
+    # set_num_threads before any computation is how PyTorch users start; it once skipped the spin setting
+    code = ("import rosenblatt as rb; from rosenblatt.kernels import threads; rb.set_num_threads(1); "
+            "info = threads.policy_info(); print(info['blas_threads'] is None or info['blas_spin_shortened'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "True"
+
+
 def test_info_reports_kernels_and_threads():
     out = subprocess.run([sys.executable, "-m", "rosenblatt", "info"], capture_output=True, text=True, check=True,
                          env=_environment())

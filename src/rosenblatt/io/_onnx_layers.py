@@ -271,7 +271,8 @@ def _attention_mask(tracer, module, value: Any, shape: tuple[int, ...], dtype: n
 
 def _multihead_attention(tracer, module, args, kwargs, output):
     """Scaled dot-product attention from MatMul, Softmax and reshapes (fixed masks become constants)."""
-    names = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights")
+    names = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights",
+             "is_causal")
     call = dict(zip(names, args), **kwargs)
     query, key, value = call["query"], call["key"], call["value"]
     if query.ndim != 3:
@@ -281,15 +282,24 @@ def _multihead_attention(tracer, module, args, kwargs, output):
     d = e // h
     dtype = np.dtype(query.dtype)
     prefix = tracer.module_name(module)
-    weight = np.asarray(module.in_proj_weight)
+    for option, used in (("add_bias_kv", getattr(module, "bias_k", None) is not None),
+                         ("add_zero_attn", getattr(module, "add_zero_attn", False))):
+        if used:
+            raise UnsupportedOperatorError(f"export_onnx: {prefix}: MultiheadAttention with {option}=True "
+                                           "does not export")
+    if module.in_proj_weight is not None:
+        stacked = np.asarray(module.in_proj_weight)
+        weights = [stacked[i * e:(i + 1) * e] for i in range(3)]
+    else:  # kdim / vdim: separate projections
+        weights = [np.asarray(w) for w in (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight)]
     bias = None if module.in_proj_bias is None else np.asarray(module.in_proj_bias)
 
     def heads(x: Any, i: int, perm: list[int]) -> str:
-        """Project ``x`` with block ``i`` of the stacked weight and split it into heads."""
+        """Project ``x`` with the query (0), key (1) or value (2) weight and split it into heads."""
         name = tracer.name(x)
         if not module.batch_first:
             name = g.add("Transpose", [name], perm=[1, 0, 2])
-        y = g.add("MatMul", [name, g.constant(weight[i * e:(i + 1) * e].T, f"{prefix}.in_proj_weight_{i}")])
+        y = g.add("MatMul", [name, g.constant(weights[i].T, f"{prefix}.in_proj_weight_{i}")])
         if bias is not None:
             y = g.add("Add", [y, g.constant(bias[i * e:(i + 1) * e], f"{prefix}.in_proj_bias_{i}")])
         y = g.add("Reshape", [y, g.ints([0, 0, h, d])])
@@ -306,6 +316,8 @@ def _multihead_attention(tracer, module, args, kwargs, output):
         mask = _attention_mask(tracer, module, call["key_padding_mask"], (n, 1, 1, source), dtype, "key_padding_mask")
         scores = g.add("Add", [scores, g.constant(mask, f"{prefix}.key_padding_mask")])
     attn_mask = call.get("attn_mask")
+    if attn_mask is None and call.get("is_causal"):
+        attn_mask = np.triu(np.ones((length, source), dtype=bool), 1)
     if attn_mask is not None:
         shape = (length, source) if np.ndim(attn_mask) == 2 else (n, h, length, source)
         mask = _attention_mask(tracer, module, attn_mask, shape, dtype, "attn_mask")

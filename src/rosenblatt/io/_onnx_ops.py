@@ -270,6 +270,10 @@ def _linear(tracer, inputs, kwargs, outputs):
     return y
 
 
+def _linear_relu(tracer, inputs, kwargs, outputs):
+    return tracer.graph.add("Relu", [_linear(tracer, inputs, kwargs, outputs)])
+
+
 def _conv_attributes(geom: Any) -> dict[str, Any]:
     (top, bottom), (left, right) = geom.padding
     return dict(strides=list(geom.stride), pads=[top, left, bottom, right], dilations=list(geom.dilation),
@@ -381,7 +385,7 @@ def _register_functional() -> None:
     # Looked up by name: a Function that a refactoring renames simply loses its converter, and the
     # export then names it in its error, rather than breaking the import of this module.
     for module_name, class_name, converter in [
-        ("linear", "LinearFn", _linear), ("conv", "Conv2dFunction", _conv2d),
+        ("linear", "LinearFn", _linear), ("linear", "LinearReLUFn", _linear_relu), ("conv", "Conv2dFunction", _conv2d),
         ("conv", "ConvTranspose2dFunction", _conv_transpose2d), ("activation", "LeakyReLUFn", _leaky_relu),
         ("activation", "ELUFn", _elu), ("activation", "StepFn", _step), ("activation", "GELUFn", _gelu),
         ("activation", "GELUTanhFn", _gelu_tanh), ("activation", "SiLUFn", _silu),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rosenblatt import kernels
 from rosenblatt.backend import get_array_module
 
 
@@ -62,13 +63,20 @@ def softmax_inplace(s: Any) -> Any:
     return s
 
 
-def attention_forward(q: Any, k: Any, v: Any, scale: float, bias: Any = None, dropout_mask: Any = None
-                      ) -> tuple[Any, Any, Any]:
+def attention_forward(q: Any, k: Any, v: Any, scale: float, bias: Any = None, dropout_mask: Any = None,
+                      out: Any = None) -> tuple[Any, Any, Any]:
     """``O = (softmax(scale * q k^T + bias) * dropout_mask) v``.
 
     Returns ``(O, P, PM)``: the output, the attention probabilities ``P`` and the probabilities the
-    values were weighted with (``P * dropout_mask``; ``P`` itself without dropout).
+    values were weighted with (``P * dropout_mask``; ``P`` itself without dropout). ``out``, if
+    given, is an array (any strides) that receives ``O``.
     """
+    if kernels.use_onednn(q, k, v):
+        from rosenblatt.kernels.onednn import attention as dnn
+
+        result = dnn.attention_forward(q, k, v, scale, bias, dropout_mask, out)
+        if result is not None:
+            return result
     xp = get_array_module(q)
     # Scaling q (L x E) is cheaper than scaling the L x S scores. The scores are computed as
     # (K Q^T)^T: an S x L buffer seen as L x S, so that the softmax's reductions over the keys run
@@ -78,19 +86,26 @@ def attention_forward(q: Any, k: Any, v: Any, scale: float, bias: Any = None, dr
         s += bias
     p = softmax_inplace(s)
     pm = p if dropout_mask is None else p * dropout_mask
-    return xp.matmul(pm, v), p, pm
+    return (xp.matmul(pm, v) if out is None else xp.matmul(pm, v, out=out)), p, pm
 
 
 def attention_backward(grad_out: Any, q: Any, k: Any, v: Any, out: Any, p: Any, pm: Any, scale: float,
                        dropout_mask: Any = None, grad_weights: Any = None,
-                       needs: tuple[bool, bool, bool, bool] = (True, True, True, False)
-                       ) -> tuple[Any, Any, Any, Any]:
+                       needs: tuple[bool, bool, bool, bool] = (True, True, True, False),
+                       outs: tuple[Any, Any, Any] = (None, None, None)) -> tuple[Any, Any, Any, Any]:
     """Gradients ``(dq, dk, dv, dbias)`` of :func:`attention_forward` (``None`` where ``needs`` is False).
 
     ``needs`` says which of ``q, k, v, bias`` want a gradient; ``dbias`` is the gradient of the
     scores ``dS`` (unreduced, ``(..., L, S)``). ``grad_weights``, if given, is an upstream gradient
-    for ``PM`` (the attention weights returned to the caller).
+    for ``PM`` (the attention weights returned to the caller). ``outs`` may offer arrays for
+    ``dq, dk, dv``; a kernel may use them (the returned gradient is then that array) or not.
     """
+    if kernels.use_onednn(grad_out, q, k, v):
+        from rosenblatt.kernels.onednn import attention as dnn
+
+        result = dnn.attention_backward(grad_out, q, k, v, p, pm, scale, dropout_mask, grad_weights, needs, outs)
+        if result is not None:
+            return result
     xp = get_array_module(grad_out)
     need_q, need_k, need_v, need_bias = needs
     dv = xp.matmul(xp.swapaxes(pm, -1, -2), grad_out) if need_v else None

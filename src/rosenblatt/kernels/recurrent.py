@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
+from rosenblatt.kernels.gemm import matmul as _mm
 
 # --------------------------------------------------------------------------------------------
 # Helpers (raw arrays, in place)
@@ -103,13 +104,13 @@ def _blend_(new: Any, old: Any, mask: Any) -> None:
 
 def _gemm_t(a: Any, b: Any) -> Any:
     """``sum_t a[t]^T b[t]`` as one GEMM: a ``(T, N, A)``, b ``(T, N, B)`` -> ``(A, B)``."""
-    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+    return _mm(a.reshape(-1, a.shape[-1]).T, b.reshape(-1, b.shape[-1]))
 
 
 def _input_projection(x: Any, w_ih: Any, bias: Any) -> Any:
     """``x W_ih^T + bias`` for every time step at once: ``(T, N, in)`` -> ``(T, N, G)``."""
     T, N, _ = x.shape
-    out = x.reshape(T * N, -1) @ w_ih.T
+    out = _mm(x.reshape(T * N, -1), w_ih.T)
     if bias is not None:
         out += bias
     return out.reshape(T, N, -1)
@@ -147,7 +148,7 @@ def lstm_forward(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh
     h, c = h0, c0
     for t in _time_order(T, reverse):
         a = gates[t]
-        xp.matmul(h, w_hh_t, out=recurrent)
+        _mm(h, w_hh_t, out=recurrent)
         a += recurrent
         a_i, a_f, a_g, a_o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
         if w_peep is not None:
@@ -172,7 +173,7 @@ def lstm_forward(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh
         else:
             xp.multiply(a_o, tanh_c[t], out=m_states[t])
             h_new = h_states[t]
-            xp.matmul(m_states[t], w_hr.T, out=h_new)
+            _mm(m_states[t], w_hr.T, out=h_new)
         if masks is not None:
             _blend_(c_new, c, masks[t])
             _blend_(h_new, h, masks[t])
@@ -223,7 +224,7 @@ def lstm_backward(saved: Any, grad_output: Any, grad_h_n: Any, grad_c_n: Any,
             dc *= mask
         if w_hr is not None:
             d_h_candidate[t] = g_total
-            d_m = g_total @ w_hr
+            d_m = _mm(g_total, w_hr)
         else:
             d_m = g_total
         tc = tanh_c[t]
@@ -248,13 +249,13 @@ def lstm_backward(saved: Any, grad_output: Any, grad_h_n: Any, grad_c_n: Any,
             dc += scratch2
             xp.multiply(da_f, w_peep[1], out=scratch2)
             dc += scratch2
-        dh = da @ w_hh
+        dh = _mm(da, w_hh)
         if mask is not None:
             dh += carry_h
             dc += carry_c
     grads: list[Any] = [None] * 9
     if needs[0]:
-        grads[0] = (d_gates.reshape(T * N, -1) @ w_ih).reshape(x.shape)
+        grads[0] = _mm(d_gates.reshape(T * N, -1), w_ih).reshape(x.shape)
     if needs[1]:
         grads[1] = dh
     if needs[2]:
@@ -305,7 +306,7 @@ def gru_forward(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, rev
     h = h0
     for t in _time_order(T, reverse):
         a = gates[t]
-        xp.matmul(h, w_hh_t, out=recurrent)
+        _mm(h, w_hh_t, out=recurrent)
         a[:, :2 * H] += recurrent[:, :2 * H]
         _sigmoid_(a[:, :2 * H], xp)
         r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
@@ -370,14 +371,14 @@ def gru_backward(saved: Any, grad_output: Any, grad_h_n: Any, needs: tuple[bool,
         _sigmoid_grad_(dgi_r, r, scratch, xp)
         dgh[:, :2 * H] = dgi[:, :2 * H]
         xp.multiply(dgi_n, r, out=dgh[:, 2 * H:])
-        dh = dgh @ w_hh
+        dh = _mm(dgh, w_hh)
         xp.multiply(g_total, z, out=scratch)
         dh += scratch
         if mask is not None:
             dh += carry
     grads: list[Any] = [None] * 6
     if needs[0]:
-        grads[0] = (d_input_gates.reshape(T * N, -1) @ w_ih).reshape(x.shape)
+        grads[0] = _mm(d_input_gates.reshape(T * N, -1), w_ih).reshape(x.shape)
     if needs[1]:
         grads[1] = dh
     if needs[2]:
@@ -412,7 +413,7 @@ def rnn_forward(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, non
     h = h0
     for t in _time_order(T, reverse):
         a = activations[t]
-        xp.matmul(h, w_hh_t, out=recurrent)
+        _mm(h, w_hh_t, out=recurrent)
         a += recurrent
         if nonlinearity == "tanh":
             xp.tanh(a, out=a)
@@ -453,12 +454,12 @@ def rnn_backward(saved: Any, grad_output: Any, grad_h_n: Any, needs: tuple[bool,
             _tanh_grad_(da, activations[t], scratch, xp)
         else:
             da *= activations[t] > 0
-        dh = da @ w_hh
+        dh = _mm(da, w_hh)
         if masks is not None:
             dh += carry
     grads: list[Any] = [None] * 6
     if needs[0]:
-        grads[0] = (d_pre.reshape(T * N, -1) @ w_ih).reshape(x.shape)
+        grads[0] = _mm(d_pre.reshape(T * N, -1), w_ih).reshape(x.shape)
     if needs[1]:
         grads[1] = dh
     if needs[2]:

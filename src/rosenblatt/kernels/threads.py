@@ -112,12 +112,16 @@ def on_change(listener: Callable[[int], None]) -> None:
 def _apply(n: int) -> None:
     global _effective, _applied
     with _lock:
-        _applied = True
-        if n == _effective:
+        first, _applied = not _applied, True
+        if n == _effective and not first:
             return
         _effective = n
     blas = _openblas()
     if blas is not None:
+        if first:
+            # also when set_num_threads comes before any computation: OpenBLAS's default spin
+            # (2**28 cycles) after each product slowed a LeNet-5 step 12x next to oneDNN's threads
+            blas.shorten_spinning()
         blas.set_num_threads(n)
     library = sys.modules.get("rosenblatt.kernels.onednn.library")
     if library is not None and hasattr(library, "set_num_threads"):
@@ -132,9 +136,6 @@ def _apply(n: int) -> None:
 def ensure_applied() -> None:
     """Apply the policy once (first CPU computation): thread counts and OpenBLAS's idle spinning."""
     if not _applied:
-        blas = _openblas()
-        if blas is not None:
-            blas.shorten_spinning()
         _apply(configured_threads())
 
 

@@ -46,7 +46,14 @@ from rosenblatt.nn.pooling import (
     Upsample,
 )
 from rosenblatt.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from rosenblatt.nn.transformer import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer
+from rosenblatt.nn.transformer import (
+    MultiheadAttention,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 
 __all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "utils", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"]
 __all__ += [
@@ -58,4 +65,5 @@ __all__ += [
 __all__ += ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "Conv1d", "Conv2d",
             "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "Upsample", "filters"]
 __all__ += ["MultiheadAttention", "TransformerEncoder", "TransformerEncoderLayer"]
+__all__ += ["Transformer", "TransformerDecoder", "TransformerDecoderLayer"]
 __all__ += ["AvgPool3d", "BatchNorm3d", "Conv3d", "GroupNorm", "MaxPool3d", "PReLU"]

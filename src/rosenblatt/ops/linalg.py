@@ -7,13 +7,14 @@ from typing import Any
 
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor
+from rosenblatt.kernels import gemm
 from rosenblatt.ops._util import as_tensor_arg
 
 
 class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        return get_array_module(a, b).matmul(a, b)
+        return gemm.matmul(a, b)
 
     @staticmethod
     def backward(ctx, gy):

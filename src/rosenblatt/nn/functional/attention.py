@@ -87,6 +87,13 @@ class _Heads:
         x = x.reshape(a, b, self.num_heads, width // self.num_heads)
         return x.transpose(0, 2, 1, 3) if self.batch_first else x.transpose(1, 2, 0, 3)
 
+    def empty(self, like: Any, features: int) -> Any:
+        """A new array in the projected layout for ``like``'s (N, H, L) and ``features`` per head."""
+        xp = get_array_module(like)
+        n, h, length = like.shape[:3]
+        shape = (n, length, h * features) if self.batch_first else (length, n, h * features)
+        return xp.empty(shape, dtype=like.dtype)
+
     def merge(self, x: Any, out: Any = None) -> Any:
         """``(N, H, L, E)`` back to the projected layout (a copy, into ``out`` if given)."""
         if self.num_heads is None:
@@ -118,9 +125,14 @@ class AttentionFn(Function):
     @staticmethod
     def forward(ctx, q, k, v, bias, dropout_mask, scale, heads, need_weights):
         qh, kh, vh = heads.unpack(q, k, v)
-        out, p, pm = kernel.attention_forward(qh, kh, vh, scale, bias, dropout_mask)
+        if heads.num_heads is None:
+            merged = out_view = None
+        else:  # the kernel writes the heads' outputs straight into the merged layout
+            merged = heads.empty(qh, vh.shape[-1])
+            out_view = heads.split(merged)
+        out, p, pm = kernel.attention_forward(qh, kh, vh, scale, bias, dropout_mask, out=out_view)
         ctx.p, ctx.pm, ctx.out = p, pm, out
-        merged = heads.merge(out)
+        merged = out if merged is None else merged
         return (merged, pm) if need_weights else merged
 
     @staticmethod
@@ -142,18 +154,30 @@ class AttentionFn(Function):
         qh, kh, vh = heads.unpack(q.data, None if k is None else k.data, None if v is None else v.data)
         if heads.packed:
             need_q = need_k = need_v = need_q
-        dq, dk, dv, ds = kernel.attention_backward(
-            heads.split(gy), qh, kh, vh, ctx.out, ctx.p, ctx.pm, scale, dropout_mask, g_weights,
-            needs=(need_q, need_k, need_v, need_bias))
-        if heads.packed:
+        # Merged-layout buffers the kernel may write the gradients into (no copy to merge heads).
+        if heads.num_heads is None:
+            targets = (None, None, None)
+        elif heads.packed:
             g = get_array_module(gy).empty(q.shape, dtype=q.dtype)
             width = q.shape[-1] // 3
-            heads.merge(dq, g[..., :width])
-            heads.merge(dk, g[..., width:2 * width])
-            heads.merge(dv, g[..., 2 * width:])
+            targets = (g[..., :width], g[..., width:2 * width], g[..., 2 * width:])
+        else:
+            targets = tuple(heads.empty(h, h.shape[-1]) if need else None
+                            for h, need in ((qh, need_q), (kh, need_k), (vh, need_v)))
+        views = tuple(None if t is None else heads.split(t) for t in targets)
+        grads = kernel.attention_backward(
+            heads.split(gy), qh, kh, vh, ctx.out, ctx.p, ctx.pm, scale, dropout_mask, g_weights,
+            needs=(need_q, need_k, need_v, need_bias), outs=views)
+        merged = []
+        for grad, target, view in zip(grads[:3], targets, views):
+            if grad is None or target is None:
+                merged.append(grad)
+            else:
+                merged.append(target if grad is view else heads.merge(grad, target))
+        ds = grads[3]
+        if heads.packed:
             return g, None, None, ds, None, None, None, None
-        return (heads.merge(dq) if need_q else None, heads.merge(dk) if need_k else None,
-                heads.merge(dv) if need_v else None, ds, None, None, None, None)
+        return (*merged, ds, None, None, None, None)
 
 
 # -- public functions --------------------------------------------------------------------------

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor
+from rosenblatt.core import Function, Tensor, constant
+from rosenblatt.kernels import activation as _act
+from rosenblatt.kernels import gemm
 from rosenblatt.ops import matmul, reshape, sum, transpose
 
 
 class LinearFn(Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
-        xp = get_array_module(x)
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = xp.matmul(x2, weight.T)
-        if bias is not None:
-            y += bias
+        y = gemm.linear(x2, weight, bias)
         return y.reshape(x.shape[:-1] + (weight.shape[0],)) if x.ndim != 2 else y
 
     @staticmethod
@@ -43,10 +41,37 @@ class LinearFn(Function):
         g2 = gy.reshape(-1, weight.shape[0])
         xd = x.data
         x2 = xd.reshape(-1, xd.shape[-1])
-        gx = (g2 @ weight.data).reshape(xd.shape) if need_x else None
-        gw = g2.T @ x2 if need_w else None
-        gb = g2.sum(axis=0) if need_b else None
+        gx = gemm.matmul(g2, weight.data).reshape(xd.shape) if need_x else None
+        gw = gemm.matmul(g2.T, x2) if need_w else None
+        gb = gemm.column_sums(g2) if need_b else None
         return gx, gw, gb
+
+
+class LinearReLUFn(Function):
+    """``relu(linear(x))`` in one node: the ReLU is applied as the product is written (a oneDNN
+    post-op), and backward masks the gradient by the kept output before the linear gradients."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+        y = gemm.linear(x2, weight, bias, relu=True)
+        return y.reshape(x.shape[:-1] + (weight.shape[0],)) if x.ndim != 2 else y
+
+    @staticmethod
+    def backward(ctx, gy):
+        y = ctx.output().data
+        return LinearFn.backward(ctx, gy * constant((y > 0).astype(y.dtype)))
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        return LinearFn.backward_arrays(ctx, _act.relu_grad(gy, ctx.output().data))
+
+
+def linear_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``relu(x @ weight.T + bias)``: :func:`linear` and ``relu`` fused into one node (same values
+    and gradients as the two ops; a Transformer's feed-forward block uses it)."""
+    _check(x, weight, bias)
+    return LinearReLUFn.apply(x, weight, bias)
 
 
 def _check(x: Any, weight: Tensor, bias: Tensor | None) -> None:

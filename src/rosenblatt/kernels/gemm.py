@@ -1,0 +1,182 @@
+"""Matrix products for the layers: one entry point, two libraries.
+
+Every matrix product that rosenblatt's layers compute on the CPU (``Linear``, ``matmul``, the
+NumPy convolution kernels' GEMMs) goes through :func:`matmul`. With the NumPy kernel set it *is*
+``numpy.matmul`` (NumPy's BLAS, OpenBLAS in the wheels). With the ``onednn`` kernel set, float32
+2-D products run on oneDNN's ``dnnl_sgemm`` instead.
+
+Why route products away from a good BLAS: a training step alternates matrix products with oneDNN
+primitives (layer norm, convolution, pooling, batch norm). Two thread pools then take turns on the
+same cores: OpenBLAS's threads spin a little after each product, OpenMP's threads sleep after
+each primitive, and every hand-over costs a wake-up. A Transformer encoder step measured 144 ms
+with the two pools and 96 ms with OpenBLAS alone; ``dnnl_sgemm`` runs on the same OpenMP team as
+the primitives, and on the layer shapes measured it is also a little faster than OpenBLAS
+(a 128x784 by 784x512 product: 0.33 ms against 0.46 ms, 2 threads).
+
+Operands are taken as they lie in memory: a C-contiguous matrix, a transposed view of one, or a
+row-strided view (a slice of columns) go to the library without a copy. Anything else (other
+dtypes, CuPy arrays, empty matrices, stacks of matrices, odd strides) goes to ``numpy.matmul``:
+the two give the same result up to float rounding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+
+from rosenblatt import kernels
+
+_F32 = np.dtype(np.float32)
+_sgemm: Any = None  # dnnl_sgemm, bound on first use
+
+
+def _bind() -> Any:
+    global _sgemm
+    from rosenblatt.kernels.onednn import library
+
+    lib = library._require()
+    fn = lib.dnnl_sgemm
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    fn.argtypes = [ctypes.c_char, ctypes.c_char, i64, i64, i64, ctypes.c_float, ptr, i64, ptr, i64,
+                   ctypes.c_float, ptr, i64]  # fmt: skip
+    fn.restype = ctypes.c_int
+    _sgemm = fn
+    return fn
+
+
+def _layout(a: np.ndarray) -> tuple[bytes, int] | None:
+    """``(trans, leading dimension)`` of a float32 matrix as it lies in memory, or None."""
+    rows, cols = a.shape
+    s0, s1 = a.strides
+    if s1 == 4 and s0 % 4 == 0 and s0 // 4 >= cols:
+        return b"N", s0 // 4
+    if s0 == 4 and s1 % 4 == 0 and s1 // 4 >= rows:
+        return b"T", s1 // 4
+    if rows == 1 and s1 == 4:
+        return b"N", cols
+    if cols == 1 and s0 == 4:
+        return b"T", rows
+    return None
+
+
+def _gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> bool:
+    """``out = a @ b + beta * out`` on oneDNN for 2-D float32 matrices; False when not possible."""
+    la, lb, lo = _layout(a), _layout(b), _layout(out)
+    if la is None or lb is None or lo is None or lo[0] != b"N":
+        return False
+    m, k = a.shape
+    fn = _sgemm or _bind()
+    return fn(la[0], lb[0], m, b.shape[1], k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
+              beta, out.ctypes.data, lo[1]) == 0  # fmt: skip
+
+
+# Stacks of at most this many matrices are multiplied one GEMM call each (the groups of a
+# grouped convolution); longer stacks go to NumPy, which loops in C.
+MAX_STACK = 16
+
+
+def _onednn_matmul(a: np.ndarray, b: np.ndarray, out: Any, beta: float) -> Any:
+    if out is not None and (type(out) is not np.ndarray or out.dtype != _F32
+                            or np.may_share_memory(out, a) or np.may_share_memory(out, b)):
+        return None
+    if a.ndim > 2 and b.ndim == 2 and a.flags.c_contiguous and (out is None or out.flags.c_contiguous):
+        # (*, k) @ (k, n): one GEMM over the flattened leading axes
+        flat_out = None if out is None else out.reshape(-1, out.shape[-1])
+        r = _onednn_matmul(a.reshape(-1, a.shape[-1]), b, flat_out, beta)
+        if r is None:
+            return None
+        return out if out is not None else r.reshape(a.shape[:-1] + (b.shape[1],))
+    if a.ndim != b.ndim or a.ndim not in (2, 3) or a.shape[-1] != b.shape[-2] or not a.size or not b.size:
+        return None
+    shape = a.shape[:-1] + (b.shape[-1],)
+    if a.ndim == 3 and (a.shape[0] != b.shape[0] or a.shape[0] > MAX_STACK):
+        return None
+    if out is None:
+        out = np.empty(shape, dtype=_F32)
+    elif out.shape != shape:
+        return None
+    if a.ndim == 2:
+        return out if _gemm(a, b, out, beta) else None
+    for i in range(a.shape[0]):
+        if not _gemm(a[i], b[i], out[i], beta):
+            return None if i == 0 else _numpy_rest(a, b, out, beta, i)
+    return out
+
+
+def _numpy_rest(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float, i: int) -> np.ndarray:
+    if beta:
+        out[i:] += np.matmul(a[i:], b[i:])
+    else:
+        np.matmul(a[i:], b[i:], out=out[i:])
+    return out
+
+
+def matmul(a: Any, b: Any, out: Any = None, *, accumulate: bool = False) -> Any:
+    """``a @ b`` into a new array or into ``out`` (``out += a @ b`` with ``accumulate=True``).
+
+    Same contract as ``numpy.matmul(a, b, out=out)`` for every input it accepts. float32 NumPy
+    operands run on oneDNN's GEMM when the oneDNN kernels are active: 2-D products, an
+    ``(*, k) @ (k, n)`` product with a contiguous left operand, and short stacks of matrices.
+    """
+    if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == _F32 and b.dtype == _F32
+            and kernels.use_onednn()):
+        r = _onednn_matmul(a, b, out, 1.0 if accumulate else 0.0)
+        if r is not None:
+            return r
+    xp = np if type(a) is np.ndarray else _array_module(a)
+    if accumulate:
+        out += xp.matmul(a, b)
+        return out
+    return xp.matmul(a, b, out=out) if out is not None else xp.matmul(a, b)
+
+
+# Below this many output elements a layer's product goes to sgemm with the bias added by NumPy:
+# the matmul primitive's bias and activation fusion saves passes over big outputs, but its call
+# costs ~10 us more (batch-1 inference).
+PRIMITIVE_MIN_OUTPUT = 16384
+
+
+def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False) -> Any:
+    """``x @ weight.T + bias`` for a 2-D ``x`` (then ``max(., 0)`` with ``relu=True``).
+
+    With the oneDNN kernels, big outputs come from one matmul primitive that adds the bias and
+    applies the ReLU as it writes them; small ones from sgemm.
+    """
+    if (type(x) is np.ndarray and x.dtype == _F32 and type(weight) is np.ndarray and weight.dtype == _F32
+            and x.ndim == 2 and x.size and kernels.use_onednn(bias)):
+        out = np.empty((x.shape[0], weight.shape[0]), dtype=_F32)
+        if out.size >= PRIMITIVE_MIN_OUTPUT and x.flags.c_contiguous:
+            from rosenblatt.kernels.onednn import matmul as dnn
+
+            b = None if bias is None else np.ascontiguousarray(bias)
+            if dnn.matmul(x, weight.T, out, bias=b, relu=relu):
+                return out
+        if bias is not None:
+            out[...] = bias
+            y = matmul(x, weight.T, out, accumulate=True)
+        else:
+            y = matmul(x, weight.T, out)
+    else:
+        y = matmul(x, weight.T)
+        if bias is not None:
+            y += bias
+    if relu:
+        np.maximum(y, 0, out=y) if type(y) is np.ndarray else _array_module(y).maximum(y, 0, out=y)
+    return y
+
+
+def column_sums(g: Any) -> Any:
+    """``g.sum(axis=0)`` of a 2-D array (a bias gradient); with oneDNN a threaded ``ones @ g``."""
+    if type(g) is np.ndarray and g.dtype == _F32 and g.ndim == 2 and g.shape[0] >= 64 and kernels.use_onednn():
+        out = np.empty((1, g.shape[1]), dtype=_F32)
+        if _gemm(np.ones((1, g.shape[0]), dtype=_F32), g, out, 0.0):
+            return out.reshape(-1)
+    return g.sum(axis=0)
+
+
+def _array_module(a: Any) -> Any:
+    from rosenblatt.backend import get_array_module
+
+    return get_array_module(a)

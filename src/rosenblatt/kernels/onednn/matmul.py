@@ -1,0 +1,58 @@
+"""oneDNN's matmul primitive on strided NumPy arrays: ``out = post(scale * a @ b + bias)``.
+
+Every operand is described with its own strides, so transposed views, head-split views of a
+projection and outputs inside a larger buffer are used in place. Leading (batch) axes run as one
+threaded call. Optional extras ride on the primitive: a scalar ``scale`` and a ReLU as eltwise
+post-ops, a bias row broadcast over the output rows. Primitives are cached by shapes, strides and
+extras (:func:`rosenblatt.kernels.onednn.library.cached`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rosenblatt.kernels.onednn import library as L
+
+C = L.C
+ELTWISE_LINEAR = 38  # dnnl_eltwise_linear: alpha * x + beta
+
+L.bind("matmul_primitive_desc_create", [L._PP, L._P, L._P, L._P, L._P, L._P, L._P])
+
+
+def _elements(a: np.ndarray) -> tuple[int, ...]:
+    return tuple(s // 4 for s in a.strides)
+
+
+def _plan(a: np.ndarray, b: np.ndarray, out: np.ndarray, scale: float, bias: bool, relu: bool) -> L.Primitive:
+    post = ([(ELTWISE_LINEAR, scale, 0.0)] if scale != 1.0 else []) + ([(C.eltwise_relu, 0.0, 0.0)] if relu else [])
+    attr = L.Attr(post_ops=post) if post else None
+    bias_md = None
+    if bias:
+        shape = (1,) * (out.ndim - 1) + (out.shape[-1],)
+        bias_md = L.MemoryDesc.with_strides(shape, (out.shape[-1],) * (out.ndim - 1) + (1,))
+    pd = L.create_pd("matmul", L.MemoryDesc.of(a), L.MemoryDesc.of(b), bias_md, L.MemoryDesc.of(out), attr,
+                     op="matmul")
+    return L.Primitive(pd, "matmul")
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, scale: float = 1.0, bias: Any = None,
+           relu: bool = False) -> bool:
+    """``out = relu?(scale * a @ b + bias)`` for float32 arrays; False when oneDNN declines.
+
+    ``a`` is ``(*, M, K)``, ``b`` ``(*, K, N)``, ``out`` ``(*, M, N)`` with the same leading axes;
+    ``bias`` a contiguous ``(N,)`` array or ``None``.
+    """
+    if any(s % 4 or s < 0 for s in a.strides + b.strides + out.strides):
+        return False
+    key = ("matmul", a.shape, _elements(a), b.shape, _elements(b), out.shape, _elements(out), scale,
+           bias is not None, relu)
+    plan = L.cached_or_none(key, lambda: _plan(a, b, out, scale, bias is not None, relu))
+    if plan is None:
+        return False
+    args = [(C.ARG_SRC, a), (C.ARG_WEIGHTS, b), (C.ARG_DST, out)]
+    if bias is not None:
+        args.append((C.ARG_BIAS, bias))
+    plan.execute(args)
+    return True

@@ -1,0 +1,154 @@
+"""The GEMM entry point (``rosenblatt.kernels.gemm``): oneDNN's sgemm against ``numpy.matmul``.
+
+Every layout the kernel takes without a copy (contiguous, transposed views, column slices,
+row-strided outputs), accumulation, stacks and flattened leading axes, and the inputs it must hand
+to NumPy unchanged (float64, aliasing outputs, long stacks, mismatched shapes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rosenblatt import kernels
+from rosenblatt.kernels import gemm
+from rosenblatt.kernels.onednn import library as L
+
+ONEDNN_OK, ONEDNN_WHY = L.load()
+rng = np.random.default_rng(3)
+
+
+@pytest.fixture(params=["numpy", "onednn"])
+def kernel_set(request):
+    if request.param == "onednn" and not ONEDNN_OK:
+        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+    previous = kernels.active()
+    kernels.set_kernels(request.param)
+    yield request.param
+    kernels.set_kernels(previous)
+
+
+def f32(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def views(m, k):
+    """The same (m, k) values laid out four ways."""
+    base = f32(m, k)
+    wide = np.zeros((m, k + 5), np.float32)
+    wide[:, 2:k + 2] = base
+    return {
+        "contiguous": base,
+        "transposed": np.ascontiguousarray(base.T).T,
+        "column slice": wide[:, 2:k + 2],
+        "transposed slice": np.ascontiguousarray(wide.T)[2:k + 2].T,
+    }
+
+
+@pytest.mark.parametrize("la", ["contiguous", "transposed", "column slice", "transposed slice"])
+@pytest.mark.parametrize("lb", ["contiguous", "transposed", "column slice"])
+def test_layouts_match_numpy(kernel_set, la, lb):
+    a = views(37, 19)[la]
+    b = views(19, 23)[lb]
+    np.testing.assert_allclose(gemm.matmul(a, b), a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_out_and_accumulate(kernel_set):
+    a, b = f32(8, 5), f32(5, 6)
+    buffer = np.full((8, 10), 7.0, np.float32)
+    out = buffer[:, :6]  # row-strided output
+    r = gemm.matmul(a, b, out)
+    assert r is out
+    np.testing.assert_allclose(buffer[:, :6], a @ b, rtol=1e-5, atol=1e-6)
+    assert (buffer[:, 6:] == 7.0).all()
+    gemm.matmul(a, b, out, accumulate=True)
+    np.testing.assert_allclose(buffer[:, :6], 2 * (a @ b), rtol=1e-5, atol=1e-6)
+
+
+def test_linear_with_bias(kernel_set):
+    x, w, bias = f32(9, 4), f32(3, 4), f32(3)
+    np.testing.assert_allclose(gemm.linear(x, w, bias), x @ w.T + bias, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gemm.linear(x, w), x @ w.T, rtol=1e-5, atol=1e-6)
+
+
+def test_stacks_and_leading_axes(kernel_set):
+    a, b = f32(3, 4, 5), f32(3, 5, 2)
+    np.testing.assert_allclose(gemm.matmul(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-6)
+    long_a, long_b = f32(gemm.MAX_STACK + 1, 2, 3), f32(gemm.MAX_STACK + 1, 3, 2)
+    np.testing.assert_allclose(gemm.matmul(long_a, long_b), np.matmul(long_a, long_b), rtol=1e-5, atol=1e-6)
+    x, w = f32(2, 3, 4, 5), f32(5, 6)
+    r = gemm.matmul(x, w)
+    assert r.shape == (2, 3, 4, 6)
+    np.testing.assert_allclose(r, x @ w, rtol=1e-5, atol=1e-6)
+
+
+def test_what_numpy_keeps(kernel_set):
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2))
+    r = gemm.matmul(a, b)
+    assert r.dtype == np.float64
+    np.testing.assert_array_equal(r, a @ b)  # float64 never leaves NumPy
+    with pytest.raises(ValueError):
+        gemm.matmul(f32(4, 3), f32(4, 3))
+    with pytest.raises(ValueError):
+        gemm.matmul(f32(4, 3), f32(3, 2), np.empty((4, 3), np.float32))
+    empty = gemm.matmul(f32(0, 3), f32(3, 2))
+    assert empty.shape == (0, 2)
+    square = f32(4, 4)
+    expected = square @ square
+    np.testing.assert_allclose(gemm.matmul(square, square, square.copy()), expected, rtol=1e-5)
+
+
+def test_onednn_really_runs():
+    if not ONEDNN_OK:
+        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+    previous = kernels.active()
+    kernels.set_kernels("onednn")
+    try:
+        gemm.matmul(f32(2, 2), f32(2, 2))
+        assert gemm._sgemm is not None
+    finally:
+        kernels.set_kernels(previous)
+
+
+# -- Linear + ReLU in one node (a Transformer's feed-forward block) ------------------------------
+
+from rosenblatt.nn.functional.linear import linear_relu  # noqa: E402
+from tests.parity import check_grad, check_op, check_second_order, requires_torch  # noqa: E402
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [3, 200])  # small: sgemm + NumPy; big: the fused primitive
+def test_linear_relu_matches_torch(kernel_set, dtype, rows):
+    from tests.parity import torch
+
+    x, w, b = rng.standard_normal((2, rows, 17)), rng.standard_normal((90, 17)), rng.standard_normal(90)
+    check_op(linear_relu, lambda x, w, b: torch.relu(torch.nn.functional.linear(x, w, b)), [x, w, b], dtype)
+    check_op(lambda x, w: linear_relu(x, w), lambda x, w: torch.relu(torch.nn.functional.linear(x, w)), [x, w],
+             dtype)
+
+
+def test_linear_relu_gradients_by_finite_differences(kernel_set):
+    check_grad(linear_relu, [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
+
+
+@requires_torch
+def test_linear_relu_second_order(kernel_set):
+    from tests.parity import torch
+
+    check_second_order(lambda x, w, b: linear_relu(x, w, b) ** 2,
+                       lambda x, w, b: torch.relu(torch.nn.functional.linear(x, w, b)) ** 2,
+                       [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
+
+
+def test_transformer_feed_forward_keeps_hooks_of_linear1(kernel_set):
+    import rosenblatt as rb
+
+    layer = rb.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True)
+    x = rb.tensor(f32(2, 3, 8))
+    plain = layer(x).numpy()
+    seen = []
+    handle = layer.linear1.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    np.testing.assert_allclose(layer(x).numpy(), plain, rtol=1e-6, atol=1e-6)
+    assert seen == [(2, 3, 16)]  # the hooked layer runs unfused
+    handle.remove()
