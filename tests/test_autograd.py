@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rosenblatt as rb
+from rosenblatt.nn.functional._fused import composite_backward
 from tests.parity import HAVE_TORCH, requires_torch
 
 if HAVE_TORCH:
@@ -181,6 +182,66 @@ def test_custom_function_with_saved_arrays_and_double_backward():
     (gg,) = rb.grad(g.sum(), x)
     assert g.item() == 12.0 and gg.item() == 12.0
     assert rb.autograd.gradcheck(Cube.apply, (rb.randn(4, dtype=rb.float64, requires_grad=True),))
+
+
+class _FusedProduct(rb.autograd.Function):
+    """``x * y`` written as a fused op: array gradients, and the composite's gradient under create_graph."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        return x * y
+
+    @staticmethod
+    def backward(ctx, gy):
+        return composite_backward(lambda a, b: a * b, ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, y = ctx.inputs
+        return gy * y.data, gy * x.data
+
+
+def test_fused_op_with_the_same_tensor_twice_counts_its_gradient_once():
+    # f(x, x) = x * x: d/dx = 2x and d2/dx2 = 2 (each position's partial derivative, added once)
+    x = rb.tensor([1.5, -2.0], dtype=rb.float64, requires_grad=True)
+    (g,) = rb.grad(_FusedProduct.apply(x, x).sum(), x, create_graph=True)
+    assert g.tolist() == [3.0, -4.0]
+    (gg,) = rb.grad(g.sum(), x)
+    assert gg.tolist() == [2.0, 2.0]
+    assert rb.autograd.gradgradcheck(lambda t: _FusedProduct.apply(t, t), (x,))
+
+
+@requires_torch
+def test_self_attention_second_derivatives_match_torch():
+    # q = k = v = x: the fused attention's create_graph backward sees one tensor at three positions
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 4, 3))
+    x = rb.tensor(a, requires_grad=True)
+    tx = torch.tensor(a, requires_grad=True)
+    (g,) = rb.grad(rb.nn.functional.scaled_dot_product_attention(x, x, x).pow(2).sum(), x, create_graph=True)
+    (tg,) = torch.autograd.grad(torch.nn.functional.scaled_dot_product_attention(tx, tx, tx).pow(2).sum(), tx,
+                                create_graph=True)
+    np.testing.assert_allclose(g.numpy(), tg.detach().numpy(), rtol=1e-10, atol=1e-12)
+    (gg,) = rb.grad((g * g).sum(), x)
+    (tgg,) = torch.autograd.grad((tg * tg).sum(), tx)
+    np.testing.assert_allclose(gg.numpy(), tgg.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_create_graph_through_a_once_differentiable_op_names_it():
+    class Twice(rb.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward_arrays(ctx, gy):
+            return 2 * gy
+
+    x = rb.ones(3, requires_grad=True)
+    Twice.apply(x).sum().backward()  # first order: the array gradient
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(RuntimeError, match="Twice: .*cannot be differentiated twice"):
+        rb.grad(Twice.apply(x).sum(), x, create_graph=True)
 
 
 def test_grad_does_not_touch_dot_grad_and_supports_non_leaf_inputs():

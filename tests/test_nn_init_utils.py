@@ -106,6 +106,38 @@ def _twin_models():
     return model, t_model
 
 
+# Caches keyed on a tensor's version (weights reordered for a kernel, say) must see a re-initialisation.
+@pytest.mark.parametrize("make", [
+    lambda: rb.nn.Linear(3, 4), lambda: rb.nn.Conv1d(2, 3, 3), lambda: rb.nn.Conv2d(2, 3, 3),
+    lambda: rb.nn.ConvTranspose2d(2, 3, 3), lambda: rb.nn.Conv3d(2, 3, 3), lambda: rb.nn.BatchNorm2d(3),
+    lambda: rb.nn.Embedding(5, 2, padding_idx=1), lambda: rb.nn.RNN(2, 3), lambda: rb.nn.LSTM(2, 3, num_layers=2),
+    lambda: rb.nn.GRU(2, 3, bidirectional=True), lambda: rb.nn.LSTMCell(2, 3), lambda: rb.nn.GRUCell(2, 3),
+    lambda: rb.nn.MultiheadAttention(4, 2),
+], ids=["linear", "conv1d", "conv2d", "conv_transpose2d", "conv3d", "batch_norm", "embedding", "rnn", "lstm",
+        "gru", "lstm_cell", "gru_cell", "multihead_attention"])
+def test_reset_parameters_bumps_every_parameter_version(make):
+    layer = make()
+    # (MultiheadAttention, as PyTorch's, leaves out_proj.weight to Linear's own initialisation)
+    tensors = [p for name, p in layer.named_parameters() if name != "out_proj.weight"]
+    tensors += [b for b in layer.buffers() if b.dtype.kind == "f"]
+    before = [t._version for t in tensors]
+    layer.reset_parameters()
+    assert all(t._version > v for t, v in zip(tensors, before))
+    if isinstance(layer, rb.nn.Embedding):
+        assert not layer.weight.numpy()[1].any()
+
+
+def test_from_weights_and_clipping_bump_versions():
+    layer = rb.nn.Conv2d.from_weights(np.ones((1, 1, 3, 3)), bias=[0.5])
+    assert layer.weight._version > 0 and layer.bias._version > 0
+    assert layer.weight.numpy().sum() == 9 and layer.bias.item() == 0.5
+    p = rb.nn.Parameter(rb.ones(3))
+    p.grad = rb.full((3,), 10.0)
+    version = p.grad._version
+    rb.nn.utils.clip_grad_norm_([p], 1.0)
+    assert p.grad._version > version
+
+
 @requires_torch
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
 @pytest.mark.parametrize("max_norm", [0.5, 1e6])

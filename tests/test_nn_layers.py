@@ -317,6 +317,13 @@ def test_embedding_matches_torch(dtype):
     assert np.all(layer.weight.grad.numpy()[3] == 0) and np.any(layer.weight.grad.numpy()[1] != 0)
 
 
+@requires_torch
+def test_embedding_with_padding_second_derivatives_match_torch():
+    idx = np.array([[0, 2, 2], [1, 0, 2]])
+    check_second_order(lambda w: F.embedding(idx, w, padding_idx=2) ** 3,
+                       lambda w: TF.embedding(torch.tensor(idx), w, padding_idx=2) ** 3, [r(3, 4)])
+
+
 def test_embedding_gradcheck_and_errors():
     idx = np.array([[0, 2, 2], [1, 0, 2]])
     check_grad(lambda w: F.embedding(idx, w) ** 2, [r(3, 4)], second_order=True)

@@ -841,33 +841,37 @@ class Function:
     (weak references to the output tensors). Any other attribute set on ``ctx`` in ``forward`` is
     kept until backward has run, then freed (unless ``retain_graph=True``).
 
-    **Fused gradients: one mechanism.** An op whose gradient is cheaper on raw arrays (a fused
-    layer, a loss, a hot element-wise op) also writes ``backward_arrays``::
+    **Gradients: one mechanism, two methods.** ``backward`` is the reference formula and is
+    always differentiable: it is written with tensor ops (other Functions' ``apply`` included),
+    and the engine records them under ``create_graph=True`` (second derivatives). An op whose
+    gradient is cheaper on raw arrays (a fused layer, a convolution, a loss, a hot element-wise
+    op) also writes ``backward_arrays``, the same formula on arrays::
 
         @staticmethod
         def backward_arrays(ctx, grad_y):   # raw arrays in, arrays (or None) out
             x = ctx.inputs[0].data
             return 2 * x * grad_y
 
-    A plain ``loss.backward()`` records no graph of the backward pass, so the engine calls
-    ``backward_arrays`` when there is one: no tensor wrapping, no op dispatch per gradient. With
-    ``create_graph=True`` (second derivatives) the engine calls ``backward``, whose tensor ops are
-    recorded; it is the reference formula, and for a fused op it may simply be the gradient of the
-    op's composite version (``rosenblatt.nn.functional._fused.composite_backward``). An op with only
-    ``backward_arrays`` is differentiable once: ``create_graph=True`` through it raises a clear
-    error. Array math shared by both (activation derivatives, optimiser updates, convolutions) lives
-    in :mod:`rosenblatt.kernels`.
+    The rule the engine follows:
 
-    ``once_differentiable = True`` is the older spelling of "differentiable once" for an op whose
-    ``backward`` works on arrays; the engine still honours it.
+    - no graph of the backward pass is recorded (a plain ``loss.backward()``): ``backward_arrays``
+      when the op has one (no tensor wrapping, no op dispatch per gradient), else ``backward``;
+    - ``create_graph=True``: ``backward``. For a fused op it may simply be the gradient of the
+      op's composite version (``rosenblatt.nn.functional._fused.composite_backward``); for a
+      linear op (a convolution, a pooling) it applies the adjoint op's Function.
+    - An op with only ``backward_arrays`` is differentiable once: ``create_graph=True`` through it
+      raises a ``RuntimeError`` naming the op.
+
+    Neither method branches on whether it is recorded. Array math shared by both (activation
+    derivatives, optimiser updates, convolutions) lives in :mod:`rosenblatt.kernels`; the internal
+    way to hand an array to tensor code is :func:`constant`, and an in-place change of a tensor's
+    array is announced with :func:`mark_modified`.
     """
 
     # Core fields in slots; subclasses get a __dict__ for what their forward saves.
     __slots__ = ("inputs", "outputs", "needs_input_grad", "generation", "_saved", "_versions",
                  "_output_meta", "_released", "__dict__", "__weakref__")
 
-    # Older spelling of an op differentiable once (see the class docstring); create_graph fails clearly.
-    once_differentiable = False
     # Optional: ``backward_arrays(ctx, *grad_arrays) -> array gradients``, the same formula as
     # ``backward`` on raw arrays. Used when no graph of the backward pass is recorded (the usual
     # ``loss.backward()``), it skips the tensor wrapping and op dispatch of every gradient.
@@ -1130,10 +1134,11 @@ def run_backward(
             grads = pending.pop(fn)
             if fn._released:
                 raise RuntimeError(_SECOND_BACKWARD_ERROR.format(name=type(fn).__name__))
-            if create_graph and (fn.once_differentiable or type(fn).backward is Function.backward):
+            if create_graph and type(fn).backward is Function.backward:
                 raise RuntimeError(
-                    f"{type(fn).__name__}: this fused op computes its gradient directly and cannot be "
-                    "differentiated twice (create_graph=True); use the composite version instead"
+                    f"{type(fn).__name__}: this op computes its gradient on arrays only (backward_arrays) "
+                    "and cannot be differentiated twice (create_graph=True); use its composite version "
+                    "(built from differentiable ops) instead"
                 )
             for x, version in zip(fn.inputs, fn._versions):
                 if isinstance(x, Tensor) and x._version != version:

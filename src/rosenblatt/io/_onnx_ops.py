@@ -386,7 +386,7 @@ def _register_functional() -> None:
     # export then names it in its error, rather than breaking the import of this module.
     for module_name, class_name, converter in [
         ("linear", "LinearFn", _linear), ("linear", "LinearReLUFn", _linear_relu), ("conv", "Conv2dFunction", _conv2d),
-        ("conv", "Conv2dGradInput", _conv_transpose2d), ("activation", "LeakyReLUFn", _leaky_relu),
+        ("conv", "ConvTranspose2dFunction", _conv_transpose2d), ("activation", "LeakyReLUFn", _leaky_relu),
         ("activation", "ELUFn", _elu), ("activation", "StepFn", _step), ("activation", "GELUFn", _gelu),
         ("activation", "GELUTanhFn", _gelu_tanh), ("activation", "SiLUFn", _silu),
         ("activation", "SoftplusFn", _softplus), ("conv3d", "Conv3dFunction", _conv3d),

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 import rosenblatt as rb
-from rosenblatt.core import Tensor, mark_modified
+from rosenblatt.core import Tensor
 from rosenblatt.nn import functional as F
 from rosenblatt.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from rosenblatt.nn.conv import Conv2d, ConvTranspose2d
@@ -371,11 +371,9 @@ class DCGAN(_Conditional):
         self.discriminator = DCGANDiscriminator(out_channels, image_size, channels, num_classes)
         for m in self.modules():
             if isinstance(m, (Conv2d, ConvTranspose2d, Linear)):
-                m.weight.data[...] = rb.random.normal_array(0.0, 0.02, m.weight.shape, m.weight.data.dtype)
-                mark_modified(m.weight)
+                rb.nn.init.normal_(m.weight, 0.0, 0.02)
             elif isinstance(m, (BatchNorm1d, BatchNorm2d)):
-                m.weight.data[...] = rb.random.normal_array(1.0, 0.02, m.weight.shape, m.weight.data.dtype)
-                mark_modified(m.weight)
+                rb.nn.init.normal_(m.weight, 1.0, 0.02)
 
     def forward(self, z: Any, y: Any = None) -> Tensor:
         """The generator's images for noise ``z`` (and labels ``y``)."""

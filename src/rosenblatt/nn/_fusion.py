@@ -33,7 +33,7 @@ from rosenblatt.core import Function, Tensor, constant, is_grad_enabled, mark_mo
 from rosenblatt.nn.activation import ReLU
 from rosenblatt.nn.conv import Conv2d
 from rosenblatt.nn.functional import relu as relu_fn
-from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
+from rosenblatt.nn.functional._fused import composite_backward, composite_backward_arrays
 from rosenblatt.nn.functional.conv import Conv2dFunction, _conv_geometry, _onednn_geometry
 from rosenblatt.nn.functional.normalization import _update_running_stats, batch_norm_composite
 from rosenblatt.nn.normalization import BatchNorm2d
@@ -50,6 +50,12 @@ def _composite(x: Tensor, w: Tensor, b: Tensor | None, gamma: Tensor, beta: Tens
     return relu_fn(y) if relu else y
 
 
+def _conv_bn_composite(ctx: Any) -> Any:
+    """:func:`_composite` as a function of a :class:`ConvBatchNormFn` node's tensor inputs."""
+    geom, eps, relu = ctx.inputs[6:9]
+    return lambda x_, w_, b_, g_, be_, r_, *_: _composite(x_, w_, b_, g_, be_, r_, geom, eps, relu)
+
+
 class ConvBatchNormFn(Function):
     """``relu?(batch_norm(conv2d(x, w) + b) [+ residual])`` in training mode, whose forward oneDNN
     already ran: ``result`` is ``(y, batch_mean, batch_var, saved)``. With a residual the ReLU
@@ -64,31 +70,21 @@ class ConvBatchNormFn(Function):
 
     @staticmethod
     def backward(ctx, gy):
+        return composite_backward(_conv_bn_composite(ctx), ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
         x, w, b, gamma, beta, residual, geom, eps, relu = ctx.inputs
         needs = ctx.needs_input_grad[:6]
-        if recording_backward() or not kernels.use_onednn(gy.data):
-            return _composite_grads(
-                lambda x_, w_, b_, g_, be_, r_, *_: _composite(x_, w_, b_, g_, be_, r_, geom, eps, relu), ctx, gy)
+        if not kernels.use_onednn(gy):
+            return composite_backward_arrays(_conv_bn_composite(ctx), ctx.inputs, ctx.needs_input_grad,
+                                             [gy])
         from rosenblatt.kernels.onednn import fused
 
-        g = _through_relu(ctx.y, gy.data)
+        g = _through_relu(ctx.y, gy)
         grads = fused.conv_bn_backward(g, x.data, w.data, gamma.data, ctx.state, needs[0])
-        grads = grads + ((g if g is not gy.data else g.copy()) if needs[5] else None,)
-        return tuple(wrap(a) if need and a is not None else None for a, need in zip(grads, needs)) + (None,) * 3
-
-
-def _composite_grads(composite: Any, ctx: Any, gy: Tensor) -> tuple:
-    """``composite_backward`` for a node whose inputs may repeat a tensor (``x`` as the residual):
-    each repeat is differentiated through its own alias, so it gets its own partial derivative."""
-    inputs = list(ctx.inputs)
-    counts: dict[int, int] = {}
-    for t in inputs:
-        if isinstance(t, Tensor):
-            counts[id(t)] = counts.get(id(t), 0) + 1
-    for i, t in enumerate(inputs):
-        if isinstance(t, Tensor) and counts[id(t)] > 1:
-            inputs[i] = t * 1.0
-    return composite_backward(composite, inputs, ctx.needs_input_grad, [gy])
+        grads = grads + ((g if g is not gy else g.copy()) if needs[5] else None,)
+        return tuple(a if need else None for a, need in zip(grads, needs)) + (None,) * 3
 
 
 def _through_relu(y: Any, gy: Any) -> Any:
@@ -114,15 +110,19 @@ class ResidualBlockFn(Function):
 
     @staticmethod
     def backward(ctx, gy):
+        return composite_backward(_block_composite, ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
         x, w1, g1, b1, w2, g2, b2, residual, geom1, geom2, eps1, eps2 = ctx.inputs
         needs = ctx.needs_input_grad[:8]
-        if recording_backward() or not kernels.use_onednn(gy.data):
-            return _composite_grads(_block_composite, ctx, gy)
+        if not kernels.use_onednn(gy):
+            return composite_backward_arrays(_block_composite, ctx.inputs, ctx.needs_input_grad, [gy])
         from rosenblatt.kernels.onednn import fused
 
-        g = _through_relu(ctx.y, gy.data)
+        g = _through_relu(ctx.y, gy)
         grads = fused.block_backward(g, x.data, w1.data, g1.data, w2.data, g2.data, ctx.state, needs[0]) + (g,)
-        return tuple(wrap(a) if need and a is not None else None for a, need in zip(grads, needs)) + (None,) * 4
+        return tuple(a if need else None for a, need in zip(grads, needs)) + (None,) * 4
 
 
 def _hooked(module: Any) -> bool:
@@ -306,7 +306,7 @@ def residual_block(conv1: Any, bn1: Any, relu: Any, conv2: Any, bn2: Any, x: Any
     mid_shape = (n, conv1.out_channels) + _out_hw(conv1, x.shape, geom1)
     if min(mid_shape) < 1:
         return None
-    geom2 = _eligible(conv2, bn2, relu, Tensor._make(np.empty((0,) + mid_shape[1:], np.float32)), training)
+    geom2 = _eligible(conv2, bn2, relu, constant(np.empty((0,) + mid_shape[1:], np.float32)), training)
     if geom2 is None:
         return None
     if not training:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt.core import Tensor, get_default_dtype, mark_modified, no_grad
+from rosenblatt.core import Tensor, get_default_dtype, no_grad
 from rosenblatt.nn import functional as F
 from rosenblatt.nn import init
 from rosenblatt.nn.module import Module
@@ -43,8 +43,7 @@ class Embedding(Module):
         init.normal_(self.weight)
         if self.padding_idx is not None:
             with no_grad():
-                self.weight.data[self.padding_idx] = 0
-                mark_modified(self.weight)
+                self.weight[self.padding_idx] = 0
 
     def forward(self, indices: Any) -> Tensor:
         return F.embedding(indices, self.weight, self.padding_idx)

@@ -21,7 +21,8 @@ import numpy as np
 from rosenblatt import ops
 from rosenblatt import random as _random
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor, constant, mark_modified
+from rosenblatt.core import Tensor, constant
+from rosenblatt.nn import init
 from rosenblatt.nn.functional import recurrent as R
 from rosenblatt.nn.module import Module
 from rosenblatt.nn.parameter import Parameter
@@ -93,8 +94,7 @@ class RNNBase(Module):
         """PyTorch's default: every parameter U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
-            p.data[...] = _random.uniform_array(-bound, bound, p.shape, p.dtype)
-            mark_modified(p)
+            init.uniform_(p, -bound, bound)
 
     def flatten_parameters(self) -> None:
         """Accepted for PyTorch compatibility; the weights are always used in place."""
@@ -364,8 +364,7 @@ class RNNCellBase(Module):
         """PyTorch's default: every parameter U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
-            p.data[...] = _random.uniform_array(-bound, bound, p.shape, p.dtype)
-            mark_modified(p)
+            init.uniform_(p, -bound, bound)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -334,28 +334,38 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return IndexBackward.apply(gy, ctx.inputs[1], ctx.in_shape), None
+        return IndexScatter.apply(gy, ctx.inputs[1], ctx.in_shape), None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        return _index_scatter(gy, ctx.inputs[1], ctx.in_shape), None
 
 
-class IndexBackward(Function):
-    """Scatter ``gy`` into zeros of the input's shape; repeated advanced indices accumulate."""
+def _index_scatter(gy: Any, index: Any, in_shape: tuple[int, ...]) -> Any:
+    """``gy`` scattered into zeros of ``in_shape`` at ``index``; repeated advanced indices accumulate."""
+    xp = get_array_module(gy)
+    gx = xp.zeros(in_shape, dtype=gy.dtype)
+    if _is_advanced(index):
+        xp.add.at(gx, index, gy)
+    else:
+        gx[index] = gy
+    return gx
+
+
+class IndexScatter(Function):
+    """:func:`_index_scatter`, the gradient of indexing; its own gradient is indexing."""
 
     @staticmethod
     def forward(ctx, gy, index, in_shape):
-        xp = get_array_module(gy)
-        gx = xp.zeros(in_shape, dtype=gy.dtype)
-        if _is_advanced(index):
-            if xp is np:
-                np.add.at(gx, index, gy)
-            else:
-                xp.add.at(gx, index, gy)
-        else:
-            gx[index] = gy
-        return gx
+        return _index_scatter(gy, index, in_shape)
 
     @staticmethod
     def backward(ctx, ggx):
         return getitem(ggx, ctx.inputs[1]), None, None
+
+    @staticmethod
+    def backward_arrays(ctx, ggx):
+        return ggx[ctx.inputs[1]], None, None
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:

@@ -5,9 +5,8 @@ one node, no temporary graph, BLAS where it matters (see :class:`rosenblatt.core
 differentiable ``backward``, used under ``create_graph=True`` (double backward), can be the
 gradient of the op's readable composite version (built from differentiable primitives) through
 :func:`composite_backward`, so second derivatives stay exact without a second hand-written formula.
-
-:func:`recording_backward` and :func:`wrap` serve the older form, a ``backward`` that branches on
-whether it is recorded and wraps its arrays itself.
+:func:`composite_backward_arrays` gives the same gradients as arrays, for a ``backward_arrays``
+whose fast kernel declines a call.
 """
 
 from __future__ import annotations
@@ -15,15 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rosenblatt.core import Tensor, constant, grad, is_grad_enabled
+from rosenblatt.core import Tensor, constant, enable_grad, grad
+from rosenblatt.ops.shape import Reshape
 
 
-def recording_backward() -> bool:
-    """True when backward is being recorded (``create_graph=True``): take the composite path.
-
-    Older form; new fused ops write ``backward_arrays`` instead.
-    """
-    return is_grad_enabled()
+def _distinct_inputs(inputs: Sequence[Any]) -> list[Any]:
+    """``inputs`` with every occurrence of a tensor passed more than once (``f(x, x)``) replaced by
+    its own alias (a view recorded as a node), so each position gets its own partial derivative."""
+    counts: dict[int, int] = {}
+    for x in inputs:
+        if isinstance(x, Tensor):
+            counts[id(x)] = counts.get(id(x), 0) + 1
+    if all(n == 1 for n in counts.values()):
+        return list(inputs)
+    return [Reshape.apply(x, x.shape) if isinstance(x, Tensor) and counts[id(x)] > 1 else x for x in inputs]
 
 
 def composite_backward(
@@ -31,20 +35,32 @@ def composite_backward(
     inputs: Sequence[Any],
     needs_input_grad: Sequence[bool],
     grad_outputs: Sequence[Tensor],
+    create_graph: bool = True,
 ) -> tuple[Tensor | None, ...]:
-    """Differentiable gradients of ``composite(*inputs)`` for the inputs that need them.
+    """Gradients of ``composite(*inputs)`` for the inputs that need them, one per input position.
 
     Used by fused ops when ``create_graph=True``: the returned gradients carry a graph, so they
-    can be differentiated again.
+    can be differentiated again. A tensor passed at several positions gets, at each one, the
+    partial derivative through that position only: the engine adds them up, as for any op.
     """
+    inputs = _distinct_inputs(inputs)
     outputs = composite(*inputs)
     if isinstance(outputs, Tensor):
         outputs = [outputs]
     wanted = [x for x, need in zip(inputs, needs_input_grad) if need]
-    grads = iter(grad(list(outputs), wanted, list(grad_outputs), create_graph=True, allow_unused=True))
+    grads = iter(grad(list(outputs), wanted, list(grad_outputs), create_graph=create_graph, allow_unused=True))
     return tuple(next(grads) if need else None for need in needs_input_grad)
 
 
-def wrap(array: Any) -> Tensor:
-    """A raw gradient array as a constant tensor (the fast path of a fused backward)."""
-    return constant(array)
+def composite_backward_arrays(
+    composite: Callable[..., Tensor | Sequence[Tensor]],
+    inputs: Sequence[Any],
+    needs_input_grad: Sequence[bool],
+    grad_arrays: Sequence[Any],
+) -> tuple[Any, ...]:
+    """:func:`composite_backward` on arrays, no graph kept: the fallback of a ``backward_arrays``
+    whose fast kernel declines (the kernel set changed between forward and backward, say)."""
+    with enable_grad():
+        grads = composite_backward(composite, inputs, needs_input_grad, [constant(g) for g in grad_arrays],
+                                   create_graph=False)
+    return tuple(None if g is None else g.data for g in grads)

@@ -5,10 +5,12 @@ active and the arrays are float32 NumPy arrays (:mod:`rosenblatt.kernels.onednn.
 NumPy/CuPy im2col + GEMM kernels of :mod:`rosenblatt.kernels.conv`, which also take whatever a
 oneDNN kernel declines (float64 gradient checks, for one).
 
-The Functions here make the convolution differentiable. The two gradients are themselves
-:class:`Function` s (:class:`Conv2dGradInput`, :class:`Conv2dGradWeight`) whose backward passes are
-convolutions, so ``create_graph=True`` gives exact second derivatives (gradient penalties,
-gradgradcheck).
+The Functions here make the convolution differentiable: ``backward_arrays`` calls the gradient
+kernels on arrays (the usual first-order backward), and the differentiable ``backward`` is built
+from the other convolution Functions - the transposed convolution
+(:class:`ConvTranspose2dFunction`, also :func:`conv_transpose2d`'s node) and the weight gradient
+(:class:`Conv2dWeightGradFunction`) - so ``create_graph=True`` gives exact second derivatives
+(gradient penalties, gradgradcheck).
 
 :func:`conv2d_reference` is the readable composite (pad, slice, einsum) kept as the test oracle.
 """
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt import kernels
-from rosenblatt.core import Function, Tensor, is_grad_enabled
+from rosenblatt.core import Function, Tensor
 from rosenblatt.kernels.conv import (
     ConvGeometry,
     _output_size,
@@ -124,98 +126,115 @@ def onednn_grad_weight(x: Any, gy: Any, w_shape: tuple[int, ...], geom: Any) -> 
     return None if grads is None else grads[0]
 
 
-def onednn_backward(ctx: Any, gy: Tensor) -> tuple | None:
-    """All gradients of a convolution node in one oneDNN call, or ``None``.
+def onednn_backward(x: Any, w: Any, gy: Any, geom: Any, need_x: bool, need_b: bool) -> tuple | None:
+    """``(gx or None, gw, gb or None)`` of a convolution in one oneDNN call, or ``None``.
 
-    Only without ``create_graph`` (the fused gradients are not differentiable) and when the
-    weight needs one: the output gradient is reordered once for the data and the weights passes,
-    and the bias gradient comes with the weights pass.
+    For a node whose weight needs a gradient: the output gradient is reordered once for the data
+    and the weights passes, and the bias gradient comes with the weights pass.
     """
-    x, w, b, geom = ctx.inputs
-    need_x, need_w, need_b = ctx.needs_input_grad[:3]
-    if not need_w or is_grad_enabled() or not kernels.use_onednn(x.data, w.data, gy.data):
+    if not kernels.use_onednn(x, w, gy):
         return None
     from rosenblatt.kernels.onednn import conv as dnn
 
     args = _onednn_geometry(geom)
     if need_x:
-        grads = dnn.conv_backward(x.data, w.data, gy.data, need_b, *args)
-    else:
-        grads = dnn.conv_backward_weights(x.data, gy.data, w.shape, need_b, *args)
-        grads = None if grads is None else (None,) + grads
-    if grads is None:
-        return None
-    gx, gw, gb = (None if a is None else Tensor._make(a) for a in grads)
-    return gx, gw, gb if need_b else None, None
+        return dnn.conv_backward(x, w, gy, need_b, *args)
+    grads = dnn.conv_backward_weights(x, gy, w.shape, need_b, *args)
+    return None if grads is None else (None,) + grads
 
 
 class ConvKernels:
     """One dimensionality's NumPy array kernels and the three Functions that use them.
 
-    ``conv2d`` and ``conv3d`` share the Functions' logic (oneDNN first, then the NumPy kernel;
-    gradients that are Functions themselves); each Function class finds its family here, so the
-    gradient of a 3-D convolution is a 3-D convolution.
+    ``conv2d`` and ``conv3d`` share the Functions' logic (oneDNN first, then the NumPy kernel);
+    each Function class finds its family here, so the gradient of a 3-D convolution is a 3-D
+    convolution. The three are the convolution, the transposed convolution (the convolution's
+    input gradient) and the weight gradient (bilinear in the input and the output gradient): the
+    differentiable ``backward`` of each is built from the other two, so ``create_graph=True``
+    gives exact second derivatives (gradient penalties, gradgradcheck); ``backward_arrays`` calls
+    the array kernels directly.
     """
 
     def __init__(self, forward: Any, grad_input: Any, grad_weight: Any) -> None:
         self.forward, self.grad_input, self.grad_weight = forward, grad_input, grad_weight
         self.function: Any = None
-        self.grad_input_function: Any = None
-        self.grad_weight_function: Any = None
+        self.transpose_function: Any = None
+        self.weight_grad_function: Any = None
 
-    def bind(self, function: Any, grad_input_function: Any, grad_weight_function: Any) -> None:
+    def bind(self, function: Any, transpose_function: Any, weight_grad_function: Any) -> None:
         """Attach the family's three Function classes (and the family to each of them)."""
-        self.function, self.grad_input_function, self.grad_weight_function = (
-            function, grad_input_function, grad_weight_function)
-        for cls in (function, grad_input_function, grad_weight_function):
+        self.function, self.transpose_function, self.weight_grad_function = (
+            function, transpose_function, weight_grad_function)
+        for cls in (function, transpose_function, weight_grad_function):
             cls.family = self
 
+    # -- array kernels: oneDNN when it takes the call, else the NumPy (CuPy) kernel ----------------
 
-def _conv_forward(x: Any, w: Any, b: Any, geom: Any, family: ConvKernels) -> Any:
-    y = onednn_forward(x, w, b, geom)
-    if y is not None:
+    def conv(self, x: Any, w: Any, b: Any, geom: Any) -> Any:
+        """``conv(x, w) + b``."""
+        y = onednn_forward(x, w, b, geom)
+        if y is not None:
+            return y
+        y = self.forward(x, w, geom)
+        if b is not None:
+            y += b.reshape((1, -1) + (1,) * (y.ndim - 2))
         return y
-    y = family.forward(x, w, geom)
-    if b is not None:
-        y += b.reshape((1, -1) + (1,) * (y.ndim - 2))
-    return y
+
+    def transpose(self, gy: Any, w: Any, x_shape: tuple[int, ...], geom: Any) -> Any:
+        """The transposed convolution of ``gy`` (the convolution's input gradient)."""
+        gx = onednn_grad_input(gy, w, x_shape, geom)
+        return gx if gx is not None else self.grad_input(gy, w, tuple(x_shape), geom)
+
+    def weight_grad(self, x: Any, gy: Any, w_shape: tuple[int, ...], geom: Any) -> Any:
+        """The convolution's weight gradient."""
+        gw = onednn_grad_weight(x, gy, w_shape, geom)
+        return gw if gw is not None else self.grad_weight(x, gy, tuple(w_shape), geom)
 
 
 class Conv2dFunction(Function):
-    """``y = conv2d(x, w) + b``; backward through :class:`Conv2dGradInput` / :class:`Conv2dGradWeight`."""
+    """``y = conv2d(x, w) + b``; its differentiable backward is a :class:`ConvTranspose2dFunction`
+    and a :class:`Conv2dWeightGradFunction`."""
 
     family: ConvKernels
 
     @staticmethod
     def forward(ctx, x, w, b, geom):
-        return _conv_forward(x, w, b, geom, type(ctx).family)
+        return type(ctx).family.conv(x, w, b, geom)
 
     @staticmethod
     def backward(ctx, gy):
-        grads = onednn_backward(ctx, gy)
-        if grads is not None:
-            return grads
         family = type(ctx).family
         x, w, b, geom = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx = family.grad_input_function.apply(gy, w, x.shape, geom) if need_x else None
-        gw = family.grad_weight_function.apply(x, gy, w.shape, geom) if need_w else None
+        gx = family.transpose_function.apply(gy, w, x.shape, geom) if need_x else None
+        gw = family.weight_grad_function.apply(x, gy, w.shape, geom) if need_w else None
         gb = sum_op(gy, axis=(0,) + tuple(range(2, gy.ndim))) if need_b else None
         return gx, gw, gb, None
 
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, w, b, geom = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        if need_w:
+            grads = onednn_backward(x.data, w.data, gy, geom, need_x, need_b)
+            if grads is not None:
+                return grads[0], grads[1], grads[2] if need_b else None, None
+        family = type(ctx).family
+        gx = family.transpose(gy, w.data, x.shape, geom) if need_x else None
+        gw = family.weight_grad(x.data, gy, w.shape, geom) if need_w else None
+        gb = gy.sum(axis=(0,) + tuple(range(2, gy.ndim))) if need_b else None
+        return gx, gw, gb, None
 
-class Conv2dGradInput(Function):
-    """``gx = conv2d_grad_input(gy, w)``: linear in ``gy`` and in ``w``; its own gradients are a
-    convolution (for ``gy``) and a weight gradient (for ``w``). Also the transposed convolution."""
+
+class ConvTranspose2dFunction(Function):
+    """``conv_transpose2d(gy, w)``, the input gradient of ``conv2d``: linear in ``gy`` and in ``w``;
+    its own gradients are a convolution (for ``gy``) and a weight gradient (for ``w``)."""
 
     family: ConvKernels
 
     @staticmethod
     def forward(ctx, gy, w, x_shape, geom):
-        gx = onednn_grad_input(gy, w, x_shape, geom)
-        if gx is not None:
-            return gx
-        return type(ctx).family.grad_input(gy, w, tuple(x_shape), geom)
+        return type(ctx).family.transpose(gy, w, x_shape, geom)
 
     @staticmethod
     def backward(ctx, ggx):
@@ -223,35 +242,50 @@ class Conv2dGradInput(Function):
         gy, w, _, geom = ctx.inputs
         need_gy, need_w = ctx.needs_input_grad[:2]
         d_gy = family.function.apply(ggx, w, None, geom) if need_gy else None
-        d_w = family.grad_weight_function.apply(ggx, gy, w.shape, geom) if need_w else None
+        d_w = family.weight_grad_function.apply(ggx, gy, w.shape, geom) if need_w else None
+        return d_gy, d_w, None, None
+
+    @staticmethod
+    def backward_arrays(ctx, ggx):
+        family = type(ctx).family
+        gy, w, _, geom = ctx.inputs
+        need_gy, need_w = ctx.needs_input_grad[:2]
+        d_gy = family.conv(ggx, w.data, None, geom) if need_gy else None
+        d_w = family.weight_grad(ggx, gy.data, w.shape, geom) if need_w else None
         return d_gy, d_w, None, None
 
 
-class Conv2dGradWeight(Function):
-    """``gw = conv2d_grad_weight(x, gy)``: bilinear; its gradients are a transposed convolution
-    (for ``x``) and a convolution (for ``gy``)."""
+class Conv2dWeightGradFunction(Function):
+    """``conv2d_weight(x, gy)``, the weight gradient of ``conv2d``: bilinear; its gradients are a
+    transposed convolution (for ``x``) and a convolution (for ``gy``)."""
 
     family: ConvKernels
 
     @staticmethod
     def forward(ctx, x, gy, w_shape, geom):
-        gw = onednn_grad_weight(x, gy, w_shape, geom)
-        if gw is not None:
-            return gw
-        return type(ctx).family.grad_weight(x, gy, tuple(w_shape), geom)
+        return type(ctx).family.weight_grad(x, gy, w_shape, geom)
 
     @staticmethod
     def backward(ctx, ggw):
         family = type(ctx).family
         x, gy, _, geom = ctx.inputs
         need_x, need_gy = ctx.needs_input_grad[:2]
-        d_x = family.grad_input_function.apply(gy, ggw, x.shape, geom) if need_x else None
+        d_x = family.transpose_function.apply(gy, ggw, x.shape, geom) if need_x else None
         d_gy = family.function.apply(x, ggw, None, geom) if need_gy else None
+        return d_x, d_gy, None, None
+
+    @staticmethod
+    def backward_arrays(ctx, ggw):
+        family = type(ctx).family
+        x, gy, _, geom = ctx.inputs
+        need_x, need_gy = ctx.needs_input_grad[:2]
+        d_x = family.transpose(gy.data, ggw, x.shape, geom) if need_x else None
+        d_gy = family.conv(x.data, ggw, None, geom) if need_gy else None
         return d_x, d_gy, None, None
 
 
 CONV2D_KERNELS = ConvKernels(conv2d_array, conv2d_grad_input_array, conv2d_grad_weight_array)
-CONV2D_KERNELS.bind(Conv2dFunction, Conv2dGradInput, Conv2dGradWeight)
+CONV2D_KERNELS.bind(Conv2dFunction, ConvTranspose2dFunction, Conv2dWeightGradFunction)
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,7 +448,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                          f"shape {input.shape}")
     geom = ConvGeometry(stride, pads, dilation, int(groups))
     out_shape = (n, weight.shape[1] * groups, out_h, out_w)
-    y = Conv2dGradInput.apply(input, weight, out_shape, geom)
+    y = ConvTranspose2dFunction.apply(input, weight, out_shape, geom)
     if bias is not None:
         y = y + reshape(bias, (1, -1, 1, 1))
     return y
@@ -453,4 +487,4 @@ def conv2d_reference(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
 
 
 __all__ = ["conv1d", "conv2d", "conv2d_reference", "conv_transpose2d", "clear_workspace", "im2col",
-           "Conv2dFunction", "Conv2dGradInput", "Conv2dGradWeight", "ConvGeometry", "workspace"]
+           "Conv2dFunction", "Conv2dWeightGradFunction", "ConvGeometry", "ConvTranspose2dFunction", "workspace"]

@@ -2,9 +2,10 @@
 
 The array work is in :mod:`rosenblatt.kernels.conv3d` (im2col per batch chunk, one GEMM per group,
 no scatter-adds), or in oneDNN's N-d convolution kernels (:mod:`rosenblatt.kernels.onednn.conv`)
-when that kernel set is active and the arrays are float32 NumPy arrays. As for ``conv2d``, the two gradients are Functions themselves
-(:class:`Conv3dGradInput`, :class:`Conv3dGradWeight`) whose backward passes are convolutions, so
-``create_graph=True`` gives exact second derivatives.
+when that kernel set is active and the arrays are float32 NumPy arrays. As for ``conv2d``, the first-order
+gradients are array kernels (``backward_arrays``) and the differentiable ``backward`` is built
+from the transposed convolution (:class:`ConvTranspose3dFunction`) and the weight gradient
+(:class:`Conv3dWeightGradFunction`), so ``create_graph=True`` gives exact second derivatives.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from rosenblatt.kernels.conv3d import (
 )
 from rosenblatt.nn.functional.conv import (
     Conv2dFunction,
-    Conv2dGradInput,
-    Conv2dGradWeight,
+    Conv2dWeightGradFunction,
     ConvKernels,
+    ConvTranspose2dFunction,
     _check_weight,
     _int_tuple,
     _padding_pairs,
@@ -31,19 +32,20 @@ from rosenblatt.ops import reshape
 
 
 class Conv3dFunction(Conv2dFunction):
-    """``y = conv3d(x, w) + b``; backward through :class:`Conv3dGradInput` / :class:`Conv3dGradWeight`."""
+    """``y = conv3d(x, w) + b``; its differentiable backward is a :class:`ConvTranspose3dFunction`
+    and a :class:`Conv3dWeightGradFunction`."""
 
 
-class Conv3dGradInput(Conv2dGradInput):
-    """``gx = conv3d_grad_input(gy, w)``: linear in ``gy`` and in ``w``."""
+class ConvTranspose3dFunction(ConvTranspose2dFunction):
+    """The transposed 3-D convolution (``conv3d``'s input gradient): linear in ``gy`` and in ``w``."""
 
 
-class Conv3dGradWeight(Conv2dGradWeight):
-    """``gw = conv3d_grad_weight(x, gy)``: bilinear in ``x`` and ``gy``."""
+class Conv3dWeightGradFunction(Conv2dWeightGradFunction):
+    """``conv3d``'s weight gradient: bilinear in ``x`` and ``gy``."""
 
 
 CONV3D_KERNELS = ConvKernels(conv3d_array, conv3d_grad_input_array, conv3d_grad_weight_array)
-CONV3D_KERNELS.bind(Conv3dFunction, Conv3dGradInput, Conv3dGradWeight)
+CONV3D_KERNELS.bind(Conv3dFunction, ConvTranspose3dFunction, Conv3dWeightGradFunction)
 
 
 def conv3d_geometry(op: str, in_size: tuple[int, ...], kernel: tuple[int, ...], stride: Any, padding: Any,
@@ -83,4 +85,4 @@ def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: in
     return Conv3dFunction.apply(input, weight, bias, geom)
 
 
-__all__ = ["Conv3dFunction", "Conv3dGradInput", "Conv3dGradWeight", "conv3d", "conv3d_geometry"]
+__all__ = ["Conv3dFunction", "Conv3dWeightGradFunction", "ConvTranspose3dFunction", "conv3d", "conv3d_geometry"]

@@ -48,14 +48,35 @@ class EmbeddingFn(Function):
     @staticmethod
     def backward(ctx, gy):
         weight, indices, padding_idx = ctx.inputs
-        return EmbeddingBackward.apply(gy, indices, weight.shape[0], padding_idx), None, None
+        return EmbeddingScatter.apply(gy, indices, weight.shape[0], padding_idx), None, None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        weight, indices, padding_idx = ctx.inputs
+        return _embedding_scatter(gy, indices, weight.shape[0], padding_idx), None, None
 
 
-class EmbeddingBackward(Function):
+def _embedding_scatter(gy: Any, indices: Any, num_rows: int, padding_idx: int | None) -> Any:
+    """The table's gradient: the rows of ``gy`` added into the rows ``indices`` pick."""
+    flat = indices.reshape(-1)
+    return _scatter_rows(gy.reshape(flat.size, gy.shape[-1]), flat, num_rows, padding_idx)
+
+
+def _without_padding_row(ggw: Any, padding_idx: int | None) -> Any:
+    """``ggw`` with its padding row zeroed (that row gets no gradient), as an array."""
+    if padding_idx is None:
+        return ggw
+    ggw = ggw.copy()
+    ggw[padding_idx] = 0
+    return ggw
+
+
+class EmbeddingScatter(Function):
+    """:func:`_embedding_scatter`, the gradient of :class:`EmbeddingFn`; its own gradient is a lookup."""
+
     @staticmethod
     def forward(ctx, gy, indices, num_rows, padding_idx):
-        flat = indices.reshape(-1)
-        return _scatter_rows(gy.reshape(flat.size, gy.shape[-1]), flat, num_rows, padding_idx)
+        return _embedding_scatter(gy, indices, num_rows, padding_idx)
 
     @staticmethod
     def backward(ctx, ggw):
@@ -67,6 +88,11 @@ class EmbeddingBackward(Function):
             keep[padding_idx] = 0
             gg = ggw * constant(keep)
         return EmbeddingFn.apply(gg, indices, None), None, None, None
+
+    @staticmethod
+    def backward_arrays(ctx, ggw):
+        _, indices, _, padding_idx = ctx.inputs
+        return _without_padding_row(ggw, padding_idx)[indices], None, None, None
 
 
 def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:

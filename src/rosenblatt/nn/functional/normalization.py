@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 from rosenblatt import kernels
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor, no_grad
+from rosenblatt.core import Function, Tensor, constant, mark_modified, no_grad
 from rosenblatt.kernels import normalization as norm_kernels
-from rosenblatt.nn.functional._fused import composite_backward, recording_backward, wrap
+from rosenblatt.nn.functional._fused import composite_backward
 from rosenblatt.ops import mean, reshape, sqrt
 
 
@@ -61,17 +61,16 @@ class BatchNormFn(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        x, weight, bias, _, invstd, eps = ctx.inputs
+        eps = ctx.inputs[5]
+        return composite_backward(lambda x_, w_, b_, *_: batch_norm_composite(x_, w_, b_, eps),
+                                  ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        _, weight, _, _, invstd, _ = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        if recording_backward():
-            return composite_backward(
-                lambda x_, w_, b_, *_: batch_norm_composite(x_, w_, b_, eps),
-                ctx.inputs, ctx.needs_input_grad, [gy],
-            )
-        gx, gw, gb = norm_kernels.batch_norm_train_backward(
-            gy.data, ctx.x_hat, invstd, None if weight is None else weight.data, need_x, need_w, need_b)
-        return (None if gx is None else wrap(gx), None if gw is None else wrap(gw),
-                None if gb is None else wrap(gb), None, None, None)
+        return norm_kernels.batch_norm_train_backward(
+            gy, ctx.x_hat, invstd, None if weight is None else weight.data, need_x, need_w, need_b) + (None,) * 3
 
 
 class BatchNormOneDnnFn(Function):
@@ -85,26 +84,25 @@ class BatchNormOneDnnFn(Function):
 
     @staticmethod
     def backward(ctx, gy):
+        eps = ctx.inputs[3]
+        return composite_backward(lambda x_, w_, b_, *_: batch_norm_composite(x_, w_, b_, eps),
+                                  ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
         x, weight, bias, eps = ctx.inputs
-        if recording_backward():
-            return composite_backward(
-                lambda x_, w_, b_, *_: batch_norm_composite(x_, w_, b_, eps),
-                ctx.inputs, ctx.needs_input_grad, [gy],
-            )
         w = None if weight is None else weight.data
         grads = None
-        if kernels.use_onednn(gy.data):
+        if kernels.use_onednn(gy):
             from rosenblatt.kernels.onednn import normalization as dnn
 
-            grads = dnn.batch_norm_train_backward(gy.data, x.data, w, ctx.batch_mean, ctx.batch_var, eps)
+            grads = dnn.batch_norm_train_backward(gy, x.data, w, ctx.batch_mean, ctx.batch_var, eps)
         if grads is None:
             shape = _param_shape(x.ndim, x.shape[1])
             invstd = (1.0 / get_array_module(x.data).sqrt(ctx.batch_var + eps)).astype(x.dtype, copy=False)
             x_hat = (x.data - ctx.batch_mean.reshape(shape)) * invstd.reshape(shape)
-            grads = norm_kernels.batch_norm_train_backward(gy.data, x_hat, invstd, w)
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx, gw, gb = (wrap(g) if need else None for g, need in zip(grads, (need_x, need_w, need_b)))
-        return gx, gw, gb, None
+            grads = norm_kernels.batch_norm_train_backward(gy, x_hat, invstd, w)
+        return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad[:3])) + (None,)
 
 
 def _update_running_stats(running_mean: Tensor, running_var: Tensor, batch_mean, batch_var, count: int,
@@ -116,8 +114,7 @@ def _update_running_stats(running_mean: Tensor, running_var: Tensor, batch_mean,
         running_mean.data += m * batch_mean.astype(running_mean.dtype, copy=False)
         running_var.data *= 1.0 - m
         running_var.data += (m * count / (count - 1)) * batch_var.astype(running_var.dtype, copy=False)
-        running_mean._version += 1
-        running_var._version += 1
+    mark_modified(running_mean, running_var)
 
 
 def _check_batch_norm(x: Tensor, channels: int | None, name: str) -> None:
@@ -177,9 +174,9 @@ def batch_norm(
                                  centered=centered)
     # Evaluation: a fixed affine map per channel.
     shape = _param_shape(xd.ndim, xd.shape[1])
-    invstd = Tensor._make((1.0 / xp.sqrt(running_var.data + eps)).astype(xd.dtype, copy=False))
+    invstd = constant((1.0 / xp.sqrt(running_var.data + eps)).astype(xd.dtype, copy=False))
     scale = invstd if weight is None else weight * invstd
-    shift = Tensor._make(-running_mean.data.astype(xd.dtype, copy=False)) * scale
+    shift = constant(-running_mean.data.astype(xd.dtype, copy=False)) * scale
     if bias is not None:
         shift = shift + bias
     return x * reshape(scale, shape) + reshape(shift, shape)
@@ -221,15 +218,16 @@ class LayerNormFn(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        x, weight, bias, num_axes, eps = ctx.inputs
+        x, _, _, num_axes, eps = ctx.inputs
+        shape = x.shape[x.ndim - num_axes:]
+        return composite_backward(lambda x_, w_, b_, *_: layer_norm_composite(x_, shape, w_, b_, eps),
+                                  ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        _, weight, _, num_axes, _ = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        if recording_backward():
-            shape = x.shape[x.ndim - num_axes:]
-            return composite_backward(
-                lambda x_, w_, b_, *_: layer_norm_composite(x_, shape, w_, b_, eps),
-                ctx.inputs, ctx.needs_input_grad, [gy],
-            )
-        g, x_hat = gy.data, ctx.x_hat
+        x_hat = ctx.x_hat
         axes = tuple(range(g.ndim - num_axes, g.ndim))
         lead = tuple(range(g.ndim - num_axes))
         gx = gw = gb = None
@@ -238,11 +236,10 @@ class LayerNormFn(Function):
             gx = gh - gh.mean(axis=axes, keepdims=True)
             gx -= x_hat * (gh * x_hat).mean(axis=axes, keepdims=True)
             gx *= ctx.invstd
-            gx = wrap(gx)
         if need_w:
-            gw = wrap((g * x_hat).sum(axis=lead))
+            gw = (g * x_hat).sum(axis=lead)
         if need_b:
-            gb = wrap(g.sum(axis=lead))
+            gb = g.sum(axis=lead)
         return gx, gw, gb, None, None
 
 
@@ -258,15 +255,16 @@ class LayerNormOneDnnFn(Function):
 
     @staticmethod
     def backward(ctx, gy):
+        eps = ctx.inputs[3]
+        return composite_backward(lambda x_, w_, b_, *_: layer_norm_composite(x_, x_.shape[-1:], w_, b_, eps),
+                                  ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
         x, weight, bias, eps = ctx.inputs
-        if recording_backward():
-            return composite_backward(
-                lambda x_, w_, b_, *_: layer_norm_composite(x_, x_.shape[-1:], w_, b_, eps),
-                ctx.inputs, ctx.needs_input_grad, [gy],
-            )
         w = None if weight is None else weight.data
         features = x.shape[-1]
-        x2, g2 = x.data.reshape(-1, features), gy.data.reshape(-1, features)
+        x2, g2 = x.data.reshape(-1, features), gy.reshape(-1, features)
         grads = None
         if kernels.use_onednn(g2):
             from rosenblatt.kernels.onednn import layer_norm as dnn
@@ -284,7 +282,7 @@ class LayerNormOneDnnFn(Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx, gw, gb = grads
         gx = gx.reshape(x.shape)
-        return tuple(wrap(g) if need else None for g, need in zip((gx, gw, gb), (need_x, need_w, need_b))) + (None,)
+        return tuple(g if need else None for g, need in zip((gx, gw, gb), (need_x, need_w, need_b))) + (None,)
 
 
 def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,

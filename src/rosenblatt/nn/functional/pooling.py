@@ -4,8 +4,9 @@ The array work is done by kernels: :mod:`rosenblatt.kernels.pooling` (NumPy/CuPy
 over the kernel offsets, the reference and the fallback) or, with the oneDNN kernel set active
 and float32 NumPy arrays, :mod:`rosenblatt.kernels.onednn.pooling`.
 
-Backward passes are :class:`Function` s themselves (a scatter whose gradient is a gather and
-vice versa), so pooling layers support double backward.
+Each Function's ``backward_arrays`` calls its adjoint's array kernel (the first-order gradient);
+its differentiable ``backward`` applies the adjoint's :class:`Function` (a scatter whose gradient
+is a gather and vice versa), so pooling layers support double backward.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from rosenblatt import kernels
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Function, Tensor, is_grad_enabled
+from rosenblatt.core import Function, Tensor, constant
 from rosenblatt.kernels import pooling as pooling_kernels
 from rosenblatt.kernels.pooling import pool_output_size
 from rosenblatt.nn.functional.conv import _int_tuple
@@ -139,16 +140,27 @@ class MaxPool2dFunction(Function):
     @staticmethod
     def backward(ctx, gy):
         x, geom = ctx.inputs
-        if ctx.onednn_workspace is not None and not is_grad_enabled() and kernels.use_onednn(gy.data):
+        return MaxPoolScatter.apply(gy, _argmax(ctx), x.shape, geom), None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, geom = ctx.inputs
+        if ctx.onednn_workspace is not None and kernels.use_onednn(gy):
             from rosenblatt.kernels.onednn import pooling as dnn
 
-            gx = dnn.pool_backward(gy.data, ctx.onednn_workspace, x.shape, "max", *_onednn_args(geom))
+            gx = dnn.pool_backward(gy, ctx.onednn_workspace, x.shape, "max", *_onednn_args(geom))
             if gx is not None:
-                return Tensor._make(gx), None
-        argmax = ctx.argmax
-        if argmax is None:  # forward ran in oneDNN: its workspace does not serve double backward
-            argmax = pooling_kernels.max_pool(x.data, geom, with_argmax=True)[1]
-        return MaxPoolScatter.apply(gy, argmax, x.shape, geom), None
+                return gx, None
+        return pooling_kernels.max_pool_scatter(gy, _argmax(ctx), x.shape, geom), None
+
+
+def _argmax(ctx: Any) -> Any:
+    """The winning positions of a :class:`MaxPool2dFunction` node (recomputed when oneDNN ran the
+    forward: its workspace serves only its own backward)."""
+    if ctx.argmax is None:
+        x, geom = ctx.inputs
+        ctx.argmax = pooling_kernels.max_pool(x.data, geom, with_argmax=True)[1]
+    return ctx.argmax
 
 
 class MaxPoolScatter(Function):
@@ -163,6 +175,11 @@ class MaxPoolScatter(Function):
         _, argmax, _, geom = ctx.inputs
         return MaxPoolGather.apply(ggx, argmax, geom), None, None, None
 
+    @staticmethod
+    def backward_arrays(ctx, ggx):
+        _, argmax, _, geom = ctx.inputs
+        return pooling_kernels.max_pool_gather(ggx, argmax, geom), None, None, None
+
 
 class MaxPoolGather(Function):
     """Picks, for every window, the value at the position that won the max (the adjoint of
@@ -176,6 +193,11 @@ class MaxPoolGather(Function):
     def backward(ctx, gy):
         x, argmax, geom = ctx.inputs
         return MaxPoolScatter.apply(gy, argmax, x.shape, geom), None, None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, argmax, geom = ctx.inputs
+        return pooling_kernels.max_pool_scatter(gy, argmax, x.shape, geom), None, None
 
 
 def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
@@ -194,7 +216,7 @@ def max_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | 
         return MaxPool2dFunction.apply(input, geom)
     _, argmax = pooling_kernels.max_pool(input.data, geom, with_argmax=True)
     out = MaxPoolGather.apply(input, argmax, geom)
-    return out, Tensor._make(pooling_kernels.flat_indices(argmax, geom))
+    return out, constant(pooling_kernels.flat_indices(argmax, geom))
 
 
 def max_pool1d(input: Tensor, kernel_size: int | tuple[int], stride: int | tuple[int] | None = None,
@@ -243,22 +265,44 @@ def _avg_divisor(geom: _PoolGeometry, count_include_pad: bool, divisor_override:
     return xp.asarray(counts, dtype=dtype)
 
 
+def _avg_pool(x: Any, geom: _PoolGeometry, divisor: Any, alg: str | None) -> Any:
+    """Average pooling of an array; ``alg`` is the oneDNN algorithm that computes exactly this
+    average, or None."""
+    if alg is not None and kernels.use_onednn(x):
+        from rosenblatt.kernels.onednn import pooling as dnn
+
+        result = dnn.pool_forward(x, x.shape[:2] + tuple(geom.out_hw), alg, *_onednn_args(geom), training=False)
+        if result is not None:
+            return result[0]
+    return pooling_kernels.avg_pool(x, geom, divisor)
+
+
+def _avg_pool_transpose(gy: Any, x_shape: tuple[int, ...], geom: _PoolGeometry, divisor: Any,
+                        alg: str | None) -> Any:
+    """The adjoint of :func:`_avg_pool` (average pooling's input gradient) on arrays."""
+    if alg is not None and kernels.use_onednn(gy):
+        from rosenblatt.kernels.onednn import pooling as dnn
+
+        gx = dnn.pool_backward(gy, None, tuple(x_shape), alg, *_onednn_args(geom))
+        if gx is not None:
+            return gx
+    return pooling_kernels.avg_pool_transpose(gy, x_shape, geom, divisor)
+
+
 class AvgPool2dFunction(Function):
     @staticmethod
     def forward(ctx, x, geom, divisor, alg=None):
-        # ``alg``: the oneDNN algorithm that computes exactly this average, or None
-        if alg is not None and kernels.use_onednn(x):
-            from rosenblatt.kernels.onednn import pooling as dnn
-
-            result = dnn.pool_forward(x, x.shape[:2] + tuple(geom.out_hw), alg, *_onednn_args(geom), training=False)
-            if result is not None:
-                return result[0]
-        return pooling_kernels.avg_pool(x, geom, divisor)
+        return _avg_pool(x, geom, divisor, alg)
 
     @staticmethod
     def backward(ctx, gy):
         x, geom, divisor, alg = ctx.inputs
         return AvgPoolTranspose.apply(gy, x.shape, geom, divisor, alg), None, None, None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, geom, divisor, alg = ctx.inputs
+        return _avg_pool_transpose(gy, x.shape, geom, divisor, alg), None, None, None
 
 
 class AvgPoolTranspose(Function):
@@ -267,18 +311,17 @@ class AvgPoolTranspose(Function):
 
     @staticmethod
     def forward(ctx, gy, x_shape, geom, divisor, alg=None):
-        if alg is not None and kernels.use_onednn(gy):
-            from rosenblatt.kernels.onednn import pooling as dnn
-
-            gx = dnn.pool_backward(gy, None, tuple(x_shape), alg, *_onednn_args(geom))
-            if gx is not None:
-                return gx
-        return pooling_kernels.avg_pool_transpose(gy, x_shape, geom, divisor)
+        return _avg_pool_transpose(gy, x_shape, geom, divisor, alg)
 
     @staticmethod
     def backward(ctx, ggx):
         _, _, geom, divisor, alg = ctx.inputs
         return AvgPool2dFunction.apply(ggx, geom, divisor, alg), None, None, None, None
+
+    @staticmethod
+    def backward_arrays(ctx, ggx):
+        _, _, geom, divisor, alg = ctx.inputs
+        return _avg_pool(ggx, geom, divisor, alg), None, None, None, None
 
 
 def avg_pool2d(input: Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
@@ -369,43 +412,63 @@ def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int | None, int 
     if h % oh == 0 and w % ow == 0:
         return avg_pool2d(input, (h // oh, w // ow))
     xp = get_array_module(input.data)
-    rows = Tensor._make(xp.asarray(_averaging_matrix(h, oh, input.dtype)))
-    cols = Tensor._make(xp.asarray(_averaging_matrix(w, ow, input.dtype).T))
+    rows = constant(xp.asarray(_averaging_matrix(h, oh, input.dtype)))
+    cols = constant(xp.asarray(_averaging_matrix(w, ow, input.dtype).T))
     return matmul(matmul(rows, input), cols)
 
 
+def _plane_gather(x: Any, index: Any) -> Any:
+    """``out[n, c, k] = x[n, c, index[n, c, k]]`` on flattened planes."""
+    xp = get_array_module(x)
+    n, c = x.shape[:2]
+    return xp.take_along_axis(x.reshape(n, c, -1), index.reshape(n, c, -1), axis=2).reshape(index.shape)
+
+
+def _plane_scatter(gy: Any, index: Any, x_shape: tuple[int, ...]) -> Any:
+    """Adds ``gy`` into zeros of ``x_shape`` at the flat plane positions ``index`` (repeated
+    positions accumulate: one ``bincount`` over the whole batch, no ``np.add.at``)."""
+    xp = get_array_module(gy)
+    n, c = x_shape[:2]
+    plane = int(np.prod(x_shape[2:]))
+    flat = index.reshape(n * c, -1) + (xp.arange(n * c) * plane).reshape(-1, 1)
+    total = xp.bincount(flat.ravel(), weights=gy.reshape(-1).astype(np.float64), minlength=n * c * plane)
+    return total.astype(gy.dtype).reshape(x_shape)
+
+
 class _PlaneGather(Function):
-    """``out[n, c, k] = x[n, c, index[n, c, k]]`` on flattened planes; backward is a scatter-add."""
+    """:func:`_plane_gather`; its gradient is :class:`_PlaneScatter`."""
 
     @staticmethod
     def forward(ctx, x, index):
-        xp = get_array_module(x)
-        n, c = x.shape[:2]
-        return xp.take_along_axis(x.reshape(n, c, -1), index.reshape(n, c, -1), axis=2).reshape(index.shape)
+        return _plane_gather(x, index)
 
     @staticmethod
     def backward(ctx, gy):
         x, index = ctx.inputs
         return _PlaneScatter.apply(gy, index, x.shape), None
 
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, index = ctx.inputs
+        return _plane_scatter(gy, index, x.shape), None
+
 
 class _PlaneScatter(Function):
-    """Adds ``gy`` into zeros of ``x_shape`` at the flat plane positions ``index`` (repeated
-    positions accumulate: one ``bincount`` over the whole batch, no ``np.add.at``)."""
+    """:func:`_plane_scatter`; its gradient is :class:`_PlaneGather`."""
 
     @staticmethod
     def forward(ctx, gy, index, x_shape):
-        xp = get_array_module(gy)
-        n, c = x_shape[:2]
-        plane = int(np.prod(x_shape[2:]))
-        flat = index.reshape(n * c, -1) + (xp.arange(n * c) * plane).reshape(-1, 1)
-        total = xp.bincount(flat.ravel(), weights=gy.reshape(-1).astype(np.float64), minlength=n * c * plane)
-        return total.astype(gy.dtype).reshape(x_shape)
+        return _plane_scatter(gy, index, x_shape)
 
     @staticmethod
     def backward(ctx, ggx):
         _, index, _ = ctx.inputs
         return _PlaneGather.apply(ggx, index), None, None
+
+    @staticmethod
+    def backward_arrays(ctx, ggx):
+        _, index, _ = ctx.inputs
+        return _plane_gather(ggx, index), None, None
 
 
 def adaptive_max_pool2d(input: Tensor, output_size: int | tuple[int | None, int | None],
@@ -441,7 +504,7 @@ def adaptive_max_pool2d(input: Tensor, output_size: int | tuple[int | None, int 
             xp.maximum(best, view, out=best)
     out = _PlaneGather.apply(input, index)
     if return_indices:
-        return out, Tensor._make(index)
+        return out, constant(index)
     return out
 
 

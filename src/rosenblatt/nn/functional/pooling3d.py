@@ -1,8 +1,9 @@
 """3-D pooling: ``max_pool3d`` and ``avg_pool3d`` of ``(N, C, D, H, W)`` volumes (PyTorch's semantics).
 
 The array work is in :mod:`rosenblatt.kernels.pooling3d` (one strided view per kernel offset).
-Backward passes are Functions themselves (a scatter whose gradient is a gather and vice versa),
-so the layers support double backward.
+Each Function's ``backward_arrays`` calls its adjoint's array kernel (the first-order gradient);
+its differentiable ``backward`` applies the adjoint's Function (a scatter whose gradient is a
+gather and vice versa), so the layers support double backward.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class MaxPool3dFunction(Function):
         x, geom = ctx.inputs
         return MaxPool3dScatter.apply(gy, ctx.argmax, x.shape, geom), None
 
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, geom = ctx.inputs
+        return max_pool_scatter_array(gy, ctx.argmax, x.shape, geom), None
+
 
 class MaxPool3dScatter(Function):
     """Gradient of max pooling: each output gradient goes to the voxel that won its window."""
@@ -51,6 +57,11 @@ class MaxPool3dScatter(Function):
     def backward(ctx, ggx):
         _, argmax, _, geom = ctx.inputs
         return MaxPool3dGather.apply(ggx, argmax, geom), None, None, None
+
+    @staticmethod
+    def backward_arrays(ctx, ggx):
+        _, argmax, _, geom = ctx.inputs
+        return max_pool_gather_array(ggx, argmax, geom), None, None, None
 
 
 class MaxPool3dGather(Function):
@@ -65,6 +76,11 @@ class MaxPool3dGather(Function):
         x, argmax, geom = ctx.inputs
         return MaxPool3dScatter.apply(gy, argmax, x.shape, geom), None, None
 
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, argmax, geom = ctx.inputs
+        return max_pool_scatter_array(gy, argmax, x.shape, geom), None, None
+
 
 class AvgPool3dFunction(Function):
     @staticmethod
@@ -75,6 +91,11 @@ class AvgPool3dFunction(Function):
     def backward(ctx, gy):
         x, geom, divisor = ctx.inputs
         return AvgPool3dTranspose.apply(gy, x.shape, geom, divisor), None, None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, geom, divisor = ctx.inputs
+        return avg_pool_transpose_array(gy, x.shape, geom, divisor), None, None
 
 
 class AvgPool3dTranspose(Function):
@@ -88,6 +109,11 @@ class AvgPool3dTranspose(Function):
     def backward(ctx, ggx):
         _, _, geom, divisor = ctx.inputs
         return AvgPool3dFunction.apply(ggx, geom, divisor), None, None, None
+
+    @staticmethod
+    def backward_arrays(ctx, ggx):
+        _, _, geom, divisor = ctx.inputs
+        return avg_pool_array(ggx, geom, divisor), None, None, None
 
 
 def _check_input(op: str, x: Any) -> None:

@@ -157,8 +157,6 @@ class LSTMLayer(Function):
     the last four may be None. Outputs ``(output, h_n, c_n)``.
     """
 
-    once_differentiable = True
-
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, reverse=False, lengths=None,
                 weights_version=None):
@@ -186,8 +184,6 @@ class GRULayer(Function):
     Outputs ``(output, h_n)``.
     """
 
-    once_differentiable = True
-
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False, lengths=None, weights_version=None):
         training = any(ctx.needs_input_grad)
@@ -210,8 +206,6 @@ class RNNLayer(Function):
 
     Inputs ``(x, h0, weight_ih, weight_hh, bias_ih, bias_hh)``; outputs ``(output, h_n)``.
     """
-
-    once_differentiable = True
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False, lengths=None,

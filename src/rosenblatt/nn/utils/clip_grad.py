@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor
+from rosenblatt.core import Tensor, mark_modified
 
 
 def _grads(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:
@@ -51,6 +51,7 @@ def clip_grad_norm_(
         with np.errstate(invalid="ignore"):  # an infinite norm makes NaNs, as in PyTorch
             for g in grads:
                 g.data *= g.data.dtype.type(coefficient)
+                mark_modified(g)
     return Tensor(xp.asarray(total, dtype=grads[0].data.dtype))
 
 
