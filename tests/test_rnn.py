@@ -3,8 +3,6 @@ LSTM against a composite reference, float64 gradchecks, packing, and a learning 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -482,7 +480,6 @@ def test_lstm_learns_the_adding_problem():
     lstm = rb.nn.LSTM(2, 32, batch_first=True)
     head = rb.nn.Linear(32, 1)
     optimizer = rb.optim.Adam(list(lstm.parameters()) + list(head.parameters()), lr=0.01)
-    start = time.perf_counter()
     mse = _adding_mse(lstm, head, x_test, y_test)
     for step in range(1, 1201):
         idx = rng.integers(0, len(x_train), 64)
@@ -496,4 +493,3 @@ def test_lstm_learns_the_adding_problem():
             if mse < 0.02:
                 break
     assert mse < 0.05, f"test MSE {mse:.4f} after {step} steps (the predict-the-mean baseline is ~0.167)"
-    assert time.perf_counter() - start < 60
