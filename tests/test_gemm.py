@@ -19,9 +19,11 @@ rng = np.random.default_rng(3)
 
 
 @pytest.fixture(params=["numpy", "onednn"])
-def kernel_set(request):
+def kernel_set(request, monkeypatch):
+    """Each kernel set; under oneDNN the small test products go to oneDNN too."""
     if request.param == "onednn" and not ONEDNN_OK:
         pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+    monkeypatch.setattr(gemm, "MIN_MACS", 0)
     previous = kernels.active()
     kernels.set_kernels(request.param)
     yield request.param
@@ -104,7 +106,11 @@ def test_onednn_really_runs():
     previous = kernels.active()
     kernels.set_kernels("onednn")
     try:
+        gemm._sgemm = None
         gemm.matmul(f32(2, 2), f32(2, 2))
+        assert gemm._sgemm is None  # below MIN_MACS: NumPy's BLAS on the calling thread
+        n = 1 + int(round(gemm.MIN_MACS ** (1 / 3)))
+        gemm.matmul(f32(n, n), f32(n, n))
         assert gemm._sgemm is not None
     finally:
         kernels.set_kernels(previous)

@@ -77,6 +77,12 @@ def _gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> bool:
 MAX_STACK = 16
 
 
+# Products with fewer multiply-adds than this stay on NumPy's BLAS even with the oneDNN kernels:
+# OpenBLAS runs them on the calling thread (no pool to wake), and a batch-1 layer measured
+# 4.5-6.5 us there against 10-13 us through dnnl_sgemm.
+MIN_MACS = 1 << 18
+
+
 def _onednn_matmul(a: np.ndarray, b: np.ndarray, out: Any, beta: float) -> Any:
     if out is not None and (type(out) is not np.ndarray or out.dtype != _F32
                             or np.may_share_memory(out, a) or np.may_share_memory(out, b)):
@@ -91,6 +97,8 @@ def _onednn_matmul(a: np.ndarray, b: np.ndarray, out: Any, beta: float) -> Any:
     if a.ndim != b.ndim or a.ndim not in (2, 3) or a.shape[-1] != b.shape[-2] or not a.size or not b.size:
         return None
     shape = a.shape[:-1] + (b.shape[-1],)
+    if a.shape[-2] * a.shape[-1] * b.shape[-1] < MIN_MACS:
+        return None
     if a.ndim == 3 and (a.shape[0] != b.shape[0] or a.shape[0] > MAX_STACK):
         return None
     if out is None:
