@@ -280,17 +280,21 @@ class _Patched:
                 return original_call(module, *args, **kwargs)
             return tracer.on_module(module, original_call, args, kwargs)
 
-        from rosenblatt.nn import _fusion
+        from rosenblatt.nn import _fusion, _transformer_inference
 
-        # the tracer sees layers one by one: no fused Conv2d -> BatchNorm2d nodes while it runs
+        # the tracer sees layers one by one: no fused Conv2d -> BatchNorm2d nodes and no
+        # array-level Transformer inference path (it records no ops) while it runs
         self.fusion, self.fusion_enabled = _fusion, _fusion.ENABLED
+        self.fast, self.fast_enabled = _transformer_inference, _transformer_inference.ENABLED
         _fusion.ENABLED = False
+        _transformer_inference.ENABLED = False
         _ACTIVE.append(tracer)
         Function.apply = classmethod(_traced_apply)
         Module.__call__ = traced_call
 
     def __exit__(self, *exc: object) -> None:
         self.fusion.ENABLED = self.fusion_enabled
+        self.fast.ENABLED = self.fast_enabled
         Function.apply = _ORIGINAL_APPLY
         self.module_class.__call__ = self.original_call
         _ACTIVE.pop()
