@@ -1,8 +1,8 @@
 """The inference fast path of ``TransformerEncoderLayer`` (``rosenblatt.nn._transformer_inference``).
 
 It must give the module path's numbers (and PyTorch's), run when its conditions hold, and step
-aside whenever something it skips could matter: gradients, training mode, masks, hooks, another
-activation, the NumPy kernels.
+aside whenever something it skips could matter: gradients, training mode, masks, hooks, an
+activation other than ReLU or exact GELU, the NumPy kernels.
 """
 
 from __future__ import annotations
@@ -65,9 +65,11 @@ def _module_path(layer, x):
         fast.ENABLED = True
 
 
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.parametrize("batch_first, norm_first, bias", list(itertools.product([True, False], repeat=3)))
-def test_fast_path_equals_the_module_path(onednn, taken, batch_first, norm_first, bias):
-    layer, x = _layer(batch_first, norm_first, bias), _input(batch_first, length=300)  # big: the primitives
+def test_fast_path_equals_the_module_path(onednn, taken, batch_first, norm_first, bias, activation):
+    layer = _layer(batch_first, norm_first, bias, activation=activation)
+    x = _input(batch_first, length=300)  # big: the primitives
     with rb.no_grad():
         out = layer(x).numpy()
         assert taken == [True]
@@ -75,13 +77,14 @@ def test_fast_path_equals_the_module_path(onednn, taken, batch_first, norm_first
 
 
 @requires_torch
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.parametrize("norm_first", [False, True])
-def test_fast_path_matches_torch(onednn, taken, norm_first):
+def test_fast_path_matches_torch(onednn, taken, norm_first, activation):
     from tests.parity import torch
 
-    layer = _layer(norm_first=norm_first)
+    layer = _layer(norm_first=norm_first, activation=activation)
     twin = torch.nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.1, batch_first=True,
-                                            norm_first=norm_first)
+                                            norm_first=norm_first, activation=activation)
     twin.load_state_dict({k: torch.from_numpy(np.array(v.numpy())) for k, v in layer.state_dict().items()})
     twin.eval()
     x = _input(length=300)
@@ -92,9 +95,10 @@ def test_fast_path_matches_torch(onednn, taken, norm_first):
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_encoder_stack_takes_it_per_layer(onednn, taken):
-    encoder = rb.nn.TransformerEncoder(_layer(), 3).eval()
-    x = _input()
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_encoder_stack_takes_it_per_layer(onednn, taken, activation):
+    encoder = rb.nn.TransformerEncoder(_layer(activation=activation), 3).eval()
+    x = _input()  # small: sgemm, and the activation in NumPy
     with rb.no_grad():
         out = encoder(x).numpy()
     assert taken == [True] * 3
@@ -122,7 +126,7 @@ def test_declined_when_it_could_matter(onednn, taken):
         layer(x)
         handle.remove()
         assert seen == [True]  # the hook ran: the module path was taken
-        _layer(activation="gelu")(x)
+        _layer(activation=lambda t: rb.nn.functional.gelu(t, approximate="tanh"))(x)
         layer(rb.tensor(x.numpy()[0]))  # unbatched
         layer(rb.tensor(x.numpy().astype(np.float64)))
     assert not any(taken)

@@ -146,11 +146,12 @@ def matmul(a: Any, b: Any, out: Any = None, *, accumulate: bool = False) -> Any:
 PRIMITIVE_MIN_OUTPUT = 16384
 
 
-def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False) -> Any:
-    """``x @ weight.T + bias`` for a 2-D ``x`` (then ``max(., 0)`` with ``relu=True``).
+def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False, gelu: bool = False) -> Any:
+    """``x @ weight.T + bias`` for a 2-D ``x`` (then ``max(., 0)`` with ``relu=True``, the exact
+    GELU with ``gelu=True``).
 
     With the oneDNN kernels, big outputs come from one matmul primitive that adds the bias and
-    applies the ReLU as it writes them; small ones from sgemm.
+    applies the activation as it writes them; small ones from sgemm.
     """
     if (type(x) is np.ndarray and x.dtype == _F32 and type(weight) is np.ndarray and weight.dtype == _F32
             and x.ndim == 2 and x.size and kernels.use_onednn(bias)):
@@ -159,7 +160,7 @@ def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False) -> Any:
             from rosenblatt.kernels.onednn import matmul as dnn
 
             b = None if bias is None else np.ascontiguousarray(bias)
-            if dnn.matmul(x, weight.T, out, bias=b, relu=relu):
+            if dnn.matmul(x, weight.T, out, bias=b, relu=relu, gelu=gelu):
                 return out
         if bias is not None:
             out[...] = bias
@@ -172,6 +173,10 @@ def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False) -> Any:
             y += bias
     if relu:
         np.maximum(y, 0, out=y) if type(y) is np.ndarray else _array_module(y).maximum(y, 0, out=y)
+    if gelu:
+        from rosenblatt.kernels.activation import gelu as exact_gelu
+
+        y = exact_gelu(y)
     return y
 
 

@@ -6,7 +6,7 @@ residual and norm. Run as modules and ops that is some forty Python-level calls 
 passes for the residual sums; here it is nine oneDNN calls on arrays:
 
 - the ``q|k|v`` projection and the feed-forward products are matmul primitives that add the bias
-  (and apply the ReLU) as they write;
+  (and apply the ReLU or GELU) as they write;
 - attention reads the heads in place from the packed projection and writes its output straight
   into the merged layout (:mod:`rosenblatt.kernels.onednn.attention`);
 - each residual sum rides on the product before it: the output buffer starts as a copy of the
@@ -16,7 +16,7 @@ passes for the residual sums; here it is nine oneDNN calls on arrays:
 
 The results equal the module path's up to float32 rounding (tests compare them). The path is
 taken only when nothing it skips could matter: float32 NumPy arrays with the oneDNN kernels,
-a batched input, no masks, the ReLU activation, the stock submodules without hooks, and one
+a batched input, no masks, the ReLU or (exact) GELU activation, the stock submodules without hooks, and one
 self-attention with packed projections (PyTorch's own fast path has similar conditions). Otherwise
 :func:`encoder_layer` returns ``None`` and the layer runs module by module.
 """
@@ -48,7 +48,8 @@ def _eligible(layer: Any, x: Any) -> bool:
     modules = (attn, attn.out_proj, layer.linear1, layer.linear2, layer.norm1, layer.norm2, layer.dropout,
                layer.dropout1, layer.dropout2)
     if (type(attn) is not MultiheadAttention or not attn._qkv_same_embed_dim or attn.bias_k is not None
-            or attn.add_zero_attn or attn.batch_first != layer.batch_first or layer.activation is not F.relu):
+            or attn.add_zero_attn or attn.batch_first != layer.batch_first
+            or layer.activation not in (F.relu, F.gelu)):
         return False
     types = (MultiheadAttention, Linear, Linear, Linear, LayerNorm, LayerNorm, Dropout, Dropout, Dropout)
     if any(type(m) is not t or _hooked(m) for m, t in zip(modules, types)):
@@ -110,6 +111,12 @@ def _self_attention(layer: Any, h: np.ndarray, shape: tuple[int, ...]) -> np.nda
     return merged.reshape(-1, shape[-1])
 
 
+def _hidden(layer: Any, h: np.ndarray) -> np.ndarray:
+    """The feed-forward block's activation, applied as the first product writes its output."""
+    relu = layer.activation is F.relu
+    return gemm.linear(h, layer.linear1.weight.data, _data(layer.linear1.bias), relu=relu, gelu=not relu)
+
+
 def encoder_layer(layer: Any, src: Tensor) -> Tensor | None:
     """The layer's output for ``src`` without masks, or ``None`` when the fast path does not apply."""
     if not ENABLED or is_grad_enabled() or layer.training:
@@ -121,10 +128,10 @@ def encoder_layer(layer: Any, src: Tensor) -> Tensor | None:
     x2 = np.ascontiguousarray(x).reshape(-1, shape[-1])
     if layer.norm_first:
         x1 = _plus_product(x2, _self_attention(layer, _norm(x2, layer.norm1), shape), layer.self_attn.out_proj)
-        hidden = gemm.linear(_norm(x1, layer.norm2), layer.linear1.weight.data, _data(layer.linear1.bias), relu=True)
+        hidden = _hidden(layer, _norm(x1, layer.norm2))
         y = _plus_product(x1, hidden, layer.linear2, in_place=True)
     else:
         x1 = _norm(_plus_product(x2, _self_attention(layer, x2, shape), layer.self_attn.out_proj), layer.norm1)
-        hidden = gemm.linear(x1, layer.linear1.weight.data, _data(layer.linear1.bias), relu=True)
+        hidden = _hidden(layer, x1)
         y = _norm(_plus_product(x1, hidden, layer.linear2, in_place=True), layer.norm2)
     return Tensor(y.reshape(shape))
