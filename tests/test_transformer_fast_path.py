@@ -36,8 +36,8 @@ def taken(monkeypatch):
     calls: list[bool] = []
     original = fast.encoder_layer
 
-    def spy(layer, src):
-        result = original(layer, src)
+    def spy(layer, src, *masks):
+        result = original(layer, src, *masks)
         calls.append(result is not None)
         return result
 
@@ -118,9 +118,7 @@ def test_declined_when_it_could_matter(onednn, taken):
         layer.train()
         layer(x)  # training mode (dropout)
         layer.eval()
-        layer(x, src_mask=rb.tensor(np.triu(np.ones((70, 70), bool), 1)))
-        layer(x, src_key_padding_mask=rb.tensor(np.zeros((3, 70), bool)))
-        layer(x, is_causal=True)
+        layer(x, src_mask=rb.tensor(np.zeros((70, 70), np.float32), requires_grad=True))  # wants its gradient
         seen = []
         handle = layer.linear1.register_forward_hook(lambda m, a, o: seen.append(True))
         layer(x)
@@ -134,6 +132,42 @@ def test_declined_when_it_could_matter(onednn, taken):
     with rb.no_grad():
         layer(x)
     assert taken[-1] is False
+
+
+def _masks(kind, batch=3, length=300):
+    rng = np.random.default_rng(1)
+    if kind == "padding":
+        padding = np.zeros((batch, length), bool)
+        padding[0, 200:] = True
+        padding[2, 17:] = True
+        return dict(src_key_padding_mask=rb.tensor(padding))
+    if kind == "every key of one sequence":  # rows with no key: zeros (the NumPy kernel's case)
+        padding = np.zeros((batch, length), bool)
+        padding[1] = True
+        return dict(src_key_padding_mask=rb.tensor(padding))
+    if kind == "causal":
+        return dict(is_causal=True)
+    if kind == "float":
+        return dict(src_mask=rb.tensor(rng.standard_normal((length, length)).astype(np.float32)))
+    per_head = rng.random((batch * 4, length, length)) < 0.3
+    per_head[..., 0] = False  # every query keeps a key
+    return dict(src_mask=rb.tensor(per_head), src_key_padding_mask=_masks("padding")["src_key_padding_mask"])
+
+
+@pytest.mark.parametrize("kind", ["padding", "every key of one sequence", "causal", "float", "per head + padding"])
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_masks_take_the_fast_path(onednn, taken, kind, norm_first):
+    layer, x = _layer(norm_first=norm_first), _input(length=300)
+    with rb.no_grad():
+        out = layer(x, **_masks(kind)).numpy()
+        assert taken == [True]
+        fast.ENABLED = False
+        try:
+            expected = layer(x, **_masks(kind)).numpy()
+        finally:
+            fast.ENABLED = True
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_weight_changes_are_seen(onednn):

@@ -8,7 +8,8 @@ passes for the residual sums; here it is nine oneDNN calls on arrays:
 - the ``q|k|v`` projection and the feed-forward products are matmul primitives that add the bias
   (and apply the ReLU or GELU) as they write;
 - attention reads the heads in place from the packed projection and writes its output straight
-  into the merged layout (:mod:`rosenblatt.kernels.onednn.attention`);
+  into the merged layout (:mod:`rosenblatt.kernels.onednn.attention`); the masks become one
+  additive bias, as in ``MultiheadAttention``;
 - each residual sum rides on the product before it: the output buffer starts as a copy of the
   residual and the product is added to it (a ``sum`` post-op), so ``x + out_proj(...)`` and
   ``x + linear2(...)`` are one call each;
@@ -16,7 +17,7 @@ passes for the residual sums; here it is nine oneDNN calls on arrays:
 
 The results equal the module path's up to float32 rounding (tests compare them). The path is
 taken only when nothing it skips could matter: float32 NumPy arrays with the oneDNN kernels,
-a batched input, no masks, the ReLU or (exact) GELU activation, the stock submodules without hooks, and one
+a batched input, masks that need no gradient, the ReLU or (exact) GELU activation, the stock submodules without hooks, and one
 self-attention with packed projections (PyTorch's own fast path has similar conditions). Otherwise
 :func:`encoder_layer` returns ``None`` and the layer runs module by module.
 """
@@ -34,7 +35,7 @@ from rosenblatt.kernels.attention import attention_forward
 from rosenblatt.nn import functional as F
 from rosenblatt.nn._fusion import _hooked
 from rosenblatt.nn.dropout import Dropout
-from rosenblatt.nn.functional.attention import _Heads
+from rosenblatt.nn.functional.attention import _Heads, attention_bias
 from rosenblatt.nn.linear import Linear
 from rosenblatt.nn.normalization import LayerNorm
 
@@ -99,13 +100,13 @@ def _norm(x: np.ndarray, norm: Any) -> np.ndarray:
     return y
 
 
-def _self_attention(layer: Any, h: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _self_attention(layer: Any, h: np.ndarray, shape: tuple[int, ...], bias: Any) -> np.ndarray:
     attn = layer.self_attn
     qkv = gemm.linear(h, attn.in_proj_weight.data, _data(attn.in_proj_bias))
     heads = _Heads(attn.num_heads, layer.batch_first, packed=True)
     qh, kh, vh = heads.unpack(qkv.reshape(shape[0], shape[1], -1), None, None)
     merged = heads.empty(qh, vh.shape[-1])
-    out, _, _ = attention_forward(qh, kh, vh, 1.0 / float(np.sqrt(attn.head_dim)), out=heads.split(merged))
+    out, _, _ = attention_forward(qh, kh, vh, 1.0 / float(np.sqrt(attn.head_dim)), bias, out=heads.split(merged))
     if out is not heads.split(merged) and not np.shares_memory(out, merged):
         heads.merge(out, merged)
     return merged.reshape(-1, shape[-1])
@@ -117,21 +118,30 @@ def _hidden(layer: Any, h: np.ndarray) -> np.ndarray:
     return gemm.linear(h, layer.linear1.weight.data, _data(layer.linear1.bias), relu=relu, gelu=not relu)
 
 
-def encoder_layer(layer: Any, src: Tensor) -> Tensor | None:
-    """The layer's output for ``src`` without masks, or ``None`` when the fast path does not apply."""
+def encoder_layer(layer: Any, src: Tensor, src_mask: Any = None, src_key_padding_mask: Any = None
+                  ) -> Tensor | None:
+    """The layer's output for ``src`` (masks as ``TransformerEncoderLayer.forward`` takes them), or
+    ``None`` when the fast path does not apply."""
     if not ENABLED or is_grad_enabled() or layer.training:
         return None
     x = src.data
     if x.ndim != 3 or x.size == 0 or not _eligible(layer, x):
         return None
     shape = x.shape
+    n, length = (shape[0], shape[1]) if layer.batch_first else (shape[1], shape[0])
+    bias = attention_bias(src_key_padding_mask, src_mask, n, layer.self_attn.num_heads, length, length, x.dtype,
+                          "TransformerEncoderLayer")
+    if isinstance(bias, Tensor):  # a mask that wants its gradient
+        return None
     x2 = np.ascontiguousarray(x).reshape(-1, shape[-1])
     if layer.norm_first:
-        x1 = _plus_product(x2, _self_attention(layer, _norm(x2, layer.norm1), shape), layer.self_attn.out_proj)
+        x1 = _plus_product(x2, _self_attention(layer, _norm(x2, layer.norm1), shape, bias),
+                           layer.self_attn.out_proj)
         hidden = _hidden(layer, _norm(x1, layer.norm2))
         y = _plus_product(x1, hidden, layer.linear2, in_place=True)
     else:
-        x1 = _norm(_plus_product(x2, _self_attention(layer, x2, shape), layer.self_attn.out_proj), layer.norm1)
+        x1 = _norm(_plus_product(x2, _self_attention(layer, x2, shape, bias), layer.self_attn.out_proj),
+                   layer.norm1)
         hidden = _hidden(layer, x1)
         y = _norm(_plus_product(x1, hidden, layer.linear2, in_place=True), layer.norm2)
     return Tensor(y.reshape(shape))

@@ -332,10 +332,9 @@ class TransformerEncoderLayer(Module):
         _check_sequence("TransformerEncoderLayer", "src", src, self.self_attn.embed_dim, self.batch_first, "S")
         if is_causal and src_mask is None:
             src_mask = causal_mask(_length(src, self.batch_first), src.dtype)
-        if src_mask is None and src_key_padding_mask is None:
-            fast = _inference.encoder_layer(self, src)  # eval + no_grad: the layer in nine oneDNN calls
-            if fast is not None:
-                return fast
+        fast = _inference.encoder_layer(self, src, src_mask, src_key_padding_mask)  # eval + no_grad
+        if fast is not None:
+            return fast
         x = src
         if self.norm_first:
             x = x + self._self_attention(self.norm1(x), src_mask, src_key_padding_mask)

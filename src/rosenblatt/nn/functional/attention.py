@@ -285,7 +285,25 @@ def multi_head_attention(
     length = query.shape[1] if batch_first else query.shape[0]
     source = query if packed else key
     source_length = source.shape[1] if batch_first else source.shape[0]
-    dtype = query.dtype
+    bias = attention_bias(key_padding_mask, attn_mask, n, num_heads, length, source_length, query.dtype, name)
+    dropout_mask = None
+    if dropout_p > 0:
+        dropout_mask = _dropout_mask((n, num_heads, length, source_length), dropout_p, query.dtype, query.data)
+    scale = 1.0 / math.sqrt(width // num_heads)
+    heads = _Heads(num_heads, batch_first, packed)
+    result = AttentionFn.apply(query, key, value, bias, dropout_mask, scale, heads, need_weights)
+    if not need_weights:
+        return result, None
+    out, weights = result
+    if average_attn_weights:
+        weights = mean(weights, 1)
+    return out, weights
+
+
+def attention_bias(key_padding_mask: Any, attn_mask: Any, n: int, num_heads: int, length: int, source_length: int,
+                   dtype: Any, name: str) -> Any:
+    """``MultiheadAttention``'s two masks as one additive bias broadcastable to ``(N, H, L, S)``
+    (an array, a Tensor when a mask needs its gradient, or None), after checking their shapes."""
     bias = None
     if key_padding_mask is not None:
         if tuple(key_padding_mask.shape) != (n, source_length):
@@ -306,18 +324,7 @@ def multi_head_attention(
         mask = _as_bias(attn_mask, dtype, False, name)
         mask = reshape(mask, full) if isinstance(mask, Tensor) else mask.reshape(full)
         bias = _add_bias(bias, mask)
-    dropout_mask = None
-    if dropout_p > 0:
-        dropout_mask = _dropout_mask((n, num_heads, length, source_length), dropout_p, dtype, query.data)
-    scale = 1.0 / math.sqrt(width // num_heads)
-    heads = _Heads(num_heads, batch_first, packed)
-    result = AttentionFn.apply(query, key, value, bias, dropout_mask, scale, heads, need_weights)
-    if not need_weights:
-        return result, None
-    out, weights = result
-    if average_attn_weights:
-        weights = mean(weights, 1)
-    return out, weights
+    return bias
 
 
 # -- composite oracles -------------------------------------------------------------------------
