@@ -32,6 +32,7 @@ from rosenblatt.kernels.conv import (
     im2col,
 )
 from rosenblatt.kernels.workspace import clear_workspace, workspace
+from rosenblatt.nn.functional._geometry import GeometryCache, plain
 from rosenblatt.ops import cat, einsum, reshape
 from rosenblatt.ops import pad as pad_op
 from rosenblatt.ops import sum as sum_op
@@ -333,24 +334,11 @@ def _conv_geometry(op: str, in_hw: tuple[int, int], kernel: tuple[int, int], str
     """The checked geometry; remembered for arguments that are plain ints, tuples of them or strings
     (a layer's own attributes), so a layer called again skips the checks' cost, not the checks."""
     key = (op, in_hw, kernel, stride, padding, dilation, groups)
-    cacheable = all(map(_plain, key))
-    geom = _geometries.get(key) if cacheable else None
-    if geom is None:
-        geom = _check_geometry(op, in_hw, kernel, stride, padding, dilation, groups)
-        if cacheable:
-            if len(_geometries) >= 1024:
-                _geometries.clear()
-            _geometries[key] = geom
-    return geom
+    return _geometries.get(key, all(map(plain, key)),
+                           lambda: _check_geometry(op, in_hw, kernel, stride, padding, dilation, groups))
 
 
-_geometries: dict[tuple, ConvGeometry] = {}
-
-
-def _plain(value: Any) -> bool:
-    """An int (not a bool), a string, or a tuple of ints: hashable, and equal only to itself."""
-    t = type(value)
-    return t is int or t is str or (t is tuple and all(type(v) is int for v in value))
+_geometries = GeometryCache()
 
 
 def _check_geometry(op: str, in_hw: tuple[int, int], kernel: tuple[int, int], stride: Any, padding: Any,

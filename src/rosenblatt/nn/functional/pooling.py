@@ -20,6 +20,7 @@ from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, constant
 from rosenblatt.kernels import pooling as pooling_kernels
 from rosenblatt.kernels.pooling import pool_output_size
+from rosenblatt.nn.functional._geometry import GeometryCache, plain
 from rosenblatt.nn.functional.conv import _int_tuple
 from rosenblatt.ops import matmul, mean, reshape
 
@@ -68,7 +69,7 @@ class _PoolGeometry:
         return tuple(self.padded_hw) != tuple(self.in_hw)
 
 
-_geometries: dict[tuple, _PoolGeometry] = {}
+_geometries = GeometryCache()
 
 
 def _pool_geometry(op: str, in_hw: tuple[int, int], kernel_size: Any, stride: Any, padding: Any, dilation: Any,
@@ -76,21 +77,9 @@ def _pool_geometry(op: str, in_hw: tuple[int, int], kernel_size: Any, stride: An
     """A :class:`_PoolGeometry` (never changed once made), remembered for arguments that are plain
     ints or tuples of them (a layer's own attributes): a layer called again skips the checks' cost."""
     key = (op, in_hw, kernel_size, stride, padding, dilation, ceil_mode)
-    cacheable = type(ceil_mode) is bool and all(map(_plain, key[1:6]))
-    geom = _geometries.get(key) if cacheable else None
-    if geom is None:
-        geom = _PoolGeometry(op, in_hw, kernel_size, stride, padding, dilation, ceil_mode)
-        if cacheable:
-            if len(_geometries) >= 1024:
-                _geometries.clear()
-            _geometries[key] = geom
-    return geom
-
-
-def _plain(value: Any) -> bool:
-    """``None``, an int (not a bool) or a tuple of ints: hashable, and equal only to itself."""
-    t = type(value)
-    return value is None or t is int or (t is tuple and all(type(v) is int for v in value))
+    cacheable = type(ceil_mode) is bool and all(map(plain, key[1:6]))
+    return _geometries.get(key, cacheable,
+                           lambda: _PoolGeometry(op, in_hw, kernel_size, stride, padding, dilation, ceil_mode))
 
 
 def _check_input(op: str, x: Any, spatial: int = 2) -> None:
