@@ -106,8 +106,9 @@ def _self_attention(layer: Any, h: np.ndarray, shape: tuple[int, ...], bias: Any
     heads = _Heads(attn.num_heads, layer.batch_first, packed=True)
     qh, kh, vh = heads.unpack(qkv.reshape(shape[0], shape[1], -1), None, None)
     merged = heads.empty(qh, vh.shape[-1])
-    out, _, _ = attention_forward(qh, kh, vh, 1.0 / float(np.sqrt(attn.head_dim)), bias, out=heads.split(merged))
-    if out is not heads.split(merged) and not np.shares_memory(out, merged):
+    view = heads.split(merged)
+    out, _, _ = attention_forward(qh, kh, vh, 1.0 / float(np.sqrt(attn.head_dim)), bias, out=view)
+    if out is not view:  # a kernel that did not write into the merged layout
         heads.merge(out, merged)
     return merged.reshape(-1, shape[-1])
 
