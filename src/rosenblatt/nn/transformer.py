@@ -260,6 +260,27 @@ def _activation(layer: str, activation: Any) -> tuple[Callable[[Tensor], Tensor]
     raise TypeError(f"{layer}: activation must be a name or a callable, got {type(activation).__name__}")
 
 
+def _build_layer(layer: Module, name: str, attentions: tuple[str, ...], norms: int, d_model: int, nhead: int,
+                 dim_feedforward: int, dropout: float, activation: Any, layer_norm_eps: float, batch_first: bool,
+                 norm_first: bool, bias: bool, dtype: Any) -> None:
+    """The submodules of an encoder or decoder layer, registered in PyTorch's order (its state_dict
+    order): the attentions, ``linear1, dropout, linear2``, ``norm1..``, ``dropout1..``."""
+    activation, layer.activation_name = _activation(name, activation)
+    for attention in attentions:
+        setattr(layer, attention, MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                                     batch_first=batch_first, dtype=dtype))
+    layer.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
+    layer.dropout = Dropout(dropout)
+    layer.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
+    layer.norm_first = bool(norm_first)
+    for i in range(1, norms + 1):
+        setattr(layer, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+    for i in range(1, norms + 1):
+        setattr(layer, f"dropout{i}", Dropout(dropout))
+    layer.activation = activation
+    layer.batch_first = bool(batch_first)
+
+
 def _check_sequence(layer: str, what: str, x: Any, d_model: int, batch_first: bool, letter: str) -> None:
     """``x`` is a batched ``(L, N, E)`` / ``(N, L, E)`` or an unbatched ``(L, E)`` sequence of width ``d_model``."""
     if not isinstance(x, Tensor):
@@ -313,19 +334,8 @@ class TransformerEncoderLayer(Module):
                  batch_first: bool = False, norm_first: bool = False, bias: bool = True,
                  dtype: Any = None) -> None:
         super().__init__()
-        activation, self.activation_name = _activation("TransformerEncoderLayer", activation)
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = bool(norm_first)
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.activation = activation
-        self.batch_first = bool(batch_first)
+        _build_layer(self, "TransformerEncoderLayer", ("self_attn",), 2, d_model, nhead, dim_feedforward, dropout,
+                     activation, layer_norm_eps, batch_first, norm_first, bias, dtype)
 
     def forward(self, src: Tensor, src_mask: Tensor | None = None, src_key_padding_mask: Tensor | None = None,
                 is_causal: bool = False) -> Tensor:
@@ -384,23 +394,8 @@ class TransformerDecoderLayer(Module):
                  batch_first: bool = False, norm_first: bool = False, bias: bool = True,
                  dtype: Any = None) -> None:
         super().__init__()
-        activation, self.activation_name = _activation("TransformerDecoderLayer", activation)
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, dtype=dtype)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                                 batch_first=batch_first, dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = bool(norm_first)
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = activation
-        self.batch_first = bool(batch_first)
+        _build_layer(self, "TransformerDecoderLayer", ("self_attn", "multihead_attn"), 3, d_model, nhead,
+                     dim_feedforward, dropout, activation, layer_norm_eps, batch_first, norm_first, bias, dtype)
 
     def forward(self, tgt: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
                 memory_mask: Tensor | None = None, tgt_key_padding_mask: Tensor | None = None,
