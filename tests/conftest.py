@@ -1,4 +1,4 @@
-"""Shared test configuration: the ``--backend`` option and the PyTorch oracle fixture."""
+"""Shared test configuration: the ``--backend`` option, the PyTorch oracle fixture and the kernel sets."""
 
 from __future__ import annotations
 
@@ -45,3 +45,21 @@ def device():
     import tests.parity as parity
 
     return parity.DEVICE
+
+
+@pytest.fixture(params=["numpy", "onednn"])
+def kernel_set(request):
+    """Runs the test under each kernel set (oneDNN skipped where it does not load), with an empty
+    primitive cache, and restores the set that was active."""
+    import rosenblatt as rb
+    from rosenblatt.kernels.onednn import library
+
+    ok, why = library.load()
+    if request.param == "onednn" and not ok:
+        pytest.skip(f"oneDNN unavailable: {why}")
+    before = rb.kernels.active()
+    rb.kernels.set_kernels(request.param)
+    if ok:
+        library.clear_cache()
+    yield request.param
+    rb.kernels.set_kernels(before)

@@ -18,16 +18,11 @@ ONEDNN_OK, ONEDNN_WHY = L.load()
 rng = np.random.default_rng(3)
 
 
-@pytest.fixture(params=["numpy", "onednn"])
-def kernel_set(request, monkeypatch):
-    """Each kernel set; under oneDNN the small test products go to oneDNN too."""
-    if request.param == "onednn" and not ONEDNN_OK:
-        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+@pytest.fixture
+def kernel_set(kernel_set, monkeypatch):
+    """Each kernel set (tests/conftest.py); under oneDNN the small test products go to oneDNN too."""
     monkeypatch.setattr(gemm, "MIN_MACS", 0)
-    previous = kernels.active()
-    kernels.set_kernels(request.param)
-    yield request.param
-    kernels.set_kernels(previous)
+    return kernel_set
 
 
 def f32(*shape):

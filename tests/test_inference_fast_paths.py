@@ -12,20 +12,7 @@ import numpy as np
 import pytest
 
 import rosenblatt as rb
-from rosenblatt.kernels.onednn import library as L
 from rosenblatt.nn.functional.conv import _conv_geometry
-
-ONEDNN_OK, ONEDNN_WHY = L.load()
-
-
-@pytest.fixture(params=["numpy", "onednn"])
-def kernel_set(request):
-    if request.param == "onednn" and not ONEDNN_OK:
-        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
-    before = rb.kernels.active()
-    rb.kernels.set_kernels(request.param)
-    yield request.param
-    rb.kernels.set_kernels(before)
 
 
 def _grad_mode_output(layer, x):

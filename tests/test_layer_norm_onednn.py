@@ -25,17 +25,6 @@ ONEDNN_OK, ONEDNN_WHY = L.load()
 rng = np.random.default_rng(11)
 
 
-@pytest.fixture(params=["numpy", "onednn"])
-def kernel_set(request):
-    if request.param == "onednn" and not ONEDNN_OK:
-        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
-    before = rb.kernels.active()
-    rb.kernels.set_kernels(request.param)
-    L.clear_cache()
-    yield request.param
-    rb.kernels.set_kernels(before)
-
-
 def _ran() -> bool:
     return any(isinstance(k, tuple) and k and k[0] == "layer_norm" and v for k, v in L._cache.items())
 

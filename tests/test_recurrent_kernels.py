@@ -20,18 +20,6 @@ ONEDNN_OK, ONEDNN_WHY = L.load()
 requires_onednn = pytest.mark.skipif(not ONEDNN_OK, reason=f"oneDNN unavailable: {ONEDNN_WHY}")
 
 
-@pytest.fixture(params=["numpy", "onednn"])
-def kernel_set(request):
-    if request.param == "onednn" and not ONEDNN_OK:
-        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
-    before = rb.kernels.active()
-    rb.kernels.set_kernels(request.param)
-    if ONEDNN_OK:
-        L.clear_cache()
-    yield request.param
-    rb.kernels.set_kernels(before)
-
-
 @pytest.fixture
 def onednn():
     if not ONEDNN_OK:
