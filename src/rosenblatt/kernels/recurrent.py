@@ -107,6 +107,23 @@ def _gemm_t(a: Any, b: Any) -> Any:
     return _mm(a.reshape(-1, a.shape[-1]).T, b.reshape(-1, b.shape[-1]))
 
 
+def _layer_grads(d_input: Any, d_hidden: Any, x: Any, w_ih: Any, previous_states: Any,
+                 needs: tuple[bool, bool, bool, bool, bool]) -> tuple[Any, Any, Any, Any, Any]:
+    """``(dx, dW_ih, dW_hh, db_ih, db_hh)`` of a layer from the ``(T, N, G)`` gradients of its input
+    and hidden pre-activations (the same array except in a GRU), ``None`` where ``needs`` (in that
+    order) is False. ``previous_states()`` gives the ``(T, N, H)`` states the hidden products read."""
+    need_x, need_w_ih, need_w_hh, need_b_ih, need_b_hh = needs
+    dx = _mm(d_input.reshape(-1, d_input.shape[-1]), w_ih).reshape(x.shape) if need_x else None
+    dw_ih = _gemm_t(d_input, x) if need_w_ih else None
+    dw_hh = _gemm_t(d_hidden, previous_states()) if need_w_hh else None
+    db_ih = d_input.sum(axis=(0, 1)) if need_b_ih or (need_b_hh and d_hidden is d_input) else None
+    if not need_b_hh:
+        db_hh = None
+    else:
+        db_hh = db_ih if d_hidden is d_input else d_hidden.sum(axis=(0, 1))
+    return dx, dw_ih, dw_hh, db_ih if need_b_ih else None, db_hh
+
+
 def _input_projection(x: Any, w_ih: Any, bias: Any) -> Any:
     """``x W_ih^T + bias`` for every time step at once: ``(T, N, in)`` -> ``(T, N, G)``."""
     T, N, _ = x.shape
@@ -253,21 +270,11 @@ def lstm_backward(saved: Any, grad_output: Any, grad_h_n: Any, grad_c_n: Any,
         if mask is not None:
             dh += carry_h
             dc += carry_c
-    grads: list[Any] = [None] * 9
-    if needs[0]:
-        grads[0] = _mm(d_gates.reshape(T * N, -1), w_ih).reshape(x.shape)
-    if needs[1]:
-        grads[1] = dh
-    if needs[2]:
-        grads[2] = dc
-    if needs[3]:
-        grads[3] = _gemm_t(d_gates, x)
-    if needs[4]:
-        grads[4] = _gemm_t(d_gates, _previous_states(h_states, h0, reverse, xp))
-    if needs[5] or needs[6]:
-        d_bias = d_gates.sum(axis=(0, 1))
-        grads[5] = d_bias if needs[5] else None
-        grads[6] = d_bias if needs[6] else None
+    gx, gw_ih, gw_hh, gb_ih, gb_hh = _layer_grads(
+        d_gates, d_gates, x, w_ih, lambda: _previous_states(h_states, h0, reverse, xp),
+        (needs[0], needs[3], needs[4], needs[5], needs[6]))
+    grads: list[Any] = [gx, dh if needs[1] else None, dc if needs[2] else None, gw_ih, gw_hh, gb_ih, gb_hh,
+                        None, None]
     if needs[7]:
         grads[7] = _gemm_t(d_h_candidate, m_states)
     if needs[8]:
@@ -376,20 +383,9 @@ def gru_backward(saved: Any, grad_output: Any, grad_h_n: Any, needs: tuple[bool,
         dh += scratch
         if mask is not None:
             dh += carry
-    grads: list[Any] = [None] * 6
-    if needs[0]:
-        grads[0] = _mm(d_input_gates.reshape(T * N, -1), w_ih).reshape(x.shape)
-    if needs[1]:
-        grads[1] = dh
-    if needs[2]:
-        grads[2] = _gemm_t(d_input_gates, x)
-    if needs[3]:
-        grads[3] = _gemm_t(d_hidden_gates, h_prev_all)
-    if needs[4]:
-        grads[4] = d_input_gates.sum(axis=(0, 1))
-    if needs[5]:
-        grads[5] = d_hidden_gates.sum(axis=(0, 1))
-    return tuple(grads)
+    gx, gw_ih, gw_hh, gb_ih, gb_hh = _layer_grads(d_input_gates, d_hidden_gates, x, w_ih, lambda: h_prev_all,
+                                                  (needs[0], needs[2], needs[3], needs[4], needs[5]))
+    return gx, dh if needs[1] else None, gw_ih, gw_hh, gb_ih, gb_hh
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,20 +453,10 @@ def rnn_backward(saved: Any, grad_output: Any, grad_h_n: Any, needs: tuple[bool,
         dh = _mm(da, w_hh)
         if masks is not None:
             dh += carry
-    grads: list[Any] = [None] * 6
-    if needs[0]:
-        grads[0] = _mm(d_pre.reshape(T * N, -1), w_ih).reshape(x.shape)
-    if needs[1]:
-        grads[1] = dh
-    if needs[2]:
-        grads[2] = _gemm_t(d_pre, x)
-    if needs[3]:
-        grads[3] = _gemm_t(d_pre, _previous_states(h_states, h0, reverse, xp))
-    if needs[4] or needs[5]:
-        d_bias = d_pre.sum(axis=(0, 1))
-        grads[4] = d_bias if needs[4] else None
-        grads[5] = d_bias if needs[5] else None
-    return tuple(grads)
+    gx, gw_ih, gw_hh, gb_ih, gb_hh = _layer_grads(
+        d_pre, d_pre, x, w_ih, lambda: _previous_states(h_states, h0, reverse, xp),
+        (needs[0], needs[2], needs[3], needs[4], needs[5]))
+    return gx, dh if needs[1] else None, gw_ih, gw_hh, gb_ih, gb_hh
 
 
 __all__ = ["gru_backward", "gru_forward", "lstm_backward", "lstm_forward", "rnn_backward", "rnn_forward",
