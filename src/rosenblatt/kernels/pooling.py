@@ -71,16 +71,19 @@ def _crop(buffer: Any, geom: Any) -> Any:
 
 def max_pool(x: Any, geom: Any, with_argmax: bool) -> tuple[Any, Any]:
     """Running maximum over the kernel offsets; ``argmax`` is the winning offset per output."""
-    xp = get_array_module(x)
     padded = _padded(x, geom, -np.inf, "pool.pad")
-    best = None
-    argmax = None
-    for k, rows, cols in geom.offsets():
-        view = padded[:, :, rows, cols]
+    windows = ((k, padded[:, :, rows, cols]) for k, rows, cols in geom.offsets())
+    return running_max(windows, geom.kernel[0] * geom.kernel[1], with_argmax, get_array_module(x))
+
+
+def running_max(windows: Any, count: int, with_argmax: bool, xp: Any) -> tuple[Any, Any]:
+    """The elementwise maximum of the ``(k, view)`` windows (``k`` = 0, 1, ... in order) and, if
+    asked, the winning ``k`` per element (the first on ties); shared by 2-D and 3-D pooling."""
+    best = argmax = None
+    for k, view in windows:
         if best is None:
             best = view.copy()
             if with_argmax:
-                count = geom.kernel[0] * geom.kernel[1]
                 argmax = xp.zeros(best.shape, dtype=np.int8 if count <= 127 else np.int32)
             continue
         if with_argmax:

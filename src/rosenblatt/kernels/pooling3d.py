@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.kernels.pooling import pool_output_size
+from rosenblatt.kernels.pooling import pool_output_size, running_max
 
 
 class PoolGeometry:
@@ -88,22 +88,9 @@ def _crop(buffer: Any, geom: PoolGeometry) -> Any:
 
 def max_pool_array(x: Any, geom: PoolGeometry, with_argmax: bool) -> tuple[Any, Any]:
     """Running maximum over the kernel offsets; ``argmax`` (or None) is the winning offset."""
-    xp = get_array_module(x)
     padded = _padded(x, geom, -np.inf)
-    best = argmax = None
-    for k, slices in geom.offsets():
-        view = padded[slices]
-        if best is None:
-            best = view.copy()
-            if with_argmax:
-                argmax = xp.zeros(best.shape, dtype=np.int8 if geom.window_size <= 127 else np.int32)
-            continue
-        if with_argmax:
-            # Strictly greater keeps the first offset on ties (PyTorch). Offsets come in increasing
-            # order, so max(argmax, k * (view > best)) records a new winner without a masked copy.
-            xp.maximum(argmax, xp.multiply(view > best, k, dtype=argmax.dtype), out=argmax)
-        xp.maximum(best, view, out=best)
-    return best, argmax
+    windows = ((k, padded[slices]) for k, slices in geom.offsets())
+    return running_max(windows, geom.window_size, with_argmax, get_array_module(x))
 
 
 def max_pool_scatter_array(gy: Any, argmax: Any, x_shape: tuple[int, ...], geom: PoolGeometry) -> Any:
