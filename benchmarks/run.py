@@ -5,8 +5,10 @@
     python benchmarks/run.py --filter mlp    # workloads whose name or group contains "mlp"
     python benchmarks/run.py --runs 3        # three whole runs per workload (RESULTS.md gives the spread)
 
-Both frameworks get 2 threads. Each workload is timed in interleaved rounds (rosenblatt, PyTorch,
-rosenblatt, ...) so that machine noise hits both alike; the reported time is the median per step,
+Both frameworks get 2 threads, and each runs in a worker process of its own (they would otherwise
+share one OpenMP runtime: PyTorch's wheel and oneDNN both load ``libgomp.so.1``). Each workload is
+timed in interleaved rounds (rosenblatt, PyTorch, rosenblatt, ...) so that machine noise hits both
+alike; the reported time is the median per step,
 and the ratio is torch_time / rosenblatt_time (above 1: rosenblatt is faster). The machine's load
 is read from /proc/stat around every round, and a round during which other processes kept the
 cores busy is thrown away and redone. The kernel set (``rb.backend.kernels()``) is recorded.
@@ -108,47 +110,142 @@ class DisturbedError(RuntimeError):
     """The machine stayed busy: not enough undisturbed rounds."""
 
 
-def _rounds(steps: list, n: int, rounds: int, check_load: bool) -> tuple[list[list[float]], int]:
-    """Interleaved rounds of every step; rounds during which the machine was busy are redone."""
-    times: list[list[float]] = [[] for _ in steps]
-    discarded = 0
-    while len(times[0]) < rounds:
-        before = _load_sample()
-        one = [_time_calls(step, n) for step in steps]
-        if check_load and other_load(before, _load_sample()) > DISTURBED_CORES:
-            discarded += 1
-            if discarded > 4 * rounds:
-                raise DisturbedError(f"the machine stayed busy: {discarded} disturbed rounds thrown away")
-            time.sleep(0.2)
-            continue
-        for column, value in zip(times, one):
-            column.append(value)
-    return times, discarded
+# -- each framework in its own process ----------------------------------------------------------
+#
+# PyTorch's wheel ships its own ``libgomp.so.1`` and oneDNN needs one too: in one process both
+# frameworks would share whichever OpenMP runtime was loaded first, with the wait policy and
+# thread count that the first one chose. So each side runs in a worker process of its own, as a
+# user would run it, and the runner interleaves their rounds. A worker imports both frameworks
+# (``setup()`` builds both models, with the same weights) but loads its own side's native
+# libraries first, so its OpenMP runtime starts with its own side's settings.
+
+SETTLE = 0.05  # seconds between two rounds: the other side's idle threads stop spinning
+
+
+class Worker:
+    """A process that runs one side of one workload and times it on request."""
+
+    def __init__(self, name: str, side: str) -> None:
+        code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import run; "
+                f"run.worker_main({name!r}, {side!r})")
+        self.side = side
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, cwd=HERE)
+        self.steps = self._read()["steps"]
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.side} worker died (exit status {self.proc.wait()})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"{self.side} worker: {reply['error']}")
+        return reply
+
+    def ask(self, **command) -> dict:
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+def worker_main(name: str, side: str) -> None:
+    """The worker's loop: build the workload, then answer timing commands on stdin/stdout."""
+    try:
+        if side == "rb":
+            import rosenblatt as rb
+
+            rb.backend.kernels()  # load oneDNN (and its OpenMP runtime) before anything else does
+        else:
+            import torch
+
+            torch.set_num_threads(int(THREADS))
+        workload = {w.name: w for w in load_workloads()}[name]
+        rb_step, torch_step = workload.setup()
+        if side == "rb":
+            steps = [rb_step]
+            if "numpy_setup" in workload.extra:
+                steps.append(workload.extra["numpy_setup"]())
+        else:
+            steps = [torch_step]
+            if "foreach_setup" in workload.extra:
+                steps.append(workload.extra["foreach_setup"]())
+        del rb_step, torch_step
+        for _ in range(3):  # warm-up: caches, buffer pools, lazy initialisation
+            for step in steps:
+                step()
+    except Exception as err:  # noqa: BLE001 - reported to the runner
+        print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
+        return
+    print(json.dumps({"steps": len(steps)}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["cmd"] == "one":
+            reply = {"times": [_time_calls(step, 1) for step in steps]}
+        elif command["cmd"] == "settle":
+            deadline = time.perf_counter() + command["seconds"]
+            while time.perf_counter() < deadline:
+                steps[0]()
+            reply = {}
+        else:
+            before = _load_sample()
+            times = [_time_calls(step, command["n"]) for step in steps[: command.get("steps", len(steps))]]
+            reply = {"times": times, "other_load": other_load(before, _load_sample())}
+        print(json.dumps(reply), flush=True)
+
+
+def _workers(workload) -> tuple[Worker, Worker]:
+    rb_worker = Worker(workload.name, "rb")
+    try:
+        return rb_worker, Worker(workload.name, "torch")
+    except BaseException:
+        rb_worker.close()
+        raise
+
+
+def _calls_per_round(workers: tuple[Worker, Worker], budget: float) -> int:
+    one = max(max(w.ask(cmd="one")["times"]) for w in workers)
+    return max(3, int(budget / max(one, 1e-6)))  # at least 3 calls: the switch is not timed alone
 
 
 def measure(workload, rounds: int, budget: float, check_load: bool = True) -> dict:
-    rb_step, torch_step = workload.setup()
-    steps = [rb_step, torch_step]
-    foreach_setup = workload.extra.get("foreach_setup")
-    if foreach_setup is not None:
-        steps.append(foreach_setup())
-    for _ in range(3):  # warm-up: caches, buffer pools, lazy initialisation
-        for step in steps:
-            step()
-    one = max(max(_time_calls(step, 1) for step in steps), 1e-6)
-    n = max(3, int(budget / one))  # at least 3 calls a round: the switch between frameworks is not timed alone
-    times, discarded = _rounds(steps, n, rounds, check_load)
+    """Median time per step of each side (and of PyTorch's foreach optimiser and raw NumPy where the
+    workload has them), from interleaved rounds of the two workers."""
+    workers = _workers(workload)
+    try:
+        n = _calls_per_round(workers, budget)
+        times: list[list[float]] = [[], []]
+        extra: list[list[float]] = [[], []]
+        discarded = 0
+        while len(times[0]) < rounds:
+            replies = []
+            for w in workers:
+                time.sleep(SETTLE)
+                replies.append(w.ask(cmd="round", n=n))
+            if check_load and max(r["other_load"] for r in replies) > DISTURBED_CORES:
+                discarded += 1
+                if discarded > 4 * rounds:
+                    raise DisturbedError(f"the machine stayed busy: {discarded} disturbed rounds thrown away")
+                time.sleep(0.2)
+                continue
+            for i, r in enumerate(replies):
+                times[i].append(r["times"][0])
+                if len(r["times"]) > 1:
+                    extra[i].append(r["times"][1])
+    finally:
+        for w in workers:
+            w.close()
     result = {"rb_s": statistics.median(times[0]), "torch_s": statistics.median(times[1]), "calls": n,
-              "discarded_rounds": discarded}
-    if foreach_setup is not None:
-        result["foreach_s"] = statistics.median(times[2])
+              "discarded_rounds": discarded, "ratio": statistics.median(times[1]) / statistics.median(times[0])}
+    if extra[1]:
+        result["foreach_s"] = statistics.median(extra[1])
         result["foreach_ratio"] = result["foreach_s"] / result["rb_s"]
-    numpy_setup = workload.extra.get("numpy_setup")
-    if numpy_setup is not None:
-        np_step = numpy_setup()
-        np_step()
-        result["numpy_s"] = statistics.median(_time_calls(np_step, n) for _ in range(rounds))
-    result["ratio"] = result["torch_s"] / result["rb_s"]
+    if extra[0]:
+        result["numpy_s"] = statistics.median(extra[0])
     return result
 
 
@@ -178,44 +275,47 @@ _SPINNER = "while True: pass"
 def busy_machine(workload, rounds: int, budget: float, settle: float = 1.5) -> dict:
     """Each side's slowdown while as many other processes spin as there are cores.
 
-    Both sides are timed in interleaved rounds on the quiet machine, then again while the spinners
-    run (after ``settle`` seconds, so that a policy that looks at the load has seen it); the
-    slowdown is busy time / quiet time. Fair sharing of the cores would give about 2.
+    Both workers are timed in interleaved rounds on the quiet machine, then again while the
+    spinners run (after each side has run for ``settle`` seconds, so that a policy that looks at
+    the load has seen it); the slowdown is busy time / quiet time. Fair sharing of the cores would
+    give about 2.
     """
-    rb_step, torch_step = workload.setup()
-    for _ in range(3):
-        rb_step()
-        torch_step()
-    one = max(_time_calls(rb_step, 1), _time_calls(torch_step, 1), 1e-6)
-    n = max(3, int(budget / one))
-    quiet_rb, quiet_torch, busy_rb, busy_torch = [], [], [], []
-    for _ in range(rounds):
-        quiet_rb.append(_time_calls(rb_step, n))
-        quiet_torch.append(_time_calls(torch_step, n))
-    spinners = [subprocess.Popen([sys.executable, "-c", _SPINNER]) for _ in range(os.cpu_count() or 1)]
+    workers = _workers(workload)
+    spinners: list = []
     try:
-        deadline = time.perf_counter() + settle
-        while time.perf_counter() < deadline:
-            rb_step()
-            torch_step()
+        n = _calls_per_round(workers, budget)
+        quiet: list[list[float]] = [[], []]
+        busy: list[list[float]] = [[], []]
         for _ in range(rounds):
-            busy_rb.append(_time_calls(rb_step, n))
-            busy_torch.append(_time_calls(torch_step, n))
+            for i, w in enumerate(workers):
+                time.sleep(SETTLE)
+                quiet[i].append(w.ask(cmd="round", n=n, steps=1)["times"][0])
+        spinners = [subprocess.Popen([sys.executable, "-c", _SPINNER]) for _ in range(os.cpu_count() or 1)]
+        for w in workers:
+            w.ask(cmd="settle", seconds=settle)
+        for _ in range(rounds):
+            for i, w in enumerate(workers):
+                busy[i].append(w.ask(cmd="round", n=n, steps=1)["times"][0])
     finally:
         for p in spinners:
             p.kill()
         for p in spinners:
             p.wait()
-    rb_slowdown = statistics.median(busy_rb) / statistics.median(quiet_rb)
-    torch_slowdown = statistics.median(busy_torch) / statistics.median(quiet_torch)
+        for w in workers:
+            w.close()
+    rb_slowdown = statistics.median(busy[0]) / statistics.median(quiet[0])
+    torch_slowdown = statistics.median(busy[1]) / statistics.median(quiet[1])
     return {"rb_s": rb_slowdown, "torch_s": torch_slowdown, "calls": n, "ratio": torch_slowdown / rb_slowdown,
-            "quiet_rb_s": statistics.median(quiet_rb), "quiet_torch_s": statistics.median(quiet_torch)}
+            "quiet_rb_s": statistics.median(quiet[0]), "quiet_torch_s": statistics.median(quiet[1])}
 
 
 _PROBE = """
 import os, sys, threading, time
 sys.path.insert(0, {src!r}); sys.path.insert(0, {here!r})
 import run
+if {side!r} == "rb":
+    import rosenblatt
+    rosenblatt.backend.kernels()  # its own OpenMP runtime first, as in the timing workers
 workload = {{w.name: w for w in run.load_workloads()}}[{name!r}]
 steps = workload.setup()
 step = steps[0 if {side!r} == "rb" else 1]
@@ -343,11 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the raw numbers here")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        import torch
-
-        torch.set_num_threads(int(THREADS))
-    except ImportError:
+    if importlib.util.find_spec("torch") is None:
         print("PyTorch is not installed: nothing to compare against (pip install torch==2.13.0)", file=sys.stderr)
         return 1
     rounds, budget = (2, 0.05) if args.quick else (args.rounds, args.budget)

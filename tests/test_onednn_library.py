@@ -99,15 +99,27 @@ def test_missing_libgomp_warns_once_and_falls_back():
     assert "(1, 2, 3, 3)" in lines[3]
 
 
-def test_omp_wait_policy_defaults_to_passive_but_respects_the_user():
+def test_openmp_spins_briefly_by_default_but_respects_the_user():
+    # what GNU OpenMP sees in the environment at the moment it loads, and what is left afterwards
     code = """
-        import os
+        import ctypes, os
+        real = ctypes.CDLL
+        def spy(name, *args, **kwargs):
+            if 'gomp' in str(name):
+                print('at load:', os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))
+            return real(name, *args, **kwargs)
+        ctypes.CDLL = spy
         from rosenblatt.kernels.onednn import library as L
         L.load()
-        print(os.environ.get('OMP_WAIT_POLICY'))
+        print('after:', os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))
     """
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                       text=True, env={**env, "PYTHONPATH": SRC}, timeout=60)
-    assert r.stdout.strip() == ("passive" if ok else "None"), r.stderr
-    assert _run(code, OMP_WAIT_POLICY="active").stdout.strip() == "active"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    cases = [({}, f"None {L.SPIN_COUNT}", "None None"), ({"OMP_WAIT_POLICY": "active"}, "active None", "active None"),
+             ({"GOMP_SPINCOUNT": "7"}, "None 7", "None 7")]
+    for extra, at_load, after in cases:
+        r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                           env={**env, "PYTHONPATH": SRC, **extra}, timeout=60)
+        lines = r.stdout.splitlines()
+        assert lines[-1] == f"after: {after}", (extra, r.stdout, r.stderr)
+        if ok:
+            assert lines == [f"at load: {at_load}", f"after: {after}"], (extra, r.stdout, r.stderr)
