@@ -21,7 +21,7 @@ rng = np.random.default_rng(3)
 @pytest.fixture
 def kernel_set(kernel_set, monkeypatch):
     """Each kernel set (tests/conftest.py); under oneDNN the small test products go to oneDNN too."""
-    monkeypatch.setattr(gemm, "MIN_MACS", 0)
+    monkeypatch.setattr(gemm, "_min_macs", 0)
     return kernel_set
 
 
@@ -95,6 +95,23 @@ def test_what_numpy_keeps(kernel_set):
     np.testing.assert_allclose(gemm.matmul(square, square, square.copy()), expected, rtol=1e-5)
 
 
+def test_small_product_threshold_follows_openblas_small_matrix_kernels(monkeypatch):
+    from rosenblatt.kernels import threads
+
+    class Fake:
+        config = "OpenBLAS 0.3.31 DYNAMIC_ARCH SkylakeX MAX_THREADS=64"
+
+    monkeypatch.setattr(gemm, "_min_macs", None)
+    monkeypatch.setattr(threads, "_openblas", lambda: Fake())
+    assert gemm.min_macs() == gemm.SMALL_MACS
+    Fake.config = "OpenBLAS 0.3.31 DYNAMIC_ARCH Haswell MAX_THREADS=64"
+    monkeypatch.setattr(gemm, "_min_macs", None)
+    assert gemm.min_macs() == gemm.MIN_MACS
+    monkeypatch.setattr(threads, "_openblas", lambda: None)  # another BLAS
+    monkeypatch.setattr(gemm, "_min_macs", None)
+    assert gemm.min_macs() == gemm.MIN_MACS
+
+
 def test_onednn_really_runs():
     if not ONEDNN_OK:
         pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
@@ -103,8 +120,8 @@ def test_onednn_really_runs():
     try:
         gemm._sgemm = None
         gemm.matmul(f32(2, 2), f32(2, 2))
-        assert gemm._sgemm is None  # below MIN_MACS: NumPy's BLAS on the calling thread
-        n = 1 + int(round(gemm.MIN_MACS ** (1 / 3)))
+        assert gemm._sgemm is None  # below min_macs(): NumPy's BLAS on the calling thread
+        n = 1 + int(round(gemm.min_macs() ** (1 / 3)))
         gemm.matmul(f32(n, n), f32(n, n))
         assert gemm._sgemm is not None
     finally:

@@ -84,3 +84,47 @@ def test_pooling_geometry_is_remembered_but_still_checked():
         pool = rb.nn.MaxPool2d(3, 2, ceil_mode=ceil_mode)
         assert pool(x).shape == ((1, 1, 4, 4) if ceil_mode else (1, 1, 3, 3))
         assert pool(x[:, :, :7, :7]).shape == (1, 1, 3, 3)
+
+
+# -- Linear without a graph node, and Linear -> ReLU in one product -------------------------------
+
+
+@pytest.mark.parametrize("batch", [1, 3, 300])
+def test_linear_inference_path_matches_the_recorded_op(kernel_set, batch):
+    rb.manual_seed(0)
+    rng = np.random.default_rng(1)
+    model = rb.nn.Sequential(rb.nn.Linear(784, 512), rb.nn.ReLU(), rb.nn.Linear(512, 30), rb.nn.ReLU(),
+                             rb.nn.Linear(30, 10), rb.nn.ReLU())
+    x = rb.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
+    expected = model(x)  # gradients recorded: LinearFn and ReLU nodes
+    assert expected.grad_fn is not None
+    with rb.no_grad():
+        fast = model(x)
+        single = model[0](x)
+    assert fast.grad_fn is None and not fast.requires_grad
+    np.testing.assert_allclose(fast.numpy(), expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(single.numpy(), model[0](x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    model[2].weight.data[...] *= -2  # nothing is remembered between calls
+    with rb.no_grad():
+        changed = model(x).numpy()
+    np.testing.assert_allclose(changed, model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(changed, fast.numpy())
+
+
+def test_linear_relu_pair_respects_hooks_and_errors(kernel_set):
+    rng = np.random.default_rng(2)
+    model = rb.nn.Sequential(rb.nn.Linear(8, 6), rb.nn.ReLU(), rb.nn.Linear(6, 4))
+    x = rb.tensor(rng.standard_normal((5, 8)).astype(np.float32))
+    seen = []
+    handle = model[1].register_forward_hook(lambda m, inp, out: seen.append(inp[0].numpy().copy()))
+    with rb.no_grad():
+        model(x)
+    handle.remove()
+    assert len(seen) == 1 and (seen[0] < 0).any()  # the hook saw the Linear output before the ReLU
+    handle = model[0].register_forward_hook(lambda m, inp, out: out * 0)
+    with rb.no_grad():
+        out = model[:2](x)
+    handle.remove()
+    assert np.all(out.numpy() == 0)
+    with rb.no_grad(), pytest.raises(ValueError, match=r"Linear\(8, 6\).*expected input of shape \(\*, 8\)"):
+        model(rb.tensor(np.zeros((5, 7), np.float32)))

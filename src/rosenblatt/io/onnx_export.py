@@ -280,21 +280,20 @@ class _Patched:
                 return original_call(module, *args, **kwargs)
             return tracer.on_module(module, original_call, args, kwargs)
 
-        from rosenblatt.nn import _fusion, _transformer_inference
+        from rosenblatt.nn import _fusion, _transformer_inference, linear
 
         # the tracer sees layers one by one: no fused Conv2d -> BatchNorm2d nodes and no
-        # array-level Transformer inference path (it records no ops) while it runs
-        self.fusion, self.fusion_enabled = _fusion, _fusion.ENABLED
-        self.fast, self.fast_enabled = _transformer_inference, _transformer_inference.ENABLED
-        _fusion.ENABLED = False
-        _transformer_inference.ENABLED = False
+        # array-level inference paths (they record no ops) while it runs
+        self.fast_paths = [(m, m.ENABLED) for m in (_fusion, _transformer_inference, linear)]
+        for m, _ in self.fast_paths:
+            m.ENABLED = False
         _ACTIVE.append(tracer)
         Function.apply = classmethod(_traced_apply)
         Module.__call__ = traced_call
 
     def __exit__(self, *exc: object) -> None:
-        self.fusion.ENABLED = self.fusion_enabled
-        self.fast.ENABLED = self.fast_enabled
+        for m, enabled in self.fast_paths:
+            m.ENABLED = enabled
         Function.apply = _ORIGINAL_APPLY
         self.module_class.__call__ = self.original_call
         _ACTIVE.pop()

@@ -79,8 +79,35 @@ MAX_STACK = 16
 
 # Products with fewer multiply-adds than this stay on NumPy's BLAS even with the oneDNN kernels:
 # OpenBLAS runs them on the calling thread (no pool to wake), and a batch-1 layer measured
-# 4.5-6.5 us there against 10-13 us through dnnl_sgemm.
+# 4.5-6.5 us there against 10-13 us through dnnl_sgemm. OpenBLAS computes products of up to
+# 2**18 multiply-adds on one thread; on AVX-512 cores its small-matrix kernels take products of
+# up to 10**6 on one thread as well (SMALL_MACS), so those stay on NumPy too. When oneDNN's
+# threads have gone to sleep (a batch-1 forward pass), waking them costs 40-80 us: a LeNet-5
+# convolution's 16x150 @ 150x140 product took 90 us through dnnl_sgemm and 12 us in OpenBLAS.
 MIN_MACS = 1 << 18
+SMALL_MACS = 1_000_000
+_SMALL_MATRIX_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+_min_macs: int | None = None
+
+
+def _big_enough(m: int, k: int, n: int) -> bool:
+    """Whether an ``(m, k) @ (k, n)`` product goes to ``dnnl_sgemm``. A single row (batch-1
+    inference) is a matrix-vector product bound by memory: two threads read the matrix faster
+    (a 784x512 layer, 14 us against 20-30 us), so it goes from MIN_MACS on."""
+    macs = m * k * n
+    return macs >= (_min_macs if _min_macs is not None else min_macs()) or (m == 1 and macs >= MIN_MACS)
+
+
+def min_macs() -> int:
+    """The smallest product (in multiply-adds) that goes to ``dnnl_sgemm``."""
+    global _min_macs
+    if _min_macs is None:
+        from rosenblatt.kernels import threads
+
+        blas = threads._openblas()
+        config = blas.config if blas is not None else ""
+        _min_macs = SMALL_MACS if any(core in config for core in _SMALL_MATRIX_CORES) else MIN_MACS
+    return _min_macs
 
 
 def _onednn_matmul(a: np.ndarray, b: np.ndarray, out: Any, beta: float) -> Any:
@@ -97,7 +124,7 @@ def _onednn_matmul(a: np.ndarray, b: np.ndarray, out: Any, beta: float) -> Any:
     if a.ndim != b.ndim or a.ndim not in (2, 3) or a.shape[-1] != b.shape[-2] or not a.size or not b.size:
         return None
     shape = a.shape[:-1] + (b.shape[-1],)
-    if a.shape[-2] * a.shape[-1] * b.shape[-1] < MIN_MACS:
+    if not _big_enough(a.shape[-2], a.shape[-1], b.shape[-1]):
         return None
     if a.ndim == 3 and (a.shape[0] != b.shape[0] or a.shape[0] > MAX_STACK):
         return None
@@ -154,7 +181,8 @@ def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False, gelu: bool
     applies the activation as it writes them; small ones from sgemm.
     """
     if (type(x) is np.ndarray and x.dtype == _F32 and type(weight) is np.ndarray and weight.dtype == _F32
-            and x.ndim == 2 and x.size and kernels.use_onednn(bias)):
+            and x.ndim == 2 and x.size and _big_enough(x.shape[0], x.shape[1], weight.shape[0])
+            and kernels.use_onednn(bias)):
         out = np.empty((x.shape[0], weight.shape[0]), dtype=_F32)
         if out.size >= PRIMITIVE_MIN_OUTPUT and x.flags.c_contiguous:
             from rosenblatt.kernels.onednn import matmul as dnn

@@ -32,6 +32,7 @@ from rosenblatt import kernels
 from rosenblatt.core import Function, Tensor, constant, is_grad_enabled, mark_modified
 from rosenblatt.nn.activation import ReLU
 from rosenblatt.nn.conv import Conv2d
+from rosenblatt.nn.linear import Linear
 from rosenblatt.nn.functional import relu as relu_fn
 from rosenblatt.nn.functional._fused import composite_backward, composite_backward_arrays
 from rosenblatt.nn.functional.conv import Conv2dFunction, _conv_geometry, _onednn_geometry
@@ -329,7 +330,9 @@ def residual_block(conv1: Any, bn1: Any, relu: Any, conv2: Any, bn2: Any, x: Any
 
 
 def run_sequence(modules: list[Any], x: Any) -> Any:
-    """Call ``modules`` in order, fusing each ``Conv2d, BatchNorm2d[, ReLU]`` run :func:`conv_bn` takes."""
+    """Call ``modules`` in order, fusing each ``Conv2d, BatchNorm2d[, ReLU]`` run :func:`conv_bn`
+    takes and, with no gradient recorded, each ``Linear, ReLU`` pair (one product with the ReLU
+    applied as it is written)."""
     i, n = 0, len(modules)
     while i < n:
         m = modules[i]
@@ -340,9 +343,19 @@ def run_sequence(modules: list[Any], x: Any) -> Any:
                 x = y
                 i += 2 if relu is None else 3
                 continue
+        if (type(m) is Linear and i + 1 < n and type(modules[i + 1]) is ReLU and ENABLED
+                and not is_grad_enabled() and _unhooked(m) and _unhooked(modules[i + 1])
+                and isinstance(x, Tensor) and x.ndim == 2 and x.shape[1] == m.in_features):
+            x = m._inference(x, relu=True)  # the ReLU applied as the product is written
+            i += 2
+            continue
         x = m(x)
         i += 1
     return x
+
+
+def _unhooked(m: Any) -> bool:
+    return not m._forward_hooks and not m._forward_pre_hooks
 
 
 __all__ = ["ConvBatchNormFn", "ResidualBlockFn", "conv_bn", "residual_block", "run_sequence"]

@@ -8,11 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt.core import Tensor, get_default_dtype
+from rosenblatt.core import Tensor, _GradMode, get_default_dtype
+from rosenblatt.kernels import gemm
 from rosenblatt.nn import init
 from rosenblatt.nn.functional.linear import LinearFn
 from rosenblatt.nn.module import Module
 from rosenblatt.nn.parameter import Parameter
+
+# False: Linear records its op even without a gradient (the ONNX tracer watches the ops)
+ENABLED = True
 from rosenblatt.ops import flatten, reshape
 
 
@@ -71,7 +75,16 @@ class Linear(Module):
                 f"(*, {self.in_features}), got {x.shape}"
             )
         # The input is checked above and the parameters by construction: skip F.linear's checks.
+        if not _GradMode.enabled and x.ndim == 2 and ENABLED:
+            return self._inference(x)
         return LinearFn.apply(x, self.weight, self.bias)
+
+    def _inference(self, x: Tensor, relu: bool = False) -> Tensor:
+        """The layer on a checked 2-D input with no gradient recorded (then ``max(., 0)`` with
+        ``relu=True``): the kernel on the arrays, without a graph node to build (batch-1 inference
+        spends most of its time in such per-layer costs)."""
+        bias = self.bias
+        return Tensor._make(gemm.linear(x.data, self.weight.data, None if bias is None else bias.data, relu=relu))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
