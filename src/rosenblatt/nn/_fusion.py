@@ -32,11 +32,11 @@ from rosenblatt import kernels
 from rosenblatt.core import Function, Tensor, constant, is_grad_enabled, mark_modified
 from rosenblatt.nn.activation import ReLU
 from rosenblatt.nn.conv import Conv2d
-from rosenblatt.nn.linear import Linear
 from rosenblatt.nn.functional import relu as relu_fn
 from rosenblatt.nn.functional._fused import composite_backward, composite_backward_arrays
 from rosenblatt.nn.functional.conv import Conv2dFunction, _conv_geometry, _onednn_geometry
 from rosenblatt.nn.functional.normalization import _update_running_stats, batch_norm_composite
+from rosenblatt.nn.linear import Linear
 from rosenblatt.nn.normalization import BatchNorm2d
 
 ENABLED = True  # False: the modules always run one by one
