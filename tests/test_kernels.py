@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -74,8 +76,6 @@ def test_environment_variable_chooses_the_set():
 
 
 def _environment() -> dict[str, str]:
-    import os
-
     return dict(os.environ)
 
 
@@ -106,19 +106,63 @@ def test_set_num_threads_rejects_bad_counts(bad):
         rb.set_num_threads(bad)
 
 
+def _load_window(monkeypatch, load: float) -> None:
+    """Open a load window, then close it with ``load`` cores used by other processes."""
+    monkeypatch.setattr(threads, "_last_check", 0.0)
+    monkeypatch.setattr(threads, "_window", None)
+    threads.tick()
+    assert threads._window is not None
+    start = threads._window
+    monkeypatch.setattr(threads, "_window", (start[0] - threads.LOAD_WINDOW * 1.5,) + start[1:])
+    monkeypatch.setattr(threads, "_window_load", lambda s: load)
+    threads.tick()
+    assert threads._window is None
+
+
 def test_busy_machine_lowers_the_thread_count_and_a_quiet_one_restores_it(restore_threads, monkeypatch):
+    monkeypatch.setattr(threads, "_requested", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    threads._apply(2)
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_adaptive", True)
+    _load_window(monkeypatch, 2.0)  # two other processes keep both cores busy
+    assert threads.effective_threads() == 1
+    assert rb.get_num_threads() == 2  # the configured count is unchanged
+    _load_window(monkeypatch, 0.1)
+    assert threads.effective_threads() == 2
+
+
+def test_a_count_set_by_the_user_stays_fixed_on_a_busy_machine(restore_threads, monkeypatch):
     rb.set_num_threads(2)
     monkeypatch.setattr(threads, "_cores", lambda: 2)
     monkeypatch.setattr(threads, "_adaptive", True)
     monkeypatch.setattr(threads, "_last_check", 0.0)
-    monkeypatch.setattr(threads, "other_load", lambda: 2.0)  # two other processes keep both cores busy
+    monkeypatch.setattr(threads, "_window", None)
     threads.tick()
-    assert threads.effective_threads() == 1
-    assert rb.get_num_threads() == 2  # the configured count is unchanged
+    assert threads._window is None and threads.effective_threads() == 2
+
+
+def test_a_load_window_stretched_by_an_idle_pause_is_dropped(restore_threads, monkeypatch):
+    monkeypatch.setattr(threads, "_requested", None)
+    threads._apply(2)
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_adaptive", True)
     monkeypatch.setattr(threads, "_last_check", 0.0)
-    monkeypatch.setattr(threads, "other_load", lambda: 0.1)
+    monkeypatch.setattr(threads, "_window", None)
     threads.tick()
-    assert threads.effective_threads() == 2
+    start = threads._window
+    monkeypatch.setattr(threads, "_window", (start[0] - threads.LOAD_WINDOW * 10,) + start[1:])
+    monkeypatch.setattr(threads, "_window_load", lambda s: 2.0)
+    threads.tick()
+    assert threads._window is None and threads.effective_threads() == 2
+
+
+def test_window_load_reads_proc_stat():
+    threads.tick()
+    busy = threads._machine_busy_seconds()
+    t = os.times()
+    value = threads._window_load((time.monotonic() - 0.05, busy, t.user + t.system))
+    assert value is None or value >= 0.0
 
 
 def test_other_load_reads_proc_stat():

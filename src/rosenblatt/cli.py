@@ -494,7 +494,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     policy = threads.policy_info()
     blas = policy["blas"] + ("" if policy["blas_threads"] is None else f", {policy['blas_threads']} threads now")
     print(f"threads: {policy['threads']} (rb.set_num_threads; {policy['cores']} cores usable; "
-          f"fewer on a busy machine with ROSENBLATT_ADAPTIVE_THREADS=1)  BLAS: {blas}")
+          f"{'fixed' if not policy['adaptive'] else 'fewer on a busy machine'})  BLAS: {blas}")
     print("optional extras:")
     for extra, dist in _EXTRAS:
         version = _version(dist)

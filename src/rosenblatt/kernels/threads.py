@@ -11,14 +11,17 @@ The policy, applied when rosenblatt first computes on the CPU and again by :func
 - **One number.** Every pool gets the same thread count: ``rb.set_num_threads(n)``, else the
   environment (``OMP_NUM_THREADS``, then ``OPENBLAS_NUM_THREADS``), else the number of cores this
   process may run on.
-- **Passive waiting.** OpenBLAS's idle threads spin for at most ``SPIN_CYCLES`` (a few hundred
+- **Short waiting.** OpenBLAS's idle threads spin for at most ``SPIN_CYCLES`` (a few hundred
   microseconds) before they sleep, instead of 2**28 cycles; oneDNN's OpenMP runtime is loaded with
-  ``OMP_WAIT_POLICY=passive``. Consecutive products of one step still find the threads awake.
-- **Yield to a busy machine (opt-in, ``ROSENBLATT_ADAPTIVE_THREADS=1``).** At most every ``LOAD_INTERVAL`` seconds (checked from ``backward``,
-  a few microseconds) the share of the machine that *other* processes use is read from
-  ``/proc/stat``. When they keep the cores busy, the pools drop to the cores left over (at least
-  one): threads that wait for a descheduled partner only slow everyone down. When the machine
-  quietens, the configured count comes back.
+  a short spin count (``library.SPIN_COUNT``). Consecutive products of one step still find the
+  threads awake, and a busy machine does not lose cores to idle spinning.
+- **Yield to a busy machine** (unless ``ROSENBLATT_ADAPTIVE_THREADS=0``, and only while no count
+  was fixed with ``rb.set_num_threads``). At most every ``LOAD_INTERVAL`` seconds (checked from
+  ``backward``, a few microseconds) the share of the machine that *other* processes use is read
+  from ``/proc/stat`` over ``LOAD_WINDOW`` seconds of this process's computation. When they keep
+  the cores busy, the pools drop to the cores left over (at least one): threads that wait for a
+  descheduled partner only slow everyone down. When the machine quietens, the configured count
+  comes back.
 
 OpenBLAS is controlled at run time through ``ctypes`` on the library NumPy has already loaded
 (found in ``/proc/self/maps``), so nothing is imported or loaded for it. With another BLAS (MKL,
@@ -39,16 +42,18 @@ from typing import Any
 # (its default is 28: about 0.1 s at 2.5 GHz). 2**20 cycles is about 0.4 ms: long enough to bridge
 # the gaps between the products of one step, short enough not to matter on a busy machine.
 SPIN_CYCLES_LOG2 = 20
-# Seconds between two looks at the machine's load.
+# Seconds between two looks at the machine's load, and how long one look lasts.
 LOAD_INTERVAL = 0.5
+LOAD_WINDOW = 0.1
 
 _lock = threading.Lock()
 _requested: int | None = None   # set_num_threads(n), or None: from the environment / the cores
 _effective: int | None = None   # what the pools run with now (lower than requested on a busy machine)
 _applied = False                # the policy has been applied to the pools once
-# Off by default: a thread count that follows the machine's load makes results depend on it, and
-# with passive OpenMP waiting the switching itself was measured to slow convolution steps down.
-_adaptive = os.environ.get("ROSENBLATT_ADAPTIVE_THREADS", "0") == "1"
+# On unless ROSENBLATT_ADAPTIVE_THREADS=0, and only while no count was set with set_num_threads:
+# a count that follows the load may change the last bits of results (sums split differently), so
+# a count the user chose stays fixed.
+_adaptive = os.environ.get("ROSENBLATT_ADAPTIVE_THREADS", "1") != "0"
 _listeners: list[Callable[[int], None]] = []
 
 
@@ -243,6 +248,7 @@ def blas_threads() -> int | None:
 
 _last_check = 0.0
 _last_sample: tuple[float, float, float] | None = None  # (wall, machine busy jiffies, our cpu seconds)
+_window: tuple[float, float, float] | None = None  # the open load window's first sample, as above
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -271,23 +277,52 @@ def other_load() -> float | None:
     return max(0.0, ((sample[1] - previous[1]) - (sample[2] - previous[2])) / (sample[0] - previous[0]))
 
 
+def _window_load(start: tuple[float, float, float]) -> float | None:
+    busy = _machine_busy_seconds()
+    if busy is None:
+        return None
+    t = os.times()
+    wall = time.monotonic() - start[0]
+    if wall <= 0:
+        return None
+    return max(0.0, ((busy - start[1]) - (t.user + t.system - start[2])) / wall)
+
+
 def tick() -> None:
-    """Cheap hook for the hot path (each ``backward``): apply the policy, adapt to the load now and then."""
-    global _last_check
+    """Cheap hook for the hot path (each ``backward``): apply the policy, adapt to the load now and then.
+
+    Every ``LOAD_INTERVAL`` seconds a window of ``LOAD_WINDOW`` seconds opens; the load other
+    processes put on the machine is read over that window, which lies inside this process's
+    computation (a window that an idle pause stretched to several times its length is dropped:
+    what ran while this process waited says nothing about the cores it will share).
+    """
+    global _last_check, _window
     if not _applied:
         ensure_applied()
-    if not _adaptive:
+    if not _adaptive or _requested is not None:
         return
     now = time.monotonic()
-    if now - _last_check < LOAD_INTERVAL:
+    if _window is None:
+        if now - _last_check < LOAD_INTERVAL:
+            return
+        busy = _machine_busy_seconds()
+        if busy is not None:
+            t = os.times()
+            _window = (now, busy, t.user + t.system)
+        _last_check = now
         return
+    elapsed = now - _window[0]
+    if elapsed < LOAD_WINDOW:
+        return
+    start, _window = _window, None
     _last_check = now
-    load = other_load()
+    if elapsed > 4 * LOAD_WINDOW:
+        return
+    load = _window_load(start)
     if load is None:
         return
     wanted = configured_threads()
-    free = _cores() - load
-    n = max(1, min(wanted, int(free + 0.5)))
+    n = max(1, min(wanted, int(_cores() - load + 0.5)))
     if n != _effective:
         _apply(n)
 
@@ -303,5 +338,5 @@ def policy_info() -> dict[str, Any]:
         "blas": blas_info(),
         "blas_threads": blas_threads(),
         "blas_spin_shortened": bool(blas and blas.spinning_shortened),
-        "adaptive": _adaptive,
+        "adaptive": _adaptive and _requested is None,
     }

@@ -14,10 +14,10 @@ from rosenblatt.nn import init
 from rosenblatt.nn.functional.linear import LinearFn
 from rosenblatt.nn.module import Module
 from rosenblatt.nn.parameter import Parameter
+from rosenblatt.ops import flatten, reshape
 
 # False: Linear records its op even without a gradient (the ONNX tracer watches the ops)
 ENABLED = True
-from rosenblatt.ops import flatten, reshape
 
 
 class Identity(Module):
