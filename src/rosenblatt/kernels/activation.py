@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from rosenblatt import kernels
 from rosenblatt.backend import get_array_module
+
+# From these sizes on, tanh and its gradient run in oneDNN (when active): NumPy's tanh is
+# vectorised but single-threaded, and its gradient takes three passes. Measured on 2 threads:
+# 301,056 elements 94 -> 68 us forward and 142 -> 51 us backward; 102,400 elements equal forward,
+# 38 -> 21 us backward.
+TANH_ONEDNN_MIN = 1 << 18
+TANH_GRAD_ONEDNN_MIN = 1 << 16
 
 # SELU's constants (Klambauer et al., 2017), the same digits PyTorch uses.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -40,12 +48,25 @@ def relu_grad(gy: Any, y: Any) -> Any:
 
 
 def tanh(x: Any) -> Any:
-    """``tanh(x)``."""
+    """``tanh(x)`` (threaded in oneDNN for big float32 arrays when its kernels are active)."""
+    if type(x) is np.ndarray and x.size >= TANH_ONEDNN_MIN and kernels.use_onednn(x):
+        from rosenblatt.kernels.onednn import eltwise
+
+        y = eltwise.tanh(x)
+        if y is not None:
+            return y
     return get_array_module(x).tanh(x)
 
 
 def tanh_grad(gy: Any, y: Any) -> Any:
-    """``gy * (1 - y²)`` from the output ``y``."""
+    """``gy * (1 - y²)`` from the output ``y`` (one threaded pass in oneDNN for big float32 arrays
+    when its kernels are active)."""
+    if type(y) is np.ndarray and y.size >= TANH_GRAD_ONEDNN_MIN and kernels.use_onednn(y, gy):
+        from rosenblatt.kernels.onednn import eltwise
+
+        gx = eltwise.tanh_grad(gy, y)
+        if gx is not None:
+            return gx
     out = y * y
     get_array_module(y).subtract(1.0, out, out=out)
     out *= gy

@@ -1,0 +1,77 @@
+"""The oneDNN tanh kernels: the same values as NumPy's, taken only where they apply."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rosenblatt as rb
+from rosenblatt import kernels
+from rosenblatt.kernels import activation as act
+from rosenblatt.kernels.onednn import library as L
+
+ok, why = L.load()
+pytestmark = pytest.mark.skipif(not ok, reason=f"oneDNN unavailable: {why}")
+rng = np.random.default_rng(7)
+
+
+@pytest.fixture
+def onednn():
+    previous = kernels.active()
+    kernels.set_kernels("onednn")
+    yield
+    kernels.set_kernels(previous)
+
+
+def _spy(monkeypatch):
+    from rosenblatt.kernels.onednn import eltwise
+
+    calls = []
+    for name in ("tanh", "tanh_grad"):
+        real = getattr(eltwise, name)
+        monkeypatch.setattr(eltwise, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    return calls
+
+
+@pytest.mark.parametrize("shape", [(64, 6, 28, 28), (3, 100_003)])
+def test_tanh_and_its_gradient_match_numpy(onednn, monkeypatch, shape):
+    calls = _spy(monkeypatch)
+    x = (rng.standard_normal(shape) * 4).astype(np.float32)
+    gy = rng.standard_normal(shape).astype(np.float32)
+    y = act.tanh(x)
+    gx = act.tanh_grad(gy, y)
+    assert calls == ["tanh", "tanh_grad"]
+    expected_y = np.tanh(x)
+    np.testing.assert_allclose(y, expected_y, rtol=1e-6, atol=2e-7)
+    np.testing.assert_allclose(gx, gy * (1 - expected_y * expected_y), rtol=1e-5, atol=1e-6)
+    assert y.dtype == gx.dtype == np.float32 and y.shape == gx.shape == shape
+
+
+def test_declined_cases_use_numpy(onednn, monkeypatch):
+    from rosenblatt.kernels.onednn import eltwise
+
+    big = rng.standard_normal((600, 600)).astype(np.float32)
+    assert eltwise.tanh(big.T) is None  # not contiguous
+    assert eltwise.tanh(big.astype(np.float64)) is None
+    assert eltwise.tanh(big[:10]) is None  # below MIN_ELEMENTS
+    assert eltwise.tanh_grad(big.T, big) is None
+    assert eltwise.tanh_grad(big[:300], big) is None  # shapes differ
+    calls = _spy(monkeypatch)
+    np.testing.assert_allclose(act.tanh(big.T), np.tanh(big.T), rtol=1e-6)
+    np.testing.assert_allclose(act.tanh(big.astype(np.float64)), np.tanh(big.astype(np.float64)))
+    assert calls == ["tanh"]  # the float32 view is asked and declines; float64 is not asked
+
+
+def test_tanh_layer_trains_the_same_on_both_kernel_sets():
+    x = rng.standard_normal((64, 6, 28, 28)).astype(np.float32)
+    grads = {}
+    for name in ("numpy", "onednn"):
+        previous = kernels.active()
+        kernels.set_kernels(name)
+        try:
+            t = rb.tensor(x, requires_grad=True)
+            (rb.tanh(t) * rb.tensor(x)).sum().backward()
+            grads[name] = t.grad.numpy()
+        finally:
+            kernels.set_kernels(previous)
+    np.testing.assert_allclose(grads["onednn"], grads["numpy"], rtol=1e-5, atol=1e-6)
