@@ -76,3 +76,34 @@ def test_tanh_layer_trains_the_same_on_both_kernel_sets():
             kernels.set_kernels(previous)
     # 1 - y² near |y| = 1 magnifies the last-bit differences of the two tanh implementations
     np.testing.assert_allclose(grads["onednn"], grads["numpy"], rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_residual_sum_in_place(onednn, relu):
+    from rosenblatt.kernels.onednn import eltwise
+
+    y = rng.standard_normal((8, 16, 32, 32)).astype(np.float32)
+    r = rng.standard_normal(y.shape).astype(np.float32)
+    expected = np.maximum(y + r, 0) if relu else y + r
+    out = y.copy()
+    assert eltwise.add_(out, r, relu)
+    np.testing.assert_array_equal(out, expected)
+    declined = y.copy()
+    for other in (r[:, :8], r.astype(np.float64), r.transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2), declined):
+        assert not eltwise.add_(declined, other, relu)  # other shape, dtype, layout, or itself
+    np.testing.assert_array_equal(declined, y)
+
+
+def test_relu_gradient_matches_numpy(onednn, monkeypatch):
+    calls = _spy(monkeypatch)
+    from rosenblatt.kernels.onednn import eltwise
+
+    real = eltwise.relu_grad
+    monkeypatch.setattr(eltwise, "relu_grad", lambda *a: calls.append("relu_grad") or real(*a))
+    y = np.maximum(rng.standard_normal((64, 32, 16, 16)).astype(np.float32), 0)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(act.relu_grad(gy, y), gy * (y > 0))
+    assert calls == ["relu_grad"]
+    small = y[:1, :1]
+    np.testing.assert_array_equal(act.relu_grad(gy[:1, :1], small), gy[:1, :1] * (small > 0))
+    assert calls == ["relu_grad"]  # below the size limit: NumPy, not asked

@@ -25,6 +25,9 @@ from rosenblatt.backend import get_array_module
 # 38 -> 21 us backward.
 TANH_ONEDNN_MIN = 1 << 18
 TANH_GRAD_ONEDNN_MIN = 1 << 16
+# The ReLU gradient likewise (NumPy: a mask, then a product): 1M elements 636 -> 313 us,
+# 262,144 elements 164 -> 45 us, 65,536 elements 23 -> 18 us.
+RELU_GRAD_ONEDNN_MIN = 1 << 16
 
 # SELU's constants (Klambauer et al., 2017), the same digits PyTorch uses.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -42,7 +45,14 @@ def relu(x: Any) -> Any:
 
 
 def relu_grad(gy: Any, y: Any) -> Any:
-    """``gy`` where the ReLU output ``y`` is positive, else 0."""
+    """``gy`` where the ReLU output ``y`` is positive, else 0 (one threaded pass in oneDNN for big
+    float32 arrays when its kernels are active)."""
+    if type(y) is np.ndarray and y.size >= RELU_GRAD_ONEDNN_MIN and kernels.use_onednn(y, gy):
+        from rosenblatt.kernels.onednn import eltwise
+
+        gx = eltwise.relu_grad(gy, y)
+        if gx is not None:
+            return gx
     # A multiply by the mask: several times faster than a masked select (np.where) in NumPy.
     return gy * (y > 0)
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt import kernels
+from rosenblatt.kernels import activation as _act
 from rosenblatt.core import Function, Tensor, constant, is_grad_enabled, mark_modified
 from rosenblatt.nn.activation import ReLU
 from rosenblatt.nn.conv import Conv2d
@@ -90,7 +91,7 @@ class ConvBatchNormFn(Function):
 
 def _through_relu(y: Any, gy: Any) -> Any:
     """``gy`` through the ReLU whose output is ``y`` (``None``: no ReLU)."""
-    return gy if y is None else gy * (y > 0)
+    return gy if y is None else _act.relu_grad(gy, y)
 
 
 def _block_composite(x: Tensor, w1: Tensor, g1: Tensor, b1: Tensor, w2: Tensor, g2: Tensor, b2: Tensor,
@@ -161,6 +162,10 @@ def _update_stats(bn: Any, mean: Any, var: Any, count: int) -> None:
 
 def _add_relu(y: Any, residual: Tensor | None, relu: bool) -> None:
     if residual is not None:
+        from rosenblatt.kernels.onednn import eltwise  # the oneDNN kernels are active here
+
+        if eltwise.add_(y, residual.data, relu):  # one threaded pass
+            return
         y += residual.data
         if relu:
             np.maximum(y, 0, out=y)

@@ -54,3 +54,43 @@ def tanh_grad(gy: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     gx = np.empty(y.shape, np.float32)
     plan.bwd.execute([(C.ARG_DST, y), (C.ARG_DIFF_DST, gy), (C.ARG_DIFF_SRC, gx)])
     return gx
+
+
+# -- the residual sum and the ReLU gradient ------------------------------------------------------
+
+L.bind("binary_primitive_desc_create", [L._PP, L._P, L._I, L._P, L._P, L._P, L._P])
+_BINARY_ADD = 0x1FFF0  # dnnl_binary_add
+
+
+class _SumPlan:
+    def __init__(self, size: int, relu: bool) -> None:
+        md = L.MemoryDesc.with_tag((size,), C.a)
+        attr = L.Attr(post_ops=[(C.eltwise_relu, 0.0, 0.0)]) if relu else None
+        self.add = L.Primitive(L.create_pd("binary", _BINARY_ADD, md, md, md, attr, op="residual sum"),
+                               "residual sum")
+
+
+def add_(y: np.ndarray, r: np.ndarray, relu: bool = False) -> bool:
+    """``y += r`` (then ``max(y, 0)`` with ``relu=True``) in place, in one threaded pass; False
+    when declined (``y`` is unchanged then)."""
+    if (not ENABLED or y.size < MIN_ELEMENTS or y.shape != r.shape or y.dtype != np.float32
+            or r.dtype != np.float32 or not y.flags.c_contiguous or not r.flags.c_contiguous
+            or np.may_share_memory(y, r)):
+        return False
+    plan = L.cached_or_none(("residual sum", y.size, relu), lambda: _SumPlan(y.size, relu))
+    if plan is None:
+        return False
+    plan.add.execute([(C.ARG_SRC, y), (C.ARG_SRC_1, r), (C.ARG_DST, y)])
+    return True
+
+
+def relu_grad(gy: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """``gy`` where the ReLU output ``y`` is positive, else 0, or ``None`` when declined."""
+    if gy.shape != y.shape or gy.dtype != np.float32 or not gy.flags.c_contiguous:
+        return None
+    plan = _plan(y, C.eltwise_relu_use_dst_for_bwd)
+    if plan is None:
+        return None
+    gx = np.empty(y.shape, np.float32)
+    plan.bwd.execute([(C.ARG_DST, y), (C.ARG_DIFF_DST, gy), (C.ARG_DIFF_SRC, gx)])
+    return gx
