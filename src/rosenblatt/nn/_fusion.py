@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from rosenblatt import kernels
-from rosenblatt.kernels import activation as _act
 from rosenblatt.core import Function, Tensor, constant, is_grad_enabled, mark_modified
+from rosenblatt.kernels import activation as _act
 from rosenblatt.nn.activation import ReLU
 from rosenblatt.nn.conv import Conv2d
 from rosenblatt.nn.functional import relu as relu_fn
