@@ -597,8 +597,9 @@ class Primitive:
             status = _lib.dnnl_primitive_execute(self.handle, _stream, len(key), cargs)
             if status == 0:
                 status = _lib.dnnl_stream_wait(_stream)
-            for m in mems:  # no dangling pointers into buffers that may be freed
-                set_handle(m, None)
+            # The memory objects keep pointing at these buffers, which may be freed later: they
+            # are used only here, and every execution sets all of them first (a reset cost a
+            # ctypes call per argument: ~1 us, 47 calls in a ResNet-20 forward pass).
         if status != 0:
             _check(status, self.name, "primitive_execute")
 
