@@ -128,3 +128,29 @@ def test_linear_relu_pair_respects_hooks_and_errors(kernel_set):
     assert np.all(out.numpy() == 0)
     with rb.no_grad(), pytest.raises(ValueError, match=r"Linear\(8, 6\).*expected input of shape \(\*, 8\)"):
         model(rb.tensor(np.zeros((5, 7), np.float32)))
+
+
+# -- consecutive residual blocks share their output's oneDNN-layout copy ---------------------------
+
+
+def test_chained_residual_blocks_match_and_see_changes_between_blocks(kernel_set):
+    rb.manual_seed(0)
+    model = rb.models.resnet20(num_classes=10).eval()
+    x = rb.tensor(np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    with rb.no_grad():
+        chained = model(x).numpy()
+        blocks = []
+        h = model.relu(model.bn1(model.conv1(x)))
+        for block in list(model.layer1) + list(model.layer2) + list(model.layer3):
+            h = block(h)
+            blocks.append(h)
+    expected = model.train(False)(x.detach()).numpy()  # the same again: nothing stale is reused
+    np.testing.assert_allclose(chained, expected, rtol=1e-5, atol=1e-5)
+    # a block whose input was changed in place (a forward hook) must not start from the old copy
+    with rb.no_grad():
+        reference = model.layer1[1](blocks[0] * 0.5).numpy()
+        handle = model.layer1[0].register_forward_hook(lambda m, inp, out: out.mul_(0.5))
+        y0 = model.layer1[0](model.relu(model.bn1(model.conv1(x))))
+        handle.remove()
+        np.testing.assert_allclose(y0.numpy(), blocks[0].numpy() * 0.5, rtol=1e-6)
+        np.testing.assert_allclose(model.layer1[1](y0).numpy(), reference, rtol=1e-5, atol=1e-6)

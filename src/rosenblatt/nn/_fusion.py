@@ -258,9 +258,25 @@ def _folded_block(conv1: Any, bn1: Any, conv2: Any, bn2: Any, x: Any, residual: 
     f1 = _folded_parameters(conv1, bn1, x.shape, geom1, "infer_relu")
     mid_shape = (x.shape[0], conv1.out_channels) + _out_hw(conv1, x.shape, geom1)
     f2 = _folded_parameters(conv2, bn2, mid_shape, geom2, "infer_sum_relu")
-    y = dnn.residual_block_inference(x.data, f1.weight, f1.bias, _onednn_geometry(geom1), f2.weight, f2.bias,
-                                     _onednn_geometry(geom2), residual.data)
-    return None if y is None else constant(y)
+    global _last_block
+    last, _last_block = _last_block, None
+    relaid = None
+    if last is not None and last[0]() is x and x._version == last[1]:
+        relaid = last[2]  # x is the previous block's unchanged output: its oneDNN-layout copy
+    result = dnn.residual_block_inference(x.data, f1.weight, f1.bias, _onednn_geometry(geom1), f2.weight, f2.bias,
+                                          _onednn_geometry(geom2), residual.data, relaid)
+    if result is None:
+        return None
+    y = constant(result[0])
+    if result[1] is not None:
+        _last_block = (weakref.ref(y), y._version, result[1])
+    return y
+
+
+# The last residual block's output in inference (a weak reference and its version) with its copy
+# in oneDNN's layout: the next block of a ResNet stage starts from that copy instead of
+# reordering its input and its residual again. One entry: it lives until the next block runs.
+_last_block: tuple[Any, int, Any] | None = None
 
 
 def _out_hw(conv: Any, x_shape: tuple[int, ...], geom: Any) -> tuple[int, int]:

@@ -231,13 +231,19 @@ def conv_bias_relu(x: np.ndarray, w: Any, b: np.ndarray, stride: tuple[int, ...]
 
 
 def residual_block_inference(x: np.ndarray, w1: Any, b1: np.ndarray, geometry1: tuple, w2: Any, b2: np.ndarray,
-                             geometry2: tuple, residual: np.ndarray) -> np.ndarray | None:
+                             geometry2: tuple, residual: np.ndarray,
+                             x_relaid: _Relaid | None = None) -> tuple[np.ndarray, _Relaid | None] | None:
     """``relu(conv2(relu(conv1(x) + b1)) + b2 + residual)`` for inference, or ``None`` when declined.
 
     The middle activation stays in the layout oneDNN picked; both ReLUs and the residual sum are
     post-ops of the convolutions (the residual is reordered straight into the second one's output
     buffer). ``w1``/``w2`` are plain or prepared with :func:`prepare_weight` for kinds
     ``"infer_relu"`` and ``"infer_sum_relu"``.
+
+    Returns ``(y, relaid)``: ``relaid`` is ``y`` together with its copy in the layout the second
+    convolution wrote (``None`` when that is the plain one). Passed back as ``x_relaid`` for a next
+    block whose input (and residual) is ``y``, it saves that block both reorders into oneDNN's
+    layout. The caller must pass it only while ``y`` is unchanged.
     """
     w1p = w1.plain if isinstance(w1, _Relaid) else w1
     w2p = w2.plain if isinstance(w2, _Relaid) else w2
@@ -255,7 +261,11 @@ def residual_block_inference(x: np.ndarray, w1: Any, b1: np.ndarray, geometry1: 
             return None
         mid_md = prim1.md(C.ARG_DST)
         mid = workspace("onednn.mid", (mid_md.nbytes // 4,), np.float32)
-        prim1.execute([(C.ARG_SRC, _into(p1, k1, C.ARG_SRC, np.ascontiguousarray(x), p1.x_md, "onednn.in")),
+        if x_relaid is not None and (x_relaid.plain is not x or x_relaid.md != prim1.md(C.ARG_SRC)):
+            x_relaid = None
+        src = x_relaid.buffer if x_relaid is not None else _into(p1, k1, C.ARG_SRC, np.ascontiguousarray(x), p1.x_md,
+                                                                  "onednn.in")
+        prim1.execute([(C.ARG_SRC, src),
                        (C.ARG_WEIGHTS, _into(p1, k1, C.ARG_WEIGHTS, w1 if w1 is not w1p else np.ascontiguousarray(w1),
                                              p1.w_md, "onednn.weights")),
                        (C.ARG_BIAS, np.ascontiguousarray(b1)), (C.ARG_DST, mid)])
@@ -267,19 +277,23 @@ def residual_block_inference(x: np.ndarray, w1: Any, b1: np.ndarray, geometry1: 
             out = y
         else:
             out_md = prim2.md(C.ARG_DST)
-            out = workspace("onednn.out", (out_md.nbytes // 4,), np.float32)
-            L.reorder(p2.y_md, out_md, (p2.key, k2, C.ARG_DST, "in")).execute(
-                [(C.ARG_FROM, residual), (C.ARG_TO, out)])
+            out = np.empty(out_md.nbytes // 4, np.float32)  # kept with y for a next block
+            if x_relaid is not None and residual is x and x_relaid.md == out_md:
+                np.copyto(out, x_relaid.buffer)  # the identity shortcut, already in this layout
+            else:
+                L.reorder(p2.y_md, out_md, (p2.key, k2, C.ARG_DST, "in")).execute(
+                    [(C.ARG_FROM, residual), (C.ARG_TO, out)])
         prim2.execute([(C.ARG_SRC, mid),
                        (C.ARG_WEIGHTS, _into(p2, k2, C.ARG_WEIGHTS, w2 if w2 is not w2p else np.ascontiguousarray(w2),
                                              p2.w_md, "onednn.weights")),
                        (C.ARG_BIAS, np.ascontiguousarray(b2)), (C.ARG_DST, out)])
-        if not plain_out:
-            L.reorder(prim2.md(C.ARG_DST), p2.y_md, (p2.key, k2, C.ARG_DST, "out")).execute(
-                [(C.ARG_FROM, out), (C.ARG_TO, y)])
+        if plain_out:
+            return y, None
+        L.reorder(prim2.md(C.ARG_DST), p2.y_md, (p2.key, k2, C.ARG_DST, "out")).execute(
+            [(C.ARG_FROM, out), (C.ARG_TO, y)])
+        return y, _Relaid(y, out, prim2.md(C.ARG_DST))
     except L.DnnlError:
         return None
-    return y
 
 
 def prepare_weight(x_shape: tuple[int, ...], w: np.ndarray, kind: str, stride: tuple[int, ...],
