@@ -383,8 +383,9 @@ def write_results(rows: list[dict], info: dict, path: Path) -> None:
     lines = [
         "# Benchmark results",
         "",
-        "Written by `python benchmarks/run.py`. Same machine, same run, 2 threads each; medians of",
-        "interleaved rounds, and rounds during which other processes used the machine are thrown away.",
+        "Written by `python benchmarks/run.py`. Same machine, same run, 2 threads each, each framework in",
+        "a worker process of its own; medians of interleaved rounds, and rounds during which other",
+        "processes used the machine are thrown away.",
         "**ratio = PyTorch time / rosenblatt time** (above 1: rosenblatt is faster), the median over",
         f"{info['runs']} runs; *spread* is the lowest and highest ratio of those runs. *foreach* is",
         "PyTorch's multi-tensor optimiser implementation (`foreach=True`), a second reference.",

@@ -95,23 +95,6 @@ def test_what_numpy_keeps(kernel_set):
     np.testing.assert_allclose(gemm.matmul(square, square, square.copy()), expected, rtol=1e-5)
 
 
-def test_small_product_threshold_follows_openblas_small_matrix_kernels(monkeypatch):
-    from rosenblatt.kernels import threads
-
-    class Fake:
-        config = "OpenBLAS 0.3.31 DYNAMIC_ARCH SkylakeX MAX_THREADS=64"
-
-    monkeypatch.setattr(gemm, "_min_macs", None)
-    monkeypatch.setattr(threads, "_openblas", lambda: Fake())
-    assert gemm.min_macs() == gemm.SMALL_MACS
-    Fake.config = "OpenBLAS 0.3.31 DYNAMIC_ARCH Haswell MAX_THREADS=64"
-    monkeypatch.setattr(gemm, "_min_macs", None)
-    assert gemm.min_macs() == gemm.MIN_MACS
-    monkeypatch.setattr(threads, "_openblas", lambda: None)  # another BLAS
-    monkeypatch.setattr(gemm, "_min_macs", None)
-    assert gemm.min_macs() == gemm.MIN_MACS
-
-
 def test_onednn_really_runs():
     if not ONEDNN_OK:
         pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")

@@ -79,35 +79,23 @@ MAX_STACK = 16
 
 # Products with fewer multiply-adds than this stay on NumPy's BLAS even with the oneDNN kernels:
 # OpenBLAS runs them on the calling thread (no pool to wake), and a batch-1 layer measured
-# 4.5-6.5 us there against 10-13 us through dnnl_sgemm. OpenBLAS computes products of up to
-# 2**18 multiply-adds on one thread; on AVX-512 cores its small-matrix kernels take products of
-# up to 10**6 on one thread as well (SMALL_MACS), so those stay on NumPy too. When oneDNN's
-# threads have gone to sleep (a batch-1 forward pass), waking them costs 40-80 us: a LeNet-5
-# convolution's 16x150 @ 150x140 product took 90 us through dnnl_sgemm and 12 us in OpenBLAS.
+# 4.5-6.5 us there against 10-13 us through dnnl_sgemm. From this size on OpenBLAS would start
+# its own threads, a second pool next to oneDNN's: products of up to 10**6 multiply-adds on
+# OpenBLAS (its single-thread small-matrix kernels on AVX-512 take some of them) made a LeNet-5
+# forward pass at batch 1 faster (330 -> 255 us), but the default `rosenblatt train` run took
+# 3.3 s instead of 0.8 s, its OpenBLAS threads and oneDNN's spinning threads taking turns.
 MIN_MACS = 1 << 18
-SMALL_MACS = 1_000_000
-_SMALL_MATRIX_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
-_min_macs: int | None = None
+_min_macs: int | None = None  # MIN_MACS unless a test lowers it
 
 
 def _big_enough(m: int, k: int, n: int) -> bool:
-    """Whether an ``(m, k) @ (k, n)`` product goes to ``dnnl_sgemm``. A single row (batch-1
-    inference) is a matrix-vector product bound by memory: two threads read the matrix faster
-    (a 784x512 layer, 14 us against 20-30 us), so it goes from MIN_MACS on."""
-    macs = m * k * n
-    return macs >= (_min_macs if _min_macs is not None else min_macs()) or (m == 1 and macs >= MIN_MACS)
+    """Whether an ``(m, k) @ (k, n)`` product goes to ``dnnl_sgemm``."""
+    return m * k * n >= (_min_macs if _min_macs is not None else MIN_MACS)
 
 
 def min_macs() -> int:
     """The smallest product (in multiply-adds) that goes to ``dnnl_sgemm``."""
-    global _min_macs
-    if _min_macs is None:
-        from rosenblatt.kernels import threads
-
-        blas = threads._openblas()
-        config = blas.config if blas is not None else ""
-        _min_macs = SMALL_MACS if any(core in config for core in _SMALL_MATRIX_CORES) else MIN_MACS
-    return _min_macs
+    return _min_macs if _min_macs is not None else MIN_MACS
 
 
 def _onednn_matmul(a: np.ndarray, b: np.ndarray, out: Any, beta: float) -> Any:
