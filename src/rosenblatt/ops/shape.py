@@ -260,7 +260,11 @@ def chunk(x: Tensor, chunks: int, axis: int = 0, **kw: Any) -> list[Tensor]:
 class ConstantPad(Function):
     @staticmethod
     def forward(ctx, x, widths, value):
-        return get_array_module(x).pad(x, widths, mode="constant", constant_values=value)
+        # A filled array and one slice assignment: numpy.pad's generality costs ~20 us a call.
+        xp = get_array_module(x)
+        out = xp.full(tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths)), value, dtype=x.dtype)
+        out[tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape, widths))] = x
+        return out
 
     @staticmethod
     def backward(ctx, gy):
