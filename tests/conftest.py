@@ -63,3 +63,19 @@ def kernel_set(request):
         library.clear_cache()
     yield request.param
     rb.kernels.set_kernels(before)
+
+
+@pytest.fixture
+def onednn():
+    """Runs the test with the oneDNN kernels (skipped where they do not load), then restores the set
+    that was active."""
+    import rosenblatt as rb
+    from rosenblatt.kernels.onednn import library
+
+    ok, why = library.load()
+    if not ok:
+        pytest.skip(f"oneDNN unavailable: {why}")
+    before = rb.kernels.active()
+    rb.kernels.set_kernels("onednn")
+    yield
+    rb.kernels.set_kernels(before)

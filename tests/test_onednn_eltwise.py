@@ -15,14 +15,6 @@ pytestmark = pytest.mark.skipif(not ok, reason=f"oneDNN unavailable: {why}")
 rng = np.random.default_rng(7)
 
 
-@pytest.fixture
-def onednn():
-    previous = kernels.active()
-    kernels.set_kernels("onednn")
-    yield
-    kernels.set_kernels(previous)
-
-
 def _spy(monkeypatch):
     from rosenblatt.kernels.onednn import eltwise
 

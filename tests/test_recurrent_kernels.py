@@ -20,16 +20,6 @@ ONEDNN_OK, ONEDNN_WHY = L.load()
 requires_onednn = pytest.mark.skipif(not ONEDNN_OK, reason=f"oneDNN unavailable: {ONEDNN_WHY}")
 
 
-@pytest.fixture
-def onednn():
-    if not ONEDNN_OK:
-        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
-    before = rb.kernels.active()
-    rb.kernels.set_kernels("onednn")
-    yield
-    rb.kernels.set_kernels(before)
-
-
 def _ran(cell: str) -> bool:
     """True when a oneDNN RNN primitive of ``cell`` ("lstm", "gru", "rnn_tanh", "rnn_relu") was built."""
     return any(isinstance(k, tuple) and k[:2] == ("rnn", cell) for k in L._cache)

@@ -55,6 +55,14 @@ def _backward_both(out, t_out, dtype, seed=3):
     t_out.backward(torch.tensor(g))
 
 
+def _compare_decoder_run(out, t_out, tgt_pair, memory_pair, dtype):
+    """A decoder's output, then the gradients of tgt and memory, against PyTorch's."""
+    assert_close(out, t_out, "output", **tol(dtype))
+    _backward_both(out, t_out, dtype)
+    assert_close(tgt_pair[0].grad, tgt_pair[1].grad, "gradient of tgt", **tol(dtype, 10))
+    assert_close(memory_pair[0].grad, memory_pair[1].grad, "gradient of memory", **tol(dtype, 10))
+
+
 def _seq(n, length, d, batch_first, dtype):
     return r(*((n, length, d) if batch_first else (length, n, d))).astype(dtype)
 
@@ -221,10 +229,7 @@ def test_transformer_decoder_matches_torch(dtype, batch_first, norm_first, activ
                 tgt_key_padding_mask=tgt_kpm, memory_key_padding_mask=mem_kpm, tgt_is_causal=True)
     t_out = t_model(tx, tm, tgt_mask=t_mask, tgt_key_padding_mask=torch.tensor(tgt_kpm),
                     memory_key_padding_mask=torch.tensor(mem_kpm), tgt_is_causal=True)
-    assert_close(out, t_out, "output", **tol(dtype))
-    _backward_both(out, t_out, dtype)
-    assert_close(x.grad, tx.grad, "gradient of tgt", **tol(dtype, 10))
-    assert_close(m.grad, tm.grad, "gradient of memory", **tol(dtype, 10))
+    _compare_decoder_run(out, t_out, (x, tx), (m, tm), dtype)
     _compare_grads(model, t_model, dtype)
 
 
@@ -242,10 +247,7 @@ def test_transformer_decoder_layer_masks_and_options_match_torch(dtype):
     tgt_mask, memory_mask = r(n * h, t, t).astype(dtype), r(t, s).astype(dtype)
     out = layer(x, m, tgt_mask=tgt_mask, memory_mask=memory_mask)
     t_out = t_layer(tx, tm, tgt_mask=torch.tensor(tgt_mask), memory_mask=torch.tensor(memory_mask))
-    assert_close(out, t_out, "output", **tol(dtype))
-    _backward_both(out, t_out, dtype)
-    assert_close(x.grad, tx.grad, "gradient of tgt", **tol(dtype, 10))
-    assert_close(m.grad, tm.grad, "gradient of memory", **tol(dtype, 10))
+    _compare_decoder_run(out, t_out, (x, tx), (m, tm), dtype)
     _compare_grads(layer, t_layer, dtype)
 
 

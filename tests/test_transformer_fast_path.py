@@ -23,14 +23,6 @@ pytestmark = pytest.mark.skipif(not ONEDNN_OK, reason=f"oneDNN unavailable: {ONE
 
 
 @pytest.fixture
-def onednn():
-    previous = kernels.active()
-    kernels.set_kernels("onednn")
-    yield
-    kernels.set_kernels(previous)
-
-
-@pytest.fixture
 def taken(monkeypatch):
     """Records, per layer call, whether the fast path produced the output."""
     calls: list[bool] = []

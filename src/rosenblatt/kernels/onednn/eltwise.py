@@ -44,16 +44,21 @@ def tanh(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
-def tanh_grad(gy: np.ndarray, y: np.ndarray) -> np.ndarray | None:
-    """``gy * (1 - y²)`` from the output ``y`` of :func:`tanh`, or ``None`` when declined."""
+def _backward(gy: np.ndarray, y: np.ndarray, alg: int) -> np.ndarray | None:
+    """The input gradient of eltwise ``alg`` (a ``*_use_dst_for_bwd`` one) from its output ``y``."""
     if gy.shape != y.shape or gy.dtype != np.float32 or not gy.flags.c_contiguous:
         return None
-    plan = _plan(y, C.eltwise_tanh_use_dst_for_bwd)
+    plan = _plan(y, alg)
     if plan is None:
         return None
     gx = np.empty(y.shape, np.float32)
     plan.bwd.execute([(C.ARG_DST, y), (C.ARG_DIFF_DST, gy), (C.ARG_DIFF_SRC, gx)])
     return gx
+
+
+def tanh_grad(gy: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """``gy * (1 - y²)`` from the output ``y`` of :func:`tanh`, or ``None`` when declined."""
+    return _backward(gy, y, C.eltwise_tanh_use_dst_for_bwd)
 
 
 # -- the residual sum and the ReLU gradient ------------------------------------------------------
@@ -86,11 +91,4 @@ def add_(y: np.ndarray, r: np.ndarray, relu: bool = False) -> bool:
 
 def relu_grad(gy: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     """``gy`` where the ReLU output ``y`` is positive, else 0, or ``None`` when declined."""
-    if gy.shape != y.shape or gy.dtype != np.float32 or not gy.flags.c_contiguous:
-        return None
-    plan = _plan(y, C.eltwise_relu_use_dst_for_bwd)
-    if plan is None:
-        return None
-    gx = np.empty(y.shape, np.float32)
-    plan.bwd.execute([(C.ARG_DST, y), (C.ARG_DIFF_DST, gy), (C.ARG_DIFF_SRC, gx)])
-    return gx
+    return _backward(gy, y, C.eltwise_relu_use_dst_for_bwd)
