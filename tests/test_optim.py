@@ -532,11 +532,11 @@ def test_a_bad_gradient_fails_the_step_before_anything_changes():
 @pytest.mark.parametrize("kwargs", [dict(lr=0.1), dict(lr=0.1, weight_decay=0.01, maximize=True),
                                     dict(lr=0.1, momentum=0.9), dict(lr=0.1, momentum=0.9, dampening=0.5)],
                          ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
-@pytest.mark.parametrize("scal_axpy", [False, True], ids=["axpby", "scal+axpy"])
+@pytest.mark.parametrize("scal_axpy", [False, True, "chunks"], ids=["axpby", "scal+axpy", "chunks"])
 def test_sgd_one_pass_matches_the_blocked_kernel(dtype, kwargs, scal_axpy, monkeypatch):
     """Plain and momentum SGD run in one BLAS pass per array (nothing reaches the block runner)
     and agree with the ufunc kernels to rounding (the momentum buffer by ``axpby``, or by ``scal``
-    and ``axpy`` as big arrays do)."""
+    and ``axpy`` as big arrays do, or chunk by chunk with a last partial chunk)."""
     import rosenblatt.kernels.optim as kernels_module
 
     if kernels_module._blas_for(np.dtype(dtype)) is None:
@@ -546,7 +546,9 @@ def test_sgd_one_pass_matches_the_blocked_kernel(dtype, kwargs, scal_axpy, monke
     grads = [rng.normal(size=weight.shape).astype(dtype) for _ in range(3)]
 
     def run(one_pass: bool):
-        if scal_axpy:
+        if scal_axpy == "chunks":
+            monkeypatch.setattr(kernels_module, "CHUNK", 500)  # 2112 elements: 4 chunks and 112 more
+        elif scal_axpy:
             monkeypatch.setattr(kernels_module, "SCAL_AXPY_MIN", 0)
         if not one_pass:
             monkeypatch.setattr(kernels_module, "sgd_one_pass", lambda *args: False)

@@ -19,8 +19,9 @@ it, so the result is bit-for-bit the one of a single thread.
 
 Plain SGD and SGD with momentum are one pass per array instead: ``param += alpha * x`` and
 ``buf = alpha * x + beta * buf`` are BLAS's ``axpy`` and ``axpby`` (NumPy's OpenBLAS, through
-``ctypes``), which read each array once and share the work out on the policy's BLAS threads - the
-same arithmetic as PyTorch's ``add_(x, alpha=...)``. Without OpenBLAS (another BLAS, CuPy, strided
+``ctypes``), which read each array once - the same arithmetic as PyTorch's ``add_(x, alpha=...)``.
+Arrays from a million elements on share the work out on the policy's BLAS threads; smaller ones run
+in chunks on the calling thread (:data:`CHUNK`). Without OpenBLAS (another BLAS, CuPy, strided
 arrays) the ufunc kernels run.
 """
 
@@ -209,6 +210,20 @@ _blas_routines: dict[Any, tuple[Any, Any, Any]] | None = None
 # From this many elements the momentum buffer is updated by ``scal`` then ``axpy`` (both threaded in
 # OpenBLAS) instead of one ``axpby`` (single-threaded): 527 against 689 us for 2.4M floats, 2 threads.
 SCAL_AXPY_MIN = 1 << 20
+# Below that, arrays go through BLAS in chunks of at most this many elements: OpenBLAS runs such an
+# ``axpy`` on the calling thread (it starts its threads above 10,000 elements). In a training step its
+# threads would be woken next to oneDNN's still-spinning team: LeNet-5's 120x400 weight took a median
+# 128 us per momentum update that way, against about 10 us in chunks. A chunk (96 KB of float32 for
+# three arrays) also stays in L2 between the buffer's and the parameter's update.
+CHUNK = 8192
+
+
+def _chunks(n: int, itemsize: int) -> Any:
+    """``(byte offset, count)`` of consecutive chunks covering ``n`` elements (the whole at once from
+    :data:`SCAL_AXPY_MIN` on, where OpenBLAS's threads pay off)."""
+    if n >= SCAL_AXPY_MIN:
+        return ((0, n),)
+    return ((start * itemsize, min(CHUNK, n - start)) for start in range(0, n, CHUNK))
 
 
 def _blas_for(dtype: Any) -> tuple[Any, Any, Any] | None:
@@ -258,25 +273,31 @@ def sgd_one_pass(param: Any, grad: Any, buf: Any, lr: float, momentum: float, da
     axpy, axpby, scal = routines
     n = param.size
     sign = 1.0 if maximize else -1.0
-    if buf is None:
-        if weight_decay:
-            axpby(n, sign * lr, grad.ctypes.data, 1, 1.0 - lr * weight_decay, param.ctypes.data, 1)
-        else:
-            axpy(n, sign * lr, grad.ctypes.data, 1, param.ctypes.data, 1)
-        return True
-    if weight_decay or type(buf) is not np.ndarray or not buf.flags.c_contiguous:
+    if buf is not None and (weight_decay or type(buf) is not np.ndarray or not buf.flags.c_contiguous):
         return False
+    p_ptr, g_ptr = param.ctypes.data, grad.ctypes.data
+    if buf is None:
+        for start, count in _chunks(n, param.itemsize):
+            if weight_decay:
+                axpby(count, sign * lr, g_ptr + start, 1, 1.0 - lr * weight_decay, p_ptr + start, 1)
+            else:
+                axpy(count, sign * lr, g_ptr + start, 1, p_ptr + start, 1)
+        return True
     if first:
         if maximize:
             np.negative(grad, out=buf)
         else:
             np.copyto(buf, grad)
-    elif n >= SCAL_AXPY_MIN and scal is not None:
-        scal(n, momentum, buf.ctypes.data, 1)
-        axpy(n, -sign * (1.0 - dampening), grad.ctypes.data, 1, buf.ctypes.data, 1)
-    else:
-        axpby(n, -sign * (1.0 - dampening), grad.ctypes.data, 1, momentum, buf.ctypes.data, 1)
-    axpy(n, -lr, buf.ctypes.data, 1, param.ctypes.data, 1)
+    b_ptr = buf.ctypes.data
+    if n >= SCAL_AXPY_MIN and scal is not None and not first:
+        scal(n, momentum, b_ptr, 1)
+        axpy(n, -sign * (1.0 - dampening), g_ptr, 1, b_ptr, 1)
+        axpy(n, -lr, b_ptr, 1, p_ptr, 1)
+        return True
+    for start, count in _chunks(n, param.itemsize):  # buffer then parameter, a chunk at a time
+        if not first:
+            axpby(count, -sign * (1.0 - dampening), g_ptr + start, 1, momentum, b_ptr + start, 1)
+        axpy(count, -lr, b_ptr + start, 1, p_ptr + start, 1)
     return True
 
 
