@@ -123,6 +123,11 @@ class ResidualBlockFn(Function):
         from rosenblatt.kernels.onednn import fused
 
         g = _through_relu(ctx.y, gy)
+        if residual is x and needs[0] and g is not gy and g.flags.c_contiguous:
+            # an identity shortcut: x's two gradients summed as the block's leaves oneDNN's layout,
+            # in the array g already is (ours: the ReLU gradient is a fresh array)
+            grads = fused.block_backward(g, x.data, w1.data, g1.data, w2.data, g2.data, ctx.state, True, add_to=g)
+            return tuple(a if need else None for a, need in zip(grads, needs)) + (None,) * 5
         grads = fused.block_backward(g, x.data, w1.data, g1.data, w2.data, g2.data, ctx.state, needs[0]) + (g,)
         return tuple(a if need else None for a, need in zip(grads, needs)) + (None,) * 4
 

@@ -162,13 +162,30 @@ def _as(plan: _Plan, kind: str, gc: np.ndarray, same: bool, tag: str) -> Any:
     return dconv._Relaid(None, out, want)  # type: ignore[arg-type]
 
 
-def _data_backward(plan: _Plan, gc: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _data_backward(plan: _Plan, gc: np.ndarray, w: np.ndarray, add_to: np.ndarray | None = None) -> np.ndarray:
+    """The convolution's input gradient: fresh, or added into ``add_to`` (plain, ``x``'s shape)."""
     cp = plan.conv
-    (gx,) = dconv._run(cp, "bwd_data", [(C.ARG_DIFF_DST, _as(plan, "bwd_data", gc, plan.same_data, "onednn.in3"),
-                                         cp.y_md, "onednn.in3"),
-                                        (C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md, "onednn.weights")],
-                       [(C.ARG_DIFF_SRC, cp.x_shape, cp.x_md, "onednn.out")])
-    return gx
+    gy = _as(plan, "bwd_data", gc, plan.same_data, "onednn.in3")
+    if add_to is None:
+        (gx,) = dconv._run(cp, "bwd_data", [(C.ARG_DIFF_DST, gy, cp.y_md, "onednn.in3"),
+                                            (C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md, "onednn.weights")],
+                           [(C.ARG_DIFF_SRC, cp.x_shape, cp.x_md, "onednn.out")])
+        return gx
+    # the sum happens as the result is reordered out (a sum post-op): no extra pass, no extra array
+    prim = cp.primitive("bwd_data")
+    want = prim.md(C.ARG_DIFF_SRC)
+    plain = cp.is_plain("bwd_data", C.ARG_DIFF_SRC, cp.x_md)
+    out = workspace("onednn.out", (want.nbytes // 4,), np.float32)
+    prim.execute([(C.ARG_DIFF_DST, gy.buffer),
+                  (C.ARG_WEIGHTS, dconv._into(cp, "bwd_data", C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md,
+                                              "onednn.weights")),
+                  (C.ARG_DIFF_SRC, out)])
+    if plain:
+        np.add(add_to, out[:add_to.size].reshape(add_to.shape), out=add_to)
+    else:
+        L.reorder(want, cp.x_md, (cp.key, "bwd_data", "accumulate"), accumulate=True).execute(
+            [(C.ARG_FROM, out), (C.ARG_TO, add_to)])
+    return add_to
 
 
 def conv_bn_backward(gy: np.ndarray, x: np.ndarray, w: np.ndarray, gamma: np.ndarray, saved: Any,
@@ -230,8 +247,14 @@ def block_forward(x: np.ndarray, w1: np.ndarray, gamma1: np.ndarray, beta1: np.n
 
 
 def block_backward(gy: np.ndarray, x: np.ndarray, w1: np.ndarray, gamma1: np.ndarray, w2: np.ndarray,
-                   gamma2: np.ndarray, saved: Any, need_x: bool) -> tuple[np.ndarray | None, ...]:
-    """``(gx or None, gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2)`` from the plain ``gy``."""
+                   gamma2: np.ndarray, saved: Any, need_x: bool,
+                   add_to: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
+    """``(gx or None, gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2)`` from the plain ``gy``.
+
+    With ``add_to`` (a plain array of ``x``'s shape, which may be ``gy`` itself: it is read
+    first), ``gx`` is added into it and ``add_to`` is returned as ``gx``: an identity shortcut's
+    gradient and the block's own, summed as the block's result leaves the blocked layout.
+    """
     p1, p2, s1, s2, mid = saved
     gy_blocked = _to_blocked(p2, gy, workspace("onednn.out", (p2.size,), np.float32))
     gc2, ggamma2, gbeta2 = _bn_backward(p2, s2, gamma2, gy_blocked)
@@ -247,7 +270,7 @@ def block_backward(gy: np.ndarray, x: np.ndarray, w1: np.ndarray, gamma1: np.nda
         (C.ARG_DIFF_SRC, gmid)])
     gc1, ggamma1, gbeta1 = _bn_backward(p1, s1, gamma1, gmid)
     gw1, _ = _weights_backward(p1, np.ascontiguousarray(x), _as(p1, p1.w_kind, gc1, p1.same_w, "conv_bn.w"))
-    gx = _data_backward(p1, gc1, w1) if need_x else None
+    gx = _data_backward(p1, gc1, w1, add_to) if need_x else None
     return gx, gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2
 
 

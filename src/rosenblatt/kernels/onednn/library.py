@@ -668,18 +668,22 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def reorder(src: MemoryDesc, dst: MemoryDesc, key: Hashable | None = None) -> Primitive:
-    """A reorder primitive copying layout ``src`` into layout ``dst`` (cached when ``key`` given)."""
+def reorder(src: MemoryDesc, dst: MemoryDesc, key: Hashable | None = None, accumulate: bool = False) -> Primitive:
+    """A reorder primitive copying layout ``src`` into layout ``dst`` (cached when ``key`` given).
+
+    With ``accumulate`` it adds into what ``dst`` holds (a sum post-op): ``dst += reorder(src)``.
+    """
 
     def build() -> Primitive:
         # dnnl_reorder_primitive_desc_create takes an engine per side, not a leading one
         pd = c_void_p()
+        attr = Attr([(SUM, 1.0, 0.0)]) if accumulate else None
         call("reorder_primitive_desc_create", ctypes.byref(pd), src.handle, _engine, dst.handle,
-             _engine, None, op="reorder")  # fmt: skip
+             _engine, attr.handle if attr is not None else None, op="reorder")  # fmt: skip
         return Primitive(pd, "reorder")
 
     _require()
-    return build() if key is None else cached(("reorder", key), build)
+    return build() if key is None else cached(("reorder", key, accumulate), build)
 
 
 def to_layout(
