@@ -148,6 +148,71 @@ def test_residual_block_matches_torch(kernel_set, cin, c, stride):
 
 
 @requires_torch
+@pytest.mark.parametrize("channels, blocks", [(16, 3), (16, 2), (8, 3)])
+def test_residual_stage_matches_torch(kernel_set, channels, blocks):
+    """Consecutive identity blocks in a Sequential: one node under oneDNN where the layouts chain
+    (16 channels), block by block otherwise; the same numbers as PyTorch either way."""
+    rb.manual_seed(0)
+    stage = nn.Sequential(*[BasicBlock(channels, channels) for _ in range(blocks)])
+    twin = torch.nn.Sequential(*[_torch_block(channels, channels, 1) for _ in range(blocks)])
+    _randomise_bn(stage, np.random.default_rng(3))
+    _copy_into(twin, stage)
+    names = _compare(stage, twin, (4, channels, 8, 8), steps=3)
+    if kernel_set == "numpy":
+        assert "ResidualStageFn" not in names
+    elif channels == 16:
+        assert all(n == "ResidualStageFn" for n in names)
+
+
+@requires_torch
+def test_residual_stage_leaves_out_blocks_it_cannot_run(kernel_set):
+    """A projection block, a hooked block or eval mode ends a stage; the rest still matches PyTorch."""
+    rb.manual_seed(0)
+    down = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
+    stage = nn.Sequential(BasicBlock(8, 16, 2, down), BasicBlock(16, 16), BasicBlock(16, 16), BasicBlock(16, 16))
+    twin = torch.nn.Sequential(_torch_block(8, 16, 2), *[_torch_block(16, 16, 1) for _ in range(3)])
+    _randomise_bn(stage, np.random.default_rng(4))
+    _copy_into(twin, stage)
+    seen = []
+    stage[3].register_forward_hook(lambda m, i, o: seen.append(o))  # runs: the last block is on its own
+    _compare(stage, twin, (2, 8, 8, 8))
+    assert len(seen) == 2
+    if kernel_set == "onednn":
+        x = rb.tensor(np.ones((2, 8, 8, 8), np.float32), requires_grad=True)
+        nodes = set()
+        stage[2].register_forward_hook(lambda m, i, o: nodes.add(type(i[0].grad_fn).__name__))
+        stage(x)
+        assert nodes == {"ResidualBlockFn"}  # blocks 2 and 3 are hooked: block 1 alone is no stage
+        stage.eval()
+        with rb.no_grad():
+            y = stage(x)
+        assert y.grad_fn is None
+
+
+@requires_torch
+def test_residual_stage_double_backward(kernel_set):
+    """``create_graph=True`` through a fused stage: the same second derivatives as block by block."""
+    rb.manual_seed(0)
+    stage = nn.Sequential(BasicBlock(16, 16), BasicBlock(16, 16))
+    _randomise_bn(stage, np.random.default_rng(6))
+    x = np.random.default_rng(7).standard_normal((2, 16, 6, 6)).astype(np.float32)
+    results = []
+    for enabled in (True, False):
+        _fusion.ENABLED = enabled
+        try:
+            rx = rb.tensor(x, requires_grad=True)
+            y = stage(rx)
+            assert (type(y.grad_fn).__name__ == "ResidualStageFn") == (enabled and kernel_set == "onednn")
+            (g,) = rb.autograd.grad((y * y).sum(), [rx], create_graph=True)
+            (gg,) = rb.autograd.grad((g * g).sum(), [rx])
+            results.append((g.numpy(), gg.numpy()))
+        finally:
+            _fusion.ENABLED = True
+    assert_close(results[0][0], results[1][0], "first derivative", **TOL)
+    assert_close(results[0][1], results[1][1], "second derivative", rtol=1e-3, atol=1e-3)
+
+
+@requires_torch
 def test_declines_where_the_modules_must_run(kernel_set):
     rb.manual_seed(0)
     seq = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())

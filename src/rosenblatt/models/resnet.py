@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rosenblatt import nn
 from rosenblatt.core import Tensor
 from rosenblatt.models._checks import check_image_batch
-from rosenblatt.nn._fusion import conv_bn, residual_block
+from rosenblatt.nn._fusion import RESIDUAL_BLOCKS, conv_bn, residual_block
 from rosenblatt.ops import pad
 
 
@@ -63,6 +63,9 @@ class BasicBlock(nn.Module):
             return y
         out = _conv_bn(self.conv1, self.bn1, self.relu, x)
         return _conv_bn(self.conv2, self.bn2, self.relu, out, identity)
+
+
+RESIDUAL_BLOCKS.add(BasicBlock)  # a Sequential runs a stage of identity blocks as one fused node
 
 
 class Bottleneck(nn.Module):

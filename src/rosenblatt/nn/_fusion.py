@@ -132,6 +132,88 @@ class ResidualBlockFn(Function):
         return tuple(a if need else None for a, need in zip(grads, needs)) + (None,) * 4
 
 
+def _stage_composite(x: Tensor, *args: Any) -> Tensor:
+    """The unfused stage: ``args`` are the six parameters of each block, then the geometry and the
+    batch norms' eps pairs."""
+    geom, eps = args[-2], args[-1]
+    for i, (e1, e2) in enumerate(eps):
+        w1, g1, b1, w2, g2, b2 = args[6 * i:6 * i + 6]
+        x = _block_composite(x, w1, g1, b1, w2, g2, b2, x, geom, geom, e1, e2)
+    return x
+
+
+class ResidualStageFn(Function):
+    """A run of residual blocks with identity shortcuts in training mode, whose forward oneDNN already
+    ran with every activation between the blocks in its own layout: ``result`` is ``(y, stats, saved)``
+    of :func:`rosenblatt.kernels.onednn.fused.stage_forward`. Inputs: ``x``, the six parameters of
+    each block (``conv1.weight, bn1.weight, bn1.bias, conv2.weight, bn2.weight, bn2.bias``), the
+    geometry and the ``(eps1, eps2)`` pairs."""
+
+    @staticmethod
+    def forward(ctx, x, *args, result=None):
+        y, _, ctx.state = result
+        ctx.y = y
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        return composite_backward(_stage_composite, ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        eps = ctx.inputs[-1]
+        if not kernels.use_onednn(gy):
+            return composite_backward_arrays(_stage_composite, ctx.inputs, ctx.needs_input_grad, [gy])
+        from rosenblatt.kernels.onednn import fused
+
+        params = [t.data for t in ctx.inputs[1:-2]]
+        blocks = [(params[6 * i], params[6 * i + 1], None, None, params[6 * i + 3], params[6 * i + 4], None, None)
+                  for i in range(len(eps))]
+        gx, grads = fused.stage_backward(_through_relu(ctx.y, gy), blocks, ctx.state, ctx.needs_input_grad[0])
+        flat = [gx] + [a for block in grads for a in block]
+        return tuple(a if need else None for a, need in zip(flat, ctx.needs_input_grad)) + (None, None)
+
+
+# Residual block classes whose forward is exactly ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``
+# with the attributes conv1, bn1, relu, conv2, bn2, downsample (registered by rosenblatt.models.resnet):
+# a Sequential runs consecutive identity blocks of these classes as one ResidualStageFn.
+RESIDUAL_BLOCKS: set[type] = set()
+
+
+def _identity_block(m: Any) -> bool:
+    return (type(m) in RESIDUAL_BLOCKS and m.downsample is None and m.training and _unhooked(m)
+            and _unhooked(m.relu) and type(m.relu) is ReLU and m.conv1.bias is None and m.conv2.bias is None)
+
+
+def residual_stage(blocks: list[Any], x: Any) -> Tensor | None:
+    """Consecutive identity residual blocks in training mode as one fused node (the activations
+    between them never leave oneDNN's layout), or ``None`` when declined."""
+    if len(blocks) < 2 or not is_grad_enabled():
+        return None
+    geom = None
+    for m in blocks:
+        g = _eligible(m.conv1, m.bn1, m.relu, x) if geom is None else geom
+        if (g is None or _eligible(m.conv2, m.bn2, None, x) != g or _eligible(m.conv1, m.bn1, m.relu, x) != g
+                or m.conv1.in_channels != m.conv1.out_channels):
+            return None
+        geom = g
+    from rosenblatt.kernels.onednn import fused
+
+    blocks_arrays = [(m.conv1.weight.data, m.bn1.weight.data, m.bn1.bias.data, m.bn1.eps, m.conv2.weight.data,
+                      m.bn2.weight.data, m.bn2.bias.data, m.bn2.eps) for m in blocks]
+    result = fused.stage_forward(x.data, blocks_arrays, _onednn_geometry(geom))
+    if result is None or x.data.size // x.shape[1] <= 1:
+        return None
+    count = x.data.size // x.shape[1]
+    for m, (stats1, stats2) in zip(blocks, result[1]):
+        _update_stats(m.bn1, *stats1, count)
+        _update_stats(m.bn2, *stats2, count)
+    params = [p for m in blocks for p in (m.conv1.weight, m.bn1.weight, m.bn1.bias, m.conv2.weight, m.bn2.weight,
+                                          m.bn2.bias)]
+    eps = tuple((float(m.bn1.eps), float(m.bn2.eps)) for m in blocks)
+    return ResidualStageFn.apply(x, *params, geom, eps, result=result)
+
+
 def _hooked(module: Any) -> bool:
     """True when calling the module runs hooks (a pruning mask, say): the fused path would skip them."""
     return bool(module._forward_hooks or getattr(module, "_forward_pre_hooks", None))
@@ -362,6 +444,15 @@ def run_sequence(modules: list[Any], x: Any) -> Any:
     i, n = 0, len(modules)
     while i < n:
         m = modules[i]
+        if type(m) in RESIDUAL_BLOCKS and ENABLED:
+            j = i
+            while j < n and _identity_block(modules[j]):
+                j += 1
+            y = residual_stage(modules[i:j], x) if j - i >= 2 else None
+            if y is not None:
+                x = y
+                i = j
+                continue
         if type(m) is Conv2d and i + 1 < n and type(modules[i + 1]) is BatchNorm2d:
             relu = modules[i + 2] if i + 2 < n and type(modules[i + 2]) is ReLU else None
             y = conv_bn(m, modules[i + 1], relu, x)
@@ -384,4 +475,5 @@ def _unhooked(m: Any) -> bool:
     return not m._forward_hooks and not m._forward_pre_hooks
 
 
-__all__ = ["ConvBatchNormFn", "ResidualBlockFn", "conv_bn", "residual_block", "run_sequence"]
+__all__ = ["RESIDUAL_BLOCKS", "ConvBatchNormFn", "ResidualBlockFn", "ResidualStageFn", "conv_bn", "residual_block",
+           "residual_stage", "run_sequence"]

@@ -246,6 +246,18 @@ def block_forward(x: np.ndarray, w1: np.ndarray, gamma1: np.ndarray, beta1: np.n
     return y, s1[1:3], s2[1:3], (p1, p2, s1, s2, mid)
 
 
+def _data_backward_blocked(plan: _Plan, gc: np.ndarray, w: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The convolution's input gradient into ``out``, in the layout its data pass writes (the
+    chain checks made sure that is the previous stage's)."""
+    cp = plan.conv
+    cp.primitive("bwd_data").execute([
+        (C.ARG_DIFF_DST, _as(plan, "bwd_data", gc, plan.same_data, "onednn.in3").buffer),
+        (C.ARG_WEIGHTS, dconv._into(cp, "bwd_data", C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md,
+                                    "onednn.weights")),
+        (C.ARG_DIFF_SRC, out)])
+    return out
+
+
 def block_backward(gy: np.ndarray, x: np.ndarray, w1: np.ndarray, gamma1: np.ndarray, w2: np.ndarray,
                    gamma2: np.ndarray, saved: Any, need_x: bool,
                    add_to: np.ndarray | None = None) -> tuple[np.ndarray | None, ...]:
@@ -260,18 +272,107 @@ def block_backward(gy: np.ndarray, x: np.ndarray, w1: np.ndarray, gamma1: np.nda
     gc2, ggamma2, gbeta2 = _bn_backward(p2, s2, gamma2, gy_blocked)
     gw2, _ = _weights_backward(p2, dconv._Relaid(None, mid, p1.md),  # type: ignore[arg-type]
                                _as(p2, p2.w_kind, gc2, p2.same_w, "conv_bn.w"))
-    cp2 = p2.conv
-    gc2_data = _as(p2, "bwd_data", gc2, p2.same_data, "onednn.in3").buffer
-    gmid = workspace("onednn.out", (p1.size,), np.float32)  # the output gradient's buffer is free again
-    cp2.primitive("bwd_data").execute([
-        (C.ARG_DIFF_DST, gc2_data),
-        (C.ARG_WEIGHTS, dconv._into(cp2, "bwd_data", C.ARG_WEIGHTS, np.ascontiguousarray(w2), cp2.w_md,
-                                    "onednn.weights")),
-        (C.ARG_DIFF_SRC, gmid)])
+    gmid = _data_backward_blocked(p2, gc2, w2, workspace("onednn.out", (p1.size,), np.float32))
     gc1, ggamma1, gbeta1 = _bn_backward(p1, s1, gamma1, gmid)
     gw1, _ = _weights_backward(p1, np.ascontiguousarray(x), _as(p1, p1.w_kind, gc1, p1.same_w, "conv_bn.w"))
     gx = _data_backward(p1, gc1, w1, add_to) if need_x else None
     return gx, gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2
 
 
-__all__ = ["block_backward", "block_forward", "conv_bn_backward", "conv_bn_forward"]
+# -- a stage of identity blocks: every activation between them kept blocked -----------------------
+
+
+def _add_relu_blocked(y: np.ndarray, r: np.ndarray) -> None:
+    """``y = max(y + r, 0)`` in place, on flat buffers of one layout."""
+    from rosenblatt.kernels.onednn import eltwise
+
+    if not eltwise.add_(y, r, relu=True):
+        np.add(y, r, out=y)
+        np.maximum(y, 0, out=y)
+
+
+def _relu_grad_blocked(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from rosenblatt.kernels.onednn import eltwise
+
+    out = eltwise.relu_grad(g, y)
+    return g * (y > 0) if out is None else out
+
+
+def stage_forward(x: np.ndarray, blocks: list[tuple], geometry: tuple) -> tuple[np.ndarray, list, Any] | None:
+    """A run of residual blocks with identity shortcuts, ``x_{i+1} = relu(bn2(conv2(relu(bn1(conv1(x_i))))) + x_i)``,
+    every activation between the blocks kept in oneDNN's layout: one reorder in, one out.
+
+    ``blocks`` holds ``(w1, gamma1, beta1, eps1, w2, gamma2, beta2, eps2)`` per block (bias-free
+    convolutions of one ``geometry`` that keep the shape). Returns ``(y, stats, saved)``:
+    ``stats`` is ``[((mean1, var1), (mean2, var2)), ...]`` (biased variances) for the running
+    statistics, ``saved`` goes back to :func:`stage_backward`. ``None`` when declined: then the
+    blocks run one by one.
+    """
+    if not blocks or not dconv._supported(x) or not dconv._worthwhile(x.shape, blocks[0][0].shape, *geometry[:4]):
+        return None
+    try:
+        plans = []
+        for w1, _, _, eps1, w2, _, _, eps2 in blocks:
+            if not dconv._supported(w1, w2) or w1.shape[0] != x.shape[1] or w2.shape[0] != x.shape[1]:
+                return None
+            p1 = _plan(x.shape, w1.shape, False, geometry, float(eps1), True)
+            p2 = None if p1 is None else _plan(p1.conv.y_shape, w2.shape, False, geometry, float(eps2), False)
+            if p2 is None or p2.conv.y_shape != x.shape or not L.cached(
+                    ("conv_bn_stage", p1.conv.key, p2.conv.key, eps1, eps2),
+                    lambda: _chains(p1, p2) and _chains(p2, p1) and p1.md == p2.md):
+                return None
+            plans.append((p1, p2))
+        p1 = plans[0][0]
+        xb = np.empty(p1.size, np.float32)  # kept: the first block's input, in its layout
+        L.reorder(p1.conv.x_md, p1.md, (p1.conv.key, "conv_bn_stage", "in")).execute(
+            [(C.ARG_FROM, np.ascontiguousarray(x)), (C.ARG_TO, xb)])
+        saved, stats = [], []
+        for (p1, p2), (w1, gamma1, beta1, _, w2, gamma2, beta2, _) in zip(plans, blocks):
+            mid = np.empty(p1.size, np.float32)
+            s1 = _forward(p1, dconv._Relaid(None, xb, p1.md), w1, None, gamma1, beta1, mid)  # type: ignore[arg-type]
+            out = np.empty(p2.size, np.float32)
+            s2 = _forward(p2, dconv._Relaid(None, mid, p1.md), w2, None, gamma2, beta2, out)  # type: ignore[arg-type]
+            _add_relu_blocked(out, xb)
+            saved.append((p1, p2, xb, mid, s1, s2))
+            stats.append((s1[1:3], s2[1:3]))
+            xb = out
+        y = _to_plain(p2, xb, np.empty(x.shape, np.float32))
+    except L.DnnlError:
+        return None
+    return y, stats, saved
+
+
+def stage_backward(g: np.ndarray, blocks: list[tuple], saved: Any, need_x: bool) -> tuple[Any, list[tuple]]:
+    """``(gx or None, [(gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2), ...])`` of :func:`stage_forward`;
+    ``g`` is the plain gradient behind the last block's ReLU (the caller keeps the plain output for
+    that mask), ``blocks`` as in the forward pass (the weights and batch-norm scales are read)."""
+    p2 = saved[-1][1]
+    g = _to_blocked(p2, g, np.empty(p2.size, np.float32))
+    grads = []
+    for i in range(len(saved) - 1, -1, -1):
+        p1, p2, xb, mid, s1, s2 = saved[i]
+        w1, gamma1, _, _, w2, gamma2, _, _ = blocks[i]
+        if i < len(saved) - 1:
+            g = _relu_grad_blocked(g, saved[i + 1][2])  # this block's output ReLU (the next one's input)
+        gc2, ggamma2, gbeta2 = _bn_backward(p2, s2, gamma2, g)
+        gw2, _ = _weights_backward(p2, dconv._Relaid(None, mid, p1.md),  # type: ignore[arg-type]
+                                   _as(p2, p2.w_kind, gc2, p2.same_w, "conv_bn.w"))
+        gmid = _data_backward_blocked(p2, gc2, w2, workspace("onednn.out", (p1.size,), np.float32))
+        gc1, ggamma1, gbeta1 = _bn_backward(p1, s1, gamma1, gmid)
+        gw1, _ = _weights_backward(p1, dconv._Relaid(None, xb, p1.md),  # type: ignore[arg-type]
+                                   _as(p1, p1.w_kind, gc1, p1.same_w, "conv_bn.w"))
+        grads.append((gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2))
+        if i > 0 or need_x:
+            gx = _data_backward_blocked(p1, gc1, w1, np.empty(p1.size, np.float32))
+            from rosenblatt.kernels.onednn import eltwise
+
+            if not eltwise.add_(gx, g):
+                gx += g
+            g = gx
+    grads.reverse()
+    gx = _to_plain(saved[0][0], g, np.empty(saved[0][0].conv.x_shape, np.float32)) if need_x else None
+    return gx, grads
+
+
+__all__ = ["block_backward", "block_forward", "conv_bn_backward", "conv_bn_forward", "stage_backward",
+           "stage_forward"]
