@@ -319,7 +319,7 @@ def stage_forward(x: np.ndarray, blocks: list[tuple], geometry: tuple) -> tuple[
             p2 = None if p1 is None else _plan(p1.conv.y_shape, w2.shape, False, geometry, float(eps2), False)
             if p2 is None or p2.conv.y_shape != x.shape or not L.cached(
                     ("conv_bn_stage", p1.conv.key, p2.conv.key, eps1, eps2),
-                    lambda: _chains(p1, p2) and _chains(p2, p1) and p1.md == p2.md):
+                    lambda a=p1, b=p2: _chains(a, b) and _chains(b, a) and a.md == b.md):
                 return None
             plans.append((p1, p2))
         p1 = plans[0][0]
