@@ -43,7 +43,7 @@ def kernel_set(request, monkeypatch):
 
 
 def _fused(y: rb.Tensor) -> bool:
-    return type(y.grad_fn).__name__ in ("ConvBatchNormFn", "ResidualBlockFn")
+    return type(y.grad_fn).__name__ in ("ConvBatchNormFn", "ResidualBlockFn", "LayerChainFn")
 
 
 def _copy_into(torch_module, module) -> None:
@@ -91,7 +91,12 @@ CASES = [
 
 @requires_torch
 @pytest.mark.parametrize("case", CASES)
-def test_sequential_conv_bn_relu_matches_torch(kernel_set, case):
+@pytest.mark.parametrize("node", ["LayerChainFn", "ConvBatchNormFn"])
+def test_sequential_conv_bn_relu_matches_torch(kernel_set, case, node, monkeypatch):
+    """A Sequential runs the pair as a layer chain; with chains off, as the conv-bn node."""
+    from rosenblatt.kernels.onednn import chain
+
+    monkeypatch.setattr(chain, "ENABLED", node == "LayerChainFn")
     rb.manual_seed(0)
     tail = [nn.ReLU()] if case["relu"] else []
     seq = nn.Sequential(nn.Conv2d(6, 16, 3, stride=case["stride"], padding=1, bias=case["bias"]),
@@ -102,8 +107,8 @@ def test_sequential_conv_bn_relu_matches_torch(kernel_set, case):
     _randomise_bn(seq, np.random.default_rng(1))
     _copy_into(twin, seq)
     names = _compare(seq, twin, (4, 6, 9, 9))
-    assert all(n == "ConvBatchNormFn" for n in names) == (kernel_set == "onednn")
-    assert "ConvBatchNormFn" not in names or kernel_set == "onednn"
+    assert all(n == node for n in names) == (kernel_set == "onednn")
+    assert node not in names or kernel_set == "onednn"
 
 
 def _torch_block(cin, c, stride):
@@ -210,6 +215,100 @@ def test_residual_stage_double_backward(kernel_set):
             _fusion.ENABLED = True
     assert_close(results[0][0], results[1][0], "first derivative", **TOL)
     assert_close(results[0][1], results[1][1], "second derivative", rtol=1e-3, atol=1e-3)
+
+
+def _twin_sequential(seq):
+    """The PyTorch Sequential with the same layers (and arguments) as ``seq``."""
+    layers = []
+    for m in seq:
+        if isinstance(m, nn.Conv2d):
+            layers.append(torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                          m.dilation, m.groups, m.bias is not None))
+        elif isinstance(m, nn.BatchNorm2d):
+            layers.append(torch.nn.BatchNorm2d(m.num_features, m.eps, m.momentum))
+        elif isinstance(m, nn.MaxPool2d):
+            layers.append(torch.nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode))
+        elif isinstance(m, nn.AvgPool2d):
+            layers.append(torch.nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad))
+        else:
+            layers.append(getattr(torch.nn, type(m).__name__)())
+    return torch.nn.Sequential(*layers)
+
+
+CHAINS = {
+    "vgg": (lambda: nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                                  nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16, momentum=None), nn.ReLU(),
+                                  nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32),
+                                  nn.ReLU(), nn.MaxPool2d(3, 2, 1)), (4, 3, 12, 12)),
+    "lenet": (lambda: nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5),
+                                    nn.Tanh(), nn.AvgPool2d(2)), (3, 1, 16, 16)),
+    "mixed": (lambda: nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, padding=2, dilation=2, groups=2), nn.ReLU(),
+                                    nn.AvgPool2d(3, 2, 1, count_include_pad=False), nn.Conv2d(8, 8, 1),
+                                    nn.BatchNorm2d(8), nn.MaxPool2d(2, ceil_mode=True), nn.Tanh()), (2, 4, 15, 15)),
+}
+
+
+@requires_torch
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_layer_chain_matches_torch(kernel_set, name):
+    """Convolution, batch norm, ReLU/tanh and pooling layers in a Sequential: one node under oneDNN
+    (activations kept in its layouts), the same numbers as PyTorch under both kernel sets."""
+    rb.manual_seed(0)
+    build, shape = CHAINS[name]
+    seq = build()
+    twin = _twin_sequential(seq)
+    _randomise_bn(seq, np.random.default_rng(8))
+    _copy_into(twin, seq)
+    names = _compare(seq, twin, shape, steps=2)
+    assert all(n == "LayerChainFn" for n in names) == (kernel_set == "onednn"), names
+
+
+@requires_torch
+def test_layer_chain_double_backward_and_inference(kernel_set):
+    """``create_graph=True`` through a chain gives the layer-by-layer second derivatives; without a
+    gradient the chain runs forward only; evaluation-mode batch norm ends a chain."""
+    rb.manual_seed(0)
+    seq, shape = CHAINS["vgg"][0](), CHAINS["vgg"][1]
+    _randomise_bn(seq, np.random.default_rng(9))
+    x = np.random.default_rng(10).standard_normal(shape).astype(np.float32)
+    results = []
+    for enabled in (True, False):
+        _fusion.ENABLED = enabled
+        try:
+            state = {k: v.numpy().copy() for k, v in seq.state_dict().items()}
+            rx = rb.tensor(x, requires_grad=True)
+            y = seq(rx)
+            assert (type(y.grad_fn).__name__ == "LayerChainFn") == (enabled and kernel_set == "onednn")
+            (g,) = rb.autograd.grad((y * y).sum(), [rx], create_graph=True)
+            (gg,) = rb.autograd.grad((g * g).sum(), [rx])
+            with rb.no_grad():
+                plain = seq(rb.tensor(x)).numpy()
+            seq.eval()
+            evaluated = seq(rb.tensor(x)).numpy()
+            seq.train()
+            seq.load_state_dict({k: rb.tensor(v) for k, v in state.items()})
+            results.append((g.numpy(), gg.numpy(), plain, evaluated))
+        finally:
+            _fusion.ENABLED = True
+    for a, b, what in zip(results[0], results[1], ("first derivative", "second derivative", "no_grad", "eval")):
+        assert_close(a, b, what, rtol=1e-3, atol=1e-3)
+
+
+@requires_torch
+def test_layer_chain_stops_at_a_hooked_layer(kernel_set):
+    """A hook on a layer in the middle ends the chain there (the hook sees that layer's output);
+    the whole still matches PyTorch."""
+    rb.manual_seed(0)
+    seq = CHAINS["lenet"][0]()
+    twin = _twin_sequential(seq)
+    _copy_into(twin, seq)
+    seen = []
+    seq[2].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    nodes = []
+    seq[3].register_forward_pre_hook(lambda m, i: nodes.append(type(i[0].grad_fn).__name__))
+    _compare(seq, twin, CHAINS["lenet"][1], steps=1)
+    assert seen == [(3, 6, 8, 8)]
+    assert nodes and nodes[0] != "LayerChainFn"
 
 
 @requires_torch

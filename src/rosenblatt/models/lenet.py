@@ -6,6 +6,7 @@ from __future__ import annotations
 from rosenblatt import nn
 from rosenblatt.core import Tensor
 from rosenblatt.models._checks import check_image_batch
+from rosenblatt.nn._fusion import run_sequence
 
 # names, looked up when a model is built
 _ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU"}
@@ -67,8 +68,9 @@ class LeNet5(nn.Module):
         if x.shape[2] != self.input_size or x.shape[3] != self.input_size:
             raise ValueError(f"LeNet5: built for {self.input_size}x{self.input_size} inputs, "
                              f"got {x.shape[2]}x{x.shape[3]} (pass input_size=...)")
-        x = self.pool1(self.act1(self.conv1(x)))
-        x = self.pool2(self.act2(self.conv2(x)))
+        # pool1(act1(conv1(x))), then pool2(act2(conv2(...))): with the oneDNN kernels one chain
+        # whose activations stay in oneDNN's layouts (rosenblatt.nn._fusion.run_sequence)
+        x = run_sequence([self.conv1, self.act1, self.pool1, self.conv2, self.act2, self.pool2], x)
         x = self.act3(self.fc1(self.flatten(x)))
         x = self.act4(self.fc2(x))
         return self.fc3(x)

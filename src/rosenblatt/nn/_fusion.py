@@ -31,7 +31,7 @@ import numpy as np
 from rosenblatt import kernels
 from rosenblatt.core import Function, Tensor, constant, is_grad_enabled, mark_modified
 from rosenblatt.kernels import activation as _act
-from rosenblatt.nn.activation import ReLU
+from rosenblatt.nn.activation import ReLU, Tanh
 from rosenblatt.nn.conv import Conv2d
 from rosenblatt.nn.functional import relu as relu_fn
 from rosenblatt.nn.functional._fused import composite_backward, composite_backward_arrays
@@ -39,6 +39,7 @@ from rosenblatt.nn.functional.conv import Conv2dFunction, _conv_geometry, _onedn
 from rosenblatt.nn.functional.normalization import _update_running_stats, batch_norm_composite
 from rosenblatt.nn.linear import Linear
 from rosenblatt.nn.normalization import BatchNorm2d
+from rosenblatt.nn.pooling import AvgPool2d, MaxPool2d
 
 ENABLED = True  # False: the modules always run one by one
 
@@ -437,6 +438,159 @@ def residual_block(conv1: Any, bn1: Any, relu: Any, conv2: Any, bn2: Any, x: Any
                                  geom1, geom2, float(bn1.eps), float(bn2.eps), result=result)
 
 
+# -- layer chains: Conv2d / BatchNorm2d / ReLU / Tanh / MaxPool2d / AvgPool2d runs in oneDNN layouts ----
+
+
+def _chain_composite(x: Tensor, *args: Any) -> Tensor:
+    """The unfused chain: ``args`` are the parameters in order, then the composite steps."""
+    from rosenblatt.nn.functional.pooling import avg_pool2d, max_pool2d
+    from rosenblatt.ops import tanh
+
+    steps, params = args[-1], iter(args[:-1])
+    for step in steps:
+        kind = step[0]
+        if kind == "conv":
+            w = next(params)
+            b = next(params) if step[2] else None
+            x = Conv2dFunction.apply(x, w, b, step[1])
+        elif kind == "bn":
+            x = batch_norm_composite(x, next(params), next(params), step[1])
+            x = relu_fn(x) if step[2] else x
+        elif kind == "relu":
+            x = relu_fn(x)
+        elif kind == "tanh":
+            x = tanh(x)
+        elif kind == "max":
+            x = max_pool2d(x, *step[1:])
+        else:
+            x = avg_pool2d(x, *step[1:])
+    return x
+
+
+class LayerChainFn(Function):
+    """Consecutive convolution, training-mode batch norm, ReLU/tanh and pooling layers whose forward
+    oneDNN already ran with the activations in between kept in its layouts: ``result`` is ``(y,
+    stats, saved)`` of :func:`rosenblatt.kernels.onednn.chain.forward`. Inputs: ``x``, the layers'
+    parameters in order, then the composite steps (for ``create_graph``)."""
+
+    @staticmethod
+    def forward(ctx, x, *args, result=None):
+        y, _, ctx.state = result
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        return composite_backward(_chain_composite, ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        if not kernels.use_onednn(gy) or ctx.state is None:
+            return composite_backward_arrays(_chain_composite, ctx.inputs, ctx.needs_input_grad, [gy])
+        from rosenblatt.kernels.onednn import chain
+
+        params = [t.data for t in ctx.inputs[1:-1]]
+        gx, grads = chain.backward(gy, params, ctx.state, ctx.needs_input_grad[0])
+        return tuple(a if need else None for a, need in zip([gx] + grads, ctx.needs_input_grad)) + (None,)
+
+
+def _chain_specs(modules: list[Any], x: Tensor) -> tuple[int, tuple, tuple, list, list] | None:
+    """How many of ``modules`` (a Conv2d first) run as one oneDNN chain on ``x``: ``(count, specs,
+    composite steps, parameters, batch norms with their positions)``, or ``None``."""
+    from rosenblatt.kernels.onednn import conv as dconv
+    from rosenblatt.nn.functional.pooling import _onednn_args, _pool_geometry
+
+    n, c, h, w = x.shape
+    specs, steps, params, bns = [], [], [], []
+    i, convs = 0, 0
+    while i < len(modules):
+        m = modules[i]
+        t = type(m)
+        if _hooked(m):
+            break
+        if t is Conv2d:
+            if m.padding_mode != "zeros" or m.in_channels != c:
+                break
+            try:
+                geom = _conv_geometry("conv2d", (h, w), m.weight.shape[2:], m.stride, m.padding, m.dilation, m.groups)
+            except ValueError:
+                break
+            og = _onednn_geometry(geom)
+            if not dconv._worthwhile((n, c, h, w), m.weight.shape, *og[:4]):
+                break
+            h, w = _out_hw(m, (n, c, h, w), geom)
+            c = m.out_channels
+            specs.append(("conv", tuple(m.weight.shape), m.bias is not None, og))
+            steps.append(("conv", geom, m.bias is not None))
+            params += [m.weight] if m.bias is None else [m.weight, m.bias]
+            convs += 1
+        elif t is BatchNorm2d:
+            if not m.training or m.weight is None or m.bias is None or m.num_features != c or n * h * w <= 1:
+                break
+            relu = i + 1 < len(modules) and type(modules[i + 1]) is ReLU and not _hooked(modules[i + 1])
+            specs.append(("bn", float(m.eps), relu))
+            steps.append(("bn", float(m.eps), relu))
+            params += [m.weight, m.bias]
+            bns.append((m, n * h * w))
+            i += relu
+        elif t is ReLU or t is Tanh:
+            name = "relu" if t is ReLU else "tanh"
+            specs.append(("eltwise", name))
+            steps.append((name,))
+        elif t is MaxPool2d or t is AvgPool2d:
+            if t is MaxPool2d and m.return_indices or t is AvgPool2d and m.divisor_override is not None:
+                break
+            dilation = m.dilation if t is MaxPool2d else 1
+            op = "max_pool2d" if t is MaxPool2d else "avg_pool2d"
+            try:
+                geom = _pool_geometry(op, (h, w), m.kernel_size, m.stride, m.padding, dilation, m.ceil_mode)
+            except (ValueError, TypeError):
+                break
+            if t is MaxPool2d:
+                alg = "max"
+                steps.append(("max", m.kernel_size, m.stride, m.padding, dilation, m.ceil_mode))
+            else:
+                padded = tuple(k + 2 * p for k, p in zip(geom.in_hw, geom.padding))
+                if not m.count_include_pad:
+                    alg = "avg_exclude"
+                elif tuple(geom.padded_hw) == padded:
+                    alg = "avg_include"
+                else:
+                    break
+                steps.append(("avg", m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad))
+            h, w = geom.out_hw
+            specs.append(("pool", alg, *_onednn_args(geom), tuple(geom.out_hw)))
+        else:
+            break
+        if min(h, w) < 1:
+            return None
+        i += 1
+    if convs == 0 or len(specs) < 2:
+        return None
+    return i, tuple(specs), tuple(steps), params, bns
+
+
+def layer_chain(modules: list[Any], x: Any) -> tuple[Tensor, int] | None:
+    """The longest run of ``modules`` from the first (a Conv2d) that oneDNN runs as one chain, run:
+    ``(output, how many modules it covered)``; ``None`` when declined."""
+    if (not ENABLED or not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != modules[0].in_channels
+            or min(x.shape) < 1):
+        return None
+    found = _chain_specs(modules, x)
+    if found is None:
+        return None
+    count, specs, steps, params, bns = found
+    if not kernels.use_onednn(x.data, *[p.data for p in params]):
+        return None
+    from rosenblatt.kernels.onednn import chain
+
+    result = chain.forward(specs, x.data, [p.data for p in params], keep=is_grad_enabled())
+    if result is None:
+        return None
+    for (bn, count_bn), (mean, var) in zip(bns, result[1]):
+        _update_stats(bn, mean, var, count_bn)
+    return LayerChainFn.apply(x, *params, steps, result=result), count
+
+
 def run_sequence(modules: list[Any], x: Any) -> Any:
     """Call ``modules`` in order, fusing each ``Conv2d, BatchNorm2d[, ReLU]`` run :func:`conv_bn`
     takes and, with no gradient recorded, each ``Linear, ReLU`` pair (one product with the ReLU
@@ -452,6 +606,12 @@ def run_sequence(modules: list[Any], x: Any) -> Any:
             if y is not None:
                 x = y
                 i = j
+                continue
+        if type(m) is Conv2d and i + 1 < n:
+            chained = layer_chain(modules[i:], x)
+            if chained is not None:
+                x, count = chained
+                i += count
                 continue
         if type(m) is Conv2d and i + 1 < n and type(modules[i + 1]) is BatchNorm2d:
             relu = modules[i + 2] if i + 2 < n and type(modules[i + 2]) is ReLU else None
@@ -475,5 +635,5 @@ def _unhooked(m: Any) -> bool:
     return not m._forward_hooks and not m._forward_pre_hooks
 
 
-__all__ = ["RESIDUAL_BLOCKS", "ConvBatchNormFn", "ResidualBlockFn", "ResidualStageFn", "conv_bn", "residual_block",
+__all__ = ["RESIDUAL_BLOCKS", "ConvBatchNormFn", "LayerChainFn", "layer_chain", "ResidualBlockFn", "ResidualStageFn", "conv_bn", "residual_block",
            "residual_stage", "run_sequence"]
