@@ -157,6 +157,23 @@ def test_a_load_window_stretched_by_an_idle_pause_is_dropped(restore_threads, mo
     assert threads._window is None and threads.effective_threads() == 2
 
 
+def test_a_load_window_with_a_pause_inside_is_dropped(restore_threads, monkeypatch):
+    """Two bursts of work with a pause between them (another process ran then): not this process's load."""
+    monkeypatch.setattr(threads, "_requested", None)
+    threads._apply(2)
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_adaptive", True)
+    monkeypatch.setattr(threads, "_last_check", 0.0)
+    monkeypatch.setattr(threads, "_window", None)
+    threads.tick()
+    start = threads._window
+    monkeypatch.setattr(threads, "_window", (start[0] - threads.LOAD_WINDOW * 1.5,) + start[1:])
+    monkeypatch.setattr(threads, "_last_tick", threads._last_tick - threads.MAX_TICK_GAP * 2)  # the pause
+    monkeypatch.setattr(threads, "_window_load", lambda s: 2.0)
+    threads.tick()
+    assert threads._window is None and threads.effective_threads() == 2
+
+
 def test_window_load_reads_proc_stat():
     threads.tick()
     busy = threads._machine_busy_seconds()

@@ -26,7 +26,7 @@ rng = np.random.default_rng(11)
 
 
 def _ran() -> bool:
-    return any(isinstance(k, tuple) and k and k[0] == "layer_norm" and v for k, v in L._cache.items())
+    return any(isinstance(k, tuple) and k and k[0] == "layer_norm" and v for k, v in L.cache_items())
 
 
 @requires_torch

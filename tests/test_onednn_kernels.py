@@ -48,7 +48,7 @@ def kernel_set(request, monkeypatch):
 
 def _ran(kind: str) -> bool:
     """True when a oneDNN primitive of ``kind`` ("conv", "pool", "batch_norm") was built."""
-    for key, value in L._cache.items():
+    for key, value in L.cache_items():
         if isinstance(key, tuple) and key and key[0] == kind and value:
             primitives = getattr(value, "_primitives", None)
             if primitives is None or any(p is not None for p in primitives.values()):
@@ -248,8 +248,13 @@ def test_batch_norm_kernel_matches_torch(kernel_set, monkeypatch, shape):
 
 
 @requires_torch
-def test_small_cnn_training_steps_match_torch(kernel_set):
-    """conv -> relu -> max pool -> conv -> avg pool -> linear, three SGD steps, same weights."""
+@pytest.mark.parametrize("chains", [False, True], ids=["layer by layer", "chain"])
+def test_small_cnn_training_steps_match_torch(kernel_set, chains, monkeypatch):
+    """conv -> relu -> max pool -> conv -> avg pool -> linear, three SGD steps, same weights: layer
+    by layer, and as one layer chain (activations in oneDNN's layouts)."""
+    from rosenblatt.kernels.onednn import chain
+
+    monkeypatch.setattr(chain, "ENABLED", chains)
     model = rb.nn.Sequential(rb.nn.Conv2d(3, 8, 3, padding=1), rb.nn.ReLU(), rb.nn.MaxPool2d(2),
                              rb.nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=2), rb.nn.AvgPool2d(2),
                              rb.nn.Flatten(), rb.nn.Linear(8, 4))
@@ -272,4 +277,4 @@ def test_small_cnn_training_steps_match_torch(kernel_set):
     for (name, p), tp in zip(model.named_parameters(), twin.parameters()):
         np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
     _expect(kernel_set, "conv")
-    _expect(kernel_set, "pool")
+    _expect(kernel_set, "chain" if chains else "pool")

@@ -66,6 +66,25 @@ def test_primitive_cache_builds_once():
 
 
 @requires_onednn
+def test_primitives_are_kept_per_thread_count():
+    """oneDNN fixes a primitive's thread count at creation: another count gets its own entry, and
+    the first comes back with its count (no rebuild when the thread policy switches back)."""
+    before = L.get_num_threads()
+    key = ("test-cache-threads", 1)
+    try:
+        L.set_num_threads(2)
+        two = L.cached(key, object)
+        L.set_num_threads(1)
+        one = L.cached(key, object)
+        assert one is not two and L.cached(key, object) is one
+        L.set_num_threads(2)
+        assert L.cached(key, object) is two
+        assert {id(v) for k, v in L.cache_items() if k == key} == {id(two), id(one)}
+    finally:
+        L.set_num_threads(before)
+
+
+@requires_onednn
 def test_import_does_not_load_the_library():
     r = _run("""
         import sys, rosenblatt, rosenblatt.kernels.onednn.library as L

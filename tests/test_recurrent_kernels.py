@@ -22,7 +22,7 @@ requires_onednn = pytest.mark.skipif(not ONEDNN_OK, reason=f"oneDNN unavailable:
 
 def _ran(cell: str) -> bool:
     """True when a oneDNN RNN primitive of ``cell`` ("lstm", "gru", "rnn_tanh", "rnn_relu") was built."""
-    return any(isinstance(k, tuple) and k[:2] == ("rnn", cell) for k in L._cache)
+    return any(isinstance(k, tuple) and k[:2] == ("rnn", cell) for k, _ in L.cache_items())
 
 
 def _kernel_of(output: rb.Tensor) -> str:

@@ -45,6 +45,10 @@ SPIN_CYCLES_LOG2 = 20
 # Seconds between two looks at the machine's load, and how long one look lasts.
 LOAD_INTERVAL = 0.5
 LOAD_WINDOW = 0.1
+# A window in which two calls of tick() lay further apart than this is dropped: this process paused
+# in between (between two bursts of work, say), and what ran then was not competing with it. So
+# the load is read only while backward passes come at least this often (steps up to ~50 ms).
+MAX_TICK_GAP = 0.05
 
 _lock = threading.Lock()
 _requested: int | None = None   # set_num_threads(n), or None: from the environment / the cores
@@ -247,6 +251,8 @@ def blas_threads() -> int | None:
 # -- the busy-machine check --------------------------------------------------------------------
 
 _last_check = 0.0
+_last_tick = 0.0  # the latest tick() while a window is open
+_window_gap = 0.0  # the longest time between two tick() calls in the open window
 _last_sample: tuple[float, float, float] | None = None  # (wall, machine busy jiffies, our cpu seconds)
 _window: tuple[float, float, float] | None = None  # the open load window's first sample, as above
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -294,9 +300,11 @@ def tick() -> None:
     Every ``LOAD_INTERVAL`` seconds a window of ``LOAD_WINDOW`` seconds opens; the load other
     processes put on the machine is read over that window, which lies inside this process's
     computation (a window that an idle pause stretched to several times its length is dropped:
-    what ran while this process waited says nothing about the cores it will share).
+    what ran while this process waited says nothing about the cores it will share; so is one in
+    which two consecutive calls lay more than ``MAX_TICK_GAP`` apart: a pause between two bursts of
+    work, while another process may have had the machine to itself).
     """
-    global _last_check, _window
+    global _last_check, _window, _window_gap, _last_tick
     if not _applied:
         ensure_applied()
     if not _adaptive or _requested is not None:
@@ -309,14 +317,18 @@ def tick() -> None:
         if busy is not None:
             t = os.times()
             _window = (now, busy, t.user + t.system)
+            _window_gap, _last_tick = 0.0, now
         _last_check = now
         return
+    gap, _last_tick = now - _last_tick, now
+    if gap > _window_gap:
+        _window_gap = gap
     elapsed = now - _window[0]
     if elapsed < LOAD_WINDOW:
         return
     start, _window = _window, None
     _last_check = now
-    if elapsed > 4 * LOAD_WINDOW:
+    if elapsed > 4 * LOAD_WINDOW or _window_gap > MAX_TICK_GAP:
         return
     load = _window_load(start)
     if load is None:
