@@ -111,6 +111,41 @@ def test_onednn_really_runs():
         kernels.set_kernels(previous)
 
 
+def test_small_products_run_on_one_thread(monkeypatch):
+    """A product under both one-thread limits sets oneDNN's team to one thread for the call and back;
+    a larger one does not; both agree with NumPy."""
+    if not ONEDNN_OK:
+        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+    previous = kernels.active()
+    kernels.set_kernels("onednn")
+    calls = []
+    L._require()
+    before = L.get_num_threads()
+    try:
+        L.set_num_threads(2)
+        real = L._gomp.omp_set_num_threads
+
+        class Spy:
+            omp_get_max_threads = L._gomp.omp_get_max_threads
+
+            def omp_set_num_threads(self, n):
+                calls.append(n)
+                real(n)
+
+        monkeypatch.setattr(L, "_gomp", Spy())
+        a, b = f32(16, 150), f32(150, 140)  # LeNet-5's second convolution at batch 1
+        np.testing.assert_allclose(gemm.matmul(a, b), a @ b, rtol=1e-4, atol=1e-4)
+        assert calls == [1, 2]
+        calls.clear()
+        a, b = f32(1, 784), f32(784, 512)  # 1.6 MB of weights: threaded
+        np.testing.assert_allclose(gemm.matmul(a, b), a @ b, rtol=1e-4, atol=1e-4)
+        assert calls == [] and L.get_num_threads() == 2
+    finally:
+        monkeypatch.undo()
+        L.set_num_threads(before)
+        kernels.set_kernels(previous)
+
+
 # -- Linear + ReLU in one node (a Transformer's feed-forward block) ------------------------------
 
 from rosenblatt.nn.functional.linear import linear_relu  # noqa: E402

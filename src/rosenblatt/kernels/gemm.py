@@ -67,8 +67,20 @@ def _gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> bool:
     if la is None or lb is None or lo is None or lo[0] != b"N":
         return False
     m, k = a.shape
+    n = b.shape[1]
     fn = _sgemm or _bind()
-    return fn(la[0], lb[0], m, b.shape[1], k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
+    if m * k * n < ONE_THREAD_MACS and m * k + k * n + m * n < ONE_THREAD_FLOATS:
+        from rosenblatt.kernels.onednn import library
+
+        threads = library._pending_threads or 1
+        if threads > 1:  # on the calling thread: no sleeping team to wake for a few microseconds of work
+            library._gomp.omp_set_num_threads(1)
+            try:
+                return fn(la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
+                          beta, out.ctypes.data, lo[1]) == 0  # fmt: skip
+            finally:
+                library._gomp.omp_set_num_threads(threads)
+    return fn(la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
               beta, out.ctypes.data, lo[1]) == 0  # fmt: skip
 
 
@@ -85,6 +97,13 @@ MAX_STACK = 16
 # forward pass at batch 1 faster (330 -> 255 us), but the default `rosenblatt train` run took
 # 3.3 s instead of 0.8 s, its OpenBLAS threads and oneDNN's spinning threads taking turns.
 MIN_MACS = 1 << 18
+# Products below both sizes run on the calling thread only (oneDNN's team set to one thread for the
+# call): a few microseconds of work, where waking a sleeping team costs tens. LeNet-5's second
+# convolution at batch 1, 16x150 by 150x140, took 90 us that way against 12 us on one thread. Larger
+# operands stay threaded: a batch-1 layer of 784x512 weights (1.6 MB, a matrix-vector product, bound
+# by memory) took 93 us on one thread against 53 us on two.
+ONE_THREAD_MACS = 1 << 20
+ONE_THREAD_FLOATS = 1 << 15
 _min_macs: int | None = None  # MIN_MACS unless a test lowers it
 
 
