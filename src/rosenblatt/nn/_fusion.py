@@ -569,14 +569,44 @@ def _chain_specs(modules: list[Any], x: Tensor) -> tuple[int, tuple, tuple, list
     return i, tuple(specs), tuple(steps), params, bns
 
 
+# (input shape, weight shape, stride, padding, dilation, groups) of first convolutions too small for
+# a chain: the oneDNN call's fixed cost loses to NumPy there (see rosenblatt.kernels.onednn.conv).
+_small_first_conv: set[tuple] = set()
+
+
+def _first_conv_too_small(conv: Any, x: Tensor) -> bool:
+    from rosenblatt.kernels.onednn import conv as dconv
+
+    try:
+        geom = _conv_geometry("conv2d", x.shape[2:], conv.weight.shape[2:], conv.stride, conv.padding,
+                              conv.dilation, conv.groups)
+    except ValueError:
+        return False
+    return not dconv._worthwhile(x.shape, conv.weight.shape, *_onednn_geometry(geom)[:4])
+
+
 def layer_chain(modules: list[Any], x: Any) -> tuple[Tensor, int] | None:
     """The longest run of ``modules`` from the first (a Conv2d) that oneDNN runs as one chain, run:
     ``(output, how many modules it covered)``; ``None`` when declined."""
     if (not ENABLED or not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != modules[0].in_channels
             or min(x.shape) < 1):
         return None
+    from rosenblatt.kernels.onednn import conv as dconv
+
+    first = modules[0]
+    try:  # a first convolution already found too small for this input: decline at once (batch 1)
+        key = (x.shape, first.weight.shape, first.stride, first.padding, first.dilation, first.groups,
+               dconv.MIN_MACS)
+        if key in _small_first_conv:
+            return None
+    except TypeError:  # an unhashable argument (a list): no shortcut
+        key = None
     found = _chain_specs(modules, x)
     if found is None:
+        if key is not None and _first_conv_too_small(first, x):
+            if len(_small_first_conv) > 1024:
+                _small_first_conv.clear()
+            _small_first_conv.add(key)
         return None
     count, specs, steps, params, bns = found
     if not kernels.use_onednn(x.data, *[p.data for p in params]):
