@@ -514,3 +514,53 @@ def test_folded_weights_are_reused_until_a_parameter_changes(kernel_set):
     check()
     if kernel_set == "onednn":
         assert _fusion._folded_cache.get(seq[0]) is not folded
+
+
+def test_block_inference_plan_sees_every_change(kernel_set):
+    """A residual block in inference reuses what its last call resolved; every change of a parameter,
+    a statistic, eps, the input's shape or the shortcut, and a new hook must be seen by the next call."""
+    rb.manual_seed(0)
+    rng = np.random.default_rng(11)
+    down = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
+    blocks = [BasicBlock(16, 16), BasicBlock(8, 16, 2, down)]
+    for block in blocks:
+        _randomise_bn(block, rng)
+    inputs = [rb.tensor(rng.standard_normal((1, 16, 8, 8)).astype(np.float32)),
+              rb.tensor(rng.standard_normal((1, 8, 8, 8)).astype(np.float32))]
+
+    def check(block, x) -> None:
+        block.eval()
+        with rb.no_grad():
+            y = block(x).numpy()
+        _fusion.ENABLED = False
+        try:
+            with rb.no_grad():
+                expected = block(x).numpy()
+        finally:
+            _fusion.ENABLED = True
+        assert_close(y, expected, "block output", **TOL)
+
+    for block, x in zip(blocks, inputs):
+        check(block, x)
+        assert (_fusion._block_plans.get(block.conv1) is not None) == (kernel_set == "onednn")
+        check(block, x)
+        opt = rb.optim.SGD(block.parameters(), lr=0.1)
+        block.train()
+        block(x + 1.0).sum().backward()  # moves the running statistics too
+        opt.step()
+        check(block, x)
+        with rb.no_grad():
+            block.bn2.bias.copy_(rng.standard_normal(16).astype(np.float32))
+        check(block, x)
+        block.bn1.running_var.data = rng.uniform(0.5, 2.0, 16).astype(np.float32)  # a new array
+        check(block, x)
+        block.conv2.weight = nn.Parameter(rng.standard_normal((16, 16, 3, 3)).astype(np.float32))
+        check(block, x)
+        block.bn2.eps = 0.1
+        check(block, x)
+        x = rb.tensor(rng.standard_normal((2,) + x.shape[1:]).astype(np.float32))  # another batch size
+        check(block, x)
+        seen = []
+        block.bn2.register_forward_hook(lambda m, i, o: seen.append(1))
+        check(block, x)
+        assert seen

@@ -351,14 +351,91 @@ def _folded_block(conv1: Any, bn1: Any, conv2: Any, bn2: Any, x: Any, residual: 
     relaid = None
     if last is not None and last[0]() is x and x._version == last[1]:
         relaid = last[2]  # x is the previous block's unchanged output: its oneDNN-layout copy
-    result = dnn.residual_block_inference(x.data, f1.weight, f1.bias, _onednn_geometry(geom1), f2.weight, f2.bias,
-                                          _onednn_geometry(geom2), residual.data, relaid)
+    og1, og2 = _onednn_geometry(geom1), _onednn_geometry(geom2)
+    result = dnn.residual_block_inference(x.data, f1.weight, f1.bias, og1, f2.weight, f2.bias, og2, residual.data,
+                                          relaid)
     if result is None:
         return None
+    _block_plans[conv1] = _BlockPlan(conv1, bn1, conv2, bn2, x, residual, (f1.weight, f1.bias, og1, f2.weight,
+                                                                          f2.bias, og2))
+    return _block_output(result)
+
+
+def _block_output(result: tuple) -> Tensor:
+    global _last_block
     y = constant(result[0])
     if result[1] is not None:
         _last_block = (weakref.ref(y), y._version, result[1])
     return y
+
+
+class _BlockPlan:
+    """What a residual block in inference resolved on its last call (folded weights, geometries),
+    and everything that call depended on: the input's and the shortcut's shapes, whether the
+    shortcut was the input itself, each parameter and statistic (the same tensor holding the same
+    array at the same version), the eps and the geometry arguments. While all of that holds, the
+    next call goes straight to the kernel: about 40 us of checks less per block at batch 1."""
+
+    __slots__ = ("x_shape", "r_shape", "identity", "tensors", "arrays", "versions", "attrs", "args")
+
+    def __init__(self, conv1: Any, bn1: Any, conv2: Any, bn2: Any, x: Tensor, residual: Tensor, args: tuple) -> None:
+        self.x_shape, self.r_shape, self.identity = x.shape, residual.shape, residual is x
+        self.tensors = _block_tensors(conv1, bn1, conv2, bn2)
+        self.arrays = tuple(None if t is None else t.data for t in self.tensors)  # .data may be replaced
+        self.versions = tuple(-1 if t is None else t._version for t in self.tensors)
+        self.attrs = _block_attrs(conv1, bn1, conv2, bn2)
+        self.args = args
+
+    def valid(self, conv1: Any, bn1: Any, conv2: Any, bn2: Any, x: Any, residual: Any) -> bool:
+        if (type(x) is not Tensor or x.shape != self.x_shape or (residual is x) != self.identity
+                or not kernels.use_onednn(x.data)):
+            return False
+        if not self.identity and (type(residual) is not Tensor or residual.shape != self.r_shape
+                                  or not kernels.use_onednn(residual.data)):
+            return False
+        for t, old in zip(_block_tensors(conv1, bn1, conv2, bn2), self.tensors):
+            if t is not old:
+                return False
+        for t, a, v in zip(self.tensors, self.arrays, self.versions):
+            if t is not None and (t._version != v or t.data is not a):
+                return False
+        for a, b in zip(_block_attrs(conv1, bn1, conv2, bn2), self.attrs):
+            if a is not b and a != b:
+                return False
+        return True
+
+
+def _block_tensors(conv1: Any, bn1: Any, conv2: Any, bn2: Any) -> tuple:
+    return (conv1.weight, conv1.bias, bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var,
+            conv2.weight, conv2.bias, bn2.weight, bn2.bias, bn2.running_mean, bn2.running_var)
+
+
+def _block_attrs(conv1: Any, bn1: Any, conv2: Any, bn2: Any) -> tuple:
+    return (conv1.stride, conv1.padding, conv1.dilation, conv1.groups, conv1.padding_mode, bn1.eps,
+            conv2.stride, conv2.padding, conv2.dilation, conv2.groups, conv2.padding_mode, bn2.eps)
+
+
+# BasicBlock's first convolution -> the plan of its last inference call
+_block_plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _planned_block(conv1: Any, bn1: Any, relu: Any, conv2: Any, bn2: Any, x: Any, residual: Any) -> Tensor | None:
+    """A residual block in inference through its cached plan, or ``None`` (no valid plan)."""
+    plan = _block_plans.get(conv1)
+    if (plan is None or not ENABLED or bn1.training or bn2.training or _hooked(conv1) or _hooked(bn1)
+            or _hooked(relu) or _hooked(conv2) or _hooked(bn2) or type(relu) is not ReLU
+            or not plan.valid(conv1, bn1, conv2, bn2, x, residual)):
+        return None
+    from rosenblatt.kernels.onednn import conv as dnn
+
+    global _last_block
+    last, _last_block = _last_block, None
+    relaid = None
+    if last is not None and last[0]() is x and x._version == last[1]:
+        relaid = last[2]
+    w1, b1, og1, w2, b2, og2 = plan.args
+    result = dnn.residual_block_inference(x.data, w1, b1, og1, w2, b2, og2, residual.data, relaid)
+    return None if result is None else _block_output(result)
 
 
 # The last residual block's output in inference (a weak reference and its version) with its copy
@@ -406,8 +483,12 @@ def residual_block(conv1: Any, bn1: Any, relu: Any, conv2: Any, bn2: Any, x: Any
     stays in oneDNN's blocked layout), or ``None`` when declined. In inference (batch norms in eval
     mode, no gradient recorded) both batch norms are folded into the convolutions."""
     training = bn1.training
-    if not training and is_grad_enabled():
-        return None
+    if not training:
+        if is_grad_enabled():
+            return None
+        y = _planned_block(conv1, bn1, relu, conv2, bn2, x, residual)
+        if y is not None:
+            return y
     geom1 = _eligible(conv1, bn1, relu, x, training)
     if (geom1 is None or relu is None or conv1.bias is not None or conv2.bias is not None
             or not isinstance(residual, Tensor) or not kernels.use_onednn(residual.data)):
