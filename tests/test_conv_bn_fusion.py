@@ -561,6 +561,6 @@ def test_block_inference_plan_sees_every_change(kernel_set):
         x = rb.tensor(rng.standard_normal((2,) + x.shape[1:]).astype(np.float32))  # another batch size
         check(block, x)
         seen = []
-        block.bn2.register_forward_hook(lambda m, i, o: seen.append(1))
+        block.bn2.register_forward_hook(lambda m, i, o, seen=seen: seen.append(1))
         check(block, x)
         assert seen
