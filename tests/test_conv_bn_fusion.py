@@ -250,9 +250,14 @@ CHAINS = {
 
 @requires_torch
 @pytest.mark.parametrize("name", sorted(CHAINS))
-def test_layer_chain_matches_torch(kernel_set, name):
+@pytest.mark.parametrize("post_ops", [True, False], ids=["post-ops", "separate"])
+def test_layer_chain_matches_torch(kernel_set, name, post_ops, monkeypatch):
     """Convolution, batch norm, ReLU/tanh and pooling layers in a Sequential: one node under oneDNN
-    (activations kept in its layouts), the same numbers as PyTorch under both kernel sets."""
+    (activations kept in its layouts; an activation after a convolution applied by it, or on its
+    own), the same numbers as PyTorch under both kernel sets."""
+    from rosenblatt.kernels.onednn import chain
+
+    monkeypatch.setattr(chain, "POST_OPS", post_ops)
     rb.manual_seed(0)
     build, shape = CHAINS[name]
     seq = build()

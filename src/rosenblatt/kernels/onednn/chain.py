@@ -58,9 +58,10 @@ class _Step:
 
     # -- building --------------------------------------------------------------------------------
 
-    def _build_conv(self, w_shape: tuple[int, ...], has_bias: bool, geometry: tuple) -> None:
+    def _build_conv(self, w_shape: tuple[int, ...], has_bias: bool, geometry: tuple, post: str | None = None) -> None:
         self.conv = cp = dconv._plan(self.in_shape, tuple(w_shape), *geometry)
-        self.fwd_kind = "fwd_bias" if has_bias else "fwd"
+        self.has_bias = has_bias
+        self.fwd_kind = ("fwd_bias" if has_bias else "fwd") + ("" if post is None else "_" + post)
         self.w_kind = "bwd_weights_bias" if has_bias else "bwd_weights"
         fwd = cp.primitive(self.fwd_kind)
         self.src_md = fwd.md(C.ARG_SRC)  # the input is reordered here when it arrives otherwise
@@ -79,7 +80,9 @@ class _Step:
         self.ws_bytes = self.fwd.md(C.ARG_WORKSPACE).nbytes if relu else 0
         self.out_md, self.out_shape = md, self.in_shape
 
-    def _build_eltwise(self, name: str) -> None:
+    def _build_eltwise(self, name: str, fused: bool = False) -> None:
+        # fused: the convolution before applied it as a post-op; only the backward pass runs here
+        self.fused = fused
         md, alg = self.in_md, _ELTWISE[name]
         self.fwd = L.Primitive(L.create_pd("eltwise_forward", C.forward_training, alg, md, md, 0.0, 0.0, None,
                                            op="chain eltwise"), "chain eltwise forward")
@@ -107,6 +110,7 @@ class _Plan:
         self.x_md = L.MemoryDesc.with_tag(x_shape, C.abcd)
         self.steps: list[_Step] = []
         shape, md = x_shape, self.x_md
+        specs = _with_post_ops(specs)
         for i, spec in enumerate(specs):
             step = _Step(spec, i, shape, md)
             self.steps.append(step)
@@ -116,8 +120,22 @@ class _Plan:
         self.out_md = md
 
 
+def _with_post_ops(specs: tuple) -> tuple:
+    """``specs`` with each ReLU or tanh right after a convolution applied by the convolution (a
+    post-op: one pass over the activation less); the element-wise step stays for its backward."""
+    out = list(specs)
+    for i in range(len(out) - 1):
+        if out[i][0] == "conv" and out[i + 1][0] == "eltwise" and POST_OPS:
+            out[i] = out[i] + (out[i + 1][1],)
+            out[i + 1] = out[i + 1] + (True,)
+    return tuple(out)
+
+
+POST_OPS = True  # False: convolutions and activations run as separate primitives
+
+
 def _plan(specs: tuple, x_shape: tuple[int, ...]) -> _Plan | None:
-    return L.cached_or_none(("chain", specs, x_shape), lambda: _Plan(specs, x_shape))
+    return L.cached_or_none(("chain", specs, x_shape, POST_OPS), lambda: _Plan(specs, x_shape))
 
 
 def _convert(buffer: np.ndarray, src: L.MemoryDesc, dst: L.MemoryDesc, key: tuple, tag: str | None = None
@@ -162,7 +180,7 @@ def forward(specs: tuple, x: np.ndarray, params: list[np.ndarray], keep: bool
         if step.kind == "conv":
             src = _convert(cur, cur_md, step.src_md, step.key + ("src",))
             w = params[p]
-            b = params[p + 1] if step.fwd_kind == "fwd_bias" else None
+            b = params[p + 1] if step.has_bias else None
             p += 2 if b is not None else 1
             cp = step.conv
             out = np.empty(step.out_size, np.float32)
@@ -189,8 +207,11 @@ def forward(specs: tuple, x: np.ndarray, params: list[np.ndarray], keep: bool
             stats.append((mean, var))
             state = (cur, mean, var, mask)
         elif step.kind == "eltwise":
-            out = np.empty(step.out_size, np.float32)
-            step.fwd.execute([(C.ARG_SRC, cur), (C.ARG_DST, out)])
+            if step.fused:
+                out = cur  # the convolution applied it
+            else:
+                out = np.empty(step.out_size, np.float32)
+                step.fwd.execute([(C.ARG_SRC, cur), (C.ARG_DST, out)])
             state = out
         else:  # pool
             out = np.empty(step.out_size, np.float32)
@@ -224,7 +245,7 @@ def backward(gy: np.ndarray, params: list[np.ndarray], saved: Any, need_x: bool)
         last = i == 0 and not need_x
         if step.kind == "conv":
             cp = step.conv
-            has_bias = step.fwd_kind == "fwd_bias"
+            has_bias = step.has_bias
             p -= 2 if has_bias else 1
             w = params[p]
             prim_w = cp.primitive(step.w_kind)

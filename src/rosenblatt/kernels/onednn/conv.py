@@ -41,6 +41,9 @@ _PLAIN = {1: C.a, 2: C.ab, 3: C.abc, 4: C.abcd, 5: C.abcde, 6: C.abcdef}
 # relu(conv(x) + b); "infer_sum_relu" is relu(conv(x) + b + dst), dst holding a residual beforehand.
 _RELU = (C.eltwise_relu, 0.0, 0.0)
 _INFERENCE = {"infer_relu": [_RELU], "infer_sum_relu": [(L.SUM, 1.0, 0.0), _RELU]}
+# training kinds with an activation post-op (the activation's backward reads the output): "fwd_relu",
+# "fwd_bias_tanh", ...
+_TRAINING_POST = {"relu": (C.eltwise_relu, 0.0, 0.0), "tanh": (C.eltwise_tanh, 0.0, 0.0)}
 
 
 def _plain(shape: tuple[int, ...]) -> L.MemoryDesc:
@@ -92,6 +95,10 @@ class _Plan:
         self._primitives[kind] = None  # a failure below is remembered
         if kind in ("fwd", "fwd_bias"):
             p = L.Primitive(self._fwd_pd(kind == "fwd_bias"), "conv forward")
+        elif kind.startswith("fwd_") and kind.rpartition("_")[2] in _TRAINING_POST:  # "fwd_relu", "fwd_bias_tanh"
+            base, _, act = kind.rpartition("_")
+            p = L.Primitive(self._fwd_pd(base == "fwd_bias", C.forward_training, L.Attr([_TRAINING_POST[act]])),
+                            f"conv {kind}")
         elif kind in _INFERENCE:  # with bias, and post-ops: inference only
             p = L.Primitive(self._fwd_pd(True, C.forward_inference, L.Attr(_INFERENCE[kind])), f"conv {kind}")
         elif kind == "bwd_data":
