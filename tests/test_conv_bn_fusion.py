@@ -300,6 +300,35 @@ def test_layer_chain_double_backward_and_inference(kernel_set):
 
 
 @requires_torch
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_layer_chain_inference_matches_torch(kernel_set, name, monkeypatch):
+    """Evaluation mode without gradients: batch norm folded into the convolution before it, the
+    whole Sequential one chain where the kernels allow; PyTorch's numbers, batch 1 and 3."""
+    rb.manual_seed(0)
+    build, shape = CHAINS[name]
+    seq = build()
+    _randomise_bn(seq, np.random.default_rng(12))
+    for m in seq.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.data[:] = np.random.default_rng(13).standard_normal(m.num_features).astype(np.float32)
+            m.running_var.data[:] = np.random.default_rng(14).uniform(0.5, 2.0, m.num_features).astype(np.float32)
+    twin = _twin_sequential(seq)
+    _copy_into(twin, seq)
+    seq.eval()
+    twin.eval()
+    covered = []
+    original = _fusion.layer_chain
+    monkeypatch.setattr(_fusion, "layer_chain",
+                        lambda mods, x: (lambda r: covered.append(0 if r is None else r[1]) or r)(original(mods, x)))
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch,) + shape[1:]).astype(np.float32)
+        with rb.no_grad(), torch.no_grad():
+            assert_close(seq(rb.tensor(x)), twin(torch.from_numpy(x)), f"batch {batch}", **TOL)
+    if kernel_set == "onednn":
+        assert max(covered) == len(seq)
+
+
+@requires_torch
 def test_layer_chain_stops_at_a_hooked_layer(kernel_set):
     """A hook on a layer in the middle ends the chain there (the hook sees that layer's output);
     the whole still matches PyTorch."""
@@ -426,20 +455,18 @@ def test_inference_folds_batch_norm_into_the_convolution(kernel_set, kind, monke
     _copy_into(twin, module)
     module.eval()
     twin.eval()
-    folded = []
-    original, original_block = _fusion._folded_inference, _fusion._folded_block
-    monkeypatch.setattr(_fusion, "_folded_inference", lambda *a: folded.append(original(*a)) or folded[-1])
-    monkeypatch.setattr(_fusion, "_folded_block", lambda *a: folded.append(original_block(*a)) or folded[-1])
+    folded = []  # the convolutions whose batch norm was folded in (a layer chain, a block, a pair)
+    original = _fusion._folded_parameters
+    monkeypatch.setattr(_fusion, "_folded_parameters", lambda conv, *a: folded.append(conv) or original(conv, *a))
     x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
-    with rb.no_grad(), torch.no_grad():
-        assert_close(module(rb.tensor(x)), twin(torch.from_numpy(x)), "eval-mode output", **TOL)
-    ran = [y is not None for y in folded]
-    assert ran and all(ran) == (kernel_set == "onednn") and (any(ran) or kernel_set == "numpy")
-    if kernel_set == "onednn":  # the block: its shortcut's conv-bn, then the whole block as one node
-        assert len(folded) == (2 if kind == "block" else 1)
+    for _ in range(2):  # the second time through the cached plans
+        with rb.no_grad(), torch.no_grad():
+            assert_close(module(rb.tensor(x)), twin(torch.from_numpy(x)), "eval-mode output", **TOL)
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    assert set(folded) == (set(convs) if kernel_set == "onednn" else set())
     folded.clear()
-    module(rb.tensor(x))  # gradients recorded: the modules run one by one
-    assert not any(y is not None for y in folded)
+    y = module(rb.tensor(x))  # gradients recorded: the modules run one by one
+    assert not folded and not _fused(y)
 
 
 def test_a_pruned_convolution_runs_its_mask(kernel_set):

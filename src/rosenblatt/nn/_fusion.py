@@ -598,12 +598,23 @@ def _chain_specs(modules: list[Any], x: Tensor) -> tuple[int, tuple, tuple, list
             og = _onednn_geometry(geom)
             if not dconv._worthwhile((n, c, h, w), m.weight.shape, *og[:4]):
                 break
+            in_shape = (n, c, h, w)
             h, w = _out_hw(m, (n, c, h, w), geom)
             c = m.out_channels
             specs.append(("conv", tuple(m.weight.shape), m.bias is not None, og))
             steps.append(("conv", geom, m.bias is not None))
             params += [m.weight] if m.bias is None else [m.weight, m.bias]
             convs += 1
+            conv_at = (len(params), m, in_shape, geom)
+        elif (t is BatchNorm2d and not m.training and not is_grad_enabled() and specs and specs[-1][0] == "conv"
+              and conv_at[0] == len(params) and m.running_mean is not None and m.running_var is not None
+              and m.weight is not None and m.bias is not None and m.num_features == c):
+            # inference: folded into the convolution before it (its weight and bias replaced)
+            conv = conv_at[1]
+            folded = _folded_parameters(conv, m, conv_at[2], conv_at[3], "fwd_bias")
+            del params[-(1 if conv.bias is None else 2):]
+            params += [folded.weight, folded.bias]
+            specs[-1] = ("conv", specs[-1][1], True, specs[-1][3])
         elif t is BatchNorm2d:
             if not m.training or m.weight is None or m.bias is None or m.num_features != c or n * h * w <= 1:
                 break
@@ -690,15 +701,19 @@ def layer_chain(modules: list[Any], x: Any) -> tuple[Tensor, int] | None:
             _small_first_conv.add(key)
         return None
     count, specs, steps, params, bns = found
-    if not kernels.use_onednn(x.data, *[p.data for p in params]):
+    tensors = [p for p in params if isinstance(p, Tensor)]  # the others: folded (inference) arrays
+    if not kernels.use_onednn(x.data, *[p.data for p in tensors]):
         return None
     from rosenblatt.kernels.onednn import chain
 
-    result = chain.forward(specs, x.data, [p.data for p in params], keep=is_grad_enabled())
+    grad = is_grad_enabled()
+    result = chain.forward(specs, x.data, [p.data if isinstance(p, Tensor) else p for p in params], keep=grad)
     if result is None:
         return None
     for (bn, count_bn), (mean, var) in zip(bns, result[1]):
         _update_stats(bn, mean, var, count_bn)
+    if not grad:
+        return constant(result[0]), count
     return LayerChainFn.apply(x, *params, steps, result=result), count
 
 

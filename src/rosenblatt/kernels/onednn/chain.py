@@ -185,8 +185,9 @@ def forward(specs: tuple, x: np.ndarray, params: list[np.ndarray], keep: bool
             cp = step.conv
             out = np.empty(step.out_size, np.float32)
             args = [(C.ARG_SRC, src),
-                    (C.ARG_WEIGHTS, dconv._into(cp, step.fwd_kind, C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md,
-                                                "onednn.weights")),
+                    (C.ARG_WEIGHTS, dconv._into(cp, step.fwd_kind, C.ARG_WEIGHTS,
+                                                w if isinstance(w, dconv._Relaid) else np.ascontiguousarray(w),
+                                                cp.w_md, "onednn.weights")),
                     (C.ARG_DST, out)]
             if b is not None:
                 args.append((C.ARG_BIAS, np.ascontiguousarray(b)))
