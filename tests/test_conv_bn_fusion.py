@@ -170,6 +170,53 @@ def test_residual_stage_matches_torch(kernel_set, channels, blocks):
 
 
 @requires_torch
+def test_residual_stage_starting_with_a_projection_matches_torch(kernel_set):
+    """A stage whose first block changes the shape (1x1 convolution + batch norm shortcut, stride 2):
+    one node under oneDNN, PyTorch's numbers for the input, every parameter (the shortcut's too)
+    and the running statistics."""
+    rb.manual_seed(0)
+    down = nn.Sequential(nn.Conv2d(16, 32, 1, 2, bias=False), nn.BatchNorm2d(32))
+    stage = nn.Sequential(BasicBlock(16, 32, 2, down), BasicBlock(32, 32), BasicBlock(32, 32))
+    twin = torch.nn.Sequential(_torch_block(16, 32, 2), _torch_block(32, 32, 1), _torch_block(32, 32, 1))
+    _randomise_bn(stage, np.random.default_rng(15))
+    _copy_into(twin, stage)
+    names = _compare(stage, twin, (4, 16, 8, 8), steps=2)
+    assert all(n == "ResidualStageFn" for n in names) == (kernel_set == "onednn"), names
+
+
+def test_residual_stage_with_subsampling_shortcuts_matches_the_blocks(kernel_set):
+    """ResNet-20's option-A stages (subsample and zero channels, no parameters): the fused stages give
+    the block-by-block gradients and statistics; with ``create_graph`` too."""
+    from rosenblatt.models.resnet import PadShortcut
+
+    rb.manual_seed(0)
+    stage = nn.Sequential(BasicBlock(16, 32, 2, PadShortcut(16, 32)), BasicBlock(32, 32), BasicBlock(32, 32))
+    _randomise_bn(stage, np.random.default_rng(16))
+    start = {k: v.numpy().copy() for k, v in stage.state_dict().items()}
+    x = np.random.default_rng(17).standard_normal((3, 16, 8, 8)).astype(np.float32)
+    results = []
+    for enabled in (True, False):
+        stage.load_state_dict({k: rb.tensor(v) for k, v in start.items()})
+        _fusion.ENABLED = enabled
+        try:
+            rx = rb.tensor(x, requires_grad=True)
+            y = stage(rx)
+            assert (type(y.grad_fn).__name__ == "ResidualStageFn") == (enabled and kernel_set == "onednn")
+            (y * y).sum().backward()
+            (g,) = rb.autograd.grad((stage(rx) ** 2).sum(), [rx], create_graph=True)
+            (gg,) = rb.autograd.grad((g * g).sum(), [rx])
+            results.append([rx.grad.numpy(), y.numpy(), gg.numpy()]
+                           + [p.grad.numpy() for p in stage.parameters()]
+                           + [b.numpy().copy() for b in stage.buffers()])
+            stage.zero_grad()
+        finally:
+            _fusion.ENABLED = True
+    for i, (a, b) in enumerate(zip(*results)):
+        scale = float(np.abs(b).max()) + 1.0
+        assert_close(a / scale, b / scale, f"item {i}", rtol=1e-3, atol=1e-3)
+
+
+@requires_torch
 def test_residual_stage_leaves_out_blocks_it_cannot_run(kernel_set):
     """A projection block, a hooked block or eval mode ends a stage; the rest still matches PyTorch."""
     rb.manual_seed(0)
@@ -596,3 +643,26 @@ def test_block_inference_plan_sees_every_change(kernel_set):
         block.bn2.register_forward_hook(lambda m, i, o, seen=seen: seen.append(1))
         check(block, x)
         assert seen
+
+
+def test_composite_backward_with_an_input_computed_from_another():
+    """A fused node's ``create_graph`` gradient when one input is computed from another (a residual
+    block's shortcut from its input): each input's own partial derivative, nothing counted twice."""
+    from rosenblatt.nn.functional._fused import composite_backward
+
+    x = rb.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    r = x * 2.0  # a second input that depends on the first
+
+    class F(rb.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a * b
+
+        @staticmethod
+        def backward(ctx, gy):
+            return composite_backward(lambda a, b: a * b, ctx.inputs, ctx.needs_input_grad, [gy])
+
+    (g,) = rb.autograd.grad(F.apply(x, r).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(g.numpy(), 4.0 * x.numpy())  # d/dx (2 x^2) = 4x
+    (gg,) = rb.autograd.grad(g.sum(), [x])
+    np.testing.assert_allclose(gg.numpy(), [4.0, 4.0, 4.0])

@@ -57,7 +57,10 @@ class BasicBlock(nn.Module):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        return self._forward_with(x, x if self.downsample is None else self.downsample(x))
+
+    def _forward_with(self, x: Tensor, identity: Tensor) -> Tensor:
+        """The block on ``x`` with its shortcut ``identity`` already computed."""
         y = residual_block(self.conv1, self.bn1, self.relu, self.conv2, self.bn2, x, identity)
         if y is not None:  # one fused node where the oneDNN kernels run
             return y

@@ -133,25 +133,27 @@ class ResidualBlockFn(Function):
         return tuple(a if need else None for a, need in zip(grads, needs)) + (None,) * 4
 
 
-def _stage_composite(x: Tensor, *args: Any) -> Tensor:
-    """The unfused stage: ``args`` are the six parameters of each block, then the geometry and the
-    batch norms' eps pairs."""
-    geom, eps = args[-2], args[-1]
-    for i, (e1, e2) in enumerate(eps):
-        w1, g1, b1, w2, g2, b2 = args[6 * i:6 * i + 6]
-        x = _block_composite(x, w1, g1, b1, w2, g2, b2, x, geom, geom, e1, e2)
+def _stage_composite(x: Tensor, residual: Tensor | None, *args: Any) -> Tensor:
+    """The unfused stage: ``args`` are the six parameters of each block, then the geometry pairs and
+    the batch norms' eps pairs (and the plan, unused here)."""
+    geoms, eps = args[-3], args[-2]
+    for i, ((g1, g2), (e1, e2)) in enumerate(zip(geoms, eps)):
+        w1, ga1, be1, w2, ga2, be2 = args[6 * i:6 * i + 6]
+        shortcut = residual if i == 0 and residual is not None else x
+        x = _block_composite(x, w1, ga1, be1, w2, ga2, be2, shortcut, g1, g2, e1, e2)
     return x
 
 
 class ResidualStageFn(Function):
-    """A run of residual blocks with identity shortcuts in training mode, whose forward oneDNN already
-    ran with every activation between the blocks in its own layout: ``result`` is ``(y, stats, saved)``
-    of :func:`rosenblatt.kernels.onednn.fused.stage_forward`. Inputs: ``x``, the six parameters of
-    each block (``conv1.weight, bn1.weight, bn1.bias, conv2.weight, bn2.weight, bn2.bias``), the
-    geometry and the ``(eps1, eps2)`` pairs."""
+    """A run of residual blocks in training mode, whose forward oneDNN already ran with every
+    activation between the blocks in its own layout: ``result`` is ``(y, stats, saved)`` of
+    :func:`rosenblatt.kernels.onednn.fused.stage_forward`. Inputs: ``x``, the first block's shortcut
+    (``None``: its input), the six parameters of each block (``conv1.weight, bn1.weight, bn1.bias,
+    conv2.weight, bn2.weight, bn2.bias``), the geometry pairs, the ``(eps1, eps2)`` pairs and the
+    stage's plan."""
 
     @staticmethod
-    def forward(ctx, x, *args, result=None):
+    def forward(ctx, x, residual, *args, result=None):
         y, _, ctx.state = result
         ctx.y = y
         return y
@@ -162,57 +164,102 @@ class ResidualStageFn(Function):
 
     @staticmethod
     def backward_arrays(ctx, gy):
-        eps = ctx.inputs[-1]
         if not kernels.use_onednn(gy):
             return composite_backward_arrays(_stage_composite, ctx.inputs, ctx.needs_input_grad, [gy])
         from rosenblatt.kernels.onednn import fused
 
-        params = [t.data for t in ctx.inputs[1:-2]]
-        blocks = [(params[6 * i], params[6 * i + 1], None, None, params[6 * i + 3], params[6 * i + 4], None, None)
-                  for i in range(len(eps))]
-        gx, grads = fused.stage_backward(_through_relu(ctx.y, gy), blocks, ctx.state, ctx.needs_input_grad[0])
-        flat = [gx] + [a for block in grads for a in block]
-        return tuple(a if need else None for a, need in zip(flat, ctx.needs_input_grad)) + (None, None)
+        stage, n = ctx.inputs[-1], len(ctx.inputs[-2])
+        arrays = [t.data for t in ctx.inputs[2:2 + 6 * n]]
+        params = [tuple(arrays[6 * i:6 * i + 6]) for i in range(n)]
+        needs = ctx.needs_input_grad
+        gx, g_residual, grads = fused.stage_backward(_through_relu(ctx.y, gy), stage, params, ctx.state, needs[0],
+                                                     needs[1])
+        flat = [gx, g_residual] + [a for block in grads for a in block]
+        return tuple(a if need else None for a, need in zip(flat, needs)) + (None, None, None)
 
 
-# Residual block classes whose forward is exactly ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``
-# with the attributes conv1, bn1, relu, conv2, bn2, downsample (registered by rosenblatt.models.resnet):
-# a Sequential runs consecutive identity blocks of these classes as one ResidualStageFn.
+# Residual block classes whose forward is exactly ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``,
+# ``shortcut`` being ``downsample`` or the identity, with the attributes conv1, bn1, relu, conv2, bn2,
+# downsample (registered by rosenblatt.models.resnet): a Sequential runs consecutive blocks of these
+# classes (only the first with a ``downsample``) as one ResidualStageFn.
 RESIDUAL_BLOCKS: set[type] = set()
 
 
-def _identity_block(m: Any) -> bool:
-    return (type(m) in RESIDUAL_BLOCKS and m.downsample is None and m.training and _unhooked(m)
+def _stage_block(m: Any, first: bool) -> bool:
+    return (type(m) in RESIDUAL_BLOCKS and (first or m.downsample is None) and m.training and _unhooked(m)
             and _unhooked(m.relu) and type(m.relu) is ReLU and m.conv1.bias is None and m.conv2.bias is None)
 
 
-def residual_stage(blocks: list[Any], x: Any) -> Tensor | None:
-    """Consecutive identity residual blocks in training mode as one fused node (the activations
-    between them never leave oneDNN's layout), or ``None`` when declined."""
-    if len(blocks) < 2 or not is_grad_enabled():
+def _block_geometry(conv: Any, bn: Any, shape: tuple[int, ...]) -> Any:
+    """``conv``'s geometry on inputs of ``shape`` when ``bn(conv(.))`` may run in a stage, else ``None``."""
+    if (type(conv) is not Conv2d or type(bn) is not BatchNorm2d or not bn.training or bn.weight is None
+            or bn.bias is None or conv.padding_mode != "zeros" or _hooked(conv) or _hooked(bn)
+            or shape[1] != conv.in_channels or bn.num_features != conv.out_channels):
         return None
-    geom = None
+    if not kernels.use_onednn(conv.weight.data, bn.weight.data, bn.bias.data):
+        return None
+    try:
+        return _conv_geometry("conv2d", shape[2:], conv.weight.shape[2:], conv.stride, conv.padding, conv.dilation,
+                              conv.groups)
+    except ValueError:
+        return None
+
+
+def residual_stage(blocks: list[Any], x: Any) -> Tensor | None:
+    """Consecutive residual blocks in training mode as one fused node (the activations between them
+    never leave oneDNN's layout), or ``None`` when declined. The first block's ``downsample`` (if
+    any) runs as a module of its own; its output is added in the stage."""
+    if (len(blocks) < 2 or not is_grad_enabled() or not isinstance(x, Tensor) or x.ndim != 4 or min(x.shape) < 1
+            or not kernels.use_onednn(x.data)):
+        return None
+    geoms, meta, shape = [], [], x.shape
     for m in blocks:
-        g = _eligible(m.conv1, m.bn1, m.relu, x) if geom is None else geom
-        if (g is None or _eligible(m.conv2, m.bn2, None, x) != g or _eligible(m.conv1, m.bn1, m.relu, x) != g
-                or m.conv1.in_channels != m.conv1.out_channels):
+        g1 = _block_geometry(m.conv1, m.bn1, shape)
+        if g1 is None:
             return None
-        geom = g
+        mid = (shape[0], m.conv1.out_channels) + _out_hw(m.conv1, shape, g1)
+        g2 = _block_geometry(m.conv2, m.bn2, mid)
+        if g2 is None or min(mid) < 1:
+            return None
+        geoms.append((g1, g2))
+        meta.append((tuple(m.conv1.weight.shape), float(m.bn1.eps), _onednn_geometry(g1),
+                     tuple(m.conv2.weight.shape), float(m.bn2.eps), _onednn_geometry(g2)))
+        shape = (shape[0], m.conv2.out_channels) + _out_hw(m.conv2, mid, g2)
+    if shape[0] * shape[2] * shape[3] <= 1:  # batch norm needs more than one value per channel
+        return None
     from rosenblatt.kernels.onednn import fused
 
-    blocks_arrays = [(m.conv1.weight.data, m.bn1.weight.data, m.bn1.bias.data, m.bn1.eps, m.conv2.weight.data,
-                      m.bn2.weight.data, m.bn2.bias.data, m.bn2.eps) for m in blocks]
-    result = fused.stage_forward(x.data, blocks_arrays, _onednn_geometry(geom))
-    if result is None or x.data.size // x.shape[1] <= 1:
+    first = blocks[0]
+    stage = fused.stage_plan(x.shape, tuple(meta), first.downsample is not None)
+    if stage is None:
         return None
-    count = x.data.size // x.shape[1]
-    for m, (stats1, stats2) in zip(blocks, result[1]):
-        _update_stats(m.bn1, *stats1, count)
-        _update_stats(m.bn2, *stats2, count)
-    params = [p for m in blocks for p in (m.conv1.weight, m.bn1.weight, m.bn1.bias, m.conv2.weight, m.bn2.weight,
-                                          m.bn2.bias)]
+    residual = None
+    if first.downsample is not None:
+        residual = first.downsample(x)
+        if (not isinstance(residual, Tensor) or residual.shape != stage.blocks[0][1].conv.y_shape
+                or not kernels.use_onednn(residual.data)):  # the blocks raise their errors
+            y = first._forward_with(x, residual)
+            rest = blocks[1:]
+            return residual_stage(rest, y) or _run_blocks(rest, y)
+    params = [(m.conv1.weight, m.bn1.weight, m.bn1.bias, m.conv2.weight, m.bn2.weight, m.bn2.bias) for m in blocks]
+    y, stats, saved = fused.stage_forward(stage, x.data, [tuple(p.data for p in ps) for ps in params],
+                                          None if residual is None else residual.data)
+    for m, (p1, p2, _), (stats1, stats2) in zip(blocks, stage.blocks, stats):
+        _update_stats(m.bn1, *stats1, _count(p1.conv.y_shape))
+        _update_stats(m.bn2, *stats2, _count(p2.conv.y_shape))
     eps = tuple((float(m.bn1.eps), float(m.bn2.eps)) for m in blocks)
-    return ResidualStageFn.apply(x, *params, geom, eps, result=result)
+    return ResidualStageFn.apply(x, residual, *[p for ps in params for p in ps], tuple(geoms), eps, stage,
+                                 result=(y, stats, saved))
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    return shape[0] * shape[2] * shape[3]
+
+
+def _run_blocks(blocks: list[Any], x: Any) -> Any:
+    for m in blocks:
+        x = m(x)
+    return x
 
 
 def _hooked(module: Any) -> bool:
@@ -726,7 +773,7 @@ def run_sequence(modules: list[Any], x: Any) -> Any:
         m = modules[i]
         if type(m) in RESIDUAL_BLOCKS and ENABLED:
             j = i
-            while j < n and _identity_block(modules[j]):
+            while j < n and _stage_block(modules[j], j == i):
                 j += 1
             y = residual_stage(modules[i:j], x) if j - i >= 2 else None
             if y is not None:

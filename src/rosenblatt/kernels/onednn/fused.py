@@ -298,81 +298,140 @@ def _relu_grad_blocked(g: np.ndarray, y: np.ndarray) -> np.ndarray:
     return g * (y > 0) if out is None else out
 
 
-def stage_forward(x: np.ndarray, blocks: list[tuple], geometry: tuple) -> tuple[np.ndarray, list, Any] | None:
-    """A run of residual blocks with identity shortcuts, ``x_{i+1} = relu(bn2(conv2(relu(bn1(conv1(x_i))))) + x_i)``,
-    every activation between the blocks kept in oneDNN's layout: one reorder in, one out.
+class _Stage:
+    """The plans of a stage's blocks and the layout each block's input is kept in."""
 
-    ``blocks`` holds ``(w1, gamma1, beta1, eps1, w2, gamma2, beta2, eps2)`` per block (bias-free
-    convolutions of one ``geometry`` that keep the shape). Returns ``(y, stats, saved)``:
-    ``stats`` is ``[((mean1, var1), (mean2, var2)), ...]`` (biased variances) for the running
-    statistics, ``saved`` goes back to :func:`stage_backward`. ``None`` when declined: then the
-    blocks run one by one.
+    def __init__(self, blocks: list[tuple[_Plan, _Plan, L.MemoryDesc]], x_md: L.MemoryDesc,
+                 y_shape: tuple[int, ...], shortcut: bool) -> None:
+        self.blocks, self.x_md, self.y_shape, self.shortcut = blocks, x_md, y_shape, shortcut
+        self.gx_md = blocks[0][0].conv.primitive("bwd_data").md(C.ARG_DIFF_SRC)  # the first input's gradient
+
+
+def _takes(plan: _Plan, md: L.MemoryDesc, gradient: bool = True) -> bool:
+    """True when the convolution reads its input (forward, weights pass) and, with ``gradient``,
+    writes its input gradient in layout ``md``."""
+    cp = plan.conv
+    return (cp.primitive(plan.fwd_kind).md(C.ARG_SRC) == md and cp.primitive(plan.w_kind).md(C.ARG_SRC) == md
+            and (not gradient or cp.primitive("bwd_data").md(C.ARG_DIFF_SRC) == md))
+
+
+def _build_stage(x_shape: tuple[int, ...], meta: tuple, shortcut: bool) -> _Stage | bool:
+    blocks, shape, md = [], x_shape, None
+    for i, (w1_shape, eps1, geometry1, w2_shape, eps2, geometry2) in enumerate(meta):
+        if (not dconv._worthwhile(shape, w1_shape, *geometry1[:4])
+                or w2_shape[1] * geometry2[4] != w1_shape[0]):
+            return False
+        p1 = _plan(shape, w1_shape, False, geometry1, float(eps1), True)
+        if p1 is None or not dconv._worthwhile(p1.conv.y_shape, w2_shape, *geometry2[:4]):
+            return False
+        p2 = _plan(p1.conv.y_shape, w2_shape, False, geometry2, float(eps2), False)
+        if p2 is None or not _chains(p1, p2):
+            return False
+        if md is None:
+            md = p1.conv.primitive(p1.fwd_kind).md(C.ARG_SRC)
+        # the first block's input gradient goes out of the stage (reordered), unless it is added to
+        # an identity shortcut's gradient: then, as everywhere else, it must come in the kept layout
+        if not _takes(p1, md, gradient=i > 0 or not shortcut):
+            return False
+        if (i > 0 or not shortcut) and (p2.conv.y_shape != shape or md != p2.md):
+            return False  # an identity shortcut adds the block's input as it is kept
+        blocks.append((p1, p2, md))
+        shape, md = p2.conv.y_shape, p2.md
+    return _Stage(blocks, blocks[0][2], shape, shortcut)
+
+
+def stage_plan(x_shape: tuple[int, ...], meta: tuple, shortcut: bool) -> _Stage | None:
+    """The plan of a stage (cached), or ``None`` when oneDNN's layouts do not chain for it.
+
+    ``meta`` holds ``(w1_shape, eps1, geometry1, w2_shape, eps2, geometry2)`` per block (bias-free
+    convolutions; a geometry is ``(stride, pad_l, pad_r, dilation, groups)``); ``shortcut``: the
+    first block's shortcut is computed outside (a projection or a subsampling) and passed to
+    :func:`stage_forward`, the others add their input.
     """
-    if not blocks or not dconv._supported(x) or not dconv._worthwhile(x.shape, blocks[0][0].shape, *geometry[:4]):
-        return None
     try:
-        plans = []
-        for w1, _, _, eps1, w2, _, _, eps2 in blocks:
-            if not dconv._supported(w1, w2) or w1.shape[0] != x.shape[1] or w2.shape[0] != x.shape[1]:
-                return None
-            p1 = _plan(x.shape, w1.shape, False, geometry, float(eps1), True)
-            p2 = None if p1 is None else _plan(p1.conv.y_shape, w2.shape, False, geometry, float(eps2), False)
-            if p2 is None or p2.conv.y_shape != x.shape or not L.cached(
-                    ("conv_bn_stage", p1.conv.key, p2.conv.key, eps1, eps2),
-                    lambda a=p1, b=p2: _chains(a, b) and _chains(b, a) and a.md == b.md):
-                return None
-            plans.append((p1, p2))
-        p1 = plans[0][0]
-        xb = np.empty(p1.size, np.float32)  # kept: the first block's input, in its layout
-        L.reorder(p1.conv.x_md, p1.md, (p1.conv.key, "conv_bn_stage", "in")).execute(
-            [(C.ARG_FROM, np.ascontiguousarray(x)), (C.ARG_TO, xb)])
-        saved, stats = [], []
-        for (p1, p2), (w1, gamma1, beta1, _, w2, gamma2, beta2, _) in zip(plans, blocks):
-            mid = np.empty(p1.size, np.float32)
-            s1 = _forward(p1, dconv._Relaid(None, xb, p1.md), w1, None, gamma1, beta1, mid)  # type: ignore[arg-type]
-            out = np.empty(p2.size, np.float32)
-            s2 = _forward(p2, dconv._Relaid(None, mid, p1.md), w2, None, gamma2, beta2, out)  # type: ignore[arg-type]
-            _add_relu_blocked(out, xb)
-            saved.append((p1, p2, xb, mid, s1, s2))
-            stats.append((s1[1:3], s2[1:3]))
-            xb = out
-        y = _to_plain(p2, xb, np.empty(x.shape, np.float32))
+        return L.cached(("conv_bn_stage", tuple(x_shape), meta, shortcut),
+                        lambda: _build_stage(tuple(x_shape), meta, shortcut)) or None
     except L.DnnlError:
         return None
+
+
+def stage_forward(stage: _Stage, x: np.ndarray, params: list[tuple], residual: np.ndarray | None
+                  ) -> tuple[np.ndarray, list, Any]:
+    """A run of residual blocks, ``x_{i+1} = relu(bn2(conv2(relu(bn1(conv1(x_i))))) + shortcut_i)``, with
+    every activation between the blocks kept in oneDNN's layout: one reorder in, one out.
+
+    ``params`` holds ``(w1, gamma1, beta1, w2, gamma2, beta2)`` per block; ``residual`` is the
+    first block's shortcut (plain, its output's shape) when the plan was made with ``shortcut``,
+    else ``None`` (every shortcut is the block's input). Returns ``(y, stats, saved)``: ``stats``
+    is ``[((mean1, var1), (mean2, var2)), ...]`` (biased variances) for the running statistics,
+    ``saved`` goes back to :func:`stage_backward`.
+    """
+    p1 = stage.blocks[0][0]
+    xb = np.empty(stage.x_md.nbytes // 4, np.float32)  # kept: the first block's input, in its layout
+    L.reorder(p1.conv.x_md, stage.x_md, (p1.conv.key, "conv_bn_stage", "in")).execute(
+        [(C.ARG_FROM, np.ascontiguousarray(x)), (C.ARG_TO, xb)])
+    saved, stats = [], []
+    for i, ((p1, p2, md), (w1, gamma1, beta1, w2, gamma2, beta2)) in enumerate(zip(stage.blocks, params)):
+        mid = np.empty(p1.size, np.float32)
+        s1 = _forward(p1, dconv._Relaid(None, xb, md), w1, None, gamma1, beta1, mid)  # type: ignore[arg-type]
+        out = np.empty(p2.size, np.float32)
+        s2 = _forward(p2, dconv._Relaid(None, mid, p1.md), w2, None, gamma2, beta2, out)  # type: ignore[arg-type]
+        if i == 0 and residual is not None:
+            _add_relu_blocked(out, _to_blocked(p2, residual, workspace("onednn.in", (p2.size,), np.float32)))
+        else:
+            _add_relu_blocked(out, xb)
+        saved.append((xb, mid, s1, s2))
+        stats.append((s1[1:3], s2[1:3]))
+        xb = out
+    y = _to_plain(p2, xb, np.empty(stage.y_shape, np.float32))
     return y, stats, saved
 
 
-def stage_backward(g: np.ndarray, blocks: list[tuple], saved: Any, need_x: bool) -> tuple[Any, list[tuple]]:
-    """``(gx or None, [(gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2), ...])`` of :func:`stage_forward`;
-    ``g`` is the plain gradient behind the last block's ReLU (the caller keeps the plain output for
-    that mask), ``blocks`` as in the forward pass (the weights and batch-norm scales are read)."""
-    p2 = saved[-1][1]
+def stage_backward(g: np.ndarray, stage: _Stage, params: list[tuple], saved: Any, need_x: bool,
+                   need_residual: bool) -> tuple[Any, Any, list[tuple]]:
+    """``(gx or None, g_residual or None, [(gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2), ...])`` of
+    :func:`stage_forward`. ``g`` is the plain gradient behind the last block's ReLU (the caller
+    keeps the plain output for that mask); ``params`` as in the forward pass (the weights and the
+    batch-norm scales are read); ``g_residual`` is the first block's shortcut's gradient."""
+    p2 = stage.blocks[-1][1]
     g = _to_blocked(p2, g, np.empty(p2.size, np.float32))
-    grads = []
-    for i in range(len(saved) - 1, -1, -1):
-        p1, p2, xb, mid, s1, s2 = saved[i]
-        w1, gamma1, _, _, w2, gamma2, _, _ = blocks[i]
-        if i < len(saved) - 1:
-            g = _relu_grad_blocked(g, saved[i + 1][2])  # this block's output ReLU (the next one's input)
+    grads, g_residual = [], None
+    last = len(saved) - 1
+    for i in range(last, -1, -1):
+        p1, p2, md = stage.blocks[i]
+        xb, mid, s1, s2 = saved[i]
+        w1, gamma1, _, w2, gamma2, _ = params[i]
+        if i < last:
+            g = _relu_grad_blocked(g, saved[i + 1][0])  # this block's output ReLU (the next one's input)
         gc2, ggamma2, gbeta2 = _bn_backward(p2, s2, gamma2, g)
         gw2, _ = _weights_backward(p2, dconv._Relaid(None, mid, p1.md),  # type: ignore[arg-type]
                                    _as(p2, p2.w_kind, gc2, p2.same_w, "conv_bn.w"))
         gmid = _data_backward_blocked(p2, gc2, w2, workspace("onednn.out", (p1.size,), np.float32))
         gc1, ggamma1, gbeta1 = _bn_backward(p1, s1, gamma1, gmid)
-        gw1, _ = _weights_backward(p1, dconv._Relaid(None, xb, p1.md),  # type: ignore[arg-type]
+        gw1, _ = _weights_backward(p1, dconv._Relaid(None, xb, md),  # type: ignore[arg-type]
                                    _as(p1, p1.w_kind, gc1, p1.same_w, "conv_bn.w"))
         grads.append((gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2))
+        identity = i > 0 or not stage.shortcut  # else the first block's shortcut was computed outside
+        if not identity and need_residual:
+            g_residual = _to_plain(p2, g, np.empty(p2.conv.y_shape, np.float32))
         if i > 0 or need_x:
-            gx = _data_backward_blocked(p1, gc1, w1, np.empty(p1.size, np.float32))
-            from rosenblatt.kernels.onednn import eltwise
+            gx_md = md if i > 0 else stage.gx_md
+            gx = _data_backward_blocked(p1, gc1, w1, np.empty(gx_md.nbytes // 4, np.float32))
+            if identity:
+                from rosenblatt.kernels.onednn import eltwise
 
-            if not eltwise.add_(gx, g):
-                gx += g
+                if not eltwise.add_(gx, g):
+                    gx += g
             g = gx
     grads.reverse()
-    gx = _to_plain(saved[0][0], g, np.empty(saved[0][0].conv.x_shape, np.float32)) if need_x else None
-    return gx, grads
+    gx = None
+    if need_x:
+        p1 = stage.blocks[0][0]
+        gx = np.empty(p1.conv.x_shape, np.float32)
+        L.reorder(stage.gx_md, p1.conv.x_md, (p1.conv.key, "conv_bn_stage", "gx")).execute(
+            [(C.ARG_FROM, g), (C.ARG_TO, gx)])
+    return gx, g_residual, grads
 
 
 __all__ = ["block_backward", "block_forward", "conv_bn_backward", "conv_bn_forward", "stage_backward",
-           "stage_forward"]
+           "stage_forward", "stage_plan"]

@@ -19,15 +19,12 @@ from rosenblatt.ops.shape import Reshape
 
 
 def _distinct_inputs(inputs: Sequence[Any]) -> list[Any]:
-    """``inputs`` with every occurrence of a tensor passed more than once (``f(x, x)``) replaced by
-    its own alias (a view recorded as a node), so each position gets its own partial derivative."""
-    counts: dict[int, int] = {}
-    for x in inputs:
-        if isinstance(x, Tensor):
-            counts[id(x)] = counts.get(id(x), 0) + 1
-    if all(n == 1 for n in counts.values()):
-        return list(inputs)
-    return [Reshape.apply(x, x.shape) if isinstance(x, Tensor) and counts[id(x)] > 1 else x for x in inputs]
+    """``inputs`` with every tensor that records gradients replaced by its own alias (a view
+    recorded as a node), so each position gets its own partial derivative: for a tensor passed
+    twice (``f(x, x)``), and for one computed from another input (``f(x, g(x))``, a residual
+    block's shortcut), whose derivative would otherwise also flow into the other's position and
+    then again through the graph between them."""
+    return [Reshape.apply(x, x.shape) if isinstance(x, Tensor) and x.requires_grad else x for x in inputs]
 
 
 def composite_backward(
