@@ -53,6 +53,16 @@ def test_auto_falls_back_to_numpy_when_the_library_is_absent(library_absent):
     x = rb.randn(2, 1, 6, 6, requires_grad=True)
     conv(x).sum().backward()
     assert x.grad.shape == x.shape
+    # the fused paths (layer chains, residual stages, folded inference) stay out of the way
+    for model, shape in ((rb.models.LeNet5(), (2, 1, 28, 28)), (rb.models.resnet20(), (2, 3, 16, 16)),
+                         (rb.models.VGG([8, "M", 8], batch_norm=True, num_classes=3, small_input=True,
+                                        hidden_features=8), (2, 3, 16, 16))):
+        x = rb.randn(*shape)
+        model(x).sum().backward()
+        model.eval()
+        with rb.no_grad():
+            y = model(x)
+        assert y.grad_fn is None and np.isfinite(y.numpy()).all()
 
 
 def test_onednn_without_the_library_is_a_clear_error(library_absent):

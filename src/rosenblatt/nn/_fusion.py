@@ -728,7 +728,7 @@ def layer_chain(modules: list[Any], x: Any) -> tuple[Tensor, int] | None:
     """The longest run of ``modules`` from the first (a Conv2d) that oneDNN runs as one chain, run:
     ``(output, how many modules it covered)``; ``None`` when declined."""
     if (not ENABLED or not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != modules[0].in_channels
-            or min(x.shape) < 1):
+            or min(x.shape) < 1 or not kernels.use_onednn(x.data)):
         return None
     from rosenblatt.kernels.onednn import conv as dconv
 
