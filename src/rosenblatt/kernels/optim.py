@@ -20,8 +20,8 @@ it, so the result is bit-for-bit the one of a single thread.
 Plain SGD and SGD with momentum are one pass per array instead: ``param += alpha * x`` and
 ``buf = alpha * x + beta * buf`` are BLAS's ``axpy`` and ``axpby`` (NumPy's OpenBLAS, through
 ``ctypes``), which read each array once - the same arithmetic as PyTorch's ``add_(x, alpha=...)``.
-Arrays from a million elements on share the work out on the policy's BLAS threads; smaller ones run
-in chunks on the calling thread (:data:`CHUNK`). Without OpenBLAS (another BLAS, CuPy, strided
+Arrays from :data:`CHUNKED_MAX` (131,072) elements on share the work out on the policy's BLAS
+threads; smaller ones run in chunks on the calling thread (:data:`CHUNK`). Without OpenBLAS (another BLAS, CuPy, strided
 arrays) the ufunc kernels run.
 """
 
@@ -210,18 +210,20 @@ _blas_routines: dict[Any, tuple[Any, Any, Any]] | None = None
 # From this many elements the momentum buffer is updated by ``scal`` then ``axpy`` (both threaded in
 # OpenBLAS) instead of one ``axpby`` (single-threaded): 527 against 689 us for 2.4M floats, 2 threads.
 SCAL_AXPY_MIN = 1 << 20
-# Below that, arrays go through BLAS in chunks of at most this many elements: OpenBLAS runs such an
-# ``axpy`` on the calling thread (it starts its threads above 10,000 elements). In a training step its
-# threads would be woken next to oneDNN's still-spinning team: LeNet-5's 120x400 weight took a median
-# 128 us per momentum update that way, against about 10 us in chunks. A chunk (96 KB of float32 for
-# three arrays) also stays in L2 between the buffer's and the parameter's update.
+# Arrays under CHUNKED_MAX elements go through BLAS in chunks of at most CHUNK elements: OpenBLAS
+# runs such an ``axpy`` on the calling thread (it starts its threads above 10,000 elements). In a
+# training step its threads would be woken next to oneDNN's still-spinning team: LeNet-5's 120x400
+# weight took a median 128 us per momentum update that way, against about 10 us in chunks. A chunk
+# (96 KB of float32 for three arrays) also stays in L2 between the buffer's and the parameter's
+# update. Bigger arrays are worth the threads: a 1000x1000 weight's update took 30 % longer on one.
 CHUNK = 8192
+CHUNKED_MAX = 1 << 17
 
 
 def _chunks(n: int, itemsize: int) -> Any:
     """``(byte offset, count)`` of consecutive chunks covering ``n`` elements (the whole at once from
-    :data:`SCAL_AXPY_MIN` on, where OpenBLAS's threads pay off)."""
-    if n >= SCAL_AXPY_MIN:
+    :data:`CHUNKED_MAX` on, where OpenBLAS's threads pay off)."""
+    if n >= CHUNKED_MAX:
         return ((0, n),)
     return ((start * itemsize, min(CHUNK, n - start)) for start in range(0, n, CHUNK))
 
