@@ -163,6 +163,7 @@ def matmul(a: Any, b: Any, out: Any = None, *, accumulate: bool = False) -> Any:
     ``(*, k) @ (k, n)`` product with a contiguous left operand, and short stacks of matrices.
     """
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == _F32 and b.dtype == _F32
+            and not (a.ndim == 2 and b.ndim == 2 and not _big_enough(a.shape[0], a.shape[1], b.shape[-1]))
             and kernels.use_onednn()):
         r = _onednn_matmul(a, b, out, 1.0 if accumulate else 0.0)
         if r is not None:
