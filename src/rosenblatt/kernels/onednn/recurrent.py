@@ -45,7 +45,6 @@ win on GRU (PyTorch's GRU is not on oneDNN).
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections import OrderedDict
 from collections.abc import Iterator
 from ctypes import POINTER, c_float, c_int, c_uint, c_void_p
@@ -151,7 +150,8 @@ def _any_weights(d: dict[str, Any], shape: _Shape) -> None:
     """Let oneDNN choose the weights' layout (``d``'s ``w_layer``/``w_iter`` replaced). For training
     it picks ``ldigo`` with padded rows (a leading dimension of 528 floats instead of 512 for an
     LSTM of 128 hidden units: no cache-set conflicts between rows). Measured, LSTM 32->128, 50
-    steps, batch 64: forward 2.5 -> 2.2 ms, backward 5.2 -> 4.5 ms."""
+    steps, batch 64: forward 2.5 -> 2.2 ms, backward 5.2 -> 4.5 ms. For inference it picks a packed
+    layout that its brgemm kernels read: at batch 1, 225 -> 155 us."""
     G = _GATES[shape.cell]
     d["w_layer"] = L.MemoryDesc.with_tag((1, 1, shape.inputs, G, shape.H), C.format_tag_any)
     d["w_iter"] = L.MemoryDesc.with_tag((1, 1, shape.H, G, shape.H), C.format_tag_any)
@@ -160,8 +160,7 @@ def _any_weights(d: dict[str, Any], shape: _Shape) -> None:
 def _create_forward(shape: _Shape, prop: int) -> L.Primitive:
     _bind()
     d = shape.descriptors(training_layout=False)
-    if prop == C.forward_training:
-        _any_weights(d, shape)
+    _any_weights(d, shape)  # training: padded ldigo; inference: a packed layout for brgemm kernels
     direction = _DIRECTION[shape.reverse]
     op = _OP[shape.cell]
     if shape.cell == "lstm":
@@ -300,22 +299,6 @@ def _gate_rows(w: np.ndarray, cell: str, H: int) -> np.ndarray:
     return np.concatenate((w[H:2 * H], w[:H], w[2 * H:]))
 
 
-@functools.lru_cache(maxsize=64)
-def _transpose_layouts(inputs: int, G: int, H: int, to_ldigo: bool) -> tuple[L.MemoryDesc, L.MemoryDesc]:
-    pytorch, ldigo = _weights_md(inputs, G, H, True), _weights_md(inputs, G, H, False)
-    return (pytorch, ldigo) if to_ldigo else (ldigo, pytorch)
-
-
-def _transpose(w: np.ndarray, G: int, H: int, to_ldigo: bool) -> np.ndarray:
-    """``(G*H, in)`` <-> ``(in, G*H)`` through a oneDNN reorder (7x NumPy's transposed copy at
-    512 x 128: 20 us against 140 us)."""
-    inputs = w.shape[1] if to_ldigo else w.shape[0]
-    src, dst = _transpose_layouts(inputs, G, H, to_ldigo)
-    out = np.empty((w.shape[1], w.shape[0]), dtype=np.float32)
-    with _one_thread():  # waking a second thread for 20 us of work costs more than it saves
-        return L.to_layout(np.ascontiguousarray(w), src, dst, out, key=("rnn_weights", inputs, G, H, to_ldigo))
-
-
 def _to_primitive_layout(w: np.ndarray, cell: str, H: int, md: L.MemoryDesc) -> np.ndarray:
     """``(G*H, in)`` weights (PyTorch's layout) in the layout ``md`` a primitive chose, oneDNN's gate order."""
     G = _GATES[cell]
@@ -335,11 +318,6 @@ def _from_primitive_layout(dw: np.ndarray, cell: str, H: int, inputs: int, md: L
         L.reorder(md, _weights_md(inputs, G, H, True), ("rnn_weights_out", inputs, G, H, md.strides)).execute(
             [(C.ARG_FROM, dw), (C.ARG_TO, out)])
     return _gate_rows(out, cell, H)
-
-
-def _forward_weights(w: np.ndarray, cell: str, H: int) -> np.ndarray:
-    """``(G*H, in)`` weights -> ``ldigo`` ``(in, G*H)`` in oneDNN's gate order."""
-    return _transpose(_gate_rows(w, cell, H), _GATES[cell], H, to_ldigo=True)
 
 
 def _backward_weights(w: np.ndarray, cell: str, H: int) -> np.ndarray:
@@ -393,19 +371,26 @@ _prepared: OrderedDict[tuple, tuple] = OrderedDict()
 
 
 def _prepared_weights(cell: str, H: int, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Any, b_hh: Any,
-                      version: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(w_ih, w_hh, bias)`` in oneDNN's layouts; with a ``version`` stamp, remembered and reused
-    while the same arrays come with the same stamp."""
+                      version: Any, md_layer: L.MemoryDesc, md_iter: L.MemoryDesc
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(w_ih, w_hh, bias)`` in the layouts ``md_layer``/``md_iter`` (the primitive's) and oneDNN's
+    gate order; with a ``version`` stamp, remembered and reused while the same arrays come with the
+    same stamp for the same layouts."""
+    def prepare() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (_to_primitive_layout(w_ih, cell, H, md_layer), _to_primitive_layout(w_hh, cell, H, md_iter),
+                _bias(b_ih, b_hh, cell, H))
+
     if version is None:
-        return _forward_weights(w_ih, cell, H), _forward_weights(w_hh, cell, H), _bias(b_ih, b_hh, cell, H)
+        return prepare()
     sources = (w_ih, w_hh, b_ih, b_hh)
     key = (cell, H) + tuple(map(id, sources))
     hit = _prepared.get(key)
-    if hit is not None and hit[1] == version and all(a is b for a, b in zip(hit[0], sources)):
+    if (hit is not None and hit[1] == version and all(a is b for a, b in zip(hit[0], sources))
+            and hit[3] == md_layer and hit[4] == md_iter):
         _prepared.move_to_end(key)
         return hit[2]
-    prepared = (_forward_weights(w_ih, cell, H), _forward_weights(w_hh, cell, H), _bias(b_ih, b_hh, cell, H))
-    _prepared[key] = (sources, version, prepared)
+    prepared = prepare()
+    _prepared[key] = (sources, version, prepared, md_layer, md_iter)
     _prepared.move_to_end(key)
     while len(_prepared) > _PREPARED_MAX:
         _prepared.popitem(last=False)
@@ -419,14 +404,20 @@ def _forward(cell: str, x: np.ndarray, h0: np.ndarray, c0: Any, w_ih: np.ndarray
     H = w_hh.shape[1]
     x = np.ascontiguousarray(x)
     shape = _Shape(cell, T, N, inputs, H, reverse)
+    with _one_thread() if _small(shape) else contextlib.nullcontext():
+        return _run_forward(shape, x, h0, c0, w_ih, w_hh, b_ih, b_hh, training, weights_version)
+
+
+def _run_forward(shape: _Shape, x: np.ndarray, h0: np.ndarray, c0: Any, w_ih: np.ndarray, w_hh: np.ndarray,
+                 b_ih: Any, b_hh: Any, training: bool, weights_version: Any) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+    """:func:`_forward` under the thread count it runs with: the primitive is made for that count
+    (oneDNN fixes a primitive's thread count when it creates it)."""
+    cell, T, N, H = shape.cell, shape.T, shape.N, shape.H
     primitive = _forward_primitive(shape, training)
     h0 = np.ascontiguousarray(h0)
-    if training:  # in the layouts the training primitive chose
-        w_layer = _to_primitive_layout(w_ih, cell, H, primitive.md(C.ARG_WEIGHTS_LAYER))
-        w_iter = _to_primitive_layout(w_hh, cell, H, primitive.md(C.ARG_WEIGHTS_ITER))
-        bias = _bias(b_ih, b_hh, cell, H)
-    else:
-        w_layer, w_iter, bias = _prepared_weights(cell, H, w_ih, w_hh, b_ih, b_hh, weights_version)
+    # the weights in the layouts the primitive chose (kept between inference calls)
+    w_layer, w_iter, bias = _prepared_weights(cell, H, w_ih, w_hh, b_ih, b_hh, None if training else weights_version,
+                                              primitive.md(C.ARG_WEIGHTS_LAYER), primitive.md(C.ARG_WEIGHTS_ITER))
     output = np.empty((T, N, H), dtype=np.float32)
     h_n = np.empty((N, H), dtype=np.float32)
     args = [(C.ARG_SRC_LAYER, x), (C.ARG_SRC_ITER, h0), (C.ARG_WEIGHTS_LAYER, w_layer),
@@ -441,8 +432,7 @@ def _forward(cell: str, x: np.ndarray, h0: np.ndarray, c0: Any, w_ih: np.ndarray
     if training:
         work = _take_workspace(primitive.md(C.ARG_WORKSPACE).nbytes)
         args.append((C.ARG_WORKSPACE, work))
-    with _one_thread() if _small(shape) else contextlib.nullcontext():
-        primitive.execute(args)
+    primitive.execute(args)
     saved = _Saved(shape, x, h0, c0, w_ih, w_hh, bias, output, h_n, c_n, work) if training else None
     return output, h_n, c_n, saved
 
@@ -453,7 +443,8 @@ def _backward(saved: _Saved, grad_output: np.ndarray, grad_h_n: np.ndarray, grad
     gradient, split by the caller)."""
     shape = saved.shape
     cell, T, N, H = shape.cell, shape.T, shape.N, shape.H
-    primitive = _backward_primitive(shape)
+    with _one_thread() if _small(shape) else contextlib.nullcontext():  # made for the count it runs with
+        primitive = _backward_primitive(shape)
     lstm = cell == "lstm"
     needs_x, needs_h0 = needs[0], needs[1]
     needs_c0 = lstm and needs[2]
