@@ -224,8 +224,11 @@ class RNNBase(Module):
                 x = _dropout(x, self.dropout)
 
         output = x
-        h_n = ops.stack(final_h, axis=0)
-        c_n = ops.stack(final_c, axis=0) if self.mode == "LSTM" else None
+        # one layer and direction (the common case): a view with a new leading axis, no copy
+        h_n = ops.unsqueeze(final_h[0], 0) if len(final_h) == 1 else ops.stack(final_h, axis=0)
+        c_n = None
+        if self.mode == "LSTM":
+            c_n = ops.unsqueeze(final_c[0], 0) if len(final_c) == 1 else ops.stack(final_c, axis=0)
         if packed:
             output = PackedSequence(output, lengths, input.sorted_indices, input.unsorted_indices)
         elif unbatched:
