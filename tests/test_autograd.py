@@ -377,3 +377,13 @@ def test_import_is_cheap():
             "'onnx', 'optuna', 'mpi4py', 'tqdm') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_composite_backward_with_an_input_computed_from_another():
+    """A fused node's ``create_graph`` gradient when one input is computed from another (a residual
+    block's shortcut from its input): each input's own partial derivative, nothing counted twice."""
+    x = rb.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    (g,) = rb.autograd.grad(_FusedProduct.apply(x, x * 2.0).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(g.numpy(), 4.0 * x.numpy())  # d/dx (2 x^2) = 4x
+    (gg,) = rb.autograd.grad(g.sum(), [x])
+    np.testing.assert_allclose(gg.numpy(), [4.0, 4.0, 4.0])

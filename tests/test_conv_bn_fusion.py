@@ -82,6 +82,33 @@ def _compare(module, twin, shape, steps: int = 2, seed: int = 0) -> list[bool]:
     return fused
 
 
+def _fused_and_unfused(run):
+    """``[run(True), run(False)]``: ``run(enabled)`` with the fused paths on, then off."""
+    results = []
+    for enabled in (True, False):
+        _fusion.ENABLED = enabled
+        try:
+            results.append(run(enabled))
+        finally:
+            _fusion.ENABLED = True
+    return results
+
+
+def _second_derivatives(module, x, kernel_set, node=None):
+    """The first and second derivatives of ``sum(module(x)**2)`` in ``x``, fused and unfused (checking
+    that the fused run made a ``node`` where oneDNN runs)."""
+    def run(enabled):
+        rx = rb.tensor(x, requires_grad=True)
+        y = module(rx)
+        if node is not None:
+            assert (type(y.grad_fn).__name__ == node) == (enabled and kernel_set == "onednn")
+        (g,) = rb.autograd.grad((y * y).sum(), [rx], create_graph=True)
+        (gg,) = rb.autograd.grad((g * g).sum(), [rx])
+        return g.numpy(), gg.numpy()
+
+    return _fused_and_unfused(run)
+
+
 CASES = [
     dict(bias=False, stride=1, relu=True, momentum=0.1),
     dict(bias=True, stride=2, relu=False, momentum=None),
@@ -194,23 +221,20 @@ def test_residual_stage_with_subsampling_shortcuts_matches_the_blocks(kernel_set
     _randomise_bn(stage, np.random.default_rng(16))
     start = {k: v.numpy().copy() for k, v in stage.state_dict().items()}
     x = np.random.default_rng(17).standard_normal((3, 16, 8, 8)).astype(np.float32)
-    results = []
-    for enabled in (True, False):
+    def run(enabled):
         stage.load_state_dict({k: rb.tensor(v) for k, v in start.items()})
-        _fusion.ENABLED = enabled
-        try:
-            rx = rb.tensor(x, requires_grad=True)
-            y = stage(rx)
-            assert (type(y.grad_fn).__name__ == "ResidualStageFn") == (enabled and kernel_set == "onednn")
-            (y * y).sum().backward()
-            (g,) = rb.autograd.grad((stage(rx) ** 2).sum(), [rx], create_graph=True)
-            (gg,) = rb.autograd.grad((g * g).sum(), [rx])
-            results.append([rx.grad.numpy(), y.numpy(), gg.numpy()]
-                           + [p.grad.numpy() for p in stage.parameters()]
-                           + [b.numpy().copy() for b in stage.buffers()])
-            stage.zero_grad()
-        finally:
-            _fusion.ENABLED = True
+        rx = rb.tensor(x, requires_grad=True)
+        y = stage(rx)
+        assert (type(y.grad_fn).__name__ == "ResidualStageFn") == (enabled and kernel_set == "onednn")
+        (y * y).sum().backward()
+        (g,) = rb.autograd.grad((stage(rx) ** 2).sum(), [rx], create_graph=True)
+        (gg,) = rb.autograd.grad((g * g).sum(), [rx])
+        result = ([rx.grad.numpy(), y.numpy(), gg.numpy()] + [p.grad.numpy() for p in stage.parameters()]
+                  + [b.numpy().copy() for b in stage.buffers()])
+        stage.zero_grad()
+        return result
+
+    results = _fused_and_unfused(run)
     for i, (a, b) in enumerate(zip(*results)):
         scale = float(np.abs(b).max()) + 1.0
         assert_close(a / scale, b / scale, f"item {i}", rtol=1e-3, atol=1e-3)
@@ -248,20 +272,9 @@ def test_residual_stage_double_backward(kernel_set):
     stage = nn.Sequential(BasicBlock(16, 16), BasicBlock(16, 16))
     _randomise_bn(stage, np.random.default_rng(6))
     x = np.random.default_rng(7).standard_normal((2, 16, 6, 6)).astype(np.float32)
-    results = []
-    for enabled in (True, False):
-        _fusion.ENABLED = enabled
-        try:
-            rx = rb.tensor(x, requires_grad=True)
-            y = stage(rx)
-            assert (type(y.grad_fn).__name__ == "ResidualStageFn") == (enabled and kernel_set == "onednn")
-            (g,) = rb.autograd.grad((y * y).sum(), [rx], create_graph=True)
-            (gg,) = rb.autograd.grad((g * g).sum(), [rx])
-            results.append((g.numpy(), gg.numpy()))
-        finally:
-            _fusion.ENABLED = True
-    assert_close(results[0][0], results[1][0], "first derivative", **TOL)
-    assert_close(results[0][1], results[1][1], "second derivative", rtol=1e-3, atol=1e-3)
+    (g, gg), (g0, gg0) = _second_derivatives(stage, x, kernel_set, "ResidualStageFn")
+    assert_close(g, g0, "first derivative", **TOL)
+    assert_close(gg, gg0, "second derivative", rtol=1e-3, atol=1e-3)
 
 
 def _twin_sequential(seq):
@@ -323,25 +336,19 @@ def test_layer_chain_double_backward_and_inference(kernel_set):
     seq, shape = CHAINS["vgg"][0](), CHAINS["vgg"][1]
     _randomise_bn(seq, np.random.default_rng(9))
     x = np.random.default_rng(10).standard_normal(shape).astype(np.float32)
-    results = []
-    for enabled in (True, False):
-        _fusion.ENABLED = enabled
-        try:
-            state = {k: v.numpy().copy() for k, v in seq.state_dict().items()}
-            rx = rb.tensor(x, requires_grad=True)
-            y = seq(rx)
-            assert (type(y.grad_fn).__name__ == "LayerChainFn") == (enabled and kernel_set == "onednn")
-            (g,) = rb.autograd.grad((y * y).sum(), [rx], create_graph=True)
-            (gg,) = rb.autograd.grad((g * g).sum(), [rx])
-            with rb.no_grad():
-                plain = seq(rb.tensor(x)).numpy()
-            seq.eval()
-            evaluated = seq(rb.tensor(x)).numpy()
-            seq.train()
-            seq.load_state_dict({k: rb.tensor(v) for k, v in state.items()})
-            results.append((g.numpy(), gg.numpy(), plain, evaluated))
-        finally:
-            _fusion.ENABLED = True
+    state = {k: v.numpy().copy() for k, v in seq.state_dict().items()}
+
+    def forward_only(enabled):
+        seq.load_state_dict({k: rb.tensor(v) for k, v in state.items()})  # the same running statistics
+        with rb.no_grad():
+            plain = seq(rb.tensor(x)).numpy()
+        seq.eval()
+        evaluated = seq(rb.tensor(x)).numpy()
+        seq.train()
+        return plain, evaluated
+
+    results = [d + f for d, f in zip(_second_derivatives(seq, x, kernel_set, "LayerChainFn"),
+                                     _fused_and_unfused(forward_only))]
     for a, b, what in zip(results[0], results[1], ("first derivative", "second derivative", "no_grad", "eval")):
         assert_close(a, b, what, rtol=1e-3, atol=1e-3)
 
@@ -419,19 +426,9 @@ def test_double_backward_through_the_fused_node(kernel_set):
     rb.manual_seed(0)
     seq = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
     x = np.random.default_rng(4).standard_normal((3, 3, 5, 5)).astype(np.float32)
-    results = []
-    for enabled in (True, False):
-        _fusion.ENABLED = enabled
-        try:
-            rx = rb.tensor(x, requires_grad=True)
-            y = seq(rx)
-            (g,) = rb.autograd.grad((y * y).sum(), [rx], create_graph=True)
-            (gg,) = rb.autograd.grad((g * g).sum(), [rx])
-            results.append((g.numpy(), gg.numpy()))
-        finally:
-            _fusion.ENABLED = True
-    assert_close(results[0][0], results[1][0], "first derivative", **TOL)
-    assert_close(results[0][1], results[1][1], "second derivative", rtol=1e-3, atol=1e-3)
+    (g, gg), (g0, gg0) = _second_derivatives(seq, x, kernel_set)
+    assert_close(g, g0, "first derivative", **TOL)
+    assert_close(gg, gg0, "second derivative", rtol=1e-3, atol=1e-3)
 
 
 def test_composite_gradcheck_float64():
@@ -456,24 +453,17 @@ def test_block_double_backward_and_retained_graph(kernel_set):
     block = BasicBlock(16, 16)
     _randomise_bn(block, np.random.default_rng(6))
     x = np.random.default_rng(7).standard_normal((2, 16, 6, 6)).astype(np.float32)
-    results = []
-    for enabled in (True, False):
-        _fusion.ENABLED = enabled
-        try:
-            rx = rb.tensor(x, requires_grad=True)
-            y = block(rx)
-            assert (type(y.grad_fn).__name__ == "ResidualBlockFn") == (enabled and kernel_set == "onednn")
-            (g,) = rb.autograd.grad((y * y).sum(), [rx], create_graph=True)
-            (gg,) = rb.autograd.grad((g * g).sum(), [rx])
-            y = block(rx)
-            loss = (y * y).sum()
-            loss.backward(retain_graph=True)
-            first = rx.grad.numpy().copy()
-            loss.backward()
-            results.append((g.numpy(), gg.numpy(), first, rx.grad.numpy()))
-        finally:
-            _fusion.ENABLED = True
-    fused, unfused = results
+    derivatives = _second_derivatives(block, x, kernel_set, "ResidualBlockFn")
+
+    def retained(enabled):
+        rx = rb.tensor(x, requires_grad=True)
+        loss = (block(rx) ** 2).sum()
+        loss.backward(retain_graph=True)
+        first = rx.grad.numpy().copy()
+        loss.backward()
+        return first, rx.grad.numpy()
+
+    fused, unfused = (d + r for d, r in zip(derivatives, _fused_and_unfused(retained)))
     assert_close(fused[0], unfused[0], "first derivative", **TOL)
     assert_close(fused[1], unfused[1], "second derivative", rtol=1e-3, atol=1e-3)
     assert_close(fused[3], 2 * fused[2], "second backward of a retained graph", **TOL)
@@ -644,25 +634,3 @@ def test_block_inference_plan_sees_every_change(kernel_set):
         check(block, x)
         assert seen
 
-
-def test_composite_backward_with_an_input_computed_from_another():
-    """A fused node's ``create_graph`` gradient when one input is computed from another (a residual
-    block's shortcut from its input): each input's own partial derivative, nothing counted twice."""
-    from rosenblatt.nn.functional._fused import composite_backward
-
-    x = rb.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
-    r = x * 2.0  # a second input that depends on the first
-
-    class F(rb.autograd.Function):
-        @staticmethod
-        def forward(ctx, a, b):
-            return a * b
-
-        @staticmethod
-        def backward(ctx, gy):
-            return composite_backward(lambda a, b: a * b, ctx.inputs, ctx.needs_input_grad, [gy])
-
-    (g,) = rb.autograd.grad(F.apply(x, r).sum(), [x], create_graph=True)
-    np.testing.assert_allclose(g.numpy(), 4.0 * x.numpy())  # d/dx (2 x^2) = 4x
-    (gg,) = rb.autograd.grad(g.sum(), [x])
-    np.testing.assert_allclose(gg.numpy(), [4.0, 4.0, 4.0])

@@ -152,7 +152,8 @@ def test_a_count_set_by_the_user_stays_fixed_on_a_busy_machine(restore_threads, 
     assert threads._window is None and threads.effective_threads() == 2
 
 
-def test_a_load_window_stretched_by_an_idle_pause_is_dropped(restore_threads, monkeypatch):
+def _open_window(monkeypatch) -> tuple:
+    """Two cores, two threads, the adaptive policy on, and a load window just opened: its start."""
     monkeypatch.setattr(threads, "_requested", None)
     threads._apply(2)
     monkeypatch.setattr(threads, "_cores", lambda: 2)
@@ -160,7 +161,11 @@ def test_a_load_window_stretched_by_an_idle_pause_is_dropped(restore_threads, mo
     monkeypatch.setattr(threads, "_last_check", 0.0)
     monkeypatch.setattr(threads, "_window", None)
     threads.tick()
-    start = threads._window
+    return threads._window
+
+
+def test_a_load_window_stretched_by_an_idle_pause_is_dropped(restore_threads, monkeypatch):
+    start = _open_window(monkeypatch)
     monkeypatch.setattr(threads, "_window", (start[0] - threads.LOAD_WINDOW * 10,) + start[1:])
     monkeypatch.setattr(threads, "_window_load", lambda s: 2.0)
     threads.tick()
@@ -169,14 +174,7 @@ def test_a_load_window_stretched_by_an_idle_pause_is_dropped(restore_threads, mo
 
 def test_a_load_window_with_a_pause_inside_is_dropped(restore_threads, monkeypatch):
     """Two bursts of work with a pause between them (another process ran then): not this process's load."""
-    monkeypatch.setattr(threads, "_requested", None)
-    threads._apply(2)
-    monkeypatch.setattr(threads, "_cores", lambda: 2)
-    monkeypatch.setattr(threads, "_adaptive", True)
-    monkeypatch.setattr(threads, "_last_check", 0.0)
-    monkeypatch.setattr(threads, "_window", None)
-    threads.tick()
-    start = threads._window
+    start = _open_window(monkeypatch)
     monkeypatch.setattr(threads, "_window", (start[0] - threads.LOAD_WINDOW * 1.5,) + start[1:])
     monkeypatch.setattr(threads, "_last_tick", threads._last_tick - threads.MAX_TICK_GAP * 2)  # the pause
     monkeypatch.setattr(threads, "_window_load", lambda s: 2.0)

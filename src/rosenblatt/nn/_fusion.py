@@ -101,19 +101,29 @@ def _block_composite(x: Tensor, w1: Tensor, g1: Tensor, b1: Tensor, w2: Tensor, 
     return _composite(out, w2, None, g2, b2, residual, geom2, eps2, True)
 
 
-class ResidualBlockFn(Function):
-    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + residual)`` in training mode (bias-free convolutions),
-    whose forward oneDNN already ran: ``result`` is ``(y, stats1, stats2, saved)``."""
+class _ResidualFn(Function):
+    """A residual node whose forward oneDNN already ran: ``result[0]`` is the output (kept: its final
+    ReLU's mask), ``result[-1]`` what the kernel's backward needs. ``composite`` is the unfused
+    computation, differentiated under ``create_graph``."""
+
+    composite: Any = None
 
     @staticmethod
-    def forward(ctx, x, w1, g1, b1, w2, g2, b2, residual, geom1, geom2, eps1, eps2, result=None):
-        y, _, _, ctx.state = result
-        ctx.y = y
-        return y
+    def forward(ctx, *args, result=None):
+        ctx.y, ctx.state = result[0], result[-1]
+        return result[0]
 
     @staticmethod
     def backward(ctx, gy):
-        return composite_backward(_block_composite, ctx.inputs, ctx.needs_input_grad, [gy])
+        return composite_backward(type(ctx).composite, ctx.inputs, ctx.needs_input_grad, [gy])
+
+
+class ResidualBlockFn(_ResidualFn):
+    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + residual)`` in training mode (bias-free convolutions),
+    whose forward oneDNN already ran: ``result`` is ``(y, stats1, stats2, saved)``. Inputs: ``x, w1,
+    g1, b1, w2, g2, b2, residual, geom1, geom2, eps1, eps2``."""
+
+    composite = staticmethod(_block_composite)
 
     @staticmethod
     def backward_arrays(ctx, gy):
@@ -144,7 +154,7 @@ def _stage_composite(x: Tensor, residual: Tensor | None, *args: Any) -> Tensor:
     return x
 
 
-class ResidualStageFn(Function):
+class ResidualStageFn(_ResidualFn):
     """A run of residual blocks in training mode, whose forward oneDNN already ran with every
     activation between the blocks in its own layout: ``result`` is ``(y, stats, saved)`` of
     :func:`rosenblatt.kernels.onednn.fused.stage_forward`. Inputs: ``x``, the first block's shortcut
@@ -152,15 +162,7 @@ class ResidualStageFn(Function):
     conv2.weight, bn2.weight, bn2.bias``), the geometry pairs, the ``(eps1, eps2)`` pairs and the
     stage's plan."""
 
-    @staticmethod
-    def forward(ctx, x, residual, *args, result=None):
-        y, _, ctx.state = result
-        ctx.y = y
-        return y
-
-    @staticmethod
-    def backward(ctx, gy):
-        return composite_backward(_stage_composite, ctx.inputs, ctx.needs_input_grad, [gy])
+    composite = staticmethod(_stage_composite)
 
     @staticmethod
     def backward_arrays(ctx, gy):
