@@ -192,21 +192,6 @@ def _stage_block(m: Any, first: bool) -> bool:
             and _unhooked(m.relu) and type(m.relu) is ReLU and m.conv1.bias is None and m.conv2.bias is None)
 
 
-def _block_geometry(conv: Any, bn: Any, shape: tuple[int, ...]) -> Any:
-    """``conv``'s geometry on inputs of ``shape`` when ``bn(conv(.))`` may run in a stage, else ``None``."""
-    if (type(conv) is not Conv2d or type(bn) is not BatchNorm2d or not bn.training or bn.weight is None
-            or bn.bias is None or conv.padding_mode != "zeros" or _hooked(conv) or _hooked(bn)
-            or shape[1] != conv.in_channels or bn.num_features != conv.out_channels):
-        return None
-    if not kernels.use_onednn(conv.weight.data, bn.weight.data, bn.bias.data):
-        return None
-    try:
-        return _conv_geometry("conv2d", shape[2:], conv.weight.shape[2:], conv.stride, conv.padding, conv.dilation,
-                              conv.groups)
-    except ValueError:
-        return None
-
-
 def residual_stage(blocks: list[Any], x: Any) -> Tensor | None:
     """Consecutive residual blocks in training mode as one fused node (the activations between them
     never leave oneDNN's layout), or ``None`` when declined. The first block's ``downsample`` (if
@@ -216,11 +201,11 @@ def residual_stage(blocks: list[Any], x: Any) -> Tensor | None:
         return None
     geoms, meta, shape = [], [], x.shape
     for m in blocks:
-        g1 = _block_geometry(m.conv1, m.bn1, shape)
+        g1 = _pair_geometry(m.conv1, m.bn1, shape)
         if g1 is None:
             return None
         mid = (shape[0], m.conv1.out_channels) + _out_hw(m.conv1, shape, g1)
-        g2 = _block_geometry(m.conv2, m.bn2, mid)
+        g2 = _pair_geometry(m.conv2, m.bn2, mid)
         if g2 is None or min(mid) < 1:
             return None
         geoms.append((g1, g2))
@@ -272,17 +257,24 @@ def _hooked(module: Any) -> bool:
 def _eligible(conv: Any, bn: Any, relu: Any, x: Any, training: bool = True) -> Any:
     """The convolution geometry when ``relu?(bn(conv(x)))`` may run fused with batch norm in
     training (or, with ``training=False``, eval) mode, else ``None``."""
-    if (not ENABLED or type(conv) is not Conv2d or type(bn) is not BatchNorm2d
-            or (relu is not None and type(relu) is not ReLU) or bn.training != training or bn.weight is None
+    if (not ENABLED or (relu is not None and (type(relu) is not ReLU or _hooked(relu))) or not isinstance(x, Tensor)
+            or x.ndim != 4 or not kernels.use_onednn(x.data)):
+        return None
+    return _pair_geometry(conv, bn, x.shape, training)
+
+
+def _pair_geometry(conv: Any, bn: Any, shape: tuple[int, ...], training: bool = True) -> Any:
+    """``conv``'s geometry on inputs of ``shape`` when ``bn(conv(.))`` may run fused (plain modules,
+    no hooks, batch norm with scale and shift in the given mode, oneDNN-ready parameters), else ``None``."""
+    if (type(conv) is not Conv2d or type(bn) is not BatchNorm2d or bn.training != training or bn.weight is None
             or bn.bias is None or conv.padding_mode != "zeros" or _hooked(conv) or _hooked(bn)
-            or (relu is not None and _hooked(relu)) or not isinstance(x, Tensor) or x.ndim != 4
-            or x.shape[1] != conv.in_channels or bn.num_features != conv.out_channels):
+            or shape[1] != conv.in_channels or bn.num_features != conv.out_channels):
         return None
     w, b = conv.weight, conv.bias
-    if not kernels.use_onednn(x.data, w.data, None if b is None else b.data, bn.weight.data, bn.bias.data):
+    if not kernels.use_onednn(w.data, None if b is None else b.data, bn.weight.data, bn.bias.data):
         return None
     try:
-        return _conv_geometry("conv2d", x.shape[2:], w.shape[2:], conv.stride, conv.padding, conv.dilation,
+        return _conv_geometry("conv2d", shape[2:], w.shape[2:], conv.stride, conv.padding, conv.dilation,
                               conv.groups)
     except ValueError:
         return None
@@ -395,11 +387,7 @@ def _folded_block(conv1: Any, bn1: Any, conv2: Any, bn2: Any, x: Any, residual: 
     f1 = _folded_parameters(conv1, bn1, x.shape, geom1, "infer_relu")
     mid_shape = (x.shape[0], conv1.out_channels) + _out_hw(conv1, x.shape, geom1)
     f2 = _folded_parameters(conv2, bn2, mid_shape, geom2, "infer_sum_relu")
-    global _last_block
-    last, _last_block = _last_block, None
-    relaid = None
-    if last is not None and last[0]() is x and x._version == last[1]:
-        relaid = last[2]  # x is the previous block's unchanged output: its oneDNN-layout copy
+    relaid = _take_relaid(x)
     og1, og2 = _onednn_geometry(geom1), _onednn_geometry(geom2)
     result = dnn.residual_block_inference(x.data, f1.weight, f1.bias, og1, f2.weight, f2.bias, og2, residual.data,
                                           relaid)
@@ -408,6 +396,16 @@ def _folded_block(conv1: Any, bn1: Any, conv2: Any, bn2: Any, x: Any, residual: 
     _block_plans[conv1] = _BlockPlan(conv1, bn1, conv2, bn2, x, residual, (f1.weight, f1.bias, og1, f2.weight,
                                                                           f2.bias, og2))
     return _block_output(result)
+
+
+def _take_relaid(x: Tensor) -> Any:
+    """The previous block's oneDNN-layout copy of its output when ``x`` is that output, unchanged
+    (``None`` otherwise); the handoff is used once."""
+    global _last_block
+    last, _last_block = _last_block, None
+    if last is not None and last[0]() is x and x._version == last[1]:
+        return last[2]
+    return None
 
 
 def _block_output(result: tuple) -> Tensor:
@@ -477,13 +475,8 @@ def _planned_block(conv1: Any, bn1: Any, relu: Any, conv2: Any, bn2: Any, x: Any
         return None
     from rosenblatt.kernels.onednn import conv as dnn
 
-    global _last_block
-    last, _last_block = _last_block, None
-    relaid = None
-    if last is not None and last[0]() is x and x._version == last[1]:
-        relaid = last[2]
     w1, b1, og1, w2, b2, og2 = plan.args
-    result = dnn.residual_block_inference(x.data, w1, b1, og1, w2, b2, og2, residual.data, relaid)
+    result = dnn.residual_block_inference(x.data, w1, b1, og1, w2, b2, og2, residual.data, _take_relaid(x))
     return None if result is None else _block_output(result)
 
 
@@ -546,7 +539,7 @@ def residual_block(conv1: Any, bn1: Any, relu: Any, conv2: Any, bn2: Any, x: Any
     mid_shape = (n, conv1.out_channels) + _out_hw(conv1, x.shape, geom1)
     if min(mid_shape) < 1:
         return None
-    geom2 = _eligible(conv2, bn2, relu, constant(np.empty((0,) + mid_shape[1:], np.float32)), training)
+    geom2 = _pair_geometry(conv2, bn2, mid_shape, training)
     if geom2 is None:
         return None
     if not training:
@@ -810,5 +803,5 @@ def _unhooked(m: Any) -> bool:
     return not m._forward_hooks and not m._forward_pre_hooks
 
 
-__all__ = ["RESIDUAL_BLOCKS", "ConvBatchNormFn", "LayerChainFn", "layer_chain", "ResidualBlockFn", "ResidualStageFn", "conv_bn", "residual_block",
-           "residual_stage", "run_sequence"]
+__all__ = ["RESIDUAL_BLOCKS", "ConvBatchNormFn", "LayerChainFn", "ResidualBlockFn", "ResidualStageFn", "conv_bn",
+           "layer_chain", "residual_block", "residual_stage", "run_sequence"]
