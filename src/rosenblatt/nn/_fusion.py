@@ -293,11 +293,7 @@ def _add_relu(y: Any, residual: Tensor | None, relu: bool) -> None:
     if residual is not None:
         from rosenblatt.kernels.onednn import eltwise  # the oneDNN kernels are active here
 
-        if eltwise.add_(y, residual.data, relu):  # one threaded pass
-            return
-        y += residual.data
-        if relu:
-            np.maximum(y, 0, out=y)
+        eltwise.add(y, residual.data, relu)  # one threaded pass where it runs
 
 
 class _Folded:

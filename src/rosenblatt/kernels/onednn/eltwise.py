@@ -89,6 +89,15 @@ def add_(y: np.ndarray, r: np.ndarray, relu: bool = False) -> bool:
     return True
 
 
+def add(y: np.ndarray, r: np.ndarray, relu: bool = False) -> None:
+    """``y += r`` (then ``max(y, 0)`` with ``relu=True``) in place: :func:`add_` where it runs, NumPy
+    otherwise."""
+    if not add_(y, r, relu):
+        y += r
+        if relu:
+            np.maximum(y, 0, out=y)
+
+
 def relu_grad(gy: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     """``gy`` where the ReLU output ``y`` is positive, else 0, or ``None`` when declined."""
     return _backward(gy, y, C.eltwise_relu_use_dst_for_bwd)

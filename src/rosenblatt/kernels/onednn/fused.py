@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.kernels.onednn import conv as dconv
+from rosenblatt.kernels.onednn import eltwise
 from rosenblatt.kernels.onednn import library as L
 from rosenblatt.kernels.workspace import workspace
 
@@ -165,22 +166,16 @@ def _as(plan: _Plan, kind: str, gc: np.ndarray, same: bool, tag: str) -> Any:
 def _data_backward(plan: _Plan, gc: np.ndarray, w: np.ndarray, add_to: np.ndarray | None = None) -> np.ndarray:
     """The convolution's input gradient: fresh, or added into ``add_to`` (plain, ``x``'s shape)."""
     cp = plan.conv
-    gy = _as(plan, "bwd_data", gc, plan.same_data, "onednn.in3")
     if add_to is None:
+        gy = _as(plan, "bwd_data", gc, plan.same_data, "onednn.in3")
         (gx,) = dconv._run(cp, "bwd_data", [(C.ARG_DIFF_DST, gy, cp.y_md, "onednn.in3"),
                                             (C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md, "onednn.weights")],
                            [(C.ARG_DIFF_SRC, cp.x_shape, cp.x_md, "onednn.out")])
         return gx
     # the sum happens as the result is reordered out (a sum post-op): no extra pass, no extra array
-    prim = cp.primitive("bwd_data")
-    want = prim.md(C.ARG_DIFF_SRC)
-    plain = cp.is_plain("bwd_data", C.ARG_DIFF_SRC, cp.x_md)
-    out = workspace("onednn.out", (want.nbytes // 4,), np.float32)
-    prim.execute([(C.ARG_DIFF_DST, gy.buffer),
-                  (C.ARG_WEIGHTS, dconv._into(cp, "bwd_data", C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md,
-                                              "onednn.weights")),
-                  (C.ARG_DIFF_SRC, out)])
-    if plain:
+    want = cp.primitive("bwd_data").md(C.ARG_DIFF_SRC)
+    out = _data_backward_blocked(plan, gc, w, workspace("onednn.out", (want.nbytes // 4,), np.float32))
+    if cp.is_plain("bwd_data", C.ARG_DIFF_SRC, cp.x_md):
         np.add(add_to, out[:add_to.size].reshape(add_to.shape), out=add_to)
     else:
         L.reorder(want, cp.x_md, (cp.key, "bwd_data", "accumulate"), accumulate=True).execute(
@@ -282,18 +277,7 @@ def block_backward(gy: np.ndarray, x: np.ndarray, w1: np.ndarray, gamma1: np.nda
 # -- a stage of identity blocks: every activation between them kept blocked -----------------------
 
 
-def _add_relu_blocked(y: np.ndarray, r: np.ndarray) -> None:
-    """``y = max(y + r, 0)`` in place, on flat buffers of one layout."""
-    from rosenblatt.kernels.onednn import eltwise
-
-    if not eltwise.add_(y, r, relu=True):
-        np.add(y, r, out=y)
-        np.maximum(y, 0, out=y)
-
-
 def _relu_grad_blocked(g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    from rosenblatt.kernels.onednn import eltwise
-
     out = eltwise.relu_grad(g, y)
     return g * (y > 0) if out is None else out
 
@@ -377,9 +361,9 @@ def stage_forward(stage: _Stage, x: np.ndarray, params: list[tuple], residual: n
         out = np.empty(p2.size, np.float32)
         s2 = _forward(p2, dconv._Relaid(None, mid, p1.md), w2, None, gamma2, beta2, out)  # type: ignore[arg-type]
         if i == 0 and residual is not None:
-            _add_relu_blocked(out, _to_blocked(p2, residual, workspace("onednn.in", (p2.size,), np.float32)))
+            eltwise.add(out, _to_blocked(p2, residual, workspace("onednn.in", (p2.size,), np.float32)), relu=True)
         else:
-            _add_relu_blocked(out, xb)
+            eltwise.add(out, xb, relu=True)
         saved.append((xb, mid, s1, s2))
         stats.append((s1[1:3], s2[1:3]))
         xb = out
@@ -418,10 +402,7 @@ def stage_backward(g: np.ndarray, stage: _Stage, params: list[tuple], saved: Any
             gx_md = md if i > 0 else stage.gx_md
             gx = _data_backward_blocked(p1, gc1, w1, np.empty(gx_md.nbytes // 4, np.float32))
             if identity:
-                from rosenblatt.kernels.onednn import eltwise
-
-                if not eltwise.add_(gx, g):
-                    gx += g
+                eltwise.add(gx, g)
             g = gx
     grads.reverse()
     gx = None
