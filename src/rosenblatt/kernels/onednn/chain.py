@@ -149,14 +149,14 @@ def _convert(buffer: np.ndarray, src: L.MemoryDesc, dst: L.MemoryDesc, key: tupl
     return out
 
 
-def _plain_out(prim: L.Primitive, arg: int, plain: L.MemoryDesc, shape: tuple[int, ...], buffer: np.ndarray,
+def _plain_out(buffer: np.ndarray, md: L.MemoryDesc, plain: L.MemoryDesc, shape: tuple[int, ...],
                key: tuple) -> np.ndarray:
-    """A result ``prim`` wrote for ``arg`` into ``buffer``, as a fresh plain array of ``shape``."""
+    """``buffer`` (laid out as ``md``) as a fresh plain array of ``shape``."""
     out = np.empty(shape, np.float32)
-    if prim.md(arg) == plain:
+    if md == plain:
         out.reshape(-1)[:] = buffer[:out.size]
     else:
-        L.reorder(prim.md(arg), plain, ("chain",) + key).execute([(C.ARG_FROM, buffer), (C.ARG_TO, out)])
+        L.reorder(md, plain, ("chain",) + key).execute([(C.ARG_FROM, buffer), (C.ARG_TO, out)])
     return out
 
 
@@ -225,11 +225,7 @@ def forward(specs: tuple, x: np.ndarray, params: list[np.ndarray], keep: bool
         if keep:
             saved.append(state)
         cur, cur_md = out, step.out_md
-    y = np.empty(plan.y_shape, np.float32)
-    if cur_md == plan.y_md:
-        y.reshape(-1)[:] = cur
-    else:
-        L.reorder(cur_md, plan.y_md, ("chain", specs, plan.y_shape, "out")).execute([(C.ARG_FROM, cur), (C.ARG_TO, y)])
+    y = _plain_out(cur, cur_md, plan.y_md, plan.y_shape, (specs, plan.y_shape, "out"))
     return y, stats, ((plan, saved) if keep else None)
 
 
@@ -260,7 +256,7 @@ def backward(gy: np.ndarray, params: list[np.ndarray], saved: Any, need_x: bool)
                 gb = np.empty(cp.w_shape[0], np.float32)
                 args.append((C.ARG_DIFF_BIAS, gb))
             prim_w.execute(args)
-            gw = _plain_out(prim_w, C.ARG_DIFF_WEIGHTS, cp.w_md, cp.w_shape, gw_buf, step.key + ("gw",))
+            gw = _plain_out(gw_buf, prim_w.md(C.ARG_DIFF_WEIGHTS), cp.w_md, cp.w_shape, step.key + ("gw",))
             grads[:0] = [gw, gb] if has_bias else [gw]
             if last:
                 break
