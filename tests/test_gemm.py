@@ -129,7 +129,7 @@ def test_small_products_run_on_one_thread(monkeypatch):
             omp_get_max_threads = L._gomp.omp_get_max_threads
 
             def omp_set_num_threads(self, n):
-                calls.append(n)
+                calls.append(getattr(n, "value", n))  # an int or a ctypes c_int
                 real(n)
 
         monkeypatch.setattr(L, "_gomp", Spy())

@@ -72,14 +72,9 @@ def _gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> bool:
     if m * k * n < ONE_THREAD_MACS and m * k + k * n + m * n < ONE_THREAD_FLOATS:
         from rosenblatt.kernels.onednn import library
 
-        threads = library._pending_threads or 1
-        if threads > 1:  # on the calling thread: no sleeping team to wake for a few microseconds of work
-            library._gomp.omp_set_num_threads(1)
-            try:
-                return fn(la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
-                          beta, out.ctypes.data, lo[1]) == 0  # fmt: skip
-            finally:
-                library._gomp.omp_set_num_threads(threads)
+        with library.one_thread():  # on the calling thread: no sleeping team to wake for microseconds of work
+            return fn(la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
+                      beta, out.ctypes.data, lo[1]) == 0  # fmt: skip
     return fn(la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
               beta, out.ctypes.data, lo[1]) == 0  # fmt: skip
 

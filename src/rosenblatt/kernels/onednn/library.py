@@ -45,12 +45,13 @@ process-wide lock, so concurrent Python threads serialise on oneDNN calls.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from ctypes import POINTER, c_float, c_int, c_int64, c_size_t, c_uint, c_void_p
 from typing import Any
 
@@ -256,6 +257,22 @@ def set_num_threads(n: int) -> None:
     _pending_threads = n
     if _loaded and _gomp is not None:
         _gomp.omp_set_num_threads(c_int(n))
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """oneDNN calls inside run on one OpenMP thread, and primitives created inside are made (and
+    cached) for one; the thread count is restored after. For work of a few microseconds, where
+    waking the other threads costs more than they save."""
+    threads = get_num_threads()
+    if not threads or threads == 1:
+        yield
+        return
+    set_num_threads(1)
+    try:
+        yield
+    finally:
+        set_num_threads(threads)
 
 
 def get_num_threads() -> int | None:

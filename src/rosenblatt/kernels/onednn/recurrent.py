@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Iterator
 from ctypes import POINTER, c_float, c_int, c_uint, c_void_p
 from typing import Any
 
@@ -226,20 +225,6 @@ def _backward_primitive(shape: _Shape) -> L.Primitive:
 _SMALL_STEP = 2**18
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """oneDNN calls inside run on one OpenMP thread; the thread count is restored after."""
-    threads = L.get_num_threads()
-    if not threads or threads == 1:
-        yield
-        return
-    L.set_num_threads(1)
-    try:
-        yield
-    finally:
-        L.set_num_threads(threads)
-
-
 def _small(shape: _Shape) -> bool:
     return shape.N * _GATES[shape.cell] * shape.H * shape.H < _SMALL_STEP
 
@@ -299,23 +284,25 @@ def _gate_rows(w: np.ndarray, cell: str, H: int) -> np.ndarray:
     return np.concatenate((w[H:2 * H], w[:H], w[2 * H:]))
 
 
-def _to_primitive_layout(w: np.ndarray, cell: str, H: int, md: L.MemoryDesc) -> np.ndarray:
-    """``(G*H, in)`` weights (PyTorch's layout) in the layout ``md`` a primitive chose, oneDNN's gate order."""
+def _to_primitive_layout(w: np.ndarray, cell: str, H: int, md: L.MemoryDesc, key: tuple) -> np.ndarray:
+    """``(G*H, in)`` weights (PyTorch's layout) in the layout ``md`` a primitive chose, oneDNN's gate
+    order (``key``: the primitive's and the argument's, for the cached reorder)."""
     G = _GATES[cell]
     inputs = w.shape[1]
     out = np.empty(md.nbytes // 4, dtype=np.float32)
-    with _one_thread():
-        L.reorder(_weights_md(inputs, G, H, True), md, ("rnn_weights_in", inputs, G, H, md.strides)).execute(
+    with L.one_thread():
+        L.reorder(_weights_md(inputs, G, H, True), md, key).execute(
             [(C.ARG_FROM, np.ascontiguousarray(_gate_rows(w, cell, H))), (C.ARG_TO, out)])
     return out
 
 
-def _from_primitive_layout(dw: np.ndarray, cell: str, H: int, inputs: int, md: L.MemoryDesc) -> np.ndarray:
+def _from_primitive_layout(dw: np.ndarray, cell: str, H: int, inputs: int, md: L.MemoryDesc,
+                           key: tuple) -> np.ndarray:
     """A weight gradient written in layout ``md`` as PyTorch's ``(G*H, in)`` in its gate order."""
     G = _GATES[cell]
     out = np.empty((G * H, inputs), dtype=np.float32)
-    with _one_thread():
-        L.reorder(md, _weights_md(inputs, G, H, True), ("rnn_weights_out", inputs, G, H, md.strides)).execute(
+    with L.one_thread():
+        L.reorder(md, _weights_md(inputs, G, H, True), key).execute(
             [(C.ARG_FROM, dw), (C.ARG_TO, out)])
     return _gate_rows(out, cell, H)
 
@@ -371,14 +358,14 @@ _prepared: OrderedDict[tuple, tuple] = OrderedDict()
 
 
 def _prepared_weights(cell: str, H: int, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Any, b_hh: Any,
-                      version: Any, md_layer: L.MemoryDesc, md_iter: L.MemoryDesc
+                      version: Any, md_layer: L.MemoryDesc, md_iter: L.MemoryDesc, key: tuple
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(w_ih, w_hh, bias)`` in the layouts ``md_layer``/``md_iter`` (the primitive's) and oneDNN's
     gate order; with a ``version`` stamp, remembered and reused while the same arrays come with the
     same stamp for the same layouts."""
     def prepare() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (_to_primitive_layout(w_ih, cell, H, md_layer), _to_primitive_layout(w_hh, cell, H, md_iter),
-                _bias(b_ih, b_hh, cell, H))
+        return (_to_primitive_layout(w_ih, cell, H, md_layer, key + ("w_layer",)),
+                _to_primitive_layout(w_hh, cell, H, md_iter, key + ("w_iter",)), _bias(b_ih, b_hh, cell, H))
 
     if version is None:
         return prepare()
@@ -404,7 +391,7 @@ def _forward(cell: str, x: np.ndarray, h0: np.ndarray, c0: Any, w_ih: np.ndarray
     H = w_hh.shape[1]
     x = np.ascontiguousarray(x)
     shape = _Shape(cell, T, N, inputs, H, reverse)
-    with _one_thread() if _small(shape) else contextlib.nullcontext():
+    with L.one_thread() if _small(shape) else contextlib.nullcontext():
         return _run_forward(shape, x, h0, c0, w_ih, w_hh, b_ih, b_hh, training, weights_version)
 
 
@@ -417,7 +404,8 @@ def _run_forward(shape: _Shape, x: np.ndarray, h0: np.ndarray, c0: Any, w_ih: np
     h0 = np.ascontiguousarray(h0)
     # the weights in the layouts the primitive chose (kept between inference calls)
     w_layer, w_iter, bias = _prepared_weights(cell, H, w_ih, w_hh, b_ih, b_hh, None if training else weights_version,
-                                              primitive.md(C.ARG_WEIGHTS_LAYER), primitive.md(C.ARG_WEIGHTS_ITER))
+                                              primitive.md(C.ARG_WEIGHTS_LAYER), primitive.md(C.ARG_WEIGHTS_ITER),
+                                              shape.key + (training,))
     output = np.empty((T, N, H), dtype=np.float32)
     h_n = np.empty((N, H), dtype=np.float32)
     args = [(C.ARG_SRC_LAYER, x), (C.ARG_SRC_ITER, h0), (C.ARG_WEIGHTS_LAYER, w_layer),
@@ -443,7 +431,7 @@ def _backward(saved: _Saved, grad_output: np.ndarray, grad_h_n: np.ndarray, grad
     gradient, split by the caller)."""
     shape = saved.shape
     cell, T, N, H = shape.cell, shape.T, shape.N, shape.H
-    with _one_thread() if _small(shape) else contextlib.nullcontext():  # made for the count it runs with
+    with L.one_thread() if _small(shape) else contextlib.nullcontext():  # made for the count it runs with
         primitive = _backward_primitive(shape)
     lstm = cell == "lstm"
     needs_x, needs_h0 = needs[0], needs[1]
@@ -471,12 +459,12 @@ def _backward(saved: _Saved, grad_output: np.ndarray, grad_h_n: np.ndarray, grad
                  (C.ARG_DIFF_DST_ITER_C, np.ascontiguousarray(grad_c_n, dtype=np.float32))]
     d_bias = np.empty(_BIAS_GATES[cell] * H, dtype=np.float32)
     args += [(C.ARG_BIAS, saved.bias), (C.ARG_DIFF_BIAS, d_bias)]
-    with _one_thread() if _small(shape) else contextlib.nullcontext():
+    with L.one_thread() if _small(shape) else contextlib.nullcontext():
         primitive.execute(args)
     offset = 1 if lstm else 0
     return (d_x if needs_x else None, d_h0 if needs_h0 else None, d_c0 if needs_c0 else None,
-            _from_primitive_layout(d_w_ih, cell, H, shape.inputs, md_ih) if needs[2 + offset] else None,
-            _from_primitive_layout(d_w_hh, cell, H, H, md_hh) if needs[3 + offset] else None, d_bias)
+            _from_primitive_layout(d_w_ih, cell, H, shape.inputs, md_ih, shape.key + ("dw_layer",)) if needs[2 + offset] else None,
+            _from_primitive_layout(d_w_hh, cell, H, H, md_hh, shape.key + ("dw_iter",)) if needs[3 + offset] else None, d_bias)
 
 
 def lstm_forward(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, w_hr: Any = None,
