@@ -50,7 +50,7 @@ def _module_workloads() -> list:
     return workloads
 
 
-BUSY_WORKLOADS = {"MLP": "MLP 784-512-256-10 train step (nn layers), batch 128",
+BUSY_WORKLOADS = {"MLP": "MLP 784-512-256-10 train step (nn layers, optim.SGD), batch 128",
                   "LeNet-5": "LeNet-5 train step (SGD), batch 64, 1x28x28"}
 
 

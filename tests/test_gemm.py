@@ -188,3 +188,9 @@ def test_transformer_feed_forward_keeps_hooks_of_linear1(kernel_set):
     np.testing.assert_allclose(layer(x).numpy(), plain, rtol=1e-6, atol=1e-6)
     assert seen == [(2, 3, 16)]  # the hooked layer runs unfused
     handle.remove()
+
+
+@pytest.mark.parametrize("rows", [3, 128, 700])  # NumPy's sum below COLUMN_SUMS_MIN, a product from it
+def test_column_sums(kernel_set, rows):
+    g = rng.standard_normal((rows, 200)).astype(np.float32)
+    np.testing.assert_allclose(gemm.column_sums(g), g.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-4)

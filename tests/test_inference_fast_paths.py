@@ -96,7 +96,9 @@ def test_linear_inference_path_matches_the_recorded_op(kernel_set, batch):
     model = rb.nn.Sequential(rb.nn.Linear(784, 512), rb.nn.ReLU(), rb.nn.Linear(512, 30), rb.nn.ReLU(),
                              rb.nn.Linear(30, 10), rb.nn.ReLU())
     x = rb.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
-    expected = model(x)  # gradients recorded: LinearFn and ReLU nodes
+    expected = x
+    for layer in model:  # gradients recorded, layer by layer: LinearFn and ReLU nodes
+        expected = layer(expected)
     assert expected.grad_fn is not None
     with rb.no_grad():
         fast = model(x)
@@ -109,6 +111,40 @@ def test_linear_inference_path_matches_the_recorded_op(kernel_set, batch):
         changed = model(x).numpy()
     np.testing.assert_allclose(changed, model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(changed, fast.numpy())
+
+
+@pytest.mark.parametrize("batch", [3, 300])  # small: sgemm and NumPy's ReLU; big: the ReLU as a post-op
+def test_linear_relu_pairs_train_as_one_node(kernel_set, batch):
+    """In training a Sequential's Linear -> ReLU pairs are LinearReLUFn nodes with the values and
+    gradients of the layers run one by one (every parameter, and the input)."""
+    from rosenblatt.nn.functional.linear import LinearFn, LinearReLUFn
+
+    rb.manual_seed(0)
+    rng = np.random.default_rng(4)
+    model = rb.nn.Sequential(rb.nn.Linear(20, 64), rb.nn.ReLU(), rb.nn.Linear(64, 32), rb.nn.ReLU(),
+                             rb.nn.Linear(32, 5))
+    x_data = rng.standard_normal((batch, 20)).astype(np.float32)
+    target = rb.tensor(rng.integers(0, 5, batch))
+
+    def run(fused: bool):
+        x = rb.tensor(x_data, requires_grad=True)
+        model.zero_grad()
+        h = model(x) if fused else x
+        if not fused:
+            for layer in model:
+                h = layer(h)
+        nodes = (type(h.grad_fn), type(h.grad_fn.inputs[0].grad_fn))
+        rb.nn.functional.cross_entropy(h, target).backward()
+        return h, nodes, [x.grad.numpy()] + [p.grad.numpy() for p in model.parameters()]
+
+    out, nodes, fused = run(True)
+    assert nodes == (LinearFn, LinearReLUFn)
+    out_ref, nodes, unfused = run(False)
+    assert nodes[1] is not LinearReLUFn
+    np.testing.assert_allclose(out.detach().numpy(), out_ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(fused, unfused):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert any((g == 0).any() for g in fused[1:])  # some ReLUs were off: the mask mattered
 
 
 def test_linear_relu_pair_respects_hooks_and_errors(kernel_set):

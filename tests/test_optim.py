@@ -569,3 +569,41 @@ def test_sgd_one_pass_matches_the_blocked_kernel(dtype, kwargs, scal_axpy, monke
     assert queued
     tolerance = 1e-6 if dtype == np.float32 else 1e-14
     np.testing.assert_allclose(fused, blocked, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=0.1), dict(lr=0.1, weight_decay=0.01, maximize=True),
+                                    dict(lr=0.1, momentum=0.9), dict(lr=0.1, momentum=0.9, dampening=0.5),
+                                    dict(lr=0.1, momentum=0.9, maximize=True)],
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
+def test_sgd_on_large_parameters_runs_on_onednn(onednn, kwargs, monkeypatch):
+    """With the oneDNN kernels a large float32 parameter's SGD update is oneDNN's scaled sum (no
+    OpenBLAS threads), with the ufunc kernels' values over three steps (the first momentum step
+    included)."""
+    import rosenblatt.kernels.optim as kernels_module
+    from rosenblatt.kernels.onednn import eltwise
+
+    rng = np.random.default_rng(1)
+    weight = rng.normal(size=(400, 400)).astype(np.float32)  # 160,000 elements: over CHUNKED_MAX
+    grads = [rng.normal(size=weight.shape).astype(np.float32) for _ in range(3)]
+    calls = []
+    real = eltwise.axpby
+    monkeypatch.setattr(eltwise, "axpby", lambda *a: calls.append(a[0].shape) or real(*a))
+
+    def run(one_pass: bool):
+        if not one_pass:
+            monkeypatch.setattr(kernels_module, "sgd_one_pass", lambda *args: False)
+        p = Parameter(weight.copy())
+        opt = rb.optim.SGD([p], **kwargs)
+        for g in grads:
+            p.grad = rb.Tensor(g.copy())
+            opt.step()
+        if not one_pass:
+            monkeypatch.setattr(kernels_module, "sgd_one_pass", real_one_pass)
+        return p.numpy()
+
+    real_one_pass = kernels_module.sgd_one_pass
+    fused = run(True)
+    assert len(calls) == (3 if "momentum" not in kwargs else 5)  # momentum: buffer and parameter, after the first step
+    blocked = run(False)
+    np.testing.assert_allclose(fused, blocked, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fused, weight)

@@ -277,6 +277,9 @@ def sgd_one_pass(param: Any, grad: Any, buf: Any, lr: float, momentum: float, da
     sign = 1.0 if maximize else -1.0
     if buf is not None and (weight_decay or type(buf) is not np.ndarray or not buf.flags.c_contiguous):
         return False
+    if n >= CHUNKED_MAX and _onednn_one_pass(param, grad, buf, lr, momentum, dampening, weight_decay, sign,
+                                              first):
+        return True
     p_ptr, g_ptr = param.ctypes.data, grad.ctypes.data
     if buf is None:
         for start, count in _chunks(n, param.itemsize):
@@ -300,6 +303,34 @@ def sgd_one_pass(param: Any, grad: Any, buf: Any, lr: float, momentum: float, da
         if not first:
             axpby(count, -sign * (1.0 - dampening), g_ptr + start, 1, momentum, b_ptr + start, 1)
         axpy(count, -lr, b_ptr + start, 1, p_ptr + start, 1)
+    return True
+
+
+
+def _onednn_one_pass(param: Any, grad: Any, buf: Any, lr: float, momentum: float, dampening: float,
+                     weight_decay: float, sign: float, first: bool) -> bool:
+    """:func:`sgd_one_pass` of a large float32 array on oneDNN's threads (the team that runs the
+    layers' kernels), or False, touching nothing, when the oneDNN kernels are not in use."""
+    from rosenblatt import kernels
+
+    if param.dtype != np.float32 or not kernels.use_onednn():
+        return False
+    from rosenblatt.kernels.onednn import eltwise
+
+    if buf is None:
+        return eltwise.axpby(param, grad, sign * lr, 1.0 - lr * weight_decay)
+    if first:
+        if not eltwise.axpby(param, grad, sign * lr):  # buf = grad: param -= lr * buf
+            return False
+        if sign < 0:
+            np.copyto(buf, grad)
+        else:
+            np.negative(grad, out=buf)
+        return True
+    if not eltwise.axpby(buf, grad, -sign * (1.0 - dampening), momentum):
+        return False
+    if not eltwise.axpby(param, buf, -lr):  # the buffer is updated: finish here whatever happens
+        param -= lr * buf
     return True
 
 

@@ -101,3 +101,51 @@ def add(y: np.ndarray, r: np.ndarray, relu: bool = False) -> None:
 def relu_grad(gy: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     """``gy`` where the ReLU output ``y`` is positive, else 0, or ``None`` when declined."""
     return _backward(gy, y, C.eltwise_relu_use_dst_for_bwd)
+
+
+# -- the scaled sum of the optimisers: p = beta * p + alpha * x ----------------------------------
+
+L.bind("primitive_attr_set_scales_mask", [L._P, L._I, L._I])
+_ARG_ATTR_SCALES = 4096  # DNNL_ARG_ATTR_SCALES: OR-ed with the argument the scale applies to
+_SCALE_SRC_0 = _ARG_ATTR_SCALES | 1
+_SCALE_SRC_1 = _ARG_ATTR_SCALES | 2
+# From this many elements an update runs on oneDNN's team (see :func:`axpby`).
+AXPBY_MIN_ELEMENTS = 1 << 17
+
+
+class _AxpbyPlan:
+    def __init__(self, size: int) -> None:
+        md = L.MemoryDesc.with_tag((size,), C.a)
+        attr = L.Attr()
+        L.call("primitive_attr_set_scales_mask", attr.handle, 1, 0, op="scaled sum")
+        L.call("primitive_attr_set_scales_mask", attr.handle, 2, 0, op="scaled sum")
+        self.add = L.Primitive(L.create_pd("binary", _BINARY_ADD, md, md, md, attr, op="scaled sum"),
+                               "scaled sum")
+        scale_md = L.MemoryDesc.with_tag((1,), C.a)
+        self.add._mds[_SCALE_SRC_0] = scale_md
+        self.add._mds[_SCALE_SRC_1] = scale_md
+        self.scales = np.empty(2, np.float32)
+
+
+def axpby(p: np.ndarray, x: np.ndarray, alpha: float, beta: float = 1.0) -> bool:
+    """``p = beta * p + alpha * x`` in place, in one pass on oneDNN's threads; False when declined
+    (``p`` is unchanged then).
+
+    The optimisers' one-pass updates of large parameters (``param -= lr * grad``, a momentum
+    buffer) run here with the oneDNN kernels. BLAS's ``axpy`` would run them on OpenBLAS's threads,
+    which then spin next to oneDNN's team through the next forward pass (an MLP's first layer at
+    batch 128 measured 0.48 ms after such an update against 0.39 ms without). The scales are
+    arguments at run time, so a learning-rate schedule does not build new primitives.
+    """
+    if (not ENABLED or p.size < AXPBY_MIN_ELEMENTS or p.shape != x.shape or p.dtype != np.float32
+            or x.dtype != np.float32 or not p.flags.c_contiguous or not x.flags.c_contiguous
+            or np.may_share_memory(p, x)):
+        return False
+    plan = L.cached_or_none(("scaled sum", p.size), lambda: _AxpbyPlan(p.size))
+    if plan is None:
+        return False
+    scales = plan.scales
+    scales[0], scales[1] = beta, alpha
+    plan.add.execute([(C.ARG_SRC, p), (C.ARG_SRC_1, x), (C.ARG_DST, p),
+                      (_SCALE_SRC_0, scales[0:1]), (_SCALE_SRC_1, scales[1:2])])
+    return True
