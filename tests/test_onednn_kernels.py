@@ -278,3 +278,37 @@ def test_small_cnn_training_steps_match_torch(kernel_set, chains, monkeypatch):
         np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
     _expect(kernel_set, "conv")
     _expect(kernel_set, "chain" if chains else "pool")
+
+
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(padding=1, groups=16), dict(stride=2, padding=1)])
+def test_training_convolution_keeps_its_blocked_input_for_backward(onednn, kw, monkeypatch):
+    """A convolution whose weight needs a gradient keeps the forward's copy of its input in oneDNN's
+    layout for the weights pass (same gradients as reordering it again); backward releases it, and
+    a frozen weight keeps nothing."""
+    from rosenblatt.kernels.onednn import conv as dnn
+
+    xs = r(8, 16, 24, 24).astype(np.float32)  # big enough for oneDNN (depthwise too)
+    ws = r(16, 16 // kw.get("groups", 1), 3, 3).astype(np.float32)
+    gy = None
+
+    def run():
+        nonlocal gy
+        x, w = rb.tensor(xs, requires_grad=True), rb.tensor(ws, requires_grad=True)
+        y = F.conv2d(x, w, rb.tensor(r(16).astype(np.float32), requires_grad=True), **kw)
+        node = y.grad_fn
+        kept = getattr(node, "x_relaid", None)
+        gy = r(*y.shape).astype(np.float32) if gy is None else gy
+        y.backward(rb.tensor(gy))
+        assert not hasattr(node, "x_relaid")  # released with the node
+        return kept, x.grad.numpy(), w.grad.numpy()
+
+    kept, gx, gw = run()
+    assert kept is not None and kept.buffer.size >= xs.size
+    monkeypatch.setattr(dnn, "conv_forward_keeping_input", lambda *a: None)
+    not_kept, gx2, gw2 = run()
+    assert not_kept is None
+    np.testing.assert_allclose(gx, gx2, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gw, gw2, rtol=1e-5, atol=1e-5)
+    monkeypatch.undo()
+    frozen = F.conv2d(rb.tensor(xs, requires_grad=True), rb.tensor(ws), **kw)
+    assert not hasattr(frozen.grad_fn, "x_relaid")

@@ -203,14 +203,24 @@ def _worthwhile(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tupl
 
 def _forward(x: np.ndarray, w: Any, b: np.ndarray | None, kind: str, stride: tuple[int, ...],
              pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
-             groups: int) -> np.ndarray | None:
-    """Forward primitive ``kind`` on ``x``, ``w`` (plain or prepared) and ``b``: a fresh plain output."""
+             groups: int, keep: list | None = None) -> np.ndarray | None:
+    """Forward primitive ``kind`` on ``x``, ``w`` (plain or prepared) and ``b``: a fresh plain output.
+
+    With a ``keep`` list, ``x`` is reordered into memory of its own (not a reused workspace) and the
+    ``_Relaid`` pair is appended to ``keep`` (nothing when the primitive reads ``x`` as it is)."""
     w_plain = w.plain if isinstance(w, _Relaid) else w
     if not _supported(x, w_plain) or not _worthwhile(x.shape, w_plain.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(x.shape, w_plain.shape, stride, pad_l, pad_r, dilation, groups)
-        inputs = [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.in"),
+        x = np.ascontiguousarray(x)
+        if keep is not None and not plan.is_plain(kind, C.ARG_SRC, plan.x_md):
+            want = plan.primitive(kind).md(C.ARG_SRC)
+            buffer = np.empty(want.nbytes // 4, np.float32)
+            L.reorder(plan.x_md, want, (plan.key, kind, C.ARG_SRC, "in")).execute([(C.ARG_FROM, x), (C.ARG_TO, buffer)])
+            x = _Relaid(x, buffer, want)
+            keep.append(x)
+        inputs = [(C.ARG_SRC, x, plan.x_md, "onednn.in"),
                   (C.ARG_WEIGHTS, w if w is not w_plain else np.ascontiguousarray(w), plan.w_md, "onednn.weights")]
         if b is not None:
             inputs.append((C.ARG_BIAS, np.ascontiguousarray(b), plan.b_md, "onednn.bias"))
@@ -228,6 +238,20 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     ``w`` may also be what :func:`prepare_weight` made of it: then it is not reordered again.
     """
     return _forward(x, w, b, "fwd" if b is None else "fwd_bias", stride, pad_l, pad_r, dilation, groups)
+
+
+def conv_forward_keeping_input(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple[int, ...],
+                               pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
+                               groups: int) -> tuple[np.ndarray, Any] | None:
+    """:func:`conv_forward` for training: ``(y, kept)`` or ``None``. ``kept`` is ``x`` with its copy in
+    the layout the forward primitive read it in (``None`` when that is the plain layout). Passed to
+    :func:`conv_backward` in place of ``x``, it spares the weights pass reordering ``x`` again (for a
+    64x16x32x32 input 0.16 ms of a 1.9 ms depthwise forward and backward), at the cost of keeping
+    that copy until backward. The caller must pass it only while ``x`` is unchanged.
+    """
+    keep: list = []
+    y = _forward(x, w, b, "fwd" if b is None else "fwd_bias", stride, pad_l, pad_r, dilation, groups, keep)
+    return None if y is None else (y, keep[0] if keep else None)
 
 
 def conv_bias_relu(x: np.ndarray, w: Any, b: np.ndarray, stride: tuple[int, ...], pad_l: tuple[int, ...],
@@ -349,15 +373,17 @@ def conv_backward_data(gy: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...], 
 def conv_backward_weights(x: np.ndarray, gy: np.ndarray, w_shape: tuple[int, ...], with_bias: bool,
                           stride: tuple[int, ...], pad_l: tuple[int, ...], pad_r: tuple[int, ...],
                           dilation: tuple[int, ...], groups: int) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """``(d(loss)/d(weight), d(loss)/d(bias) or None)``, or ``None`` when declined."""
-    if not _supported(x, gy) or not _worthwhile(x.shape, tuple(w_shape), stride, pad_l, pad_r, dilation):
+    """``(d(loss)/d(weight), d(loss)/d(bias) or None)``, or ``None`` when declined. ``x`` may be what
+    :func:`conv_forward_keeping_input` kept of it."""
+    x_plain = x.plain if isinstance(x, _Relaid) else x
+    if not _supported(x_plain, gy) or not _worthwhile(x_plain.shape, tuple(w_shape), stride, pad_l, pad_r, dilation):
         return None
     try:
-        plan = _plan(x.shape, tuple(w_shape), stride, pad_l, pad_r, dilation, groups)
+        plan = _plan(x_plain.shape, tuple(w_shape), stride, pad_l, pad_r, dilation, groups)
         if plan.y_shape != gy.shape:
             return None
         kind = "bwd_weights_bias" if with_bias else "bwd_weights"
-        inputs = [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.in2"),
+        inputs = [(C.ARG_SRC, x if isinstance(x, _Relaid) else np.ascontiguousarray(x), plan.x_md, "onednn.in2"),
                   (C.ARG_DIFF_DST, np.ascontiguousarray(gy), plan.y_md, "onednn.in")]
         outputs = [(C.ARG_DIFF_WEIGHTS, plan.w_shape, plan.w_md, "onednn.diff_weights")]
         if with_bias:
@@ -371,11 +397,14 @@ def conv_backward_weights(x: np.ndarray, gy: np.ndarray, w_shape: tuple[int, ...
 def conv_backward(x: np.ndarray, w: np.ndarray, gy: np.ndarray, with_bias: bool, stride: tuple[int, ...],
                   pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
                   groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
-    """``(gx, gw, gb or None)`` in one go: the output gradient is reordered once for both passes."""
-    if not _supported(x, w, gy) or not _worthwhile(x.shape, w.shape, stride, pad_l, pad_r, dilation):
+    """``(gx, gw, gb or None)`` in one go: the output gradient is reordered once for both passes.
+
+    ``x`` may be what :func:`conv_forward_keeping_input` kept of it."""
+    x_plain = x.plain if isinstance(x, _Relaid) else x
+    if not _supported(x_plain, w, gy) or not _worthwhile(x_plain.shape, w.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
-        plan = _plan(x.shape, w.shape, stride, pad_l, pad_r, dilation, groups)
+        plan = _plan(x_plain.shape, w.shape, stride, pad_l, pad_r, dilation, groups)
         if plan.y_shape != gy.shape:
             return None
         gy = np.ascontiguousarray(gy)
@@ -386,7 +415,8 @@ def conv_backward(x: np.ndarray, w: np.ndarray, gy: np.ndarray, with_bias: bool,
         outputs = [(C.ARG_DIFF_WEIGHTS, plan.w_shape, plan.w_md, "onednn.diff_weights")]
         if with_bias:
             outputs.append((C.ARG_DIFF_BIAS, (plan.w_shape[0],), plan.b_md, "onednn.diff_bias"))
-        grads = _run(plan, kind_w, [(C.ARG_SRC, np.ascontiguousarray(x), plan.x_md, "onednn.in2"),
+        src = x if isinstance(x, _Relaid) else np.ascontiguousarray(x)
+        grads = _run(plan, kind_w, [(C.ARG_SRC, src, plan.x_md, "onednn.in2"),
                                     (C.ARG_DIFF_DST, gy, plan.y_md, "onednn.in")], outputs)
         # the data pass needs its own buffer tag: the weights pass's may be the same memory
         (gx,) = _run(plan, "bwd_data", [(C.ARG_DIFF_DST, gy, plan.y_md, "onednn.in3"),
@@ -398,4 +428,4 @@ def conv_backward(x: np.ndarray, w: np.ndarray, gy: np.ndarray, with_bias: bool,
 
 
 __all__ = ["conv_backward", "conv_backward_data", "conv_backward_weights", "conv_bias_relu", "conv_forward",
-           "prepare_weight", "residual_block_inference"]
+           "conv_forward_keeping_input", "prepare_weight", "residual_block_inference"]

@@ -131,9 +131,10 @@ def onednn_backward(x: Any, w: Any, gy: Any, geom: Any, need_x: bool, need_b: bo
     """``(gx or None, gw, gb or None)`` of a convolution in one oneDNN call, or ``None``.
 
     For a node whose weight needs a gradient: the output gradient is reordered once for the data
-    and the weights passes, and the bias gradient comes with the weights pass.
+    and the weights passes, and the bias gradient comes with the weights pass. ``x`` may be the copy
+    :meth:`ConvKernels.conv` kept (``ctx.x_relaid``).
     """
-    if not kernels.use_onednn(x, w, gy):
+    if not kernels.use_onednn(getattr(x, "plain", x), w, gy):
         return None
     from rosenblatt.kernels.onednn import conv as dnn
 
@@ -171,8 +172,18 @@ class ConvKernels:
 
     # -- array kernels: oneDNN when it takes the call, else the NumPy (CuPy) kernel ----------------
 
-    def conv(self, x: Any, w: Any, b: Any, geom: Any) -> Any:
-        """``conv(x, w) + b``."""
+    def conv(self, x: Any, w: Any, b: Any, geom: Any, ctx: Any = None) -> Any:
+        """``conv(x, w) + b``. Given the node ``ctx`` of a convolution whose weight needs a gradient,
+        oneDNN's forward keeps its copy of ``x`` in the primitive's layout as ``ctx.x_relaid`` for
+        the weights pass of backward."""
+        if ctx is not None and ctx.needs_input_grad[1] and kernels.use_onednn(x, w, b):
+            from rosenblatt.kernels.onednn import conv as dnn
+
+            kept = dnn.conv_forward_keeping_input(x, w, b, *_onednn_geometry(geom))
+            if kept is not None:
+                if kept[1] is not None:
+                    ctx.x_relaid = kept[1]
+                return kept[0]
         y = onednn_forward(x, w, b, geom)
         if y is not None:
             return y
@@ -200,7 +211,7 @@ class Conv2dFunction(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, geom):
-        return type(ctx).family.conv(x, w, b, geom)
+        return type(ctx).family.conv(x, w, b, geom, ctx)
 
     @staticmethod
     def backward(ctx, gy):
@@ -216,8 +227,8 @@ class Conv2dFunction(Function):
     def backward_arrays(ctx, gy):
         x, w, b, geom = ctx.inputs
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        if need_w:
-            grads = onednn_backward(x.data, w.data, gy, geom, need_x, need_b)
+        if need_w:  # x as the forward pass reordered it, when it kept that copy
+            grads = onednn_backward(getattr(ctx, "x_relaid", None) or x.data, w.data, gy, geom, need_x, need_b)
             if grads is not None:
                 return grads[0], grads[1], grads[2] if need_b else None, None
         family = type(ctx).family
