@@ -203,13 +203,12 @@ def matmul(a: Any, b: Any, out: Any = None, *, accumulate: bool = False) -> Any:
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == _F32 and b.dtype == _F32
             and not (a.ndim == 2 and b.ndim == 2 and not _big_enough(a.shape[0], a.shape[1], b.shape[-1]))
             and kernels.use_onednn()):
-        if a.ndim == 2 and b.ndim == 2 and _one_thread_product(a.shape[0], a.shape[1], b.shape[1]):
-            if out is None:
-                out = np.empty((a.shape[0], b.shape[1]), dtype=_F32)
-            elif type(out) is not np.ndarray or out.shape != (a.shape[0], b.shape[1]):
-                out = None  # NumPy's checks and message below
-            if out is not None and _on_one_blas_thread(a, b, out, 1.0 if accumulate else 0.0):
-                return out
+        if (a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]
+                and _one_thread_product(a.shape[0], a.shape[1], b.shape[1])
+                and (out is None or (type(out) is np.ndarray and out.shape == (a.shape[0], b.shape[1])))):
+            result = np.empty((a.shape[0], b.shape[1]), dtype=_F32) if out is None else out
+            if _on_one_blas_thread(a, b, result, 1.0 if accumulate else 0.0):
+                return result
         r = _onednn_matmul(a, b, out, 1.0 if accumulate else 0.0)
         if r is not None:
             return r
