@@ -478,3 +478,49 @@ def test_bad_activation_arguments():
         F.gelu(rb.randn(3), approximate="fast")
     with pytest.raises(IndexError, match="Softmax"):
         rb.nn.Softmax(axis=2)(rb.randn(3, 4))
+
+
+# -- PyTorch's inplace=True -------------------------------------------------------------------
+
+INPLACE_LAYERS = [
+    (lambda inplace: rb.nn.ReLU(inplace=inplace), "ReLU(inplace=True)"),
+    (lambda inplace: rb.nn.LeakyReLU(0.2, inplace=inplace), "LeakyReLU(negative_slope=0.2, inplace=True)"),
+    (lambda inplace: rb.nn.ELU(inplace=inplace), "ELU(alpha=1.0, inplace=True)"),
+    (lambda inplace: rb.nn.SELU(inplace=inplace), "SELU(inplace=True)"),
+    (lambda inplace: rb.nn.SiLU(inplace=inplace), "SiLU(inplace=True)"),
+    (lambda inplace: rb.nn.Dropout(0.5, inplace=inplace), "Dropout(p=0.5, inplace=True)"),
+    (lambda inplace: rb.nn.Dropout2d(0.5, inplace=inplace), "Dropout2d(p=0.5, inplace=True)"),
+]
+
+
+@pytest.mark.parametrize("make, text", INPLACE_LAYERS, ids=[t.split("(")[0] for _, t in INPLACE_LAYERS])
+def test_inplace_layers(make, text):
+    """``inplace=True`` as PyTorch code writes it: the repr shows it; without a graph the input is
+    overwritten and returned; in training the values and gradients are those of ``inplace=False``
+    and the input is left alone."""
+    layer, plain = make(True), make(False)
+    assert repr(layer) == text
+    data = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+
+    def run(module, seed=1):
+        rb.manual_seed(seed)
+        x = rb.tensor(data, requires_grad=True)
+        h = x * 2.0
+        y = module(h)
+        (y * rb.tensor(data)).sum().backward()
+        return h, y, x.grad.numpy()
+
+    h, y, grad = run(layer)
+    _, y_ref, grad_ref = run(plain)
+    np.testing.assert_allclose(y.detach().numpy(), y_ref.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-6)
+    np.testing.assert_array_equal(h.detach().numpy(), 2.0 * data)  # recorded: not overwritten
+    x = rb.tensor(data.copy())
+    rb.manual_seed(1)
+    with rb.no_grad():
+        out = layer.eval()(x) if "Dropout" not in text else layer.train()(x)
+    rb.manual_seed(1)
+    with rb.no_grad():
+        expected = plain.train(layer.training)(rb.tensor(data)).numpy()
+    assert out is x
+    np.testing.assert_allclose(x.numpy(), expected, rtol=1e-6)

@@ -1,6 +1,10 @@
 """Activation layers: thin modules around ``rb.nn.functional``'s fused activation functions.
 
 Shape (all of them, except where noted): input ``(*)``, output ``(*)`` of the same shape.
+
+``inplace=True`` (``ReLU``, ``LeakyReLU``, ``ELU``, ``SELU``, ``SiLU``, as in PyTorch) writes the
+result into the input where no graph records it (inference); in training the result is a new tensor
+with the same values (see :mod:`rosenblatt.nn.functional.activation`).
 """
 
 from __future__ import annotations
@@ -43,8 +47,15 @@ class ReLU(Module):
         input ``(*)``; output ``(*)``.
     """
 
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x)
+        return F.relu(x, self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):
@@ -54,15 +65,16 @@ class LeakyReLU(Module):
         input ``(*)``; output ``(*)``.
     """
 
-    def __init__(self, negative_slope: float = 0.01) -> None:
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
         self.negative_slope = float(negative_slope)
+        self.inplace = bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(x, self.negative_slope)
+        return F.leaky_relu(x, self.negative_slope, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class ELU(Module):
@@ -72,15 +84,16 @@ class ELU(Module):
         input ``(*)``; output ``(*)``.
     """
 
-    def __init__(self, alpha: float = 1.0) -> None:
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.alpha = float(alpha)
+        self.inplace = bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.elu(x, self.alpha)
+        return F.elu(x, self.alpha, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
 class SELU(Module):
@@ -90,8 +103,15 @@ class SELU(Module):
         input ``(*)``; output ``(*)``.
     """
 
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.selu(x)
+        return F.selu(x, self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class GELU(Module):
@@ -121,8 +141,15 @@ class SiLU(Module):
         input ``(*)``; output ``(*)``.
     """
 
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.silu(x)
+        return F.silu(x, self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class Softplus(Module):

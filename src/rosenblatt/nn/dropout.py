@@ -19,21 +19,23 @@ def _check_p(name: str, p: float) -> float:
 
 
 class Dropout(Module):
-    """Zeroes each element with probability ``p`` in training, scaling the rest by ``1 / (1 - p)``.
+    """Zeroes each element with probability ``p`` in training, scaling the rest by ``1 / (1 - p)``
+    (Srivastava et al., 2014). ``inplace=True`` writes into the input where no graph records it.
 
     Shape:
         input ``(*)``; output ``(*)``.
     """
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         self.p = _check_p("Dropout", p)
+        self.inplace = bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}" + (", inplace=True" if self.inplace else "")
 
 
 class Dropout2d(Module):
@@ -43,15 +45,16 @@ class Dropout2d(Module):
         input ``(N, C, H, W)`` or ``(C, H, W)``; output: same shape.
     """
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         self.p = _check_p("Dropout2d", p)
+        self.inplace = bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.dropout2d(x, self.p, self.training)
+        return F.dropout2d(x, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}" + (", inplace=True" if self.inplace else "")
 
 
 class GaussianNoise(Module):

@@ -3,23 +3,45 @@
 The array math is in :mod:`rosenblatt.kernels.activation`: ``forward`` and ``backward_arrays``
 call its kernels. ``backward`` writes the same gradient with differentiable ops (mostly in terms
 of the saved input or the output), so second derivatives work. ``relu``, ``sigmoid``, ``tanh``,
-``softmax`` and ``log_softmax`` are the core ops of ``rosenblatt.ops`` re-exported.
+``softmax`` and ``log_softmax`` are the core ops of ``rosenblatt.ops`` re-exported (``relu`` with
+PyTorch's ``inplace`` argument).
+
+``inplace=True`` (PyTorch's memory saver) writes the result into the input and returns the input
+where nothing records the change: with gradients off, or for a tensor that needs none. Inside a
+recorded graph the result is a new tensor with the same values (rosenblatt's graph is never
+rewritten in place), and the input is left as it was.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rosenblatt.core import Function, Tensor, constant
+from rosenblatt.core import Function, Tensor, constant, is_grad_enabled
 from rosenblatt.kernels import activation as _act
 from rosenblatt.kernels.activation import SELU_ALPHA, SELU_SCALE
-from rosenblatt.ops import exp, log_softmax, relu, reshape, sigmoid, softmax, tanh, where
+from rosenblatt.ops import exp, log_softmax, reshape, sigmoid, softmax, tanh, where
+from rosenblatt.ops import relu as _relu
 
 
 def _check_tensor(name: str, x: Any) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__}")
     return x
+
+
+def in_place(x: Tensor, y: Tensor, inplace: bool) -> Tensor:
+    """PyTorch's ``inplace=True``: ``y`` written into ``x`` and ``x`` returned, where no graph records
+    the change (gradients off, or ``x`` needs none); else ``y`` (see the module docstring)."""
+    if not inplace or y is x or (is_grad_enabled() and x.requires_grad) or y.shape != x.shape:
+        return y
+    x.data[...] = y.data
+    x._bump()
+    return x
+
+
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """``max(x, 0)``."""
+    return in_place(x, _relu(x), inplace) if inplace else _relu(x)
 
 
 # -- step (the perceptron's threshold unit) --------------------------------------------------
@@ -64,9 +86,9 @@ class LeakyReLUFn(Function):
         return _act.leaky_relu_grad(gy, x.data, slope), None
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``x`` where positive, ``negative_slope * x`` elsewhere."""
-    return LeakyReLUFn.apply(_check_tensor("leaky_relu", x), float(negative_slope))
+    return in_place(x, LeakyReLUFn.apply(_check_tensor("leaky_relu", x), float(negative_slope)), inplace)
 
 
 class ELUFn(Function):
@@ -89,14 +111,14 @@ class ELUFn(Function):
         return _act.elu_grad(gy, x.data, alpha, scale), None, None
 
 
-def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """Exponential linear unit: ``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``."""
-    return ELUFn.apply(_check_tensor("elu", x), float(alpha), 1.0)
+    return in_place(x, ELUFn.apply(_check_tensor("elu", x), float(alpha), 1.0), inplace)
 
 
-def selu(x: Tensor) -> Tensor:
+def selu(x: Tensor, inplace: bool = False) -> Tensor:
     """Scaled ELU with the self-normalising constants of Klambauer et al. (2017)."""
-    return ELUFn.apply(_check_tensor("selu", x), SELU_ALPHA, SELU_SCALE)
+    return in_place(x, ELUFn.apply(_check_tensor("selu", x), SELU_ALPHA, SELU_SCALE), inplace)
 
 
 # -- smooth units ----------------------------------------------------------------------------
@@ -177,9 +199,9 @@ class SiLUFn(Function):
         return _act.silu_grad(gy, ctx.inputs[0].data)
 
 
-def silu(x: Tensor) -> Tensor:
+def silu(x: Tensor, inplace: bool = False) -> Tensor:
     """Sigmoid-weighted linear unit (swish): ``x * sigmoid(x)``."""
-    return SiLUFn.apply(_check_tensor("silu", x))
+    return in_place(x, SiLUFn.apply(_check_tensor("silu", x)), inplace)
 
 
 class SoftplusFn(Function):

@@ -12,6 +12,7 @@ from typing import Any
 from rosenblatt import random as _random
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Tensor, constant
+from rosenblatt.nn.functional.activation import in_place
 from rosenblatt.ops import mul
 
 
@@ -36,8 +37,11 @@ def _on_device_of(x: Tensor, array: Any) -> Any:
     return array if xp.__name__ == "numpy" else xp.asarray(array)
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+
+    ``inplace=True`` writes into ``x`` where no graph records it (as the activations of
+    :mod:`rosenblatt.nn.functional.activation`).
 
     Shape:
         any; the output has the input's shape.
@@ -46,11 +50,11 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     if not training or p == 0.0:
         return x
     if p == 1.0:
-        return x * 0.0
-    return mul(x, _scaled_mask(x, 1.0 - p, x.shape))
+        return in_place(x, x * 0.0, inplace)
+    return in_place(x, mul(x, _scaled_mask(x, 1.0 - p, x.shape)), inplace)
 
 
-def dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout2d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels: each ``x[n, c]`` feature map is dropped with probability ``p``.
 
     Shape:
@@ -62,9 +66,9 @@ def dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     if not training or p == 0.0:
         return x
     if p == 1.0:
-        return x * 0.0
+        return in_place(x, x * 0.0, inplace)
     mask_shape = x.shape[:-2] + (1, 1)
-    return mul(x, _scaled_mask(x, 1.0 - p, mask_shape))
+    return in_place(x, mul(x, _scaled_mask(x, 1.0 - p, mask_shape)), inplace)
 
 
 def gaussian_noise(x: Tensor, std: float = 0.1, training: bool = True) -> Tensor:
