@@ -163,7 +163,7 @@ def test_small_products_run_on_one_thread(monkeypatch):
 
 # -- Linear + ReLU in one node (a Transformer's feed-forward block) ------------------------------
 
-from rosenblatt.nn.functional.linear import linear_relu  # noqa: E402
+from rosenblatt.nn.functional.linear import linear_relu, linear_tanh  # noqa: E402
 from tests.parity import check_grad, check_op, check_second_order, requires_torch  # noqa: E402
 
 
@@ -189,6 +189,31 @@ def test_linear_relu_second_order(kernel_set):
 
     check_second_order(lambda x, w, b: linear_relu(x, w, b) ** 2,
                        lambda x, w, b: torch.relu(torch.nn.functional.linear(x, w, b)) ** 2,
+                       [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [3, 200])  # small: sgemm + NumPy; big: the tanh as the primitive's post-op
+def test_linear_tanh_matches_torch(kernel_set, dtype, rows):
+    from tests.parity import torch
+
+    x, w, b = rng.standard_normal((2, rows, 17)), 0.3 * rng.standard_normal((90, 17)), rng.standard_normal(90)
+    check_op(linear_tanh, lambda x, w, b: torch.tanh(torch.nn.functional.linear(x, w, b)), [x, w, b], dtype)
+    check_op(lambda x, w: linear_tanh(x, w), lambda x, w: torch.tanh(torch.nn.functional.linear(x, w)), [x, w],
+             dtype)
+
+
+def test_linear_tanh_gradients_by_finite_differences(kernel_set):
+    check_grad(linear_tanh, [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
+
+
+@requires_torch
+def test_linear_tanh_second_order(kernel_set):
+    from tests.parity import torch
+
+    check_second_order(lambda x, w, b: linear_tanh(x, w, b) ** 2,
+                       lambda x, w, b: torch.tanh(torch.nn.functional.linear(x, w, b)) ** 2,
                        [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
 
 

@@ -113,15 +113,17 @@ def test_linear_inference_path_matches_the_recorded_op(kernel_set, batch):
     assert not np.allclose(changed, fast.numpy())
 
 
-@pytest.mark.parametrize("batch", [3, 300])  # small: sgemm and NumPy's ReLU; big: the ReLU as a post-op
-def test_linear_relu_pairs_train_as_one_node(kernel_set, batch):
-    """In training a Sequential's Linear -> ReLU pairs are LinearReLUFn nodes with the values and
-    gradients of the layers run one by one (every parameter, and the input)."""
-    from rosenblatt.nn.functional.linear import LinearFn, LinearReLUFn
+@pytest.mark.parametrize("batch", [3, 300])  # small: sgemm and NumPy's activation; big: a post-op
+@pytest.mark.parametrize("act", ["ReLU", "Tanh"])
+def test_linear_activation_pairs_train_as_one_node(kernel_set, batch, act):
+    """In training a Sequential's Linear -> ReLU / Tanh pairs are LinearReLUFn / LinearTanhFn nodes
+    with the values and gradients of the layers run one by one (every parameter, and the input)."""
+    from rosenblatt.nn.functional.linear import LinearFn, LinearReLUFn, LinearTanhFn
 
+    fused_node = LinearReLUFn if act == "ReLU" else LinearTanhFn
     rb.manual_seed(0)
     rng = np.random.default_rng(4)
-    model = rb.nn.Sequential(rb.nn.Linear(20, 64), rb.nn.ReLU(), rb.nn.Linear(64, 32), rb.nn.ReLU(),
+    model = rb.nn.Sequential(rb.nn.Linear(20, 64), getattr(rb.nn, act)(), rb.nn.Linear(64, 32), getattr(rb.nn, act)(),
                              rb.nn.Linear(32, 5))
     x_data = rng.standard_normal((batch, 20)).astype(np.float32)
     target = rb.tensor(rng.integers(0, 5, batch))
@@ -138,13 +140,16 @@ def test_linear_relu_pairs_train_as_one_node(kernel_set, batch):
         return h, nodes, [x.grad.numpy()] + [p.grad.numpy() for p in model.parameters()]
 
     out, nodes, fused = run(True)
-    assert nodes == (LinearFn, LinearReLUFn)
+    assert nodes == (LinearFn, fused_node)
     out_ref, nodes, unfused = run(False)
-    assert nodes[1] is not LinearReLUFn
+    assert nodes[1] is not fused_node
     np.testing.assert_allclose(out.detach().numpy(), out_ref.detach().numpy(), rtol=1e-5, atol=1e-6)
     for a, b in zip(fused, unfused):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    assert any((g == 0).any() for g in fused[1:])  # some ReLUs were off: the mask mattered
+    if act == "ReLU":
+        assert any((g == 0).any() for g in fused[1:])  # some ReLUs were off: the mask mattered
+    with rb.no_grad():  # inference: the pairs as one product each, the same values
+        np.testing.assert_allclose(model(rb.tensor(x_data)).numpy(), out_ref.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_linear_relu_pair_respects_hooks_and_errors(kernel_set):

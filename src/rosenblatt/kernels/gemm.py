@@ -225,9 +225,9 @@ def matmul(a: Any, b: Any, out: Any = None, *, accumulate: bool = False) -> Any:
 PRIMITIVE_MIN_OUTPUT = 16384
 
 
-def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False, gelu: bool = False) -> Any:
+def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False, gelu: bool = False, tanh: bool = False) -> Any:
     """``x @ weight.T + bias`` for a 2-D ``x`` (then ``max(., 0)`` with ``relu=True``, the exact
-    GELU with ``gelu=True``).
+    GELU with ``gelu=True``, ``tanh`` with ``tanh=True``).
 
     With the oneDNN kernels, big outputs come from one matmul primitive that adds the bias and
     applies the activation as it writes them; small ones from sgemm.
@@ -240,7 +240,7 @@ def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False, gelu: bool
             from rosenblatt.kernels.onednn import matmul as dnn
 
             b = None if bias is None else np.ascontiguousarray(bias)
-            if dnn.matmul(x, weight.T, out, bias=b, relu=relu, gelu=gelu):
+            if dnn.matmul(x, weight.T, out, bias=b, relu=relu, gelu=gelu, tanh=tanh):
                 return out
         if bias is not None:
             out[...] = bias
@@ -257,6 +257,10 @@ def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False, gelu: bool
         from rosenblatt.kernels.activation import gelu as exact_gelu
 
         y = exact_gelu(y)
+    if tanh:
+        from rosenblatt.kernels.activation import tanh as tanh_kernel
+
+        y = tanh_kernel(y)
     return y
 
 

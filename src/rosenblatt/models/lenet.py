@@ -68,12 +68,11 @@ class LeNet5(nn.Module):
         if x.shape[2] != self.input_size or x.shape[3] != self.input_size:
             raise ValueError(f"LeNet5: built for {self.input_size}x{self.input_size} inputs, "
                              f"got {x.shape[2]}x{x.shape[3]} (pass input_size=...)")
-        # pool1(act1(conv1(x))), then pool2(act2(conv2(...))): with the oneDNN kernels one chain
-        # whose activations stay in oneDNN's layouts (rosenblatt.nn._fusion.run_sequence)
-        x = run_sequence([self.conv1, self.act1, self.pool1, self.conv2, self.act2, self.pool2], x)
-        x = self.act3(self.fc1(self.flatten(x)))
-        x = self.act4(self.fc2(x))
-        return self.fc3(x)
+        # pool1(act1(conv1(x))), then pool2(act2(conv2(...))): with the oneDNN kernels one chain whose
+        # activations stay in oneDNN's layouts; fc1 + act3 and fc2 + act4: each one product with the
+        # activation applied as it is written (rosenblatt.nn._fusion.run_sequence)
+        return run_sequence([self.conv1, self.act1, self.pool1, self.conv2, self.act2, self.pool2, self.flatten,
+                             self.fc1, self.act3, self.fc2, self.act4, self.fc3], x)
 
 
 def lenet5(num_classes: int = 10, in_channels: int = 1, small_input: bool = True, **kwargs) -> LeNet5:

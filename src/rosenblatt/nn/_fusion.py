@@ -36,7 +36,7 @@ from rosenblatt.nn.conv import Conv2d
 from rosenblatt.nn.functional import relu as relu_fn
 from rosenblatt.nn.functional._fused import composite_backward, composite_backward_arrays
 from rosenblatt.nn.functional.conv import Conv2dFunction, _conv_geometry, _onednn_geometry
-from rosenblatt.nn.functional.linear import LinearReLUFn
+from rosenblatt.nn.functional.linear import LinearReLUFn, LinearTanhFn
 from rosenblatt.nn.functional.normalization import _update_running_stats, batch_norm_composite
 from rosenblatt.nn.linear import Linear
 from rosenblatt.nn.normalization import BatchNorm2d
@@ -758,8 +758,9 @@ def layer_chain(modules: list[Any], x: Any) -> tuple[Tensor, int] | None:
 
 def run_sequence(modules: list[Any], x: Any) -> Any:
     """Call ``modules`` in order, fusing the runs of convolutional layers that :func:`layer_chain`,
-    :func:`residual_stage` and :func:`conv_bn` take, and each ``Linear, ReLU`` pair (one product with
-    the ReLU applied as it is written: one node in training, :class:`LinearReLUFn`)."""
+    :func:`residual_stage` and :func:`conv_bn` take, and each ``Linear, ReLU`` or ``Linear, Tanh`` pair
+    (one product with the activation applied as it is written: one node in training,
+    :class:`LinearReLUFn` / :class:`LinearTanhFn`)."""
     i, n = 0, len(modules)
     while i < n:
         m = modules[i]
@@ -785,11 +786,16 @@ def run_sequence(modules: list[Any], x: Any) -> Any:
                 x = y
                 i += 2 if relu is None else 3
                 continue
-        if (type(m) is Linear and i + 1 < n and type(modules[i + 1]) is ReLU and ENABLED
+        if (type(m) is Linear and i + 1 < n and type(modules[i + 1]) in (ReLU, Tanh) and ENABLED
                 and _unhooked(m) and _unhooked(modules[i + 1])
                 and isinstance(x, Tensor) and x.ndim == 2 and x.shape[1] == m.in_features):
-            # The ReLU applied as the product is written; in training one node (LinearReLUFn).
-            x = m._inference(x, relu=True) if not is_grad_enabled() else LinearReLUFn.apply(x, m.weight, m.bias)
+            # The activation applied as the product is written; in training one node (LinearReLUFn,
+            # LinearTanhFn).
+            relu = type(modules[i + 1]) is ReLU
+            if not is_grad_enabled():
+                x = m._inference(x, relu=relu, tanh=not relu)
+            else:
+                x = (LinearReLUFn if relu else LinearTanhFn).apply(x, m.weight, m.bias)
             i += 2
             continue
         x = m(x)

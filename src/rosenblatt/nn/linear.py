@@ -79,12 +79,13 @@ class Linear(Module):
             return self._inference(x)
         return LinearFn.apply(x, self.weight, self.bias)
 
-    def _inference(self, x: Tensor, relu: bool = False) -> Tensor:
+    def _inference(self, x: Tensor, relu: bool = False, tanh: bool = False) -> Tensor:
         """The layer on a checked 2-D input with no gradient recorded (then ``max(., 0)`` with
-        ``relu=True``): the kernel on the arrays, without a graph node to build (batch-1 inference
-        spends most of its time in such per-layer costs)."""
+        ``relu=True``, ``tanh`` with ``tanh=True``): the kernel on the arrays, without a graph node
+        to build (batch-1 inference spends most of its time in such per-layer costs)."""
         bias = self.bias
-        return Tensor._make(gemm.linear(x.data, self.weight.data, None if bias is None else bias.data, relu=relu))
+        return Tensor._make(gemm.linear(x.data, self.weight.data, None if bias is None else bias.data, relu=relu,
+                                        tanh=tanh))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

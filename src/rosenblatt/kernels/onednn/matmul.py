@@ -26,9 +26,10 @@ def _elements(a: np.ndarray) -> tuple[int, ...]:
 
 
 def _plan(a: np.ndarray, b: np.ndarray, out: np.ndarray, scale: float, bias: bool, relu: bool,
-          accumulate: bool, gelu: bool) -> L.Primitive:
+          accumulate: bool, gelu: bool, tanh: bool = False) -> L.Primitive:
     post = (([(L.SUM, 1.0, 0.0)] if accumulate else []) + ([(ELTWISE_LINEAR, scale, 0.0)] if scale != 1.0 else [])
-            + ([(C.eltwise_relu, 0.0, 0.0)] if relu else []) + ([(C.eltwise_gelu_erf, 0.0, 0.0)] if gelu else []))
+            + ([(C.eltwise_relu, 0.0, 0.0)] if relu else []) + ([(C.eltwise_gelu_erf, 0.0, 0.0)] if gelu else [])
+            + ([(C.eltwise_tanh, 0.0, 0.0)] if tanh else []))
     attr = L.Attr(post_ops=post) if post else None
     bias_md = None
     if bias:
@@ -40,10 +41,10 @@ def _plan(a: np.ndarray, b: np.ndarray, out: np.ndarray, scale: float, bias: boo
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, scale: float = 1.0, bias: Any = None,
-           relu: bool = False, accumulate: bool = False, gelu: bool = False) -> bool:
+           relu: bool = False, accumulate: bool = False, gelu: bool = False, tanh: bool = False) -> bool:
     """``out = relu?(scale * a @ b + bias)`` for float32 arrays; False when oneDNN declines.
 
-    ``gelu=True`` applies the exact (erf) GELU instead of the ReLU. ``accumulate=True`` adds the product to what ``out`` holds (``out += a @ b + bias``; with
+    ``gelu=True`` applies the exact (erf) GELU instead of the ReLU, ``tanh=True`` the tanh. ``accumulate=True`` adds the product to what ``out`` holds (``out += a @ b + bias``; with
     ``scale``/``relu`` these apply after the sum).
 
     ``a`` is ``(*, M, K)``, ``b`` ``(*, K, N)``, ``out`` ``(*, M, N)`` with the same leading axes;
@@ -52,8 +53,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, scale: float = 1.0, bi
     if any(s % 4 or s < 0 for s in a.strides + b.strides + out.strides):
         return False
     key = ("matmul", a.shape, _elements(a), b.shape, _elements(b), out.shape, _elements(out), scale,
-           bias is not None, relu, accumulate, gelu)
-    plan = L.cached_or_none(key, lambda: _plan(a, b, out, scale, bias is not None, relu, accumulate, gelu))
+           bias is not None, relu, accumulate, gelu, tanh)
+    plan = L.cached_or_none(key, lambda: _plan(a, b, out, scale, bias is not None, relu, accumulate, gelu, tanh))
     if plan is None:
         return False
     args = [(C.ARG_SRC, a), (C.ARG_WEIGHTS, b), (C.ARG_DST, out)]

@@ -67,6 +67,34 @@ class LinearReLUFn(Function):
         return LinearFn.backward_arrays(ctx, _act.relu_grad(gy, ctx.output().data))
 
 
+class LinearTanhFn(Function):
+    """``tanh(linear(x))`` in one node: the tanh is applied as the product is written (a oneDNN
+    post-op for big outputs), and backward multiplies the gradient by ``1 - y²`` of the kept output
+    before the linear gradients."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+        y = gemm.linear(x2, weight, bias, tanh=True)
+        return y.reshape(x.shape[:-1] + (weight.shape[0],)) if x.ndim != 2 else y
+
+    @staticmethod
+    def backward(ctx, gy):
+        y = ctx.output()
+        return LinearFn.backward(ctx, gy * (1.0 - y * y))
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        return LinearFn.backward_arrays(ctx, _act.tanh_grad(gy, ctx.output().data))
+
+
+def linear_tanh(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``tanh(x @ weight.T + bias)``: :func:`linear` and ``tanh`` fused into one node (same values
+    and gradients as the two ops)."""
+    _check(x, weight, bias)
+    return LinearTanhFn.apply(x, weight, bias)
+
+
 def linear_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``relu(x @ weight.T + bias)``: :func:`linear` and ``relu`` fused into one node (same values
     and gradients as the two ops; a Transformer's feed-forward block uses it)."""
