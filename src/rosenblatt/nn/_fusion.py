@@ -635,7 +635,7 @@ def _chain_specs(modules: list[Any], x: Tensor) -> tuple[int, tuple, tuple, list
             except ValueError:
                 break
             og = _onednn_geometry(geom)
-            if not dconv._worthwhile((n, c, h, w), m.weight.shape, *og[:4]):
+            if not dconv.worthwhile((n, c, h, w), m.weight.shape, *og[:4]):
                 break
             in_shape = (n, c, h, w)
             h, w = _out_hw(m, (n, c, h, w), geom)
@@ -713,7 +713,7 @@ def _first_conv_too_small(conv: Any, x: Tensor) -> bool:
                               conv.dilation, conv.groups)
     except ValueError:
         return False
-    return not dconv._worthwhile(x.shape, conv.weight.shape, *_onednn_geometry(geom)[:4])
+    return not dconv.worthwhile(x.shape, conv.weight.shape, *_onednn_geometry(geom)[:4])
 
 
 def layer_chain(modules: list[Any], x: Any) -> tuple[Tensor, int] | None:

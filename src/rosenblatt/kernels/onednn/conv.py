@@ -190,9 +190,10 @@ def _supported(*arrays: np.ndarray | None) -> bool:
     return all(a is None or a.size > 0 for a in arrays)
 
 
-def _worthwhile(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int, ...],
-                pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...]) -> bool:
-    """At least :data:`MIN_MACS` multiply-adds (output size times C/groups times kernel size)."""
+def worthwhile(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int, ...],
+               pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...]) -> bool:
+    """At least :data:`MIN_MACS` multiply-adds (output size times C/groups times kernel size): smaller
+    convolutions are declined."""
     macs = x_shape[0] * w_shape[0]
     for n in w_shape[1:]:
         macs *= n
@@ -209,7 +210,7 @@ def _forward(x: np.ndarray, w: Any, b: np.ndarray | None, kind: str, stride: tup
     With a ``keep`` list, ``x`` is reordered into memory of its own (not a reused workspace) and the
     ``_Relaid`` pair is appended to ``keep`` (nothing when the primitive reads ``x`` as it is)."""
     w_plain = w.plain if isinstance(w, _Relaid) else w
-    if not _supported(x, w_plain) or not _worthwhile(x.shape, w_plain.shape, stride, pad_l, pad_r, dilation):
+    if not _supported(x, w_plain) or not worthwhile(x.shape, w_plain.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(x.shape, w_plain.shape, stride, pad_l, pad_r, dilation, groups)
@@ -278,11 +279,11 @@ def residual_block_inference(x: np.ndarray, w1: Any, b1: np.ndarray, geometry1: 
     """
     w1p = w1.plain if isinstance(w1, _Relaid) else w1
     w2p = w2.plain if isinstance(w2, _Relaid) else w2
-    if (not _supported(x, w1p, w2p, residual) or not _worthwhile(x.shape, w1p.shape, *geometry1[:4])):
+    if (not _supported(x, w1p, w2p, residual) or not worthwhile(x.shape, w1p.shape, *geometry1[:4])):
         return None
     try:
         p1 = _plan(x.shape, w1p.shape, *geometry1)
-        if not _worthwhile(p1.y_shape, w2p.shape, *geometry2[:4]):
+        if not worthwhile(p1.y_shape, w2p.shape, *geometry2[:4]):
             return None
         p2 = _plan(p1.y_shape, w2p.shape, *geometry2)
         k1, k2 = "infer_relu", "infer_sum_relu"
@@ -337,7 +338,7 @@ def prepare_weight(x_shape: tuple[int, ...], w: np.ndarray, kind: str, stride: t
     Returns ``w`` itself when no reorder is needed or oneDNN declines the geometry. The prepared
     weight stays correct for any other geometry: there it is used through its plain array.
     """
-    if not _supported(w) or not _worthwhile(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation):
+    if not _supported(w) or not worthwhile(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation):
         return w
     try:
         plan = _plan(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation, groups)
@@ -356,7 +357,7 @@ def conv_backward_data(gy: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...], 
                        pad_l: tuple[int, ...], pad_r: tuple[int, ...], dilation: tuple[int, ...],
                        groups: int) -> np.ndarray | None:
     """d(loss)/d(input) (also a transposed convolution's forward), or ``None`` when declined."""
-    if not _supported(gy, w) or not _worthwhile(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation):
+    if not _supported(gy, w) or not worthwhile(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(tuple(x_shape), w.shape, stride, pad_l, pad_r, dilation, groups)
@@ -376,7 +377,7 @@ def conv_backward_weights(x: np.ndarray, gy: np.ndarray, w_shape: tuple[int, ...
     """``(d(loss)/d(weight), d(loss)/d(bias) or None)``, or ``None`` when declined. ``x`` may be what
     :func:`conv_forward_keeping_input` kept of it."""
     x_plain = x.plain if isinstance(x, _Relaid) else x
-    if not _supported(x_plain, gy) or not _worthwhile(x_plain.shape, tuple(w_shape), stride, pad_l, pad_r, dilation):
+    if not _supported(x_plain, gy) or not worthwhile(x_plain.shape, tuple(w_shape), stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(x_plain.shape, tuple(w_shape), stride, pad_l, pad_r, dilation, groups)
@@ -401,7 +402,7 @@ def conv_backward(x: np.ndarray, w: np.ndarray, gy: np.ndarray, with_bias: bool,
 
     ``x`` may be what :func:`conv_forward_keeping_input` kept of it."""
     x_plain = x.plain if isinstance(x, _Relaid) else x
-    if not _supported(x_plain, w, gy) or not _worthwhile(x_plain.shape, w.shape, stride, pad_l, pad_r, dilation):
+    if not _supported(x_plain, w, gy) or not worthwhile(x_plain.shape, w.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(x_plain.shape, w.shape, stride, pad_l, pad_r, dilation, groups)

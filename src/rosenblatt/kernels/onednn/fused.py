@@ -136,7 +136,7 @@ def conv_bn_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, gamma: n
     ``batch_var`` is biased; ``saved`` goes back to :func:`conv_bn_backward`.
     """
     geometry = (stride, pad_l, pad_r, dilation, groups)
-    if not dconv._supported(x, w) or not dconv._worthwhile(x.shape, w.shape, stride, pad_l, pad_r, dilation):
+    if not dconv._supported(x, w) or not dconv.worthwhile(x.shape, w.shape, stride, pad_l, pad_r, dilation):
         return None
     try:
         plan = _plan(x.shape, w.shape, b is not None, geometry, float(eps), relu)
@@ -219,13 +219,13 @@ def block_forward(x: np.ndarray, w1: np.ndarray, gamma1: np.ndarray, beta1: np.n
     Returns ``(y, (mean1, var1), (mean2, var2), saved)`` (biased variances); the middle
     activation never leaves the blocked layout.
     """
-    if not dconv._supported(x, w1, w2) or not dconv._worthwhile(x.shape, w1.shape, *geometry1[:4]):
+    if not dconv._supported(x, w1, w2) or not dconv.worthwhile(x.shape, w1.shape, *geometry1[:4]):
         return None
     try:
         p1 = _plan(x.shape, w1.shape, False, geometry1, float(eps1), True)
         if p1 is None:
             return None
-        if not dconv._worthwhile(p1.conv.y_shape, w2.shape, *geometry2[:4]):
+        if not dconv.worthwhile(p1.conv.y_shape, w2.shape, *geometry2[:4]):
             return None
         p2 = _plan(p1.conv.y_shape, w2.shape, False, geometry2, float(eps2), False)
         if p2 is None or not L.cached(("conv_bn_chain", p1.conv.key, p2.conv.key, eps1, eps2),
@@ -302,11 +302,11 @@ def _takes(plan: _Plan, md: L.MemoryDesc, gradient: bool = True) -> bool:
 def _build_stage(x_shape: tuple[int, ...], meta: tuple, shortcut: bool) -> _Stage | bool:
     blocks, shape, md = [], x_shape, None
     for i, (w1_shape, eps1, geometry1, w2_shape, eps2, geometry2) in enumerate(meta):
-        if (not dconv._worthwhile(shape, w1_shape, *geometry1[:4])
+        if (not dconv.worthwhile(shape, w1_shape, *geometry1[:4])
                 or w2_shape[1] * geometry2[4] != w1_shape[0]):
             return False
         p1 = _plan(shape, w1_shape, False, geometry1, float(eps1), True)
-        if p1 is None or not dconv._worthwhile(p1.conv.y_shape, w2_shape, *geometry2[:4]):
+        if p1 is None or not dconv.worthwhile(p1.conv.y_shape, w2_shape, *geometry2[:4]):
             return False
         p2 = _plan(p1.conv.y_shape, w2_shape, False, geometry2, float(eps2), False)
         if p2 is None or not _chains(p1, p2):

@@ -99,13 +99,33 @@ def _onednn_geometry(geom: Any) -> tuple:
             geom.groups)
 
 
+# (input shape, weight shape, geometry) of convolutions oneDNN declined as too small, with the
+# size limit then in force: the next call with them goes straight to the NumPy kernel (a batch-1
+# layer saves ~5 us of checks)
+_too_small: dict = {}
+_dnn_conv: Any = None  # rosenblatt.kernels.onednn.conv, imported on first use
+
+
 def onednn_forward(x: Any, w: Any, b: Any, geom: Any) -> Any:
     """``conv(x, w) + b`` in oneDNN, or ``None``."""
+    global _dnn_conv
     if not kernels.use_onednn(x, w, b):
         return None
-    from rosenblatt.kernels.onednn import conv as dnn
+    if _dnn_conv is None:
+        from rosenblatt.kernels.onednn import conv
 
-    return dnn.conv_forward(x, w, b, *_onednn_geometry(geom))
+        _dnn_conv = conv
+    dnn = _dnn_conv
+    key = (x.shape, w.shape, geom)
+    if _too_small.get(key) == dnn.MIN_MACS:
+        return None
+    args = _onednn_geometry(geom)
+    y = dnn.conv_forward(x, w, b, *args)
+    if y is None and not dnn.worthwhile(x.shape, w.shape, *args[:4]):
+        if len(_too_small) > 4096:
+            _too_small.clear()
+        _too_small[key] = dnn.MIN_MACS
+    return y
 
 
 def onednn_grad_input(gy: Any, w: Any, x_shape: tuple[int, ...], geom: Any) -> Any:

@@ -105,6 +105,22 @@ def _unbatched(fn: Any, x: Tensor, *args: Any, **kwargs: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+_dnn_pool: Any = None  # rosenblatt.kernels.onednn.pooling, imported on first use
+
+
+def _onednn_size(x: Any) -> bool:
+    """Whether the oneDNN kernels take ``x`` and it is big enough for oneDNN's pooling (its
+    ``MIN_ELEMENTS``): a batch-1 pool then builds no arguments for a call that declines."""
+    global _dnn_pool
+    if not kernels.use_onednn(x):
+        return False
+    if _dnn_pool is None:
+        from rosenblatt.kernels.onednn import pooling
+
+        _dnn_pool = pooling
+    return x.size >= _dnn_pool.MIN_ELEMENTS
+
+
 def _onednn_args(geom: _PoolGeometry) -> tuple:
     """Kernel, stride, padding before and after (``ceil_mode``'s overhang included), dilation."""
     pad_r = tuple(p - n - left for p, n, left in zip(geom.padded_hw, geom.in_hw, geom.padding))
@@ -115,7 +131,7 @@ class MaxPool2dFunction(Function):
     @staticmethod
     def forward(ctx, x, geom):
         ctx.argmax = ctx.onednn_workspace = None
-        if kernels.use_onednn(x):
+        if _onednn_size(x):
             from rosenblatt.kernels.onednn import pooling as dnn
 
             result = dnn.pool_forward(x, x.shape[:2] + tuple(geom.out_hw), "max", *_onednn_args(geom),
@@ -257,7 +273,7 @@ def _avg_divisor(geom: _PoolGeometry, count_include_pad: bool, divisor_override:
 def _avg_pool(x: Any, geom: _PoolGeometry, divisor: Any, alg: str | None) -> Any:
     """Average pooling of an array; ``alg`` is the oneDNN algorithm that computes exactly this
     average, or None."""
-    if alg is not None and kernels.use_onednn(x):
+    if alg is not None and _onednn_size(x):
         from rosenblatt.kernels.onednn import pooling as dnn
 
         result = dnn.pool_forward(x, x.shape[:2] + tuple(geom.out_hw), alg, *_onednn_args(geom), training=False)
