@@ -579,6 +579,14 @@ def test_folded_weights_are_reused_until_a_parameter_changes(kernel_set):
     check()
     seq[1].eps = 0.1
     check()
+    # writes into the arrays themselves move no version counter: the values are compared
+    for p in seq.parameters():
+        p.data -= 0.05 * np.sign(p.data)  # a hand-written update loop
+    check()
+    seq[0].weight.data[seq[0].weight.data > 0.1] = 0.0  # hand-made pruning
+    check()
+    np.multiply(seq[1].running_mean.data, 3.0, out=seq[1].running_mean.data)
+    check()
     x = rb.tensor(rng.standard_normal((2, 3, 7, 5)).astype(np.float32))  # another input shape
     check()
     if kernel_set == "onednn":
@@ -626,6 +634,13 @@ def test_block_inference_plan_sees_every_change(kernel_set):
         block.conv2.weight = nn.Parameter(rng.standard_normal((16, 16, 3, 3)).astype(np.float32))
         check(block, x)
         block.bn2.eps = 0.1
+        check(block, x)
+        for p in block.parameters():  # writes into the arrays themselves: compared by value
+            p.data -= 0.05 * np.sign(p.data)
+        check(block, x)
+        block.conv1.weight.data[0] = 0.0
+        check(block, x)
+        block.bn1.running_mean.data[3] += 1.0
         check(block, x)
         x = rb.tensor(rng.standard_normal((2,) + x.shape[1:]).astype(np.float32))  # another batch size
         check(block, x)

@@ -54,6 +54,31 @@ def test_recurrent_inference_sees_every_weight_change(kernel_set, mode):
     check()
     layer.bias_hh_l0.data = rng.standard_normal(layer.bias_hh_l0.shape).astype(np.float32)  # a new array
     check()
+    for p in layer.parameters():  # writes into the arrays themselves move no version: compared by value
+        p.data -= 0.05 * np.sign(p.data)
+    check()
+    layer.weight_hh_l1.data[2, 3] = 5.0
+    check()
+
+
+def test_snapshot_tells_written_arrays_apart():
+    from rosenblatt.kernels.snapshot import Snapshot
+
+    small = np.arange(12, dtype=np.float32)  # kept as bytes
+    big = np.random.default_rng(0).standard_normal(100_000).astype(np.float32)  # kept as an array
+    big[5] = np.nan
+    snap = Snapshot([small, None, big])
+    assert snap.holds([small, None, big])  # NaN equals itself bit for bit
+    assert not snap.holds([small.copy(), None, big])  # another array with the same values
+    assert not snap.holds([small, big, None]) and not snap.holds([small, None])
+    for array, index in ((small, 7), (big, 99_999)):
+        old = array[index]
+        array[index] = -0.0 if old == 0 else old * 2
+        assert not snap.holds([small, None, big])
+        array[index] = old
+        assert snap.holds([small, None, big])
+    small[0] = -0.0  # was 0.0: the same value, other bits
+    assert not snap.holds([small, None, big])
 
 
 def test_conv_geometry_is_remembered_but_still_checked():

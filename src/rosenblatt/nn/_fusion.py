@@ -31,6 +31,7 @@ import numpy as np
 from rosenblatt import kernels
 from rosenblatt.core import Function, Tensor, constant, is_grad_enabled, mark_modified
 from rosenblatt.kernels import activation as _act
+from rosenblatt.kernels.snapshot import Snapshot
 from rosenblatt.nn.activation import ReLU, Tanh
 from rosenblatt.nn.conv import Conv2d
 from rosenblatt.nn.functional import relu as relu_fn
@@ -304,22 +305,19 @@ class _Folded:
     __slots__ = ("sources", "versions", "key", "weight", "bias")
 
     def __init__(self, sources: tuple, versions: tuple, key: tuple, weight: Any, bias: Any) -> None:
-        self.sources, self.versions, self.key, self.weight, self.bias = sources, versions, key, weight, bias
+        self.sources, self.versions, self.key, self.weight, self.bias = Snapshot(sources), versions, key, weight, bias
 
     def valid(self, sources: tuple, versions: tuple, key: tuple) -> bool:
-        """True when every source is the same array (``is``) at the same version, and ``key`` is equal."""
-        if versions != self.versions or key != self.key:
-            return False
-        for a, b in zip(sources, self.sources):
-            if a is not b:
-                return False
-        return True
+        """True when every source is the same array (``is``) at the same version holding the same
+        values (a write into the array itself moves no version), and ``key`` is equal."""
+        return versions == self.versions and key == self.key and self.sources.holds(sources)
 
 
 # Conv2d -> its _Folded, for as long as the module lives. An entry is recomputed whenever one of its
-# sources changed: a parameter or running statistic replaced or written in place (every in-place
-# write of the framework moves the tensor's version counter: optimisers, load_state_dict, copy_ ...),
-# another batch norm, another eps, another input shape or geometry.
+# sources changed: a parameter or running statistic replaced or written in place (the framework's
+# writes move the tensor's version counter: optimisers, load_state_dict, copy_ ...; a write into the
+# array itself, p.data -= ..., changes its values: kernels.snapshot), another batch norm, another
+# eps, another input shape or geometry.
 _folded_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -417,7 +415,8 @@ class _BlockPlan:
     """What a residual block in inference resolved on its last call (folded weights, geometries),
     and everything that call depended on: the input's and the shortcut's shapes, whether the
     shortcut was the input itself, each parameter and statistic (the same tensor holding the same
-    array at the same version), the eps and the geometry arguments. While all of that holds, the
+    array at the same version, with the same values: :class:`Snapshot`), the eps and the geometry
+    arguments. While all of that holds, the
     next call goes straight to the kernel: about 40 us of checks less per block at batch 1."""
 
     __slots__ = ("x_shape", "r_shape", "identity", "tensors", "arrays", "versions", "attrs", "args")
@@ -425,7 +424,8 @@ class _BlockPlan:
     def __init__(self, conv1: Any, bn1: Any, conv2: Any, bn2: Any, x: Tensor, residual: Tensor, args: tuple) -> None:
         self.x_shape, self.r_shape, self.identity = x.shape, residual.shape, residual is x
         self.tensors = _block_tensors(conv1, bn1, conv2, bn2)
-        self.arrays = tuple(None if t is None else t.data for t in self.tensors)  # .data may be replaced
+        # .data may be replaced, or written into: the arrays and their values
+        self.arrays = Snapshot([None if t is None else t.data for t in self.tensors])
         self.versions = tuple(-1 if t is None else t._version for t in self.tensors)
         self.attrs = _block_attrs(conv1, bn1, conv2, bn2)
         self.args = args
@@ -440,13 +440,13 @@ class _BlockPlan:
         for t, old in zip(_block_tensors(conv1, bn1, conv2, bn2), self.tensors):
             if t is not old:
                 return False
-        for t, a, v in zip(self.tensors, self.arrays, self.versions):
-            if t is not None and (t._version != v or t.data is not a):
+        for t, v in zip(self.tensors, self.versions):
+            if t is not None and t._version != v:
                 return False
         for a, b in zip(_block_attrs(conv1, bn1, conv2, bn2), self.attrs):
             if a is not b and a != b:
                 return False
-        return True
+        return self.arrays.holds([None if t is None else t.data for t in self.tensors])
 
 
 def _block_tensors(conv1: Any, bn1: Any, conv2: Any, bn2: Any) -> tuple:

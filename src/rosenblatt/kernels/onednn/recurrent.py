@@ -53,6 +53,7 @@ import numpy as np
 
 from rosenblatt.kernels import recurrent as numpy_kernels
 from rosenblatt.kernels.onednn import library as L
+from rosenblatt.kernels.snapshot import Snapshot
 from rosenblatt.kernels.workspace import workspace
 
 C = L.C
@@ -361,8 +362,9 @@ def _prepared_weights(cell: str, H: int, w_ih: np.ndarray, w_hh: np.ndarray, b_i
                       version: Any, md_layer: L.MemoryDesc, md_iter: L.MemoryDesc, key: tuple
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(w_ih, w_hh, bias)`` in the layouts ``md_layer``/``md_iter`` (the primitive's) and oneDNN's
-    gate order; with a ``version`` stamp, remembered and reused while the same arrays come with the
-    same stamp for the same layouts."""
+    gate order; with a ``version`` stamp, remembered and reused while the same arrays, holding the
+    same values (:class:`~rosenblatt.kernels.snapshot.Snapshot`: a write into an array moves no
+    stamp), come with the same stamp for the same layouts."""
     def prepare() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (_to_primitive_layout(w_ih, cell, H, md_layer, key + ("w_layer",)),
                 _to_primitive_layout(w_hh, cell, H, md_iter, key + ("w_iter",)), _bias(b_ih, b_hh, cell, H))
@@ -372,12 +374,12 @@ def _prepared_weights(cell: str, H: int, w_ih: np.ndarray, w_hh: np.ndarray, b_i
     sources = (w_ih, w_hh, b_ih, b_hh)
     key = (cell, H) + tuple(map(id, sources))
     hit = _prepared.get(key)
-    if (hit is not None and hit[1] == version and all(a is b for a, b in zip(hit[0], sources))
-            and hit[3] == md_layer and hit[4] == md_iter):
+    if (hit is not None and hit[1] == version and hit[3] == md_layer and hit[4] == md_iter
+            and hit[0].holds(sources)):
         _prepared.move_to_end(key)
         return hit[2]
     prepared = prepare()
-    _prepared[key] = (sources, version, prepared, md_layer, md_iter)
+    _prepared[key] = (Snapshot(sources), version, prepared, md_layer, md_iter)
     _prepared.move_to_end(key)
     while len(_prepared) > _PREPARED_MAX:
         _prepared.popitem(last=False)
