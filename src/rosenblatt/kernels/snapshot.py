@@ -6,26 +6,38 @@ soon as a parameter changes. A version counter sees every write made through ros
 steps, ``load_state_dict``, ``copy_``, indexing assignment), but not a write into the array itself:
 ``p.data -= lr * p.grad.data``, ``w.data[mask] = 0``, ``np.clip(w.data, -c, c, out=w.data)``. Those
 are common in hand-written training loops and pruning experiments, so the caches also compare the
-arrays' bits with a copy taken when the cache was filled. That costs one read of the parameters per
-call (ResNet-20: 1 MB, about 0.1 ms), where recomputing the derived weights cost 0.7 ms.
+arrays' bits with a copy taken when the cache was filled.
+
+The price is reading the cached weights twice more per call: at batch 1, ResNet-20 inference took
+0.14 ms longer (1.31 -> 1.45 ms), a small VGG 0.18 ms, an LSTM(32, 128) over 50 steps 26 us.
+Recomputing what the caches hold instead cost 0.7 ms on ResNet-20.
 """
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-# Arrays up to this many bytes are kept and compared as ``bytes`` (one memcmp, the least overhead);
-# bigger ones as an array compared through an integer view (vectorised, bit for bit).
+
+def _memcmp() -> Any:
+    """libc's ``memcmp`` through ctypes, or None where there is no C library to load."""
+    try:
+        fn = ctypes.CDLL(None).memcmp
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t], ctypes.c_int
+    return fn
+
+
+_compare: Any = _memcmp()
+
+
+# Arrays up to this many bytes are kept and compared as ``bytes`` (a copy and a memcmp inside
+# Python: the least overhead per array); bigger ones as an array compared by libc's memcmp in place.
 _BYTES_MAX = 64 * 1024
-
-
-def _bits(a: np.ndarray) -> np.ndarray:
-    """``a`` viewed as unsigned integers of its item size (bitwise comparison: NaN equals itself,
-    -0.0 differs from 0.0)."""
-    return a.view(f"u{a.itemsize}") if a.itemsize in (1, 2, 4, 8) else a
 
 
 class Snapshot:
@@ -35,8 +47,8 @@ class Snapshot:
 
     def __init__(self, arrays: Sequence[Any]) -> None:
         self.arrays = tuple(arrays)
-        self.copies = tuple(None if a is None else (a.tobytes() if a.nbytes <= _BYTES_MAX else _bits(a).copy())
-                            for a in self.arrays)
+        self.copies = tuple(None if a is None else a.tobytes() if a.nbytes <= _BYTES_MAX or _compare is None
+                            else np.array(a, copy=True, order="C") for a in self.arrays)
 
     def holds(self, arrays: Sequence[Any]) -> bool:
         """True when ``arrays`` are the same objects as at the snapshot, holding the same bits."""
@@ -50,7 +62,9 @@ class Snapshot:
             if type(copy) is bytes:
                 if a.tobytes() != copy:
                     return False
-            elif not np.array_equal(_bits(a), copy):
+            elif (a.shape != copy.shape or a.dtype != copy.dtype
+                  or (a.flags.c_contiguous and _compare(a.ctypes.data, copy.ctypes.data, a.nbytes))
+                  or (not a.flags.c_contiguous and a.tobytes() != copy.tobytes())):
                 return False
         return True
 
