@@ -102,18 +102,18 @@ def test_relu_gradient_matches_numpy(onednn, monkeypatch):
 
 
 def test_scaled_sum_in_place(onednn):
-    """``p = beta * p + alpha * x`` (the optimisers' large updates): NumPy's values, one primitive for
-    every pair of scales, and the declined cases leave ``p`` alone."""
+    """``p = beta * p + alpha * x`` (the optimisers' large updates): NumPy's values, two primitives
+    (``beta == 1`` and any other) for every pair of scales, and the declined cases leave ``p`` alone."""
     from rosenblatt.kernels.onednn import eltwise
 
     p = rng.standard_normal((300, 500)).astype(np.float32)
     x = rng.standard_normal(p.shape).astype(np.float32)
     built = len(L.cache_items())
-    for alpha, beta in ((-0.01, 1.0), (0.5, 0.9), (-1e-3, 0.999)):
+    for alpha, beta in ((-0.01, 1.0), (0.5, 0.9), (-1e-3, 0.999), (0.25, 1.0)):
         out = p.copy()
         assert eltwise.axpby(out, x, alpha, beta)
         np.testing.assert_allclose(out, np.float32(beta) * p + np.float32(alpha) * x, rtol=1e-6, atol=1e-6)
-    assert len(L.cache_items()) == built + 1
+    assert len(L.cache_items()) == built + 2
     small = p[:10].copy()
     for target, other in ((small, x[:10]), (p.astype(np.float64), x.astype(np.float64)), (p.T, x.T), (p, p)):
         before = target.copy()

@@ -218,6 +218,11 @@ SCAL_AXPY_MIN = 1 << 20
 # update. Bigger arrays are worth the threads: a 1000x1000 weight's update took 30 % longer on one.
 CHUNK = 8192
 CHUNKED_MAX = 1 << 17
+# With the oneDNN kernels, arrays from CHUNKED_MAX on are updated on oneDNN's team instead (see
+# _onednn_one_pass): one pool for the layers and the optimiser. OpenBLAS's threads would spin on
+# through the next forward pass, and a step that used both pools paid for the hand-over each time:
+# a loop of SGD steps over 4M + 1M floats alone took 0.77 ms on OpenBLAS, 0.85 ms on oneDNN and
+# 1.03 ms with the 4M array on one pool and the 1M array on the other.
 
 
 def _chunks(n: int, itemsize: int) -> Any:
@@ -277,8 +282,7 @@ def sgd_one_pass(param: Any, grad: Any, buf: Any, lr: float, momentum: float, da
     sign = 1.0 if maximize else -1.0
     if buf is not None and (weight_decay or type(buf) is not np.ndarray or not buf.flags.c_contiguous):
         return False
-    if n >= CHUNKED_MAX and _onednn_one_pass(param, grad, buf, lr, momentum, dampening, weight_decay, sign,
-                                              first):
+    if n >= CHUNKED_MAX and _onednn_one_pass(param, grad, buf, lr, momentum, dampening, weight_decay, sign, first):
         return True
     p_ptr, g_ptr = param.ctypes.data, grad.ctypes.data
     if buf is None:

@@ -114,15 +114,17 @@ AXPBY_MIN_ELEMENTS = 1 << 17
 
 
 class _AxpbyPlan:
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, scaled_p: bool) -> None:
         md = L.MemoryDesc.with_tag((size,), C.a)
         attr = L.Attr()
-        L.call("primitive_attr_set_scales_mask", attr.handle, 1, 0, op="scaled sum")
+        if scaled_p:
+            L.call("primitive_attr_set_scales_mask", attr.handle, 1, 0, op="scaled sum")
         L.call("primitive_attr_set_scales_mask", attr.handle, 2, 0, op="scaled sum")
         self.add = L.Primitive(L.create_pd("binary", _BINARY_ADD, md, md, md, attr, op="scaled sum"),
                                "scaled sum")
         scale_md = L.MemoryDesc.with_tag((1,), C.a)
-        self.add._mds[_SCALE_SRC_0] = scale_md
+        if scaled_p:
+            self.add._mds[_SCALE_SRC_0] = scale_md
         self.add._mds[_SCALE_SRC_1] = scale_md
         self.scales = np.empty(2, np.float32)
 
@@ -141,11 +143,14 @@ def axpby(p: np.ndarray, x: np.ndarray, alpha: float, beta: float = 1.0) -> bool
             or x.dtype != np.float32 or not p.flags.c_contiguous or not x.flags.c_contiguous
             or np.may_share_memory(p, x)):
         return False
-    plan = L.cached_or_none(("scaled sum", p.size), lambda: _AxpbyPlan(p.size))
+    scaled_p = beta != 1.0
+    plan = L.cached_or_none(("scaled sum", p.size, scaled_p), lambda: _AxpbyPlan(p.size, scaled_p))
     if plan is None:
         return False
     scales = plan.scales
     scales[0], scales[1] = beta, alpha
-    plan.add.execute([(C.ARG_SRC, p), (C.ARG_SRC_1, x), (C.ARG_DST, p),
-                      (_SCALE_SRC_0, scales[0:1]), (_SCALE_SRC_1, scales[1:2])])
+    args = [(C.ARG_SRC, p), (C.ARG_SRC_1, x), (C.ARG_DST, p), (_SCALE_SRC_1, scales[1:2])]
+    if scaled_p:
+        args.append((_SCALE_SRC_0, scales[0:1]))
+    plan.add.execute(args)
     return True
