@@ -46,39 +46,6 @@ def _bind() -> Any:
     return fn
 
 
-_openblas: Any = None  # NumPy's OpenBLAS (kernels.threads._OpenBLAS), False without it
-
-
-def _find_openblas() -> None:
-    global _openblas
-    from rosenblatt.kernels import threads
-
-    _openblas = threads._openblas() or False
-
-
-def _on_one_blas_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> bool:
-    """``out = a @ b + beta * out`` by NumPy's OpenBLAS with its thread count set to one for the
-    call (no second pool woken); False without OpenBLAS."""
-    if _openblas is None:
-        _find_openblas()
-    if not _openblas:
-        return False
-    from rosenblatt.kernels import threads
-
-    team = threads.effective_threads()
-    if team > 1:
-        _openblas.set_num_threads(1)
-    try:
-        if beta:
-            out += np.matmul(a, b)
-        else:
-            np.matmul(a, b, out=out)
-    finally:
-        if team > 1:
-            _openblas.set_num_threads(team)
-    return True
-
-
 def _layout(a: np.ndarray) -> tuple[bytes, int] | None:
     """``(trans, leading dimension)`` of a float32 matrix as it lies in memory, or None."""
     rows, cols = a.shape
@@ -103,8 +70,6 @@ def _gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> bool:
     n = b.shape[1]
     fn = _sgemm or _bind()
     if _one_thread_product(m, k, n):
-        if _on_one_blas_thread(a, b, out, beta):
-            return True
         from rosenblatt.kernels.onednn import library
 
         with library.one_thread():  # on the calling thread: no sleeping team to wake for microseconds of work
@@ -127,14 +92,15 @@ MAX_STACK = 16
 # forward pass at batch 1 faster (330 -> 255 us), but the default `rosenblatt train` run took
 # 3.3 s instead of 0.8 s, its OpenBLAS threads and oneDNN's spinning threads taking turns.
 MIN_MACS = 1 << 18
-# Products below both sizes run on the calling thread only: a few microseconds of work, where waking
-# a sleeping team costs tens. LeNet-5's second convolution at batch 1, 16x150 by 150x140, took 90 us
-# on oneDNN's two threads against 12 us on one. They go to NumPy's OpenBLAS with its thread count
-# set to one for the call (no second pool woken; its small-matrix kernels took 5-7 us on such
-# shapes where oneDNN's sgemm on one thread took 13-14 us, and numpy.matmul's call costs less than
-# ctypes'), else to dnnl_sgemm on one thread. Larger
+# Products below both sizes run on the calling thread only (oneDNN's team set to one thread for the
+# call): a few microseconds of work, where waking a sleeping team costs tens. LeNet-5's second
+# convolution at batch 1, 16x150 by 150x140, took 90 us that way against 12 us on one thread. Larger
 # operands stay threaded: a batch-1 layer of 784x512 weights (1.6 MB, a matrix-vector product, bound
-# by memory) took 93 us on one thread against 53 us on two.
+# by memory) took 93 us on one thread against 53 us on two. Tried and reverted: these products on
+# NumPy's OpenBLAS with its thread count set to one for the call (its small-matrix kernels took 5-7
+# us where dnnl_sgemm took 13-14 us), but setting the count back to two restarted OpenBLAS's
+# threads, which then spun next to oneDNN's: the default `rosenblatt train` run took 3.4 s of
+# training instead of 0.7 s.
 ONE_THREAD_MACS = 1 << 20
 ONE_THREAD_FLOATS = 1 << 15
 _min_macs: int | None = None  # MIN_MACS unless a test lowers it
@@ -203,12 +169,6 @@ def matmul(a: Any, b: Any, out: Any = None, *, accumulate: bool = False) -> Any:
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == _F32 and b.dtype == _F32
             and not (a.ndim == 2 and b.ndim == 2 and not _big_enough(a.shape[0], a.shape[1], b.shape[-1]))
             and kernels.use_onednn()):
-        if (a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]
-                and _one_thread_product(a.shape[0], a.shape[1], b.shape[1])
-                and (out is None or (type(out) is np.ndarray and out.shape == (a.shape[0], b.shape[1])))):
-            result = np.empty((a.shape[0], b.shape[1]), dtype=_F32) if out is None else out
-            if _on_one_blas_thread(a, b, result, 1.0 if accumulate else 0.0):
-                return result
         r = _onednn_matmul(a, b, out, 1.0 if accumulate else 0.0)
         if r is not None:
             return r
