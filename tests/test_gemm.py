@@ -151,54 +151,37 @@ def test_small_products_run_on_one_thread(monkeypatch):
 from rosenblatt.nn.functional.linear import linear_relu, linear_tanh  # noqa: E402
 from tests.parity import check_grad, check_op, check_second_order, requires_torch  # noqa: E402
 
+# (fused op, PyTorch's activation name, scale of the weights: tanh kept off saturation)
+LINEAR_ACTIVATIONS = [(linear_relu, "relu", 1.0), (linear_tanh, "tanh", 0.3)]
+LINEAR_ACTIVATION_IDS = ["relu", "tanh"]
+
 
 @requires_torch
+@pytest.mark.parametrize("fused, act, scale", LINEAR_ACTIVATIONS, ids=LINEAR_ACTIVATION_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows", [3, 200])  # small: sgemm + NumPy; big: the fused primitive
-def test_linear_relu_matches_torch(kernel_set, dtype, rows):
+@pytest.mark.parametrize("rows", [3, 200])  # small: sgemm + NumPy; big: the activation a primitive post-op
+def test_linear_activation_matches_torch(kernel_set, fused, act, scale, dtype, rows):
     from tests.parity import torch
 
-    x, w, b = rng.standard_normal((2, rows, 17)), rng.standard_normal((90, 17)), rng.standard_normal(90)
-    check_op(linear_relu, lambda x, w, b: torch.relu(torch.nn.functional.linear(x, w, b)), [x, w, b], dtype)
-    check_op(lambda x, w: linear_relu(x, w), lambda x, w: torch.relu(torch.nn.functional.linear(x, w)), [x, w],
-             dtype)
+    t_act = getattr(torch, act)
+    x, w, b = rng.standard_normal((2, rows, 17)), scale * rng.standard_normal((90, 17)), rng.standard_normal(90)
+    check_op(fused, lambda x, w, b: t_act(torch.nn.functional.linear(x, w, b)), [x, w, b], dtype)
+    check_op(lambda x, w: fused(x, w), lambda x, w: t_act(torch.nn.functional.linear(x, w)), [x, w], dtype)
 
 
-def test_linear_relu_gradients_by_finite_differences(kernel_set):
-    check_grad(linear_relu, [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
+@pytest.mark.parametrize("fused, act, scale", LINEAR_ACTIVATIONS, ids=LINEAR_ACTIVATION_IDS)
+def test_linear_activation_gradients_by_finite_differences(kernel_set, fused, act, scale):
+    check_grad(fused, [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
 
 
 @requires_torch
-def test_linear_relu_second_order(kernel_set):
+@pytest.mark.parametrize("fused, act, scale", LINEAR_ACTIVATIONS, ids=LINEAR_ACTIVATION_IDS)
+def test_linear_activation_second_order(kernel_set, fused, act, scale):
     from tests.parity import torch
 
-    check_second_order(lambda x, w, b: linear_relu(x, w, b) ** 2,
-                       lambda x, w, b: torch.relu(torch.nn.functional.linear(x, w, b)) ** 2,
-                       [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
-
-
-@requires_torch
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows", [3, 200])  # small: sgemm + NumPy; big: the tanh as the primitive's post-op
-def test_linear_tanh_matches_torch(kernel_set, dtype, rows):
-    from tests.parity import torch
-
-    x, w, b = rng.standard_normal((2, rows, 17)), 0.3 * rng.standard_normal((90, 17)), rng.standard_normal(90)
-    check_op(linear_tanh, lambda x, w, b: torch.tanh(torch.nn.functional.linear(x, w, b)), [x, w, b], dtype)
-    check_op(lambda x, w: linear_tanh(x, w), lambda x, w: torch.tanh(torch.nn.functional.linear(x, w)), [x, w],
-             dtype)
-
-
-def test_linear_tanh_gradients_by_finite_differences(kernel_set):
-    check_grad(linear_tanh, [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
-
-
-@requires_torch
-def test_linear_tanh_second_order(kernel_set):
-    from tests.parity import torch
-
-    check_second_order(lambda x, w, b: linear_tanh(x, w, b) ** 2,
-                       lambda x, w, b: torch.tanh(torch.nn.functional.linear(x, w, b)) ** 2,
+    t_act = getattr(torch, act)
+    check_second_order(lambda x, w, b: fused(x, w, b) ** 2,
+                       lambda x, w, b: t_act(torch.nn.functional.linear(x, w, b)) ** 2,
                        [rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)])
 
 

@@ -47,15 +47,20 @@ class LinearFn(Function):
         return gx, gw, gb
 
 
+def _linear_activated(x: Any, weight: Any, bias: Any, **activation: bool) -> Any:
+    """``gemm.linear`` (with ``relu=True`` or ``tanh=True``) on an ``(*, in)`` array."""
+    x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+    y = gemm.linear(x2, weight, bias, **activation)
+    return y.reshape(x.shape[:-1] + (weight.shape[0],)) if x.ndim != 2 else y
+
+
 class LinearReLUFn(Function):
     """``relu(linear(x))`` in one node: the ReLU is applied as the product is written (a oneDNN
     post-op), and backward masks the gradient by the kept output before the linear gradients."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = gemm.linear(x2, weight, bias, relu=True)
-        return y.reshape(x.shape[:-1] + (weight.shape[0],)) if x.ndim != 2 else y
+        return _linear_activated(x, weight, bias, relu=True)
 
     @staticmethod
     def backward(ctx, gy):
@@ -74,9 +79,7 @@ class LinearTanhFn(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = gemm.linear(x2, weight, bias, tanh=True)
-        return y.reshape(x.shape[:-1] + (weight.shape[0],)) if x.ndim != 2 else y
+        return _linear_activated(x, weight, bias, tanh=True)
 
     @staticmethod
     def backward(ctx, gy):
