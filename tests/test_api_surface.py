@@ -456,6 +456,7 @@ LAYERS: dict[str, tuple] = {
     "Identity": (), "Linear": (3, 2), "Flatten": (), "Unflatten": (1, (2, 2)), "Embedding": (5, 3),
     "Step": (), "ReLU": (), "LeakyReLU": (), "ELU": (), "SELU": (), "GELU": (), "SiLU": (), "Softplus": (),
     "Sigmoid": (), "Tanh": (), "Softmax": (), "LogSoftmax": (),
+    "ReLU6": (), "Hardtanh": (), "Hardswish": (), "Hardsigmoid": (), "Mish": (),
     "Conv1d": (1, 2, 3), "Conv2d": (1, 2, 3), "ConvTranspose2d": (1, 2, 3),
     "MaxPool1d": (2,), "MaxPool2d": (2,), "AvgPool1d": (2,), "AvgPool2d": (2,), "AdaptiveAvgPool2d": (1,),
     "AdaptiveMaxPool2d": (1,), "Upsample": (2,),
@@ -639,7 +640,7 @@ TORCH_TWINS = (
         "batch_norm layer_norm dropout dropout2d embedding relu leaky_relu elu selu silu sigmoid tanh softmax "
         "log_softmax mse_loss l1_loss huber_loss smooth_l1_loss binary_cross_entropy "
         "binary_cross_entropy_with_logits cross_entropy nll_loss kl_div max_pool1d max_pool2d "
-        "adaptive_avg_pool2d adaptive_max_pool2d interpolate").split()]
+        "adaptive_avg_pool2d adaptive_max_pool2d interpolate relu6 hardtanh hardswish hardsigmoid mish").split()]
     + [(f"rosenblatt.nn.init.{n}", f"torch.nn.init.{n}") for n in NAMES["rosenblatt.nn.init"].split()]
     + [(f"rosenblatt.nn.utils.{n}", f"torch.nn.utils.{n}") for n in (
         "clip_grad_norm_ clip_grad_value_ parameters_to_vector vector_to_parameters").split()]

@@ -118,6 +118,14 @@ def test_mlp_structure_residual_and_errors():
         MLP([4])
 
 
+@pytest.mark.parametrize("name, layer", [("relu6", "ReLU6"), ("hardtanh", "Hardtanh"), ("hardswish", "Hardswish"),
+                                         ("hardsigmoid", "Hardsigmoid"), ("mish", "Mish")])
+def test_mlp_takes_the_hard_activations_by_name(name, layer):
+    model = MLP([5, 8, 3], activation=name)
+    assert [type(m).__name__ for m in model.modules()].count(layer) == 1
+    assert model(rb.randn(4, 5)).shape == (4, 3)
+
+
 def test_models_registry():
     assert isinstance(rb.models.get_model("mlp", sizes=[4, 6, 2]), MLP)
     assert isinstance(rb.models.get_model("perceptron", in_features=3), Perceptron)

@@ -222,6 +222,27 @@ def test_cross_entropy_index_targets_match_torch(shape, opts, reduction, dtype):
 
 
 @requires_torch
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("targets, ignore_index", [
+    ([0, 3, 1, 2, 3, 0], -100),      # every entry a class: the short path
+    ([0, 3, -100, 2, -100, 0], -100),  # ignored entries below the classes
+    ([0, 3, 1, 3, 3, 0], 2),        # ignore_index among the classes, absent: the short path
+    ([0, 3, 2, 3, 2, 0], 2),        # ... present
+    ([0, 3, 9, 1, 9, 0], 9),        # ignored entries above the classes
+    ([-100, -100, -100, -100, -100, -100], -100),  # all ignored
+], ids=["classes", "ignored-below", "ignore-absent", "ignore-present", "ignored-above", "all-ignored"])
+@pytest.mark.filterwarnings("ignore:.*(divide|invalid value):RuntimeWarning")  # the all-ignored mean: 0 / 0
+def test_cross_entropy_index_targets_with_and_without_ignored_entries(targets, ignore_index, reduction):
+    """The loss takes a shorter path when every target is a class index; each case against PyTorch
+    (the all-ignored mean is NaN on both sides)."""
+    target = np.array(targets)
+    z = r(6, 4) * 2
+    check_op(lambda z: F.cross_entropy(z, target, ignore_index=ignore_index, reduction=reduction),
+             lambda z: TF.cross_entropy(z, torch.tensor(target), ignore_index=ignore_index, reduction=reduction),
+             [z], np.float64)
+
+
+@requires_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("opts", [dict(), dict(weight=True), dict(label_smoothing=0.3),

@@ -93,11 +93,43 @@ def test_mlp_with_batch_norm_layer_norm_dropout(tmp_path):
 
 
 @pytest.mark.parametrize("activation", ["ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "SiLU", "Softplus", "Sigmoid",
-                                        "Tanh", "Softmax", "LogSoftmax", "Step"])
+                                        "Tanh", "Softmax", "LogSoftmax", "Step", "ReLU6", "Hardtanh", "Hardswish",
+                                        "Hardsigmoid", "Mish"])
 def test_activations(activation, tmp_path):
-    kwargs = {"LeakyReLU": dict(negative_slope=0.2), "ELU": dict(alpha=0.7)}.get(activation, {})
+    kwargs = {"LeakyReLU": dict(negative_slope=0.2), "ELU": dict(alpha=0.7),
+              "Hardtanh": dict(min_val=-0.5, max_val=0.75)}.get(activation, {})
     model = nn.Sequential(nn.Linear(5, 7), getattr(nn, activation)(**kwargs))
     roundtrip(model, *batches(5), tmp_path)
+
+
+@pytest.mark.parametrize("activation", ["ReLU", "LeakyReLU", "ELU", "SELU", "SiLU", "ReLU6", "Hardtanh", "Hardswish",
+                                        "Hardsigmoid", "Mish"])
+def test_in_place_activations(activation, tmp_path):
+    """``inplace=True`` writes into its input outside a graph; the export still has the activation."""
+    model = nn.Sequential(nn.Linear(5, 7), getattr(nn, activation)(inplace=True), nn.Linear(7, 3),
+                          nn.Dropout(0.5, inplace=True))
+    model.eval()
+    proto = roundtrip(model, *batches(5), tmp_path)
+    assert len(proto.graph.node) > 2
+
+
+HARD_ACTIVATIONS = [("ReLU6", (), {"Clip"}), ("Hardtanh", (-2.0, 3.0), {"Clip"}),
+                    ("Hardswish", (), {"HardSwish"}), ("Hardsigmoid", (), {"HardSigmoid"}),
+                    ("Mish", (), {"Softplus", "Tanh", "Mul"})]
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.parametrize("activation, args, ops", HARD_ACTIVATIONS, ids=[a for a, _, _ in HARD_ACTIVATIONS])
+def test_hard_activations_at_their_kinks_and_far_out(activation, args, ops, opset, tmp_path):
+    """Exactly at the kinks, beside them and at large magnitudes; Mish is one ONNX op from opset 18."""
+    kinks = np.array([-3.0, -2.0, 0.0, 3.0, 6.0], np.float32)
+    row = np.concatenate([kinks, kinks - 1e-3, kinks + 1e-3, [-1000.0, -50.0, -20.0, 20.0, 50.0, 1000.0],
+                          np.linspace(-8.0, 8.0, 17)]).astype(np.float32)
+    example, run = np.stack([row, -row, 0.5 * row]), np.stack([row, 0.25 * row, -row, 2.0 * row, row + 0.5])
+    proto = roundtrip(nn.Sequential(getattr(nn, activation)(*args)), example, run, tmp_path, atol=1e-5, rtol=1e-5,
+                      opset=opset)
+    expected = {"Mish"} if activation == "Mish" and opset >= 18 else ops
+    assert expected <= {n.op_type for n in proto.graph.node}
 
 
 def test_flatten_unflatten_and_tensor_ops(tmp_path):

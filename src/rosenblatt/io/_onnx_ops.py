@@ -321,6 +321,28 @@ def _leaky_relu(tracer, inputs, kwargs, outputs):
     return tracer.graph.add("LeakyRelu", [tracer.name(x)], alpha=float(slope))
 
 
+def _hardtanh(tracer, inputs, kwargs, outputs):
+    # relu6 is hardtanh(x, 0, 6): both are a Clip
+    x, min_val, max_val = inputs
+    return tracer.graph.add("Clip", [tracer.name(x), tracer.name(float(min_val), x), tracer.name(float(max_val), x)])
+
+
+def _hardsigmoid(tracer, inputs, kwargs, outputs):
+    # ONNX's HardSigmoid is max(0, min(1, alpha x + beta)), with alpha 0.2 by default: PyTorch's is 1/6
+    (x,) = inputs
+    return tracer.graph.add("HardSigmoid", [tracer.name(x)], alpha=1.0 / 6.0, beta=0.5)
+
+
+def _mish(tracer, inputs, kwargs, outputs):
+    (x,) = inputs
+    g = tracer.graph
+    xn = tracer.name(x)
+    if g.opset >= 18:
+        return g.add("Mish", [xn])
+    # Mish is an ONNX op from opset 18 on; before, x * tanh(softplus(x))
+    return g.add("Mul", [xn, g.add("Tanh", [g.add("Softplus", [xn])])])
+
+
 def _elu(tracer, inputs, kwargs, outputs):
     x, alpha, scale = inputs
     g = tracer.graph
@@ -390,6 +412,8 @@ def _register_functional() -> None:
         ("activation", "ELUFn", _elu), ("activation", "StepFn", _step), ("activation", "GELUFn", _gelu),
         ("activation", "GELUTanhFn", _gelu_tanh), ("activation", "SiLUFn", _silu),
         ("activation", "SoftplusFn", _softplus), ("conv3d", "Conv3dFunction", _conv3d),
+        ("activation", "HardtanhFn", _hardtanh), ("activation", "HardsigmoidFn", _hardsigmoid),
+        ("activation", "HardswishFn", _scalar_activation("HardSwish")), ("activation", "MishFn", _mish),
     ]:
         try:
             module = importlib.import_module(f"rosenblatt.nn.functional.{module_name}")

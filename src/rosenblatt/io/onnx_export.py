@@ -281,10 +281,11 @@ class _Patched:
             return tracer.on_module(module, original_call, args, kwargs)
 
         from rosenblatt.nn import _fusion, _transformer_inference, linear
+        from rosenblatt.nn.functional import activation
 
-        # the tracer sees layers one by one: no fused Conv2d -> BatchNorm2d nodes and no
-        # array-level inference paths (they record no ops) while it runs
-        self.fast_paths = [(m, m.ENABLED) for m in (_fusion, _transformer_inference, linear)]
+        # the tracer sees layers one by one: no fused Conv2d -> BatchNorm2d nodes, no array-level
+        # inference paths (they record no ops) and no in-place activations while it runs
+        self.fast_paths = [(m, m.ENABLED) for m in (_fusion, _transformer_inference, linear, activation)]
         for m, _ in self.fast_paths:
             m.ENABLED = False
         _ACTIVE.append(tracer)

@@ -111,6 +111,78 @@ def leaky_relu_grad(gy: Any, x: Any, slope: float) -> Any:
     return gy * factor
 
 
+def hardtanh(x: Any, min_val: float, max_val: float) -> Any:
+    """``x`` clipped to ``[min_val, max_val]`` (``relu6`` is ``hardtanh(x, 0, 6)``)."""
+    return get_array_module(x).clip(x, x.dtype.type(min_val), x.dtype.type(max_val))
+
+
+def hardtanh_grad(gy: Any, x: Any, min_val: float, max_val: float) -> Any:
+    """``gy`` where ``min_val < x < max_val``, else 0: PyTorch's gradient, 0 at both kinks."""
+    return gy * ((x > min_val) & (x < max_val))
+
+
+def hardsigmoid(x: Any) -> Any:
+    """``clip(x + 3, 0, 6) / 6``: 0 up to ``x = -3``, 1 from ``x = 3``, linear between."""
+    xp = get_array_module(x)
+    y = x + x.dtype.type(3)
+    xp.clip(y, 0, 6, out=y)
+    y /= x.dtype.type(6)
+    return y
+
+
+def hardsigmoid_grad(gy: Any, x: Any) -> Any:
+    """``gy / 6`` where ``-3 < x < 3``, else 0 (PyTorch's gradient: 0 at both kinks)."""
+    factor = get_array_module(x).where((x > -3) & (x < 3), x.dtype.type(1.0 / 6.0), x.dtype.type(0))
+    return gy * factor
+
+
+def hardswish(x: Any) -> Any:
+    """``x * clip(x + 3, 0, 6) / 6`` (Howard et al., 2019), PyTorch's order of operations."""
+    xp = get_array_module(x)
+    y = x + x.dtype.type(3)
+    xp.clip(y, 0, 6, out=y)
+    y *= x
+    y /= x.dtype.type(6)
+    return y
+
+
+def hardswish_derivative(x: Any) -> Any:
+    """0 where ``x <= -3``, ``x / 3 + 1/2`` where ``-3 < x < 3``, 1 from ``x = 3`` on.
+
+    PyTorch's convention at the kinks: the derivative is 0 at ``x = -3`` and 1 at ``x = 3``
+    (the one-sided values from outside the middle piece); a NaN input gets 1, as in PyTorch.
+    """
+    xp = get_array_module(x)
+    middle = x / x.dtype.type(3) + x.dtype.type(0.5)
+    return xp.where(x <= -3, x.dtype.type(0), xp.where(x < 3, middle, x.dtype.type(1)))
+
+
+def hardswish_grad(gy: Any, x: Any) -> Any:
+    """``gy`` times :func:`hardswish_derivative`."""
+    return gy * hardswish_derivative(x)
+
+
+def _tanh_softplus(x: Any) -> Any:
+    """``tanh(log(1 + exp(x)))``, the softplus written ``max(x, 0) + log1p(exp(-|x|))`` so that
+    no ``exp`` overflows (PyTorch's ``log1p(exp(x))`` overflows to inf for large ``x``, where
+    the tanh is 1 either way)."""
+    xp = get_array_module(x)
+    softplus_x = xp.log1p(xp.exp(-xp.abs(x)))
+    softplus_x += xp.maximum(x, 0)
+    return xp.tanh(softplus_x, out=softplus_x)
+
+
+def mish(x: Any) -> Any:
+    """``x * tanh(softplus(x))`` (Misra, 2019)."""
+    return x * _tanh_softplus(x)
+
+
+def mish_grad(gy: Any, x: Any) -> Any:
+    """``gy * (t + x * sigmoid(x) * (1 - t²))`` with ``t = tanh(softplus(x))``."""
+    t = _tanh_softplus(x)
+    return gy * (t + x * sigmoid(x) * (1.0 - t * t))
+
+
 def elu(x: Any, alpha: float, scale: float = 1.0) -> Any:
     """``scale * (x if x > 0 else alpha * (exp(x) - 1))`` (SELU with its constants)."""
     xp = get_array_module(x)

@@ -185,6 +185,21 @@ def matmul(a: Any, b: Any, out: Any = None, *, accumulate: bool = False) -> Any:
 PRIMITIVE_MIN_OUTPUT = 16384
 
 
+def _linear_gemm(x: np.ndarray, weight: np.ndarray, out: np.ndarray, beta: float) -> bool:
+    """``out = x @ weight.T + beta * out`` on ``dnnl_sgemm`` (float32, ``out`` new and C-contiguous);
+    False when the operands' layouts need the general path. The common case, both operands
+    C-contiguous, skips :func:`matmul`'s checks: at batch 1 they cost 6 us around a 10 us product
+    (784x512 weights)."""
+    if not (x.flags.c_contiguous and weight.flags.c_contiguous):
+        return _gemm(x, weight.T, out, beta)
+    m, k = x.shape
+    n = weight.shape[0]
+    fn = _sgemm or _bind()
+    if _one_thread_product(m, k, n):
+        return _gemm(x, weight.T, out, beta)
+    return fn(b"N", b"T", m, n, k, 1.0, x.ctypes.data, k, weight.ctypes.data, k, beta, out.ctypes.data, n) == 0
+
+
 def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False, gelu: bool = False, tanh: bool = False) -> Any:
     """``x @ weight.T + bias`` for a 2-D ``x`` (then ``max(., 0)`` with ``relu=True``, the exact
     GELU with ``gelu=True``, ``tanh`` with ``tanh=True``).
@@ -202,13 +217,18 @@ def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False, gelu: bool
             b = None if bias is None else np.ascontiguousarray(bias)
             if dnn.matmul(x, weight.T, out, bias=b, relu=relu, gelu=gelu, tanh=tanh):
                 return out
+        beta = 0.0
         if bias is not None:
             out[...] = bias
-            y = matmul(x, weight.T, out, accumulate=True)
+            beta = 1.0
+        if _linear_gemm(x, weight, out, beta):
+            y = out
         else:
-            y = matmul(x, weight.T, out)
+            y = matmul(x, weight.T, out, accumulate=bias is not None)
     else:
-        y = matmul(x, weight.T)
+        # (a 2-D product of NumPy arrays that is not a float32 one for oneDNN: NumPy's own)
+        y = np.matmul(x, weight.T) if type(x) is np.ndarray and type(weight) is np.ndarray and x.ndim == 2 \
+            else matmul(x, weight.T)
         if bias is not None:
             y += bias
     if relu:

@@ -29,6 +29,11 @@ ACTIVATIONS: dict[str, Callable[[], Module]] = {
     "softplus": act.Softplus,
     "sigmoid": act.Sigmoid,
     "tanh": act.Tanh,
+    "relu6": act.ReLU6,
+    "hardtanh": act.Hardtanh,
+    "hardswish": act.Hardswish,
+    "hardsigmoid": act.Hardsigmoid,
+    "mish": act.Mish,
     "identity": Identity,
     "linear": Identity,
 }

@@ -5,10 +5,15 @@ from rosenblatt.nn.activation import (
     ELU,
     GELU,
     SELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
     LeakyReLU,
     LogSoftmax,
+    Mish,
     PReLU,
     ReLU,
+    ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
@@ -67,3 +72,4 @@ __all__ += ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", 
 __all__ += ["MultiheadAttention", "TransformerEncoder", "TransformerEncoderLayer"]
 __all__ += ["Transformer", "TransformerDecoder", "TransformerDecoderLayer"]
 __all__ += ["AvgPool3d", "BatchNorm3d", "Conv3d", "GroupNorm", "MaxPool3d", "PReLU"]
+__all__ += ["Hardsigmoid", "Hardswish", "Hardtanh", "Mish", "ReLU6"]

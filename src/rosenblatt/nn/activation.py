@@ -2,9 +2,10 @@
 
 Shape (all of them, except where noted): input ``(*)``, output ``(*)`` of the same shape.
 
-``inplace=True`` (``ReLU``, ``LeakyReLU``, ``ELU``, ``SELU``, ``SiLU``, as in PyTorch) writes the
-result into the input where no graph records it (inference); in training the result is a new tensor
-with the same values (see :mod:`rosenblatt.nn.functional.activation`).
+``inplace=True`` (``ReLU``, ``ReLU6``, ``Hardtanh``, ``LeakyReLU``, ``ELU``, ``SELU``, ``SiLU``,
+``Hardswish``, ``Hardsigmoid``, ``Mish``, as in PyTorch) writes the result into the input where no
+graph records it (inference); in training the result is a new tensor with the same values (see
+:mod:`rosenblatt.nn.functional.activation`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,53 @@ class ReLU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x, self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Hardtanh(Module):
+    """``x`` clipped to ``[min_val, max_val]``::
+
+        Hardtanh(x) = max_val  if x > max_val
+                      min_val  if x < min_val
+                      x        otherwise
+
+    The gradient is 1 strictly between ``min_val`` and ``max_val`` and 0 elsewhere, the kinks
+    included (as PyTorch).
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.min_val = float(min_val)
+        self.max_val = float(max_val)
+        self.inplace = bool(inplace)
+        if self.max_val <= self.min_val:
+            raise ValueError(f"{type(self).__name__}: max_val ({self.max_val}) must be greater than min_val "
+                             f"({self.min_val})")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    """``min(max(x, 0), 6)``: ``Hardtanh(0, 6)`` (a subclass, as in PyTorch), gradient 0 at 0 and 6.
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(0.0, 6.0, inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu6(x, self.inplace)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
@@ -147,6 +195,68 @@ class SiLU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.silu(x, self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Hardsigmoid(Module):
+    """Piecewise-linear sigmoid::
+
+        Hardsigmoid(x) = 0            if x <= -3
+                         1            if x >= 3
+                         x / 6 + 1/2  otherwise
+
+    The gradient is ``1/6`` strictly between -3 and 3 and 0 elsewhere, the kinks included (as
+    PyTorch). Like PyTorch's, the repr does not show ``inplace``.
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.hardsigmoid(x, self.inplace)
+
+
+class Hardswish(Module):
+    """Hard swish (Howard et al., "Searching for MobileNetV3", 2019)::
+
+        Hardswish(x) = 0                if x <= -3
+                       x                if x >= 3
+                       x * (x + 3) / 6  otherwise
+
+    The gradient is 0 for ``x <= -3``, ``x / 3 + 1/2`` for ``-3 < x < 3`` and 1 for ``x >= 3``
+    (PyTorch's values at the kinks). Like PyTorch's, the repr does not show ``inplace``.
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.hardswish(x, self.inplace)
+
+
+class Mish(Module):
+    """``x * tanh(softplus(x))`` with ``softplus(x) = log(1 + exp(x))`` (Misra, 2019).
+
+    Shape:
+        input ``(*)``; output ``(*)``.
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.mish(x, self.inplace)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""

@@ -7,10 +7,15 @@ layers in ``rb.nn`` hold the parameters and call these functions.
 from rosenblatt.nn.functional.activation import (
     elu,
     gelu,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
     leaky_relu,
     log_softmax,
+    mish,
     prelu,
     relu,
+    relu6,
     selu,
     sigmoid,
     silu,
@@ -63,3 +68,4 @@ __all__ += ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_poo
 __all__ += ["gru_cell", "gru_layer", "lstm_cell", "lstm_layer", "rnn_cell", "rnn_layer"]
 __all__ += ["multi_head_attention", "scaled_dot_product_attention"]
 __all__ += ["avg_pool3d", "conv3d", "group_norm", "max_pool3d", "prelu"]
+__all__ += ["hardsigmoid", "hardswish", "hardtanh", "mish", "relu6"]

@@ -14,6 +14,7 @@ rewritten in place), and the input is left as it was.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rosenblatt.core import Function, Tensor, constant, is_grad_enabled
@@ -29,10 +30,16 @@ def _check_tensor(name: str, x: Any) -> Tensor:
     return x
 
 
+# False while ``export_onnx`` traces a model: the tracer names each op's result, and a result
+# copied into the op's input would leave the activation out of the exported graph.
+ENABLED = True
+
+
 def in_place(x: Tensor, y: Tensor, inplace: bool) -> Tensor:
     """PyTorch's ``inplace=True``: ``y`` written into ``x`` and ``x`` returned, where no graph records
     the change (gradients off, or ``x`` needs none); else ``y`` (see the module docstring)."""
-    if not inplace or y is x or (is_grad_enabled() and x.requires_grad) or y.shape != x.shape:
+    if (not inplace or not ENABLED or y is x or (is_grad_enabled() and x.requires_grad)
+            or y.shape != x.shape):
         return y
     x.data[...] = y.data
     x._bump()
@@ -89,6 +96,38 @@ class LeakyReLUFn(Function):
 def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``x`` where positive, ``negative_slope * x`` elsewhere."""
     return in_place(x, LeakyReLUFn.apply(_check_tensor("leaky_relu", x), float(negative_slope)), inplace)
+
+
+class HardtanhFn(Function):
+    @staticmethod
+    def forward(ctx, x, min_val, max_val):
+        return _act.hardtanh(x, min_val, max_val)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, min_val, max_val = ctx.inputs
+        # Piecewise linear: a constant mask, so the second derivative is zero.
+        mask = _act.hardtanh_grad(x.data.dtype.type(1), x.data, min_val, max_val)
+        return gy * constant(mask), None, None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, min_val, max_val = ctx.inputs
+        return _act.hardtanh_grad(gy, x.data, min_val, max_val), None, None
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """``x`` clipped to ``[min_val, max_val]``; the gradient is 1 strictly between them, else 0
+    (0 at the kinks, as PyTorch)."""
+    min_val, max_val = float(min_val), float(max_val)
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    return in_place(x, HardtanhFn.apply(_check_tensor("hardtanh", x), min_val, max_val), inplace)
+
+
+def relu6(x: Tensor, inplace: bool = False) -> Tensor:
+    """``min(max(x, 0), 6)``: ``hardtanh(x, 0, 6)``, with its gradient (0 at ``x = 0`` and ``x = 6``)."""
+    return in_place(x, HardtanhFn.apply(_check_tensor("relu6", x), 0.0, 6.0), inplace)
 
 
 class ELUFn(Function):
@@ -226,6 +265,79 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return SoftplusFn.apply(_check_tensor("softplus", x), float(beta), float(threshold))
 
 
+class HardsigmoidFn(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return _act.hardsigmoid(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x = ctx.inputs[0]
+        # Piecewise linear: a constant slope (1/6 between the kinks), so the second derivative is zero.
+        return gy * constant(_act.hardsigmoid_grad(x.data.dtype.type(1), x.data))
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        return _act.hardsigmoid_grad(gy, ctx.inputs[0].data)
+
+
+def hardsigmoid(x: Tensor, inplace: bool = False) -> Tensor:
+    """Piecewise-linear sigmoid ``clip(x + 3, 0, 6) / 6``: 0 up to ``x = -3``, 1 from ``x = 3``.
+
+    The gradient is ``1/6`` strictly between -3 and 3, else 0 (0 at the kinks, as PyTorch).
+    """
+    return in_place(x, HardsigmoidFn.apply(_check_tensor("hardsigmoid", x)), inplace)
+
+
+class HardswishFn(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return _act.hardswish(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x = ctx.inputs[0]
+        # x / 3 + 1/2 on the middle piece, differentiable (second derivative 1/3 there).
+        slope = where(x.data <= -3, 0.0, where(x.data < 3, x / 3.0 + 0.5, 1.0))
+        return gy * slope
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        return _act.hardswish_grad(gy, ctx.inputs[0].data)
+
+
+def hardswish(x: Tensor, inplace: bool = False) -> Tensor:
+    """Hard swish ``x * clip(x + 3, 0, 6) / 6`` (Howard et al., "Searching for MobileNetV3", 2019).
+
+    The gradient is 0 for ``x <= -3``, ``x / 3 + 1/2`` for ``-3 < x < 3`` and 1 for ``x >= 3``:
+    PyTorch's values at the kinks (0 at -3, 1 at 3).
+    """
+    return in_place(x, HardswishFn.apply(_check_tensor("hardswish", x)), inplace)
+
+
+class MishFn(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return _act.mish(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x = ctx.inputs[0]
+        # Softplus without PyTorch's linear threshold (mish has none); differentiable to any order.
+        t = tanh(SoftplusFn.apply(x, 1.0, math.inf))
+        return gy * (t + x * sigmoid(x) * (1.0 - t * t))
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        return _act.mish_grad(gy, ctx.inputs[0].data)
+
+
+def mish(x: Tensor, inplace: bool = False) -> Tensor:
+    """Mish ``x * tanh(softplus(x))`` (Misra, "Mish: A Self Regularized Non-Monotonic Activation
+    Function", 2019); smooth, computed without overflow for large ``|x|``."""
+    return in_place(x, MishFn.apply(_check_tensor("mish", x)), inplace)
+
+
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """Parametric ReLU (He et al., 2015): ``x`` where positive, ``weight * x`` elsewhere.
 
@@ -255,5 +367,5 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     return where(input.data > 0, input, input * slope)
 
 
-__all__ = ["elu", "gelu", "leaky_relu", "log_softmax", "prelu", "relu", "selu", "sigmoid", "silu", "softmax",
-           "softplus", "step", "tanh"]
+__all__ = ["elu", "gelu", "hardsigmoid", "hardswish", "hardtanh", "leaky_relu", "log_softmax", "mish", "prelu",
+           "relu", "relu6", "selu", "sigmoid", "silu", "softmax", "softplus", "step", "tanh"]

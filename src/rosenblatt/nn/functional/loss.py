@@ -379,6 +379,11 @@ def _class_layout(rows: Any, shape: tuple[int, ...]) -> Any:
 
 def _index_target(name: str, input: Tensor, target: Tensor, ignore_index: int) -> Any:  # noqa: A002
     """Validate class-index targets; return them as an int64 array."""
+    return _checked_index_target(name, input, target, ignore_index)[0]
+
+
+def _checked_index_target(name: str, input: Tensor, target: Tensor, ignore_index: int) -> tuple[Any, bool]:  # noqa: A002
+    """:func:`_index_target`, and whether every entry is a class index (none equals ``ignore_index``)."""
     td = target.data
     expected = (input.shape[0],) + tuple(input.shape[2:])
     if td.dtype.kind not in "iu":
@@ -393,16 +398,19 @@ def _index_target(name: str, input: Tensor, target: Tensor, ignore_index: int) -
         )
     classes = input.shape[1]
     xp = get_array_module(td)
-    valid = td != ignore_index
-    if td.size and bool(valid.any()):
-        picked = td[valid]
-        low, high = int(picked.min()), int(picked.max())
-        if low < 0 or high >= classes:
-            raise IndexError(
-                f"{name}: target class indices must lie in [0, {classes}) for input with {classes} classes "
-                f"(or equal ignore_index={ignore_index}), got values in [{low}, {high}]"
-            )
-    return xp.asarray(td, dtype=np.int64)
+    low, high = (int(td.min()), int(td.max())) if td.size else (0, 0)
+    plain = 0 <= low and high < classes and not low <= ignore_index <= high
+    if low < 0 or high >= classes:  # in range once the ignored entries are left out?
+        valid = td != ignore_index
+        if bool(valid.any()):
+            picked = td[valid]
+            low, high = int(picked.min()), int(picked.max())
+            if low < 0 or high >= classes:
+                raise IndexError(
+                    f"{name}: target class indices must lie in [0, {classes}) for input with {classes} classes "
+                    f"(or equal ignore_index={ignore_index}), got values in [{low}, {high}]"
+                )
+    return xp.asarray(td, dtype=np.int64), plain
 
 
 def _class_weight(name: str, weight: Any, classes: int, dtype: Any, xp: Any) -> Any:
@@ -418,7 +426,7 @@ class CrossEntropyFn(Function):
     """Softmax cross-entropy over classes in one node (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, logits, target, weight, ignore_index, smoothing, reduction):
+    def forward(ctx, logits, target, weight, ignore_index, smoothing, reduction, plain=False):
         xp = get_array_module(logits)
         shape = logits.shape
         z = _class_rows(logits)
@@ -434,6 +442,13 @@ class CrossEntropyFn(Function):
                 q = q * weight
             ctx.q = q
             loss = -(q * logp).sum(axis=1)
+            denominator = rows
+        elif plain and weight is None and not smoothing:
+            # Class indices, the common case: every target is a class index (none equals
+            # ignore_index, as cross_entropy found when it checked them) and every weight is one.
+            y = target.reshape(-1)
+            loss = -logp[xp.arange(rows), y]
+            ctx.y_safe, ctx.valid = y, None
             denominator = rows
         else:  # class indices
             y = target.reshape(-1)
@@ -488,6 +503,11 @@ class CrossEntropyFn(Function):
                 if weight is not None:
                     gt = gt * weight
                 grad_target = _class_layout(gt, target.shape).astype(logp.dtype, copy=False)
+        elif ctx.needs_input_grad[0] and ctx.valid is None:  # index targets, none ignored, no weights
+            grad = xp.exp(logp)
+            grad[xp.arange(rows), ctx.y_safe] -= 1.0
+            grad *= scale
+            grad_logits = grad
         elif ctx.needs_input_grad[0]:
             valid, w_y = ctx.valid, ctx.w_y
             # sum_c q_c per row: (1 - eps) w_y + (eps / C) sum(w), zero on ignored rows
@@ -500,6 +520,7 @@ class CrossEntropyFn(Function):
             if smoothing:
                 grad -= (smoothing / classes) * (valid[:, None] if weight is None else valid[:, None] * weight)
             grad *= scale
+            grad[~valid] = 0.0  # PyTorch's zeros for ignored samples, also where scale is 1 / 0 (all ignored)
             grad_logits = grad
         if grad_logits is not None:
             grad_logits = _class_layout(grad_logits.astype(logp.dtype, copy=False), logits.shape)
@@ -519,12 +540,13 @@ def _cross_entropy_args(name: str, input: Tensor, target: Any, weight: Any, igno
     if unbatched:  # (C,) with a scalar target (or a (C,) distribution)
         input = reshape(input, (1, -1))  # noqa: A001
         target = reshape(target, (1,) + tuple(target.shape))
+    plain = False
     if target.dtype.kind == "f" and target.shape == input.shape:
         _check_no_nan(name, target)
     else:
-        _index_target(name, input, target, ignore_index)
+        plain = _checked_index_target(name, input, target, ignore_index)[1]
     w = _class_weight(name, weight, input.shape[1], input.data.dtype, get_array_module(input.data))
-    return input, target, w, unbatched
+    return input, target, w, unbatched, plain
 
 
 def cross_entropy(
@@ -549,9 +571,10 @@ def cross_entropy(
         of integers, or the input's shape of floats; output: scalar, or ``(N, d1, ...)`` with
         ``reduction="none"``.
     """
-    input, target, w, unbatched = _cross_entropy_args(  # noqa: A001
+    input, target, w, unbatched, plain = _cross_entropy_args(  # noqa: A001
         "cross_entropy", input, target, weight, ignore_index, reduction, label_smoothing)
-    loss = CrossEntropyFn.apply(input, target, w, int(ignore_index), float(label_smoothing), reduction)
+    loss = CrossEntropyFn.apply(input, target, w, int(ignore_index), float(label_smoothing), reduction,
+                                plain=plain)
     return reshape(loss, ()) if unbatched and reduction == "none" else loss
 
 
@@ -564,7 +587,7 @@ def cross_entropy_composite(
     label_smoothing: float = 0.0,
 ) -> Tensor:
     """:func:`cross_entropy` from primitives (``log_softmax`` + ``nll_loss``, PyTorch's own recipe)."""
-    input, target, w, unbatched = _cross_entropy_args(  # noqa: A001
+    input, target, w, unbatched, _ = _cross_entropy_args(  # noqa: A001
         "cross_entropy", input, target, weight, ignore_index, reduction, label_smoothing)
     classes = input.shape[1]
     logp = log_softmax(input, axis=1)
