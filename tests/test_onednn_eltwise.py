@@ -101,6 +101,46 @@ def test_relu_gradient_matches_numpy(onednn, monkeypatch):
     assert calls == ["relu_grad"]  # below the size limit: NumPy, not asked
 
 
+def test_relu_matches_numpy(onednn, monkeypatch):
+    from rosenblatt.kernels.onednn import eltwise
+
+    calls = []
+    real = eltwise.relu
+    monkeypatch.setattr(eltwise, "relu", lambda *a: calls.append("relu") or real(*a))
+    x = rng.standard_normal((64, 32, 16, 16)).astype(np.float32)
+    x.reshape(-1)[:4] = [np.inf, -np.inf, 0.0, -0.0]
+    y = act.relu(x)
+    assert calls == ["relu"] and y.dtype == np.float32 and y.shape == x.shape
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    small = x[:1, :1]
+    np.testing.assert_array_equal(act.relu(small), np.maximum(small, 0))
+    np.testing.assert_array_equal(act.relu(x.transpose(0, 1, 3, 2)), np.maximum(x.transpose(0, 1, 3, 2), 0))
+    assert calls == ["relu", "relu"]  # below the size limit NumPy runs; a strided view is asked and declines
+
+
+def test_sum_of_two_big_arrays_matches_numpy(onednn, monkeypatch):
+    """``a + b`` of two large float32 tensors runs on oneDNN (the residual sum of a hand-written
+    block); the result is the same correctly rounded sum, and its gradient passes through."""
+    from rosenblatt.kernels.onednn import eltwise
+
+    calls = []
+    real = eltwise.sum_of
+    monkeypatch.setattr(eltwise, "sum_of", lambda *a: calls.append("sum_of") or real(*a))
+    a = rng.standard_normal((16, 16, 32, 32)).astype(np.float32)
+    b = rng.standard_normal(a.shape).astype(np.float32)
+    ta, tb = rb.tensor(a, requires_grad=True), rb.tensor(b, requires_grad=True)
+    y = ta + tb
+    assert calls == ["sum_of"]
+    np.testing.assert_array_equal(y.numpy(), a + b)
+    (y * 2.0).sum().backward()
+    np.testing.assert_array_equal(ta.grad.numpy(), np.full(a.shape, 2.0, np.float32))
+    np.testing.assert_array_equal(tb.grad.numpy(), np.full(a.shape, 2.0, np.float32))
+    # declined: broadcasting, another dtype, a strided view (NumPy adds them)
+    np.testing.assert_array_equal((ta + rb.tensor(b[:1])).numpy(), a + b[:1])
+    assert real(a, b.astype(np.float64)) is None and real(a, b.transpose(0, 1, 3, 2)) is None
+    assert real(a[:1, :1], b[:1, :1]) is None  # below MIN_ELEMENTS
+
+
 def test_scaled_sum_in_place(onednn):
     """``p = beta * p + alpha * x`` (the optimisers' large updates): NumPy's values, two primitives
     (``beta == 1`` and any other) for every pair of scales, and the declined cases leave ``p`` alone."""

@@ -219,13 +219,17 @@ def test_float64_gradcheck_under_either_kernel_set(kernel_set):
 
 
 @requires_torch
-@pytest.mark.parametrize("shape", [(8, 4, 5, 6), (16, 3), (4, 5, 7)])
-def test_batch_norm_kernel_matches_torch(kernel_set, monkeypatch, shape):
-    """Training-mode batch norm: output, running statistics and every gradient."""
+@pytest.mark.parametrize("shape, blocked", [((8, 4, 5, 6), False), ((16, 3), False), ((4, 5, 7), False),
+                                            ((8, 4, 5, 6), True), ((6, 20, 9, 9), True)])
+def test_batch_norm_kernel_matches_torch(kernel_set, monkeypatch, shape, blocked):
+    """Training-mode batch norm: output, running statistics and every gradient (4-D inputs also in
+    oneDNN's blocked layout, 4 and 20 channels: padded to the block)."""
     if kernel_set == "onednn":
         from rosenblatt.kernels.onednn import normalization as dnn
 
         monkeypatch.setattr(dnn, "MIN_SPATIAL", 1)
+        monkeypatch.setattr(dnn, "MIN_BLOCKED_ELEMENTS", 1 if blocked else 1 << 40)
+        assert dnn._plan(shape, 1e-5).blocked is blocked
     c = shape[1]
     x = (r(*shape) * 3 + 2).astype(np.float32)
     layer = rb.nn.BatchNorm2d(c) if len(shape) == 4 else rb.nn.BatchNorm1d(c)
@@ -245,6 +249,24 @@ def test_batch_norm_kernel_matches_torch(kernel_set, monkeypatch, shape):
     for got, want in pairs:
         np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-4, atol=2e-5)
     _expect(kernel_set, "batch_norm")
+
+
+def test_blocked_batch_norm_backward_without_the_kept_input(onednn):
+    """The backward pass reorders the input again when the forward's blocked copy is not given."""
+    from rosenblatt.kernels.onednn import normalization as dnn
+
+    x = (r(16, 24, 12, 12) * 3 + 1).astype(np.float32)
+    gy = r(*x.shape).astype(np.float32)
+    w, b = r(24).astype(np.float32), r(24).astype(np.float32)
+    assert x.size >= dnn.MIN_BLOCKED_ELEMENTS and dnn._plan(x.shape, 1e-5).blocked
+    y, mean, var, kept = dnn.batch_norm_train_forward(x, w, b, 1e-5)
+    assert kept is not None
+    with_kept = dnn.batch_norm_train_backward(gy, x, w, mean, var, 1e-5, kept)
+    without = dnn.batch_norm_train_backward(gy, x, w, mean, var, 1e-5)
+    for a, e in zip(with_kept, without):
+        np.testing.assert_array_equal(a, e)
+    x_hat = (x - x.mean((0, 2, 3), keepdims=True)) / np.sqrt(x.var((0, 2, 3), keepdims=True) + 1e-5)
+    np.testing.assert_allclose(y, x_hat * w[:, None, None] + b[:, None, None], rtol=1e-4, atol=1e-4)
 
 
 @requires_torch

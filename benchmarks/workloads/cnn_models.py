@@ -118,11 +118,29 @@ def _pair(name: str):
     return model, twin
 
 
-def _train_setup(name: str, batch: int, shape: tuple[int, int, int]):
+def _layer_by_layer(model) -> None:
+    """Replace a VGG's ``forward`` by one that calls every layer on its own, as a hand-written
+    ``forward`` does (no ``nn.Sequential``: no fused chains on the rosenblatt side)."""
+    def forward(x):
+        for layer in model.features:
+            x = layer(x)
+        x = model.avgpool(x)
+        x = x.reshape(x.shape[0], -1)
+        for layer in model.classifier:
+            x = layer(x)
+        return x
+
+    model.forward = forward
+
+
+def _train_setup(name: str, batch: int, shape: tuple[int, int, int], layer_by_layer: bool = False):
     def setup():
         import torch
 
         model, twin = _pair(name)
+        if layer_by_layer:
+            _layer_by_layer(model)
+            _layer_by_layer(twin)
         rng = np.random.default_rng(0)
         x = rng.standard_normal((batch, *shape)).astype(np.float32)
         y = rng.integers(0, 10, batch)
@@ -177,6 +195,8 @@ WORKLOADS = [
     Workload("LeNet-5 train step (SGD), batch 64, 1x28x28", "cnn", _train_setup("lenet5", 64, MNIST_SHAPE)),
     Workload("small VGG (6 conv + BN) train step (SGD), batch 64, 3x32x32", "cnn",
              _train_setup("vgg", 64, CIFAR_SHAPE)),
+    Workload("small VGG, forward calling each layer (no nn.Sequential), train step (SGD), batch 64, 3x32x32",
+             "cnn", _train_setup("vgg", 64, CIFAR_SHAPE, layer_by_layer=True)),
     Workload("ResNet-20 train step (SGD), batch 64, 3x32x32", "cnn", _train_setup("resnet20", 64, CIFAR_SHAPE)),
     Workload("ResNet-20 train step (SGD), batch 128, 3x32x32", "cnn", _train_setup("resnet20", 128, CIFAR_SHAPE),
              memory=True, notes="peak memory comparison"),

@@ -14,10 +14,24 @@ from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, _to_array, constant
 from rosenblatt.ops._util import broadcast_error, raw
 
+# From this many elements a sum of two float32 arrays of one shape (a residual connection written
+# ``y + identity``) runs on oneDNN's threads when its kernels are active; NumPy adds on one thread:
+# 1M elements 441 -> 246 us, 262,144 elements 99 -> 32 us, 131,072 elements 17 -> 16 us.
+ADD_ONEDNN_MIN = 1 << 18
+
 
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
+        if type(a) is np.ndarray and a.size >= ADD_ONEDNN_MIN and type(b) is np.ndarray:
+            from rosenblatt import kernels
+
+            if kernels.use_onednn(a, b):
+                from rosenblatt.kernels.onednn import eltwise
+
+                y = eltwise.sum_of(a, b)
+                if y is not None:
+                    return y
         return a + b
 
     @staticmethod

@@ -44,6 +44,16 @@ def tanh(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def relu(x: np.ndarray) -> np.ndarray | None:
+    """``max(x, 0)``, or ``None`` when declined."""
+    plan = _plan(x, C.eltwise_relu_use_dst_for_bwd)
+    if plan is None:
+        return None
+    y = np.empty(x.shape, np.float32)
+    plan.fwd.execute([(C.ARG_SRC, x), (C.ARG_DST, y)])
+    return y
+
+
 def _backward(gy: np.ndarray, y: np.ndarray, alg: int) -> np.ndarray | None:
     """The input gradient of eltwise ``alg`` (a ``*_use_dst_for_bwd`` one) from its output ``y``."""
     if gy.shape != y.shape or gy.dtype != np.float32 or not gy.flags.c_contiguous:
@@ -87,6 +97,19 @@ def add_(y: np.ndarray, r: np.ndarray, relu: bool = False) -> bool:
         return False
     plan.add.execute([(C.ARG_SRC, y), (C.ARG_SRC_1, r), (C.ARG_DST, y)])
     return True
+
+
+def sum_of(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """``a + b`` into a new array (same shape, float32, contiguous), or ``None`` when declined."""
+    if (not ENABLED or a.size < MIN_ELEMENTS or a.shape != b.shape or a.dtype != np.float32
+            or b.dtype != np.float32 or not a.flags.c_contiguous or not b.flags.c_contiguous):
+        return None
+    plan = L.cached_or_none(("residual sum", a.size, False), lambda: _SumPlan(a.size, False))
+    if plan is None:
+        return None
+    out = np.empty(a.shape, np.float32)
+    plan.add.execute([(C.ARG_SRC, a), (C.ARG_SRC_1, b), (C.ARG_DST, out)])
+    return out
 
 
 def add(y: np.ndarray, r: np.ndarray, relu: bool = False) -> None:

@@ -21,6 +21,14 @@ kernel wins on large feature maps and loses on small ones (1 and 2 threads alike
 so it runs for feature maps of at least :data:`MIN_SPATIAL` positions. In a blocked layout it pays
 everywhere: :mod:`rosenblatt.kernels.onednn.fused` runs it on a convolution's blocked output.
 
+Four-dimensional inputs (``BatchNorm2d``) are therefore reordered into the channel-blocked layout
+(``nChw16c``, else ``nChw8c``) where oneDNN has a JIT kernel for it, normalised there, and reordered
+back; the forward pass keeps its blocked input for the backward pass. Forward + backward, ms, 2
+threads, against the plain-layout kernel: 64x32x32x32 4.8 -> 3.3, 64x64x16x16 2.5 -> 1.5,
+64x128x8x8 1.3 -> 0.74. This is the path of a model whose ``forward`` calls its layers one by one
+(``F.relu(self.bn(self.conv(x)))``): a small VGG written that way took 107 ms per training step,
+where the same layers in an ``nn.Sequential`` (one blocked chain) took 63 ms.
+
 Evaluation mode (running statistics) stays a per-channel affine map of NumPy element-wise ops:
 it is memory-bound either way, and those ops keep it differentiable.
 """
@@ -30,22 +38,53 @@ from __future__ import annotations
 import numpy as np
 
 from rosenblatt.kernels.onednn import library as L
+from rosenblatt.kernels.workspace import workspace
 
 C = L.C
 ENABLED = True  # False: never used (the NumPy kernel runs)
-MIN_SPATIAL = 1024  # smallest feature map (H*W) where the kernel beats the NumPy one
+BLOCKED = True  # False: 4-D inputs are normalised in their plain layout too
+MIN_SPATIAL = 1024  # smallest feature map (H*W) where the plain-layout kernel beats the NumPy one
+# Smallest 4-D input (elements) normalised in a blocked layout: below, the three primitive calls
+# cost more than NumPy's passes.
+MIN_BLOCKED_ELEMENTS = 1 << 15
 _PLAIN = {2: C.ab, 3: C.abc, 4: C.abcd, 5: C.abcde}
+_BLOCKED_TAGS = (78, 102)  # aBcd16b (nChw16c), aBcd8b (nChw8c)
 _FLAGS = C.use_scale | C.use_shift
 
 
 class _Plan:
-    def __init__(self, shape: tuple[int, ...], eps: float) -> None:
-        self.md = L.MemoryDesc.with_tag(shape, _PLAIN[len(shape)])
-        self.fwd = L.Primitive(L.create_pd("batch_normalization_forward", C.forward_training, self.md, self.md,
+    def __init__(self, shape: tuple[int, ...], eps: float, blocked: bool) -> None:
+        self.plain = L.MemoryDesc.with_tag(shape, _PLAIN[len(shape)])
+        self.blocked = False
+        if blocked:
+            for tag in _BLOCKED_TAGS:
+                md = L.MemoryDesc.with_tag(shape, tag)
+                try:
+                    self._build(md, eps)
+                except L.DnnlError:
+                    continue
+                if "jit" in self.fwd.impl() and "jit" in self.bwd.impl():
+                    self.blocked = True
+                    self.to_blocked = L.reorder(self.plain, md)
+                    self.to_plain = L.reorder(md, self.plain)
+                    break
+        if not self.blocked:
+            self._build(self.plain, eps)
+
+    def _build(self, md: L.MemoryDesc, eps: float) -> None:
+        self.md = md
+        self.fwd = L.Primitive(L.create_pd("batch_normalization_forward", C.forward_training, md, md,
                                            eps, _FLAGS, None, op="batch_norm"), "batch_norm forward")
-        self.bwd = L.Primitive(L.create_pd("batch_normalization_backward", C.backward, self.md, self.md, self.md,
+        self.bwd = L.Primitive(L.create_pd("batch_normalization_backward", C.backward, md, md, md,
                                            eps, _FLAGS, self.fwd.pd, None, op="batch_norm backward"),
                                "batch_norm backward")
+
+
+def _blocked(shape: tuple[int, ...]) -> bool:
+    size = 1
+    for n in shape:
+        size *= n
+    return BLOCKED and len(shape) == 4 and size >= MIN_BLOCKED_ELEMENTS
 
 
 def worthwhile(shape: tuple[int, ...]) -> bool:
@@ -53,19 +92,31 @@ def worthwhile(shape: tuple[int, ...]) -> bool:
     spatial = 1
     for n in shape[2:]:
         spatial *= n
-    return ENABLED and spatial >= MIN_SPATIAL
+    return ENABLED and (spatial >= MIN_SPATIAL or _blocked(shape))
 
 
 def _plan(shape: tuple[int, ...], eps: float) -> _Plan | None:
-    return L.cached_or_none(("batch_norm", shape, eps), lambda: _Plan(shape, eps))
+    blocked = _blocked(shape)
+    return L.cached_or_none(("batch_norm", shape, eps, blocked), lambda: _Plan(shape, eps, blocked))
 
 
 _param = L.float32_parameter
 
 
+def _relaid(plan: _Plan, array: np.ndarray, tag: str) -> np.ndarray:
+    """``array`` (plain) in the plan's blocked layout, in scratch memory named ``tag``."""
+    out = workspace(tag, (plan.md.nbytes // 4,), np.float32)
+    plan.to_blocked.execute([(C.ARG_FROM, np.ascontiguousarray(array)), (C.ARG_TO, out)])
+    return out
+
+
 def batch_norm_train_forward(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
-                             eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(y, batch_mean, batch_var)`` (biased variance) of training-mode batch norm, or ``None``."""
+                             eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """``(y, batch_mean, batch_var, kept)`` (biased variance) of training-mode batch norm, or ``None``.
+
+    ``kept`` is what :func:`batch_norm_train_backward` takes back to skip work: the input in the
+    blocked layout it was normalised in (``None`` when it ran on the plain layout).
+    """
     if x.ndim not in _PLAIN or x.size == 0:
         return None
     plan = _plan(tuple(x.shape), float(eps))
@@ -74,23 +125,40 @@ def batch_norm_train_forward(x: np.ndarray, weight: np.ndarray | None, bias: np.
     c = x.shape[1]
     y = np.empty(x.shape, np.float32)
     mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
-    plan.fwd.execute([(C.ARG_SRC, np.ascontiguousarray(x)), (C.ARG_DST, y), (C.ARG_SCALE, _param(weight, c, 1.0)),
+    kept = None
+    src, dst = np.ascontiguousarray(x), y
+    if plan.blocked:
+        kept = src = np.empty(plan.md.nbytes // 4, np.float32)  # lives until backward
+        plan.to_blocked.execute([(C.ARG_FROM, np.ascontiguousarray(x)), (C.ARG_TO, src)])
+        dst = workspace("batch_norm_y", src.shape, np.float32)
+    plan.fwd.execute([(C.ARG_SRC, src), (C.ARG_DST, dst), (C.ARG_SCALE, _param(weight, c, 1.0)),
                       (C.ARG_SHIFT, _param(bias, c, 0.0)), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var)])
-    return y, mean, var
+    if plan.blocked:
+        plan.to_plain.execute([(C.ARG_FROM, dst), (C.ARG_TO, y)])
+    return y, mean, var, kept
 
 
 def batch_norm_train_backward(gy: np.ndarray, x: np.ndarray, weight: np.ndarray | None, mean: np.ndarray,
-                              var: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(gx, gweight, gbias)`` of training-mode batch norm, or ``None`` when declined."""
+                              var: np.ndarray, eps: float, kept: np.ndarray | None = None
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(gx, gweight, gbias)`` of training-mode batch norm, or ``None`` when declined (``kept``:
+    from :func:`batch_norm_train_forward`)."""
     plan = _plan(tuple(x.shape), float(eps))
     if plan is None:
         return None
     c = x.shape[1]
     gx = np.empty(x.shape, np.float32)
     gw, gb = np.empty(c, np.float32), np.empty(c, np.float32)
-    plan.bwd.execute([(C.ARG_SRC, np.ascontiguousarray(x)), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var),
-                      (C.ARG_DIFF_DST, np.ascontiguousarray(gy)), (C.ARG_SCALE, _param(weight, c, 1.0)),
-                      (C.ARG_DIFF_SRC, gx), (C.ARG_DIFF_SCALE, gw), (C.ARG_DIFF_SHIFT, gb)])
+    src, g, gsrc = np.ascontiguousarray(x), np.ascontiguousarray(gy), gx
+    if plan.blocked:
+        src = kept if kept is not None and kept.nbytes == plan.md.nbytes else _relaid(plan, x, "batch_norm_x")
+        g = _relaid(plan, gy, "batch_norm_gy")
+        gsrc = workspace("batch_norm_gx", g.shape, np.float32)
+    plan.bwd.execute([(C.ARG_SRC, src), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var),
+                      (C.ARG_DIFF_DST, g), (C.ARG_SCALE, _param(weight, c, 1.0)),
+                      (C.ARG_DIFF_SRC, gsrc), (C.ARG_DIFF_SCALE, gw), (C.ARG_DIFF_SHIFT, gb)])
+    if plan.blocked:
+        plan.to_plain.execute([(C.ARG_FROM, gsrc), (C.ARG_TO, gx)])
     return gx, gw, gb
 
 

@@ -79,7 +79,7 @@ class BatchNormOneDnnFn(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps, result=None):
-        y, ctx.batch_mean, ctx.batch_var = result
+        y, ctx.batch_mean, ctx.batch_var, ctx.kept = result
         return y
 
     @staticmethod
@@ -96,7 +96,7 @@ class BatchNormOneDnnFn(Function):
         if kernels.use_onednn(gy):
             from rosenblatt.kernels.onednn import normalization as dnn
 
-            grads = dnn.batch_norm_train_backward(gy, x.data, w, ctx.batch_mean, ctx.batch_var, eps)
+            grads = dnn.batch_norm_train_backward(gy, x.data, w, ctx.batch_mean, ctx.batch_var, eps, ctx.kept)
         if grads is None:
             shape = _param_shape(x.ndim, x.shape[1])
             invstd = (1.0 / get_array_module(x.data).sqrt(ctx.batch_var + eps)).astype(x.dtype, copy=False)
