@@ -607,3 +607,167 @@ def test_sgd_on_large_parameters_runs_on_onednn(onednn, kwargs, monkeypatch):
     blocked = run(False)
     np.testing.assert_allclose(fused, blocked, rtol=1e-5, atol=1e-6)
     assert not np.allclose(fused, weight)
+
+
+# -- Adagrad and RMSprop on oneDNN ----------------------------------------------------------------------
+# Large eps values, so that a wrong eps shows in the parameters.
+ADAPTIVE_CONFIGS = [
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=1e-2, initial_accumulator_value=0.1, eps=0.3)),
+    ("Adagrad", dict(lr=0.05, eps=0.5, maximize=True)),
+    ("Adagrad", dict(lr=0.05, weight_decay=0.1, maximize=True)),
+    ("RMSprop", dict(lr=1e-2)),
+    ("RMSprop", dict(lr=1e-2, alpha=0.9, eps=0.3, maximize=True)),
+    ("RMSprop", dict(lr=1e-2, weight_decay=0.1)),
+    ("RMSprop", dict(lr=1e-2, momentum=0.9)),
+    ("RMSprop", dict(lr=1e-2, momentum=0.9, maximize=True)),
+    ("RMSprop", dict(lr=1e-2, momentum=0.9, eps=0.2, weight_decay=1e-2, maximize=True)),
+    ("RMSprop", dict(lr=1e-2, centered=True, eps=0.2)),
+    ("RMSprop", dict(lr=1e-2, centered=True, momentum=0.9, maximize=True)),
+    ("RMSprop", dict(lr=1e-2, alpha=0.8, centered=True, weight_decay=0.1, maximize=True)),
+    ("RMSprop", dict(lr=1e-2, alpha=0.9, centered=True, momentum=0.5, weight_decay=1e-2, maximize=True, eps=0.1)),
+]
+ADAPTIVE_STATE = {"Adagrad": ("sum",), "RMSprop": ("square_avg", "grad_avg", "momentum_buffer")}
+
+
+def run_adaptive(name, kwargs, steps=4, shape=(400, 400)):
+    """``steps`` steps of rosenblatt's and PyTorch's optimiser on one float32 parameter of ``shape``,
+    the learning rate changed between steps as a schedule would (the momentum from the third step
+    on): the starting weight, ``(parameter, state)`` after each step in each framework, and the
+    updates that reached the block runner."""
+    rng = np.random.default_rng(5)
+    weight = rng.normal(size=shape).astype(np.float32)
+    grads = [rng.normal(size=shape).astype(np.float32) for _ in range(steps)]
+    p = Parameter(weight.copy())
+    tp = torch.tensor(weight.copy(), requires_grad=True)
+    opt, topt = getattr(rb.optim, name)([p], **kwargs), getattr(torch.optim, name)([tp], **kwargs)
+    queued = []
+    run_queued = opt._runner.run
+    opt._runner.run = lambda work: (queued.extend(work), run_queued(work))
+    history, torch_history = [], []
+    for step, g in enumerate(grads):
+        if step:
+            for group in (*opt.param_groups, *topt.param_groups):
+                group["lr"] *= 0.7
+                if group.get("momentum") and step >= 2:
+                    group["momentum"] = 1.0 - 0.1 * step
+        p.grad = rb.Tensor(g.copy())
+        tp.grad = torch.tensor(g.copy())
+        opt.step()
+        topt.step()
+        state, tstate = opt.state[p], topt.state[tp]
+        mine = {k: np.asarray(state[k]).copy() for k in ADAPTIVE_STATE[name] if k in state}
+        theirs = {k: tstate[k].numpy().copy() for k in ADAPTIVE_STATE[name] if k in tstate}
+        assert mine.keys() == theirs.keys()
+        history.append((p.numpy().copy(), mine))
+        torch_history.append((tp.detach().numpy().copy(), theirs))
+    return weight, history, torch_history, queued
+
+
+def assert_same_history(history, other, ulps, what, grad_avg_ulps=None):
+    """Parameters and state equal step by step to ``ulps`` units in the last place of each array's
+    largest value (an element that cancels to near zero keeps the rounding error of its terms), or
+    ``grad_avg_ulps`` for RMSprop's gradient average."""
+    for step, ((param, state), (other_param, other_state)) in enumerate(zip(history, other)):
+        for key, value, expected in [("parameter", param, other_param),
+                                     *((key, value, other_state[key]) for key, value in state.items())]:
+            tolerance = grad_avg_ulps if key == "grad_avg" and grad_avg_ulps else ulps
+            atol = tolerance * np.spacing(np.abs(expected).max())
+            np.testing.assert_allclose(value, expected, rtol=1e-6, atol=atol, err_msg=f"{what}: {key}, step {step}")
+
+
+@requires_torch
+@pytest.mark.parametrize("config", ADAPTIVE_CONFIGS, ids=config_id)
+def test_adaptive_optimisers_on_large_parameters_run_on_onednn(config, onednn, monkeypatch):
+    """With the oneDNN kernels, Adagrad's and RMSprop's updates of a large float32 parameter (over
+    2^17 elements) run as oneDNN primitives (nothing reaches the block runner) and equal PyTorch's
+    and the ufunc kernels' to a few ulp after every step, parameter and state, while the learning
+    rate and the momentum change from step to step."""
+    import rosenblatt.kernels.optim as kernels_module
+    from rosenblatt.kernels.onednn import library
+
+    name, kwargs = config
+    # RMSprop's first momentum (two steps) runs as its normalised step's fixed scale, the later
+    # ones as a separate scaling of the buffer.
+    library.clear_cache()
+    weight, history, torch_history, queued = run_adaptive(name, kwargs)
+    assert queued == []
+    assert np.abs(history[-1][0] - weight).mean() > 1e-2  # the parameter moved
+    assert_same_history(history, torch_history, 4, f"{name} against PyTorch")  # 2 ulp measured
+    for dispatch in ("adagrad_onednn", "rmsprop_onednn"):
+        monkeypatch.setattr(kernels_module, dispatch, lambda *args: False)
+    _, blocked, _, queued = run_adaptive(name, kwargs)
+    assert queued
+    # The ufunc kernel's gradient average, alpha * (m - d) + d, cancels: 64 ulp from PyTorch's and
+    # these with alpha = 0.99.
+    assert_same_history(history, blocked, 4, f"{name} against the ufunc kernels", grad_avg_ulps=128)
+
+
+@requires_torch
+def test_adaptive_schedules_build_no_primitives(onednn, monkeypatch):
+    """Learning rates, momentum and weight decay reach the primitives at run time: once the first
+    steps have built them, steps with other values build none (one cache entry per size, alpha and
+    eps)."""
+    from rosenblatt.kernels.onednn import library
+    from rosenblatt.kernels.onednn import optim as onednn_optim
+
+    built = []
+    build = onednn_optim._binary
+    monkeypatch.setattr(onednn_optim, "_binary", lambda *args, **kwargs: built.append(args[0]) or build(*args, **kwargs))
+    library.clear_cache()
+    for name, kwargs in [("Adagrad", dict(lr=0.1, weight_decay=0.1)),
+                         ("RMSprop", dict(lr=1e-2, momentum=0.9, centered=True, weight_decay=0.1))]:
+        run_adaptive(name, kwargs, steps=2)
+        assert built
+        count = len(built)
+        run_adaptive(name, kwargs, steps=5)  # new learning rates and momenta
+        assert len(built) == count, built[count:]
+    assert len([key for key, _ in library.cache_items() if key[0] == "optimiser update"]) == 2
+
+
+@pytest.mark.parametrize("case", ["float64", "small", "strided", "read-only state", "numpy kernels"])
+def test_adaptive_onednn_declines_what_it_does_not_cover(case, onednn, monkeypatch):
+    """float64, small (under 2^17 elements) or strided arrays, read-only state and the NumPy kernel
+    set take the ufunc kernels: the oneDNN entry points decline, touching nothing."""
+    import rosenblatt.kernels.optim as kernels_module
+
+    rng = np.random.default_rng(0)
+    shape = (300, 300) if case == "small" else (400, 400)
+    dtype = np.float64 if case == "float64" else np.float32
+    param = rng.normal(size=shape).astype(dtype)
+    grad = rng.normal(size=shape).astype(dtype)
+    if case == "strided":
+        grad = np.asfortranarray(grad)
+    state = [np.ones(shape, dtype) for _ in range(3)]
+    if case == "read-only state":
+        state[0].flags.writeable = False
+    if case == "numpy kernels":
+        monkeypatch.setattr(rb.kernels, "use_onednn", lambda *arrays: False)
+    before = [param.copy(), *(s.copy() for s in state)]
+    runner = kernels_module.UpdateRunner()
+    assert not kernels_module.adagrad_onednn(param, grad, state[0], runner, 0.1, 1e-10, 0.1, False)
+    assert not kernels_module.rmsprop_onednn(param, grad, *state, runner, 0.1, 0.99, 1e-8, 0.1, 0.9, True)
+    for a, b in zip([param, *state], before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name, kwargs", [("Adagrad", dict(weight_decay=0.1)),
+                                          ("RMSprop", dict(momentum=0.9, centered=True, weight_decay=0.1))])
+def test_adaptive_onednn_steps_allocate_no_parameter_sized_arrays(name, kwargs, onednn):
+    """The weight-decayed gradient of the oneDNN updates is kept in the optimiser's scratch memory:
+    after the first step, steps allocate nothing parameter-sized."""
+    rng = np.random.default_rng(0)
+    param = Parameter(rng.normal(size=(400, 400)).astype(np.float32))
+    param.grad = rb.Tensor(rng.normal(size=param.shape).astype(np.float32))
+    opt = getattr(rb.optim, name)([param], **kwargs)
+    opt.step()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(4):
+            opt.step()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - start < param.data.nbytes / 10, f"{name}: a step allocated {peak - start} bytes"
+    assert current - start < 10_000

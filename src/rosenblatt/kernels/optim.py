@@ -23,6 +23,9 @@ Plain SGD and SGD with momentum are one pass per array instead: ``param += alpha
 Arrays from :data:`CHUNKED_MAX` (131,072) elements on share the work out on the policy's BLAS
 threads; smaller ones run in chunks on the calling thread (:data:`CHUNK`). Without OpenBLAS (another BLAS, CuPy, strided
 arrays) the ufunc kernels run.
+
+Adagrad and RMSprop run as a few oneDNN primitives per large float32 array when the oneDNN kernels
+are active (:func:`adagrad_onednn`, :func:`rmsprop_onednn`, :mod:`rosenblatt.kernels.onednn.optim`).
 """
 
 from __future__ import annotations
@@ -336,6 +339,59 @@ def _onednn_one_pass(param: Any, grad: Any, buf: Any, lr: float, momentum: float
     if not eltwise.axpby(param, buf, -lr):  # the buffer is updated: finish here whatever happens
         param -= lr * buf
     return True
+
+
+# -- Adagrad and RMSprop on oneDNN ---------------------------------------------------------------
+# Large float32 arrays (from ADAPTIVE_MIN_ELEMENTS on) with the oneDNN kernels are updated by
+# rosenblatt.kernels.onednn.optim: two to five binary primitives with post-ops, each one threaded
+# pass, instead of the ufunc kernels' ten or so passes per block. Steps of 5M parameters (4M + 1M +
+# 3,000), two threads, ufunc kernels -> oneDNN (PyTorch's for-loop step in the same process):
+# Adagrad 3.86 -> 2.01 ms (3.73), RMSprop 4.45 -> 2.04 ms (3.93), RMSprop(momentum=0.9) 5.77 ->
+# 2.92 ms (5.74), RMSprop(momentum=0.9, centered=True) 8.98 -> 4.76 ms (8.39). A 2^17-element
+# array: 0.12-0.27 -> 0.06-0.11 ms; the two are even at about 2^15 elements.
+ADAPTIVE_MIN_ELEMENTS = CHUNKED_MAX
+# The runner's scratch slot of the weight-decayed gradient (a whole array, not a thread's blocks).
+WHOLE_ARRAY_SLOT = -1
+
+
+def _onednn_adaptive(param: Any) -> bool:
+    """True when ``param`` may take the oneDNN Adagrad / RMSprop update (a large float32 NumPy array,
+    the oneDNN kernels active)."""
+    if type(param) is not np.ndarray or param.dtype != np.float32 or param.size < ADAPTIVE_MIN_ELEMENTS:
+        return False
+    from rosenblatt import kernels
+
+    return kernels.use_onednn()
+
+
+def _whole_array_scratch(runner: UpdateRunner, param: np.ndarray) -> Callable[[], np.ndarray]:
+    """A function that returns a scratch array shaped like ``param``, kept by ``runner`` from step to
+    step (asked for only by an update that runs and needs it)."""
+    return lambda: runner.scratch_buffer(np, param, param.size, WHOLE_ARRAY_SLOT).reshape(param.shape)
+
+
+def adagrad_onednn(param: Any, grad: Any, state_sum: Any, runner: UpdateRunner, clr: float, eps: float,
+                   weight_decay: float, maximize: bool) -> bool:
+    """:func:`adagrad` on oneDNN's threads for a large float32 array (the oneDNN kernels active, every
+    array a C-contiguous float32 NumPy array); False, touching nothing, when it does not run."""
+    if not _onednn_adaptive(param):
+        return False
+    from rosenblatt.kernels.onednn import optim as onednn_optim
+
+    return onednn_optim.adagrad(param, grad, state_sum, _whole_array_scratch(runner, param), clr, eps, weight_decay,
+                                -1.0 if maximize else 1.0)
+
+
+def rmsprop_onednn(param: Any, grad: Any, square_avg: Any, grad_avg: Any, buf: Any, runner: UpdateRunner, lr: float,
+                   alpha: float, eps: float, weight_decay: float, momentum: float, maximize: bool) -> bool:
+    """:func:`rmsprop` on oneDNN's threads for a large float32 array (``grad_avg``: centered, ``buf``:
+    with momentum, else None); False, touching nothing, when it does not run."""
+    if not _onednn_adaptive(param):
+        return False
+    from rosenblatt.kernels.onednn import optim as onednn_optim
+
+    return onednn_optim.rmsprop(param, grad, square_avg, grad_avg, buf, _whole_array_scratch(runner, param), lr,
+                                alpha, eps, weight_decay, momentum, -1.0 if maximize else 1.0)
 
 
 # -- the update kernels ------------------------------------------------------------------------

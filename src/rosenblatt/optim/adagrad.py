@@ -58,7 +58,9 @@ class Adagrad(Optimizer):
                     state = self.state.by_index[index] = {"step": 0, "sum": accumulator}
                 state["step"] += 1
                 clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-                self._apply(kernels.adagrad, (p.data, grad, state["sum"]), 2, get_array_module(p.data), clr,
-                            group["eps"], group["weight_decay"], group["maximize"])
+                if not kernels.adagrad_onednn(p.data, grad, state["sum"], self._runner, clr, group["eps"],
+                                              group["weight_decay"], group["maximize"]):
+                    self._apply(kernels.adagrad, (p.data, grad, state["sum"]), 2, get_array_module(p.data), clr,
+                                group["eps"], group["weight_decay"], group["maximize"])
                 mark_modified(p)
         return loss

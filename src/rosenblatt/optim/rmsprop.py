@@ -68,7 +68,9 @@ class RMSprop(Optimizer):
                 state["step"] += 1
                 arrays = (p.data, grad, state["square_avg"], state["grad_avg"] if centered else None,
                           state["momentum_buffer"] if momentum > 0 else None)
-                self._apply(kernels.rmsprop, arrays, 2, get_array_module(p.data), group["lr"], group["alpha"],
-                            group["eps"], group["weight_decay"], momentum, group["maximize"])
+                if not kernels.rmsprop_onednn(*arrays, self._runner, group["lr"], group["alpha"], group["eps"],
+                                              group["weight_decay"], momentum, group["maximize"]):
+                    self._apply(kernels.rmsprop, arrays, 2, get_array_module(p.data), group["lr"], group["alpha"],
+                                group["eps"], group["weight_decay"], momentum, group["maximize"])
                 mark_modified(p)
         return loss
