@@ -67,18 +67,22 @@ def test_snapshot_tells_written_arrays_apart():
     small = np.arange(12, dtype=np.float32)  # kept as bytes
     big = np.random.default_rng(0).standard_normal(100_000).astype(np.float32)  # kept as an array
     big[5] = np.nan
-    snap = Snapshot([small, None, big])
-    assert snap.holds([small, None, big])  # NaN equals itself bit for bit
-    assert not snap.holds([small.copy(), None, big])  # another array with the same values
-    assert not snap.holds([small, big, None]) and not snap.holds([small, None])
-    for array, index in ((small, 7), (big, 99_999)):
+    mid = np.arange(2_000, dtype=np.float64).reshape(40, 50)  # an array too
+    strided = big.reshape(400, 250)[:, ::3]  # not contiguous: bytes
+    arrays = [small, None, big, mid, strided]
+    snap = Snapshot(arrays)
+    assert snap.holds(arrays)  # NaN equals itself bit for bit
+    assert not snap.holds([small.copy()] + arrays[1:])  # another array with the same values
+    assert not snap.holds([small, big, None, mid, strided]) and not snap.holds([small, None])
+    for array, index in ((small, (7,)), (big, (99_999,)), (big, (0,)), (mid, (39, 49)), (mid, (0, 0)),
+                         (strided, (399, 83))):
         old = array[index]
         array[index] = -0.0 if old == 0 else old * 2
-        assert not snap.holds([small, None, big])
+        assert not snap.holds(arrays)
         array[index] = old
-        assert snap.holds([small, None, big])
+        assert snap.holds(arrays)
     small[0] = -0.0  # was 0.0: the same value, other bits
-    assert not snap.holds([small, None, big])
+    assert not snap.holds(arrays)
 
 
 def test_conv_geometry_is_remembered_but_still_checked():

