@@ -59,6 +59,12 @@ def _torch_twin(name: str):
 
         return SmallVGG()
 
+    return _hand_written_resnet20(nn)
+
+
+def _hand_written_resnet20(nn):
+    """ResNet-20 for CIFAR (He et al., 2016) as a PyTorch user writes it, for ``nn`` = ``torch.nn``
+    or ``rosenblatt.nn``: each block's ``forward`` calls its layers one by one."""
     class PadShortcut(nn.Module):
         def __init__(self, cin, cout):
             super().__init__()
@@ -94,7 +100,8 @@ def _torch_twin(name: str):
         def forward(self, x):
             x = self.relu(self.bn1(self.conv1(x)))
             x = self.layer3(self.layer2(self.layer1(x)))
-            return self.fc(torch.flatten(self.avgpool(x), 1))
+            x = self.avgpool(x)
+            return self.fc(x.reshape(x.shape[0], -1))
 
     return ResNet20()
 
@@ -105,6 +112,8 @@ def _rb_model(name: str):
     if name == "vgg":
         return models.VGG(SMALL_VGG, batch_norm=True, num_classes=10, in_channels=3, small_input=True,
                           hidden_features=256)
+    if name == "resnet20 hand-written":
+        return _hand_written_resnet20(rb.nn)
     return models.resnet20(num_classes=10, in_channels=3)
 
 
@@ -198,6 +207,8 @@ WORKLOADS = [
     Workload("small VGG, forward calling each layer (no nn.Sequential), train step (SGD), batch 64, 3x32x32",
              "cnn", _train_setup("vgg", 64, CIFAR_SHAPE, layer_by_layer=True)),
     Workload("ResNet-20 train step (SGD), batch 64, 3x32x32", "cnn", _train_setup("resnet20", 64, CIFAR_SHAPE)),
+    Workload("ResNet-20 written as PyTorch users write it (blocks calling their layers), train step (SGD), "
+             "batch 64, 3x32x32", "cnn", _train_setup("resnet20 hand-written", 64, CIFAR_SHAPE)),
     Workload("ResNet-20 train step (SGD), batch 128, 3x32x32", "cnn", _train_setup("resnet20", 128, CIFAR_SHAPE),
              memory=True, notes="peak memory comparison"),
     Workload("LeNet-5 inference, batch 1", "cnn", _inference_setup("lenet5", MNIST_SHAPE)),
