@@ -101,21 +101,16 @@ def test_relu_gradient_matches_numpy(onednn, monkeypatch):
     assert calls == ["relu_grad"]  # below the size limit: NumPy, not asked
 
 
-def test_relu_matches_numpy(onednn, monkeypatch):
-    from rosenblatt.kernels.onednn import eltwise
-
-    calls = []
-    real = eltwise.relu
-    monkeypatch.setattr(eltwise, "relu", lambda *a: calls.append("relu") or real(*a))
+def test_relu_keeps_nan(onednn):
+    """The ReLU stays NumPy's maximum: oneDNN's relu would turn NaN into 0, and a NaN must reach the
+    loss (as in PyTorch)."""
     x = rng.standard_normal((64, 32, 16, 16)).astype(np.float32)
-    x.reshape(-1)[:4] = [np.inf, -np.inf, 0.0, -0.0]
+    x.reshape(-1)[:5] = [np.nan, np.inf, -np.inf, 0.0, -0.0]
     y = act.relu(x)
-    assert calls == ["relu"] and y.dtype == np.float32 and y.shape == x.shape
     np.testing.assert_array_equal(y, np.maximum(x, 0))
-    small = x[:1, :1]
-    np.testing.assert_array_equal(act.relu(small), np.maximum(small, 0))
-    np.testing.assert_array_equal(act.relu(x.transpose(0, 1, 3, 2)), np.maximum(x.transpose(0, 1, 3, 2), 0))
-    assert calls == ["relu", "relu"]  # below the size limit NumPy runs; a strided view is asked and declines
+    assert np.isnan(y.reshape(-1)[0])
+    t = rb.tensor(x, requires_grad=True)
+    assert np.isnan(rb.relu(t).sum().item())
 
 
 def test_sum_of_two_big_arrays_matches_numpy(onednn, monkeypatch):
@@ -159,3 +154,179 @@ def test_scaled_sum_in_place(onednn):
         before = target.copy()
         assert not eltwise.axpby(target, other, 0.5)  # too small, float64, not contiguous, aliased
         np.testing.assert_array_equal(target, before)
+
+
+# -- the other activations on oneDNN's eltwise algorithms ------------------------------------------
+
+_SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -1e-40, 1e-30, -1e-30, 3.0, -3.0, 6.0, -6.0,
+                     20.0, -20.0, 88.0, -88.0, 100.0, -100.0, 1e30, -1e30, 3.4e38, -3.4e38], np.float32)
+
+
+def _big_input(shape):
+    x = np.concatenate([rng.standard_normal(int(np.prod(shape)) // 2) * 4, rng.uniform(-30, 30, int(np.prod(shape)))])
+    x = x[: int(np.prod(shape))].astype(np.float32)
+    x[: _SPECIAL.size] = _SPECIAL
+    # both sides of the kinks of hardtanh (-1, 1) and relu6 (0, 6)
+    for i, b in enumerate((-1.0, 1.0, 0.0, 6.0)):
+        b = np.float32(b)
+        x[_SPECIAL.size + 3 * i: _SPECIAL.size + 3 * i + 3] = [np.nextafter(b, np.float32(-1e9)), b,
+                                                             np.nextafter(b, np.float32(1e9))]
+    return x.reshape(shape)
+
+
+def _numpy_kernels(fn, *args):
+    previous = kernels.active()
+    kernels.set_kernels("numpy")
+    try:
+        with np.errstate(all="ignore"):
+            return fn(*args)
+    finally:
+        kernels.set_kernels(previous)
+
+
+def _torch_value_and_grad(fn, x, gy):
+    import torch
+
+    t = torch.from_numpy(x.copy()).requires_grad_(True)
+    y = fn(t)
+    y.backward(torch.from_numpy(gy))
+    return y.detach().numpy(), t.grad.numpy()
+
+
+def _spy_generic(monkeypatch):
+    from rosenblatt.kernels.onednn import eltwise
+
+    calls = []
+    for name in ("forward", "backward"):
+        real = getattr(eltwise, name)
+        monkeypatch.setattr(eltwise, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    return calls
+
+
+def _torch_fn(name):
+    import torch
+    import torch.nn.functional as F
+
+    return {
+        "sigmoid": torch.sigmoid,
+        "gelu": F.gelu,
+        "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
+        "silu": F.silu,
+        "leaky_relu": lambda t: F.leaky_relu(t, 0.2),
+        "hardtanh": lambda t: F.hardtanh(t, -1.0, 1.0),
+        "relu6": F.relu6,
+    }[name]
+
+
+# name: (forward, gradient from (gy, x, y), what oneDNN runs, tolerance against PyTorch and NumPy)
+_ROUTED = {
+    "sigmoid": (act.sigmoid, lambda gy, x, y: act.sigmoid_grad(gy, y), ("forward", "backward")),
+    "gelu": (act.gelu, lambda gy, x, y: act.gelu_grad(gy, x), ("forward", "backward")),
+    "gelu_tanh": (act.gelu_tanh, lambda gy, x, y: act.gelu_tanh_grad(gy, x), ("forward", "backward")),
+    "silu": (act.silu, lambda gy, x, y: act.silu_grad(gy, x), ("forward", "backward")),
+    "leaky_relu": (lambda x: act.leaky_relu(x, 0.2), lambda gy, x, y: act.leaky_relu_grad(gy, x, 0.2), ("forward",)),
+    "hardtanh": (lambda x: act.hardtanh(x, -1.0, 1.0), lambda gy, x, y: act.hardtanh_grad(gy, x, -1.0, 1.0),
+                 ("backward",)),
+    "relu6": (lambda x: act.hardtanh(x, 0.0, 6.0), lambda gy, x, y: act.hardtanh_grad(gy, x, 0.0, 6.0),
+              ("backward",)),
+}
+
+
+_EPS = float(np.finfo(np.float32).eps)
+# (rtol, tail) in float32 eps of the forward and the gradient against PyTorch, then against the
+# NumPy kernel. ``tail`` allows an absolute error of ``tail * eps * |x|``: where a formula cancels
+# (``1 + erf(x/√2)``, ``1 + tanh``) to a result far below ``|x|``, float32 keeps only that much.
+_TOLERANCE = {
+    "sigmoid": ((4, 0), (4, 0), (4, 0), (4, 0)),
+    "gelu": ((4, 0), (4, 0), (8, 4), (16, 4)),
+    "gelu_tanh": ((8, 4), (16, 4), (8, 4), (16, 4)),
+    "silu": ((4, 0), (16, 2), (4, 2), (16, 2)),
+    "leaky_relu": ((0, 0), (0, 0), (0, 0), (0, 0)),
+    "hardtanh": ((0, 0), (0, 0), (0, 0), (0, 0)),
+    "relu6": ((0, 0), (0, 0), (0, 0), (0, 0)),
+}
+
+
+def _close(got, expected, x, tolerance, what):
+    """Equal, or within ``rtol * eps * |expected| + tail * eps * |x|`` (``tolerance``; ``x``: the
+    scale of the terms that cancel), NaN where NaN; results below float32's normal range count as
+    0, and differences below 1e-35 (a subnormal intermediate flushed to 0) are ignored."""
+    rtol, tail = tolerance
+    got, expected, x = got.astype(np.float64), expected.astype(np.float64), x.astype(np.float64)
+    tiny = np.finfo(np.float32).tiny
+    got[np.abs(got) < tiny], expected[np.abs(expected) < tiny] = 0.0, 0.0
+    with np.errstate(all="ignore"):
+        allowed = _EPS * (rtol * np.abs(expected) + tail * np.abs(x)) + 1e-35
+        bad = ~((got == expected) | (np.isnan(got) & np.isnan(expected)) | (np.abs(got - expected) <= allowed))
+    assert not bad.any(), f"{what}: {bad.sum()} differ, e.g. x={x[bad][:5]} got={got[bad][:5]} expected={expected[bad][:5]}"
+
+
+@pytest.mark.parametrize("name", sorted(_ROUTED))
+def test_activation_runs_on_onednn_and_matches_numpy_and_pytorch(onednn, monkeypatch, name):
+    pytest.importorskip("torch")
+    forward, gradient, routed = _ROUTED[name]
+    tol_torch, tol_torch_grad, tol_numpy, tol_numpy_grad = _TOLERANCE[name]
+    x = _big_input((64, 16, 16, 16))
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    calls = _spy_generic(monkeypatch)
+    with np.errstate(all="ignore"):
+        y = forward(x)
+        gx = gradient(gy, x, y)
+    assert calls == list(routed)
+    assert y.dtype == gx.dtype == np.float32 and y.shape == gx.shape == x.shape
+    ty, tgx = _torch_value_and_grad(_torch_fn(name), x, gy)
+    _close(y, ty, x, tol_torch, f"{name} vs PyTorch")
+    if name == "sigmoid":  # the gradient from the output: compared from the same y
+        tgx = _numpy_kernels(gradient, gy, x, y)
+    # the gradient's terms are about |gy| max(1, |x|)^k (k = 3 for gelu_tanh: x (1 - t²) x²)
+    terms = np.abs(gy.astype(np.float64)) * np.maximum(np.abs(x.astype(np.float64)), 1) ** (3 if name == "gelu_tanh" else 1)
+    _close(gx, tgx, terms, tol_torch_grad, f"{name} gradient vs PyTorch")
+    ny = _numpy_kernels(forward, x)
+    keep = np.ones(x.shape, bool)
+    if name == "gelu":  # NumPy's x * (1 + erf(x/√2)) / 2 gives inf at inf and x near float32's max;
+        keep = np.abs(x) < 1e38  # oneDNN, as PyTorch, NaN at inf and inf from ~1.7e38
+        np.testing.assert_array_equal(y[~keep], ty[~keep])
+    _close(y[keep], ny[keep], x[keep], tol_numpy, f"{name} vs the NumPy kernel")
+    _close(gx, _numpy_kernels(gradient, gy, x, y), terms, tol_numpy_grad, f"{name} gradient vs the NumPy kernel")
+    small = x[:1, :1]
+    calls.clear()
+    with np.errstate(all="ignore"):
+        gradient(gy[:1, :1], small, forward(small))
+    assert calls == []  # below the size limits: NumPy, not asked
+
+
+def test_activation_declined_cases_use_numpy(onednn, monkeypatch):
+    x = _big_input((64, 16, 16, 16))
+    calls = _spy_generic(monkeypatch)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(act.leaky_relu(x, 0.0), np.where(x > 0, x, x * np.float32(0)))
+        assert calls == []  # slope 0: oneDNN's relu would give 0 for -inf, not NaN
+        x64 = x.astype(np.float64)
+        np.testing.assert_array_equal(act.silu(x64), _numpy_kernels(act.silu, x64))
+        assert calls == []
+        xt = x.transpose(0, 1, 3, 2)
+        np.testing.assert_array_equal(act.silu(xt), _numpy_kernels(act.silu, xt))
+        gy = np.ones_like(x)
+        np.testing.assert_array_equal(act.hardtanh_grad(np.float32(1), x, -1.0, 1.0), (x > -1) & (x < 1))
+        np.testing.assert_array_equal(act.sigmoid_grad(gy[:2], act.sigmoid(x)[:2]),
+                                      _numpy_kernels(act.sigmoid_grad, gy[:2], act.sigmoid(x)[:2]))
+    assert calls == ["forward", "forward", "forward"]  # the strided view asks and is declined; scalar gy is not asked
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "gelu", "silu"])
+def test_activation_layers_train_the_same_on_both_kernel_sets(name):
+    import rosenblatt.nn.functional as F
+
+    fn = {"sigmoid": rb.sigmoid, "gelu": F.gelu, "silu": F.silu}[name]
+    x = rng.standard_normal((64, 16, 16, 16)).astype(np.float32)
+    grads = {}
+    for kernel_set in ("numpy", "onednn"):
+        previous = kernels.active()
+        kernels.set_kernels(kernel_set)
+        try:
+            t = rb.tensor(x, requires_grad=True)
+            (fn(t) * rb.tensor(x)).sum().backward()
+            grads[kernel_set] = t.grad.numpy()
+        finally:
+            kernels.set_kernels(previous)
+    np.testing.assert_allclose(grads["onednn"], grads["numpy"], rtol=1e-4, atol=1e-5)

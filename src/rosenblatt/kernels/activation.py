@@ -28,9 +28,40 @@ TANH_GRAD_ONEDNN_MIN = 1 << 16
 # The ReLU gradient likewise (NumPy: a mask, then a product): 1M elements 636 -> 313 us,
 # 262,144 elements 164 -> 45 us, 65,536 elements 23 -> 18 us.
 RELU_GRAD_ONEDNN_MIN = 1 << 16
-# And the ReLU itself (NumPy's maximum runs on one thread): 2M elements 598 -> 330 us, 262,144
-# elements 56 -> 26 us, 131,072 elements 26 -> 15 us, 65,536 elements 13 -> 12 us.
-RELU_ONEDNN_MIN = 1 << 17
+# The ReLU itself stays NumPy's maximum: oneDNN's relu maps NaN to 0 (PyTorch and NumPy keep NaN,
+# and a NaN must reach the loss), although it was faster on two threads (2M elements 598 -> 330 us).
+# The other activations with a oneDNN eltwise algorithm of the same formula, measured (minimum of
+# several rounds, in microseconds) NumPy -> oneDNN at 65,536 / 262,144 / 2,097,152 elements, on one
+# OpenMP thread (what the thread policy runs on a busy machine; two threads only gain more):
+#   sigmoid         336 -> 44,    1981 -> 134,   13987 -> 1476
+#   its gradient     22 -> 22,     149 -> 130,    2080 -> 1039  (from y: NumPy takes three passes)
+#   gelu (erf)      981 -> 37,    4175 -> 128,   34640 -> 1255
+#   its gradient   1074 -> 160,   4645 -> 648,   39879 -> 5392
+#   gelu (tanh)      77 -> 40,     503 -> 157,    6543 -> 1209
+#   its gradient    175 -> 105,   1063 -> 433,   13584 -> 3423
+#   silu             52 -> 37,     291 -> 141,    4385 -> 981
+#   its gradient    511 -> 51,    2352 -> 188,   25431 -> 1742
+#   leaky_relu      253 -> 17,    1674 -> 67,    13800 -> 961
+#   hardtanh grad    32 -> 24,     174 -> 125,    1761 -> 1047
+# Below 65,536 elements (eltwise.MIN_ELEMENTS) oneDNN is not asked. Not routed: ELU/SELU (oneDNN
+# computes exp(x) - 1, which loses the relative precision of expm1 near 0, and gives a NaN input
+# the gradient gy), softplus (soft_relu loses the small values of x < -5 and can go negative),
+# mish (wrong far tails, an infinite gradient for large x), hardswish (x * (x/6 + 1/2) is not
+# PyTorch's x * (x + 3) / 6: thousands of ulp near x = -3), hardsigmoid (maps NaN to 1, and
+# computes x/6 + 1/2, so the gradient is 0 already at the float below 3), the forward of
+# hardtanh/relu6 (clip maps NaN to a bound where PyTorch keeps NaN; no faster either), the
+# leaky_relu gradient (a NaN input gets gy, PyTorch slope * gy) and leaky_relu with slope 0
+# (oneDNN gives 0 for -inf where PyTorch's -inf * 0 is NaN).
+SIGMOID_ONEDNN_MIN = 1 << 16
+SIGMOID_GRAD_ONEDNN_MIN = 1 << 18
+GELU_ONEDNN_MIN = 1 << 16
+GELU_GRAD_ONEDNN_MIN = 1 << 16
+GELU_TANH_ONEDNN_MIN = 1 << 16
+GELU_TANH_GRAD_ONEDNN_MIN = 1 << 16
+SILU_ONEDNN_MIN = 1 << 16
+SILU_GRAD_ONEDNN_MIN = 1 << 16
+LEAKY_RELU_ONEDNN_MIN = 1 << 16
+HARDTANH_GRAD_ONEDNN_MIN = 1 << 16
 
 # SELU's constants (Klambauer et al., 2017), the same digits PyTorch uses.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -43,13 +74,7 @@ GELU_TANH_COEFF = 0.044715
 
 
 def relu(x: Any) -> Any:
-    """``max(x, 0)`` (threaded in oneDNN for big float32 arrays when its kernels are active)."""
-    if type(x) is np.ndarray and x.size >= RELU_ONEDNN_MIN and kernels.use_onednn(x):
-        from rosenblatt.kernels.onednn import eltwise
-
-        y = eltwise.relu(x)
-        if y is not None:
-            return y
+    """``max(x, 0)`` (NaN stays NaN)."""
     return get_array_module(x).maximum(x, 0)
 
 
@@ -92,8 +117,36 @@ def tanh_grad(gy: Any, y: Any) -> Any:
     return out
 
 
+def _onednn_forward(x: Any, min_size: int, alg: str, alpha: float = 0.0, beta: float = 0.0) -> Any:
+    """oneDNN eltwise ``alg`` (a name in :mod:`rosenblatt.kernels.onednn.eltwise`, ``ELTWISE_*``)
+    on ``x`` when it is a float32 NumPy array of at least ``min_size`` elements and the oneDNN
+    kernels are active; ``None`` otherwise, or when oneDNN declines."""
+    if type(x) is np.ndarray and x.size >= min_size and kernels.use_onednn(x):
+        from rosenblatt.kernels.onednn import eltwise
+
+        return eltwise.forward(x, getattr(eltwise, alg), alpha, beta)
+    return None
+
+
+def _onednn_backward(gy: Any, data: Any, min_size: int, alg: str, alpha: float = 0.0, beta: float = 0.0) -> Any:
+    """The gradient ``gy * f'`` of oneDNN eltwise ``alg`` from ``data`` (its input, or its output
+    for a ``*_USE_DST_FOR_BWD`` algorithm), under the same conditions as :func:`_onednn_forward`
+    (``gy`` too must be a float32 array of ``data``'s shape); ``None`` otherwise."""
+    if (type(data) is np.ndarray and data.size >= min_size and type(gy) is np.ndarray
+            and kernels.use_onednn(data, gy)):
+        from rosenblatt.kernels.onednn import eltwise
+
+        return eltwise.backward(gy, data, getattr(eltwise, alg), alpha, beta)
+    return None
+
+
 def sigmoid(x: Any) -> Any:
-    """``1 / (1 + exp(-x))`` without overflow, full relative precision for large negative ``x``."""
+    """``1 / (1 + exp(-x))`` without overflow, full relative precision for large negative ``x``
+    (threaded in oneDNN for big float32 arrays when its kernels are active: the same values
+    within a few ulp, except that results below float32's normal range, ``x < -87.3``, are 0)."""
+    y = _onednn_forward(x, SIGMOID_ONEDNN_MIN, "ELTWISE_LOGISTIC_USE_DST_FOR_BWD")
+    if y is not None:
+        return y
     xp = get_array_module(x)
     # sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, with e = exp(-|x|).
     e = xp.exp(-xp.abs(x))
@@ -102,7 +155,11 @@ def sigmoid(x: Any) -> Any:
 
 
 def sigmoid_grad(gy: Any, y: Any) -> Any:
-    """``gy * y * (1 - y)`` from the output ``y``."""
+    """``gy * y * (1 - y)`` from the output ``y`` (one pass in oneDNN for big float32 arrays when
+    its kernels are active)."""
+    gx = _onednn_backward(gy, y, SIGMOID_GRAD_ONEDNN_MIN, "ELTWISE_LOGISTIC_USE_DST_FOR_BWD")
+    if gx is not None:
+        return gx
     out = 1.0 - y
     out *= y
     out *= gy
@@ -110,7 +167,12 @@ def sigmoid_grad(gy: Any, y: Any) -> Any:
 
 
 def leaky_relu(x: Any, slope: float) -> Any:
-    """``x`` where positive, ``slope * x`` elsewhere."""
+    """``x`` where positive, ``slope * x`` elsewhere (in oneDNN, the same values, for big float32
+    arrays when its kernels are active)."""
+    if slope != 0.0:  # with alpha 0, oneDNN's relu gives 0 (not NaN) for -inf and +0 for x < 0
+        y = _onednn_forward(x, LEAKY_RELU_ONEDNN_MIN, "ELTWISE_RELU", slope)
+        if y is not None:
+            return y
     return get_array_module(x).where(x > 0, x, x * x.dtype.type(slope))
 
 
@@ -126,7 +188,12 @@ def hardtanh(x: Any, min_val: float, max_val: float) -> Any:
 
 
 def hardtanh_grad(gy: Any, x: Any, min_val: float, max_val: float) -> Any:
-    """``gy`` where ``min_val < x < max_val``, else 0: PyTorch's gradient, 0 at both kinks."""
+    """``gy`` where ``min_val < x < max_val``, else 0: PyTorch's gradient, 0 at both kinks (and for
+    a NaN ``x``); oneDNN's ``clip_v2`` gradient, the same, for big float32 arrays when its kernels
+    are active."""
+    gx = _onednn_backward(gy, x, HARDTANH_GRAD_ONEDNN_MIN, "ELTWISE_CLIP_V2", min_val, max_val)
+    if gx is not None:
+        return gx
     return gy * ((x > min_val) & (x < max_val))
 
 
@@ -224,7 +291,12 @@ def erf(x: Any) -> Any:
 
 
 def gelu(x: Any) -> Any:
-    """Exact GELU ``x * Phi(x)``."""
+    """Exact GELU ``x * Phi(x)`` (in oneDNN for big float32 arrays when its kernels are active:
+    PyTorch's values, which differ from this formula's in the last bits where ``1 + erf`` cancels,
+    ``x < -3``, and give NaN for ``x = inf``, inf for ``x`` above ~1.7e38)."""
+    y = _onednn_forward(x, GELU_ONEDNN_MIN, "ELTWISE_GELU_ERF")
+    if y is not None:
+        return y
     return (0.5 * x * (1.0 + erf(x / x.dtype.type(SQRT_2)))).astype(x.dtype, copy=False)
 
 
@@ -237,19 +309,31 @@ def gelu_derivative(x: Any) -> Any:
 
 
 def gelu_grad(gy: Any, x: Any) -> Any:
-    """``gy * (Phi(x) + x * phi(x))``."""
+    """``gy * (Phi(x) + x * phi(x))`` (in oneDNN for big float32 arrays when its kernels are
+    active: PyTorch's values)."""
+    gx = _onednn_backward(gy, x, GELU_GRAD_ONEDNN_MIN, "ELTWISE_GELU_ERF")
+    if gx is not None:
+        return gx
     return gy * gelu_derivative(x)
 
 
 def gelu_tanh(x: Any) -> Any:
-    """GELU's tanh approximation ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³)))``."""
+    """GELU's tanh approximation ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³)))`` (in oneDNN for
+    big float32 arrays when its kernels are active)."""
+    y = _onednn_forward(x, GELU_TANH_ONEDNN_MIN, "ELTWISE_GELU_TANH")
+    if y is not None:
+        return y
     xp = get_array_module(x)
     inner = x.dtype.type(SQRT_2_OVER_PI) * (x + GELU_TANH_COEFF * x * x * x)
     return 0.5 * x * (1.0 + xp.tanh(inner))
 
 
 def gelu_tanh_grad(gy: Any, x: Any) -> Any:
-    """The gradient of :func:`gelu_tanh`."""
+    """The gradient of :func:`gelu_tanh` (in oneDNN for big float32 arrays when its kernels are
+    active)."""
+    gx = _onednn_backward(gy, x, GELU_TANH_GRAD_ONEDNN_MIN, "ELTWISE_GELU_TANH")
+    if gx is not None:
+        return gx
     xp = get_array_module(x)
     t = xp.tanh((x + GELU_TANH_COEFF * x * x * x) * x.dtype.type(SQRT_2_OVER_PI))
     dinner = (1.0 + 3 * GELU_TANH_COEFF * x * x) * x.dtype.type(SQRT_2_OVER_PI)
@@ -257,7 +341,12 @@ def gelu_tanh_grad(gy: Any, x: Any) -> Any:
 
 
 def silu(x: Any) -> Any:
-    """``x * sigmoid(x)``, the sigmoid as ``(tanh(x / 2) + 1) / 2`` (no overflow)."""
+    """``x * sigmoid(x)``, the sigmoid as ``(tanh(x / 2) + 1) / 2`` (no overflow); oneDNN's
+    ``swish`` for big float32 arrays when its kernels are active (closer to the exact value where
+    ``tanh(x / 2) + 1`` cancels, ``x < -3``)."""
+    y = _onednn_forward(x, SILU_ONEDNN_MIN, "ELTWISE_SWISH", 1.0)
+    if y is not None:
+        return y
     xp = get_array_module(x)
     s = xp.tanh(x * 0.5)
     s += 1.0
@@ -266,7 +355,11 @@ def silu(x: Any) -> Any:
 
 
 def silu_grad(gy: Any, x: Any) -> Any:
-    """``gy * s * (1 + x * (1 - s))`` with ``s = sigmoid(x)``."""
+    """``gy * s * (1 + x * (1 - s))`` with ``s = sigmoid(x)`` (in oneDNN for big float32 arrays
+    when its kernels are active)."""
+    gx = _onednn_backward(gy, x, SILU_GRAD_ONEDNN_MIN, "ELTWISE_SWISH", 1.0)
+    if gx is not None:
+        return gx
     s = sigmoid(x)
     return gy * (s * (1.0 + x * (1.0 - s)))
 

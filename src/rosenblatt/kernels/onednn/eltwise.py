@@ -44,16 +44,6 @@ def tanh(x: np.ndarray) -> np.ndarray | None:
     return y
 
 
-def relu(x: np.ndarray) -> np.ndarray | None:
-    """``max(x, 0)``, or ``None`` when declined."""
-    plan = _plan(x, C.eltwise_relu_use_dst_for_bwd)
-    if plan is None:
-        return None
-    y = np.empty(x.shape, np.float32)
-    plan.fwd.execute([(C.ARG_SRC, x), (C.ARG_DST, y)])
-    return y
-
-
 def _backward(gy: np.ndarray, y: np.ndarray, alg: int) -> np.ndarray | None:
     """The input gradient of eltwise ``alg`` (a ``*_use_dst_for_bwd`` one) from its output ``y``."""
     if gy.shape != y.shape or gy.dtype != np.float32 or not gy.flags.c_contiguous:
@@ -177,3 +167,86 @@ def axpby(p: np.ndarray, x: np.ndarray, alpha: float, beta: float = 1.0) -> bool
         args.append((_SCALE_SRC_0, scales[0:1]))
     plan.add.execute(args)
     return True
+
+
+# -- any eltwise algorithm: forward and gradient, keyed by size, algorithm, alpha and beta --------
+
+# dnnl_alg_kind_t values (oneDNN 3.x) of the algorithms used below
+ELTWISE_RELU = 0x20  # alpha * s where s <= 0: leaky ReLU
+ELTWISE_ELU = 0x22  # s > 0 ? s : alpha * (exp(s) - 1)
+ELTWISE_LINEAR = 0x26  # alpha * s + beta
+ELTWISE_SOFT_RELU = 0x27  # log(1 + exp(alpha * s)) / alpha
+ELTWISE_HARDSIGMOID = 0x28  # max(0, min(1, alpha * s + beta))
+ELTWISE_LOGISTIC = 0x29
+ELTWISE_GELU_TANH = 0x2B
+ELTWISE_SWISH = 0x2C  # s * logistic(alpha * s)
+ELTWISE_CLIP = 0x2E  # clip(s, alpha, beta); gradient where alpha < s <= beta
+ELTWISE_CLIP_V2 = 0x2F  # clip(s, alpha, beta); gradient where alpha < s < beta
+ELTWISE_GELU_ERF = 0x31
+ELTWISE_MISH = 0x33
+ELTWISE_HARDSWISH = 0x34  # s * max(0, min(1, alpha * s + beta))
+ELTWISE_LOGISTIC_USE_DST_FOR_BWD = 0x104
+
+
+class _EltwisePlan:
+    """A forward primitive of one algorithm at one size (``scale``: a ``linear`` post-op that
+    multiplies the result), and its backward primitive built on first use."""
+
+    def __init__(self, size: int, alg: int, alpha: float, beta: float, scale: float) -> None:
+        self.size, self.alg, self.alpha, self.beta = size, alg, alpha, beta
+        md = L.MemoryDesc.with_tag((size,), C.a)
+        attr = L.Attr(post_ops=[(ELTWISE_LINEAR, scale, 0.0)]) if scale != 1.0 else None
+        self.fwd = L.Primitive(L.create_pd("eltwise_forward", C.forward_training, alg, md, md, alpha, beta,
+                                           attr, op="eltwise"), "eltwise forward")
+        self._bwd: L.Primitive | bool | None = None  # False: the library does not build it
+
+    def backward(self) -> L.Primitive | None:
+        """The backward primitive (from the source, or the output for a ``*_use_dst_for_bwd`` one),
+        or ``None`` when the library does not build it."""
+        if self._bwd is None:
+            md = L.MemoryDesc.with_tag((self.size,), C.a)
+            try:
+                self._bwd = L.Primitive(L.create_pd("eltwise_backward", self.alg, md, md, md, self.alpha,
+                                                    self.beta, self.fwd.pd, None, op="eltwise backward"),
+                                        "eltwise backward")
+            except L.DnnlError:
+                self._bwd = False
+        return self._bwd or None
+
+
+def _eltwise_plan(x: np.ndarray, alg: int, alpha: float, beta: float, scale: float = 1.0) -> _EltwisePlan | None:
+    if not ENABLED or x.size < MIN_ELEMENTS or x.dtype != np.float32 or not x.flags.c_contiguous:
+        return None
+    alpha, beta, scale = float(alpha), float(beta), float(scale)
+    key = ("eltwise alg", x.size, alg, alpha, beta, scale)
+    return L.cached_or_none(key, lambda: _EltwisePlan(x.size, alg, alpha, beta, scale))
+
+
+def forward(x: np.ndarray, alg: int, alpha: float = 0.0, beta: float = 0.0, scale: float = 1.0) -> np.ndarray | None:
+    """``scale * f(x)`` for eltwise algorithm ``alg`` with its ``alpha`` and ``beta`` into a new
+    float32 array, or ``None`` when declined (not float32, not contiguous, too small, or an
+    algorithm/parameter combination the library does not build)."""
+    plan = _eltwise_plan(x, alg, alpha, beta, scale)
+    if plan is None:
+        return None
+    y = np.empty(x.shape, np.float32)
+    plan.fwd.execute([(C.ARG_SRC, x), (C.ARG_DST, y)])
+    return y
+
+
+def backward(gy: np.ndarray, data: np.ndarray, alg: int, alpha: float = 0.0, beta: float = 0.0) -> np.ndarray | None:
+    """``gy * f'(x)`` for eltwise algorithm ``alg``, from ``data``: the input ``x``, or the output
+    for a ``*_use_dst_for_bwd`` algorithm; ``None`` when declined."""
+    if (type(gy) is not np.ndarray or gy.shape != data.shape or gy.dtype != np.float32
+            or not gy.flags.c_contiguous):
+        return None
+    plan = _eltwise_plan(data, alg, alpha, beta)
+    if plan is None:
+        return None
+    bwd = plan.backward()
+    if bwd is None:
+        return None
+    gx = np.empty(data.shape, np.float32)
+    arg = C.ARG_DST if alg & 0x100 else C.ARG_SRC
+    bwd.execute([(arg, data), (C.ARG_DIFF_DST, gy), (C.ARG_DIFF_SRC, gx)])
+    return gx
