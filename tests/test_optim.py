@@ -390,7 +390,8 @@ def test_steps_allocate_no_parameter_sized_arrays(name, kwargs, shape):
     param = Parameter(data.T if shape == (400, 500) else data)
     param.grad = rb.Tensor(rng.normal(size=param.shape))
     opt = getattr(rb.optim, name)([param], **kwargs)
-    opt.step()
+    for _ in range(2):  # SGD's first momentum step writes its gradient into the buffer, not the scratch
+        opt.step()
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
@@ -627,13 +628,15 @@ ADAPTIVE_CONFIGS = [
     ("RMSprop", dict(lr=1e-2, alpha=0.8, centered=True, weight_decay=0.1, maximize=True)),
     ("RMSprop", dict(lr=1e-2, alpha=0.9, centered=True, momentum=0.5, weight_decay=1e-2, maximize=True, eps=0.1)),
 ]
-ADAPTIVE_STATE = {"Adagrad": ("sum",), "RMSprop": ("square_avg", "grad_avg", "momentum_buffer")}
+ADAPTIVE_STATE = {"Adagrad": ("sum",), "RMSprop": ("square_avg", "grad_avg", "momentum_buffer"),
+                  "SGD": ("momentum_buffer",), "Adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+                  "AdamW": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), "Adadelta": ("square_avg", "acc_delta")}
 
 
 def run_adaptive(name, kwargs, steps=4, shape=(400, 400)):
     """``steps`` steps of rosenblatt's and PyTorch's optimiser on one float32 parameter of ``shape``,
-    the learning rate changed between steps as a schedule would (the momentum from the third step
-    on): the starting weight, ``(parameter, state)`` after each step in each framework, and the
+    the learning rate changed between steps as a schedule would (the momentum and Adam's beta1 from
+    the third step on, the weight decay from the fourth): the starting weight, ``(parameter, state)`` after each step in each framework, and the
     updates that reached the block runner."""
     rng = np.random.default_rng(5)
     weight = rng.normal(size=shape).astype(np.float32)
@@ -651,6 +654,10 @@ def run_adaptive(name, kwargs, steps=4, shape=(400, 400)):
                 group["lr"] *= 0.7
                 if group.get("momentum") and step >= 2:
                     group["momentum"] = 1.0 - 0.1 * step
+                if "betas" in group and step >= 2:  # Adam's beta1, as OneCycleLR cycles it
+                    group["betas"] = (group["betas"][0] - 0.05 * step, group["betas"][1])
+                if group.get("weight_decay") and step >= 3:
+                    group["weight_decay"] *= 1.5
         p.grad = rb.Tensor(g.copy())
         tp.grad = torch.tensor(g.copy())
         opt.step()
@@ -667,11 +674,11 @@ def run_adaptive(name, kwargs, steps=4, shape=(400, 400)):
 def assert_same_history(history, other, ulps, what, grad_avg_ulps=None):
     """Parameters and state equal step by step to ``ulps`` units in the last place of each array's
     largest value (an element that cancels to near zero keeps the rounding error of its terms), or
-    ``grad_avg_ulps`` for RMSprop's gradient average."""
+    ``grad_avg_ulps`` for RMSprop's gradient average and Adam's first moment."""
     for step, ((param, state), (other_param, other_state)) in enumerate(zip(history, other)):
         for key, value, expected in [("parameter", param, other_param),
                                      *((key, value, other_state[key]) for key, value in state.items())]:
-            tolerance = grad_avg_ulps if key == "grad_avg" and grad_avg_ulps else ulps
+            tolerance = grad_avg_ulps if key in ("grad_avg", "exp_avg") and grad_avg_ulps else ulps
             atol = tolerance * np.spacing(np.abs(expected).max())
             np.testing.assert_allclose(value, expected, rtol=1e-6, atol=atol, err_msg=f"{what}: {key}, step {step}")
 
@@ -752,15 +759,20 @@ def test_adaptive_onednn_declines_what_it_does_not_cover(case, onednn, monkeypat
 
 
 @pytest.mark.parametrize("name, kwargs", [("Adagrad", dict(weight_decay=0.1)),
-                                          ("RMSprop", dict(momentum=0.9, centered=True, weight_decay=0.1))])
+                                          ("RMSprop", dict(momentum=0.9, centered=True, weight_decay=0.1)),
+                                          ("SGD", dict(momentum=0.9, nesterov=True, weight_decay=0.1)),
+                                          ("Adam", dict(amsgrad=True, weight_decay=0.1)),
+                                          ("AdamW", dict(lr=0.1)),
+                                          ("Adadelta", dict(weight_decay=0.1))])
 def test_adaptive_onednn_steps_allocate_no_parameter_sized_arrays(name, kwargs, onednn):
-    """The weight-decayed gradient of the oneDNN updates is kept in the optimiser's scratch memory:
-    after the first step, steps allocate nothing parameter-sized."""
+    """The weight-decayed gradient and the other intermediate arrays of the oneDNN updates are kept in
+    the optimiser's scratch memory: after the first steps, steps allocate nothing parameter-sized."""
     rng = np.random.default_rng(0)
     param = Parameter(rng.normal(size=(400, 400)).astype(np.float32))
     param.grad = rb.Tensor(rng.normal(size=param.shape).astype(np.float32))
     opt = getattr(rb.optim, name)([param], **kwargs)
-    opt.step()
+    for _ in range(2):  # SGD's first momentum step writes its gradient into the buffer, not the scratch
+        opt.step()
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
@@ -771,3 +783,110 @@ def test_adaptive_onednn_steps_allocate_no_parameter_sized_arrays(name, kwargs, 
         tracemalloc.stop()
     assert peak - start < param.data.nbytes / 10, f"{name}: a step allocated {peak - start} bytes"
     assert current - start < 10_000
+
+
+# -- SGD with Nesterov momentum or weight decay, Adam, AdamW and Adadelta on oneDNN ----------------------
+# Large eps values, so that a wrong eps shows in the parameters.
+ONEDNN_CONFIGS = [
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, maximize=True)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)),
+    ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.1, maximize=True)),
+    ("Adam", dict(lr=1e-2)),
+    ("Adam", dict(lr=1e-2, betas=(0.8, 0.99), eps=0.1)),
+    ("Adam", dict(lr=1e-2, eps=0.1, maximize=True)),
+    ("Adam", dict(lr=1e-2, eps=0.1, weight_decay=0.1)),
+    ("Adam", dict(lr=1e-2, eps=0.1, weight_decay=0.1, maximize=True)),
+    ("Adam", dict(lr=1e-2, eps=0.1, amsgrad=True)),
+    ("Adam", dict(lr=1e-2, amsgrad=True, weight_decay=0.1, maximize=True)),
+    ("AdamW", dict(lr=1e-2, weight_decay=0.1)),
+    ("AdamW", dict(lr=1e-2, betas=(0.8, 0.99), eps=0.1, weight_decay=0.1, amsgrad=True, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=0.1)),
+    ("Adadelta", dict(lr=0.5, eps=0.1, maximize=True)),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-3, weight_decay=0.1)),
+    ("Adadelta", dict(lr=0.5, eps=1e-2, weight_decay=0.1, maximize=True)),
+]
+ONEDNN_DISPATCH = ("sgd_momentum_onednn", "adam_onednn", "adadelta_onednn")
+
+
+@requires_torch
+@pytest.mark.parametrize("config", ONEDNN_CONFIGS, ids=config_id)
+def test_momentum_adam_and_adadelta_on_large_parameters_run_on_onednn(config, onednn, monkeypatch):
+    """With the oneDNN kernels, SGD's Nesterov and weight-decayed momentum updates, Adam's, AdamW's
+    and Adadelta's of a large float32 parameter (over 2^17 elements) run as oneDNN primitives
+    (nothing reaches the block runner) and equal PyTorch's and the ufunc kernels' to a few ulp after
+    every step, parameter and state, while the learning rate, momentum, beta1 and weight decay change
+    from step to step."""
+    import rosenblatt.kernels.optim as kernels_module
+    from rosenblatt.kernels.onednn import library
+
+    name, kwargs = config
+    library.clear_cache()
+    weight, history, torch_history, queued = run_adaptive(name, kwargs, steps=5)
+    assert queued == []
+    assert np.abs(history[-1][0] - weight).mean() > 1e-3  # the parameter moved
+    # Adam's first moment, beta1 * (m - d) + d (the ufunc kernel's too), and PyTorch's lerp round
+    # apart where they cancel.
+    assert_same_history(history, torch_history, 4, f"{name} against PyTorch", grad_avg_ulps=128)
+    for dispatch in ONEDNN_DISPATCH:
+        monkeypatch.setattr(kernels_module, dispatch, lambda *args: False)
+    _, blocked, _, queued = run_adaptive(name, kwargs, steps=5)
+    assert queued
+    assert_same_history(history, blocked, 4, f"{name} against the ufunc kernels")
+
+
+@requires_torch
+def test_momentum_adam_and_adadelta_schedules_build_no_primitives(onednn, monkeypatch):
+    """Learning rates, momentum, beta1, weight decay (and with them AdamW's decay) and Adam's bias
+    corrections reach the primitives at run time: once the first steps have built them, steps with
+    other values build none."""
+    from rosenblatt.kernels.onednn import library
+    from rosenblatt.kernels.onednn import optim as onednn_optim
+
+    built = []
+    build = onednn_optim._binary
+    monkeypatch.setattr(onednn_optim, "_binary", lambda *args, **kwargs: built.append(args[0]) or build(*args, **kwargs))
+    library.clear_cache()
+    for name, kwargs in [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1)),
+                         ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.1)),
+                         ("Adam", dict(lr=1e-2, amsgrad=True, weight_decay=0.1)),
+                         ("AdamW", dict(lr=1e-2, weight_decay=0.1, maximize=True)),
+                         ("Adadelta", dict(weight_decay=0.1))]:
+        run_adaptive(name, kwargs, steps=2)
+        assert built
+        count = len(built)
+        run_adaptive(name, kwargs, steps=6)  # new learning rates, momenta, betas and weight decays
+        assert len(built) == count, (name, built[count:])
+
+
+@pytest.mark.parametrize("case", ["float64", "small", "strided", "read-only state", "numpy kernels"])
+def test_momentum_adam_and_adadelta_onednn_decline_what_they_do_not_cover(case, onednn, monkeypatch):
+    """float64, small (under 2^17 elements) or strided arrays, read-only state and the NumPy kernel
+    set take the ufunc kernels: the oneDNN entry points decline, touching nothing."""
+    import rosenblatt.kernels.optim as kernels_module
+
+    rng = np.random.default_rng(0)
+    shape = (300, 300) if case == "small" else (400, 400)
+    dtype = np.float64 if case == "float64" else np.float32
+    param = rng.normal(size=shape).astype(dtype)
+    grad = rng.normal(size=shape).astype(dtype)
+    if case == "strided":
+        grad = np.asfortranarray(grad)
+    state = [np.ones(shape, dtype) for _ in range(3)]
+    if case == "read-only state":
+        for s in state:
+            s.flags.writeable = False
+    if case == "numpy kernels":
+        monkeypatch.setattr(rb.kernels, "use_onednn", lambda *arrays: False)
+    before = [param.copy(), *(s.copy() for s in state)]
+    runner = kernels_module.UpdateRunner()
+    for first in (True, False):
+        assert not kernels_module.sgd_momentum_onednn(param, grad, state[0], runner, 0.1, 0.9, 0.0, True, 0.1, True,
+                                                      first)
+    assert not kernels_module.adam_onednn(param, grad, *state, runner, 0.9, 0.999, 1e-3, 1e-8, 0.99, 0.0, True)
+    assert not kernels_module.adadelta_onednn(param, grad, *state[:2], runner, 1.0, 0.9, 1e-6, 0.1, False)
+    for a, b in zip([param, *state], before):
+        np.testing.assert_array_equal(a, b)

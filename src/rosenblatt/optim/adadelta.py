@@ -51,8 +51,10 @@ class Adadelta(Optimizer):
                     state = self.state.by_index[index] = {
                         "step": 0, "square_avg": self._zeros_like(p), "acc_delta": self._zeros_like(p)}
                 state["step"] += 1
-                self._apply(kernels.adadelta, (p.data, grad, state["square_avg"], state["acc_delta"]), 3,
-                            get_array_module(p.data), group["lr"], group["rho"], group["eps"], group["weight_decay"],
-                            group["maximize"])
+                arrays = (p.data, grad, state["square_avg"], state["acc_delta"])
+                if not kernels.adadelta_onednn(*arrays, self._runner, group["lr"], group["rho"], group["eps"],
+                                               group["weight_decay"], group["maximize"]):
+                    self._apply(kernels.adadelta, arrays, 3, get_array_module(p.data), group["lr"], group["rho"],
+                                group["eps"], group["weight_decay"], group["maximize"])
                 mark_modified(p)
         return loss

@@ -84,7 +84,10 @@ class Adam(Optimizer):
                     state["max_exp_avg_sq"] = self._zeros_like(p)
                 arrays = (p.data, grad, state["exp_avg"], state["exp_avg_sq"],
                           state["max_exp_avg_sq"] if group["amsgrad"] else None)
-                self._apply(kernels.adam, arrays, 2, xp, beta1, beta2, step_size, eps, decay, l2, group["maximize"])
+                if not kernels.adam_onednn(*arrays, self._runner, beta1, beta2, step_size, eps, decay, l2,
+                                           group["maximize"]):
+                    self._apply(kernels.adam, arrays, 2, xp, beta1, beta2, step_size, eps, decay, l2,
+                                group["maximize"])
                 mark_modified(p)
         return loss
 

@@ -75,9 +75,16 @@ class SGD(Optimizer):
                     if first:
                         state["momentum_buffer"] = self._zeros_like(p)
                     buf = state["momentum_buffer"]
-                    if group["nesterov"] or not kernels.sgd_one_pass(
-                            p.data, grad, buf, lr, momentum, group["dampening"], weight_decay, group["maximize"],
-                            first):
+                    # Nesterov or weight decay: a few oneDNN passes for a large float32 array; plain
+                    # momentum: one pass per array (BLAS or oneDNN). The ufunc kernel otherwise.
+                    if group["nesterov"] or weight_decay:
+                        done = kernels.sgd_momentum_onednn(p.data, grad, buf, self._runner, lr, momentum,
+                                                           group["dampening"], group["nesterov"], weight_decay,
+                                                           group["maximize"], first)
+                    else:
+                        done = kernels.sgd_one_pass(p.data, grad, buf, lr, momentum, group["dampening"],
+                                                    weight_decay, group["maximize"], first)
+                    if not done:
                         self._apply(kernels.sgd_momentum, (p.data, grad, buf), 2, xp, lr, momentum,
                                     group["dampening"], group["nesterov"], weight_decay, group["maximize"], first)
                 mark_modified(p)  # the parameter changed in place: graphs that saved it are now stale
