@@ -20,9 +20,27 @@ ONEDNN_OK, ONEDNN_WHY = L.load()
 requires_onednn = pytest.mark.skipif(not ONEDNN_OK, reason=f"oneDNN unavailable: {ONEDNN_WHY}")
 
 
-def _ran(cell: str) -> bool:
-    """True when a oneDNN RNN primitive of ``cell`` ("lstm", "gru", "rnn_tanh", "rnn_relu") was built."""
-    return any(isinstance(k, tuple) and k[:2] == ("rnn", cell) for k, _ in L.cache_items())
+def _ran(cell: str, projection: bool | None = None, peephole: bool | None = None, stage: str | None = None) -> bool:
+    """True when a oneDNN RNN primitive of ``cell`` ("lstm", "gru", "rnn_tanh", "rnn_relu") was built;
+    given, ``projection``/``peephole`` (an LSTM with or without them) and ``stage`` ("training",
+    "inference" or "backward") narrow it down."""
+    from rosenblatt.kernels.onednn.library import C
+
+    # a primitive's key: ("rnn", cell, T, N, inputs, H, reverse, P, peephole, "forward", prop) or
+    # (..., "backward")
+    stages = {"training": ("forward", C.forward_training), "inference": ("forward", C.forward_inference),
+              "backward": ("backward",)}
+    for k, _ in L.cache_items():
+        if not (isinstance(k, tuple) and k[:2] == ("rnn", cell)):
+            continue
+        if projection is not None and bool(k[7]) != projection:
+            continue
+        if peephole is not None and k[8] != peephole:
+            continue
+        if stage is not None and k[9:] != stages[stage]:
+            continue
+        return True
+    return False
 
 
 def _kernel_of(output: rb.Tensor) -> str:
@@ -71,6 +89,123 @@ def test_batch_one_inference_matches_torch(kernel_set, mode):
     assert_close(out, t_out, "output", rtol=1e-5, atol=1e-6)
     for a, b in zip(state if mode == "lstm" else [state], t_state if mode == "lstm" else [t_state]):
         assert_close(a, b, "final state", rtol=1e-5, atol=1e-6)
+
+
+# -- LSTM with a projection (proj_size) and with peepholes ------------------------------------------
+
+PROJ_CONFIGS = [
+    dict(num_layers=1, bidirectional=False, batch_first=False, init=False, bias=True),
+    dict(num_layers=1, bidirectional=False, batch_first=True, init=True, bias=True),
+    dict(num_layers=2, bidirectional=False, batch_first=False, init=True, bias=False),
+    dict(num_layers=1, bidirectional=True, batch_first=True, init=False, bias=True),
+    dict(num_layers=2, bidirectional=True, batch_first=True, init=True, bias=True),
+]
+
+
+@requires_torch
+@pytest.mark.parametrize("config", PROJ_CONFIGS, ids=lambda c: "L{num_layers}-bi{bidirectional:d}-bf{batch_first:d}"
+                         "-h{init:d}-b{bias:d}".format(**c))
+def test_projection_lstm_matches_torch_under_both_kernel_sets(kernel_set, config):
+    """``proj_size``: outputs, final states and the gradients of the input, h0, c0 and every weight
+    (``weight_hr`` included) against PyTorch; under oneDNN its projection primitives ran."""
+    rng = np.random.default_rng(7)
+    T, N, C, H, P = 6, 3, 5, 7, 4
+    layer, t_layer = _make_pair("lstm", np.float32, input_size=C, hidden_size=H, num_layers=config["num_layers"],
+                                bidirectional=config["bidirectional"], batch_first=config["batch_first"],
+                                bias=config["bias"], proj_size=P)
+    x = rng.standard_normal((N, T, C) if config["batch_first"] else (T, N, C)).astype(np.float32)
+    num_states = config["num_layers"] * (2 if config["bidirectional"] else 1)
+    states = _initial_states("lstm", num_states, N, H, P, np.float32, rng) if config["init"] else ()
+    _compare(layer, t_layer, x, states, np.float32)
+    onednn = kernel_set == "onednn"
+    assert _ran("lstm", projection=True, stage="training") == onednn, "the oneDNN projection forward did not run"
+    assert _ran("lstm", projection=True, stage="backward") == onednn, "the oneDNN projection backward did not run"
+    assert not _ran("lstm", projection=False)
+
+
+@requires_torch
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("param", ["weight_hr_l0", "weight_hr_l1_reverse", "weight_ih_l1", "bias_hh_l0_reverse"])
+def test_projection_inference_matches_torch_after_raw_weight_writes(kernel_set, param, batch):
+    """Inference twice with a parameter scaled in between by a raw write into its array (which moves
+    no version counter): the second call sees the new weights (the weight cache checks its sources'
+    bits, the projection weights included)."""
+    import torch
+
+    layer, t_layer = _make_pair("lstm", np.float32, input_size=4, hidden_size=9, num_layers=2, bidirectional=True,
+                                proj_size=5)
+    layer.eval()
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((12, batch, 4)).astype(np.float32)
+    h0, c0 = _initial_states("lstm", 4, batch, 9, 5, np.float32, rng)
+    for write in range(3):
+        if write == 1:  # the third call runs unchanged weights again (from the cache under oneDNN)
+            getattr(layer, param).data[...] *= 2
+            with torch.no_grad():
+                getattr(t_layer, param).mul_(2)
+        with rb.no_grad():
+            out, (h_n, c_n) = layer(rb.tensor(x), (rb.tensor(h0), rb.tensor(c0)))
+        with torch.no_grad():
+            t_out, (t_h, t_c) = t_layer(torch.tensor(x), (torch.tensor(h0), torch.tensor(c0)))
+        assert_close(out, t_out, f"output after {write} writes", rtol=1e-5, atol=1e-5)
+        assert_close(h_n, t_h, "h_n", rtol=1e-5, atol=1e-5)
+        assert_close(c_n, t_c, "c_n", rtol=1e-5, atol=1e-5)
+    assert _ran("lstm", projection=True, stage="inference") == (kernel_set == "onednn")
+
+
+def _peephole_run(layer, x, states, upstream):
+    """Outputs and the gradients of input, states and every parameter of a peephole LSTM."""
+    rx = rb_tensor(x, requires_grad=True)
+    rs = [rb_tensor(s, requires_grad=True) for s in states]
+    out, (h_n, c_n) = layer(rx, tuple(rs))
+    wrt = [rx, *rs, *[p for _, p in layer.named_parameters()]]
+    grads = rb.grad([out, h_n, c_n], wrt, [rb_tensor(u) for u in upstream])
+    return [out.numpy(), h_n.numpy(), c_n.numpy()], [g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("proj_size", [0, 3])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_peephole_lstm_onednn_matches_numpy_kernels(onednn, proj_size, batch_first):
+    """Peepholes (with and without a projection), training and inference: the oneDNN kernels give
+    the NumPy kernels' outputs and gradients (oneDNN's peephole formula is theirs: ``i``, ``f`` read
+    ``c_{t-1}``, ``o`` reads ``c_t``), and inference sees a raw write into the peephole weights."""
+    rng = np.random.default_rng(9)
+    T, N, C, H = 6, 3, 4, 5
+    layer = rb.nn.LSTM(C, H, num_layers=2, bidirectional=True, batch_first=batch_first, peephole=True,
+                       proj_size=proj_size)
+    for name, p in layer.named_parameters():
+        if "peephole" in name:
+            p.data[...] = rng.uniform(-0.5, 0.5, p.shape)
+    S = proj_size or H
+    x = rng.standard_normal((N, T, C) if batch_first else (T, N, C)).astype(np.float32)
+    states = [rng.standard_normal((4, N, S)).astype(np.float32), rng.standard_normal((4, N, H)).astype(np.float32)]
+    upstream = [rng.standard_normal(s).astype(np.float32) for s in [x.shape[:2] + (2 * S,), (4, N, S), (4, N, H)]]
+    L.clear_cache()
+    outs, grads = _peephole_run(layer, x, states, upstream)
+    assert _ran("lstm", projection=bool(proj_size), peephole=True, stage="training")
+    assert _ran("lstm", projection=bool(proj_size), peephole=True, stage="backward")
+    rb.kernels.set_kernels("numpy")
+    ref_outs, ref_grads = _peephole_run(layer, x, states, upstream)
+    rb.kernels.set_kernels("onednn")
+    for i, (a, b) in enumerate(zip(outs, ref_outs)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"output {i}")
+    names = ["input", "h0", "c0", *[n for n, _ in layer.named_parameters()]]
+    for name, a, b in zip(names, grads, ref_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"gradient of {name}")
+
+    def infer(kernels):
+        rb.kernels.set_kernels(kernels)
+        with rb.no_grad():
+            out, (h_n, c_n) = layer(rb.tensor(x), tuple(rb.tensor(s) for s in states))
+        rb.kernels.set_kernels("onednn")
+        return [out.numpy(), h_n.numpy(), c_n.numpy()]
+
+    for write in range(2):
+        if write:
+            layer.weight_peephole_l1_reverse.data[...] *= 2
+        for a, b in zip(infer("onednn"), infer("numpy")):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"inference after {write} writes")
+    assert _ran("lstm", projection=bool(proj_size), peephole=True, stage="inference")
 
 
 # -- the oneDNN kernels against the NumPy reference kernels ---------------------------------------
@@ -128,12 +263,54 @@ def test_onednn_kernels_match_numpy_kernels(onednn, cell, reverse, bias):
                 np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"{cell} gradient of {name}")
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("proj_size, peephole", [(3, False), (0, True), (3, True)])
+def test_onednn_lstm_projection_and_peephole_kernels_match_numpy_kernels(onednn, proj_size, peephole, reverse):
+    """The kernel pair with ``w_hr`` and/or ``w_peep``: outputs and gradients (all, the weights' only,
+    the projection's or peepholes' alone) as the NumPy kernels give them."""
+    from rosenblatt.kernels.onednn import recurrent as onednn_kernels
+
+    rng = np.random.default_rng(10)
+    T, N, C, H = 7, 4, 5, 6
+    S = proj_size or H
+    f32 = np.float32
+    args = [rng.standard_normal((T, N, C)).astype(f32), rng.standard_normal((N, S)).astype(f32),
+            rng.standard_normal((N, H)).astype(f32), (rng.standard_normal((4 * H, C)) * 0.4).astype(f32),
+            (rng.standard_normal((4 * H, S)) * 0.4).astype(f32), (rng.standard_normal(4 * H) * 0.4).astype(f32),
+            (rng.standard_normal(4 * H) * 0.4).astype(f32),
+            (rng.standard_normal((proj_size, H)) * 0.4).astype(f32) if proj_size else None,
+            (rng.standard_normal((3, H)) * 0.4).astype(f32) if peephole else None]
+    present = [a is not None for a in args]
+    upstream = [rng.standard_normal(s).astype(f32) for s in [(T, N, S), (N, S), (N, H)]]
+    all_needs = tuple(present)
+    weights_only = tuple(p and i >= 3 for i, p in enumerate(present))
+    extra_only = tuple(p and i >= 7 for i, p in enumerate(present))
+    for needs in (all_needs, weights_only, extra_only):
+        results = []
+        for module in (onednn_kernels, numpy_kernels):
+            output, h_n, c_n, saved = module.lstm_forward(*args, reverse=reverse)
+            results.append(([output, h_n, c_n], module.lstm_backward(saved, *upstream, needs)))
+        (outs, grads), (ref_outs, ref_grads) = results
+        for i, (a, b) in enumerate(zip(outs, ref_outs)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"output {i}")
+        for i, (a, b, needed) in enumerate(zip(grads, ref_grads, needs)):
+            assert (a is None) == (not needed), f"gradient {i} computed={a is not None}"
+            if needed:
+                assert a.shape == b.shape and a.dtype == np.float32 and a.flags.c_contiguous
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"gradient {i}")
+        inference = onednn_kernels.lstm_forward(*args, reverse=reverse, training=False, weights_version=(0,))
+        for i, (a, b) in enumerate(zip(inference[:3], ref_outs)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"inference output {i}")
+
+
 def test_declined_calls_run_the_numpy_kernels(onednn):
-    """Peepholes, a projection, lengths and float64 are not covered: NumPy runs them."""
+    """Lengths and float64 are not covered: NumPy runs them (peepholes and a projection are covered)."""
     x = rb.randn(4, 2, 3, requires_grad=True)
     assert _kernel_of(rb.nn.LSTM(3, 5)(x)[0]) == "onednn"
-    assert _kernel_of(rb.nn.LSTM(3, 5, peephole=True)(x)[0]) == "numpy"
-    assert _kernel_of(rb.nn.LSTM(3, 5, proj_size=2)(x)[0]) == "numpy"
+    assert _kernel_of(rb.nn.LSTM(3, 5, peephole=True)(x)[0]) == "onednn"
+    assert _kernel_of(rb.nn.LSTM(3, 5, proj_size=2)(x)[0]) == "onednn"
+    assert _kernel_of(rb.nn.LSTM(3, 5, proj_size=2, peephole=True)(x)[0]) == "onednn"
+    assert _kernel_of(rb.nn.LSTM(3, 5, proj_size=2)(x, lengths=[4, 2])[0]) == "numpy"
     assert _kernel_of(rb.nn.GRU(3, 5)(x, lengths=[4, 2])[0]) == "numpy"
     x64 = rb.randn(4, 2, 3, dtype=rb.float64, requires_grad=True)
     assert _kernel_of(rb.nn.RNN(3, 5).to(rb.float64)(x64)[0]) == "numpy"

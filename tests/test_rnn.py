@@ -122,12 +122,18 @@ def test_lengths_match_packed_torch(mode, batch_first):
 
 @requires_torch
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lstm_projection_matches_torch(dtype):
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "L{num_layers}-bi{bidirectional:d}-bf{batch_first:d}-h{init:d}".format(**c))
+def test_lstm_projection_matches_torch(config, dtype):
+    """``proj_size``: outputs, final states and the gradients of input, h0, c0 and every weight
+    (``weight_hr`` included)."""
     rng = np.random.default_rng(3)
-    layer, t_layer = _make_pair("lstm", dtype, input_size=4, hidden_size=6, num_layers=2, bidirectional=True,
-                                proj_size=3)
-    x = rng.standard_normal((5, 2, 4)).astype(dtype)
-    states = _initial_states("lstm", 4, 2, 6, 3, dtype, rng)
+    T, N, C, H, P = 5, 2, 4, 6, 3
+    layer, t_layer = _make_pair("lstm", dtype, input_size=C, hidden_size=H, num_layers=config["num_layers"],
+                                bidirectional=config["bidirectional"], batch_first=config["batch_first"],
+                                proj_size=P)
+    x = rng.standard_normal((N, T, C) if config["batch_first"] else (T, N, C)).astype(dtype)
+    num_states = config["num_layers"] * (2 if config["bidirectional"] else 1)
+    states = _initial_states("lstm", num_states, N, H, P, dtype, rng) if config["init"] else ()
     _compare(layer, t_layer, x, states, dtype)
 
 

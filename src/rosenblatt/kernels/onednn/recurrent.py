@@ -3,7 +3,8 @@
 
 Same signatures as the NumPy kernels of :mod:`rosenblatt.kernels.recurrent`; the Functions of
 :mod:`rosenblatt.nn.functional.recurrent` call these when the oneDNN kernel set is active and the
-call is float32 NumPy without peepholes, projection or ``lengths`` (those run the NumPy kernels).
+call is float32 NumPy without ``lengths`` (those run the NumPy kernels). LSTMs with a projection
+(``proj_size``), with peepholes, or with both run here too.
 Stacked and bidirectional layers are one call per layer and direction, as with the NumPy
 kernels: the input projection of a layer is already one GEMM over all time steps inside the
 primitive, and the two directions of a bidirectional layer read different weights, so a whole-stack
@@ -19,7 +20,20 @@ What oneDNN 3.2 accepts (measured; anything else is "unimplemented"):
   set; it is set here, so the buffers need no zeroing;
 - sequences time-major (``tnc``): with batch-major input (``ntc``) the backward primitive returns
   a wrong input-weight gradient, so ``batch_first`` input is copied;
-- no bias-free primitives: a layer without bias passes a zero bias.
+- no bias-free primitives: a layer without bias passes a zero bias;
+- projection weights (``(1, 1, H, P)``) read in any layout: forward takes the layout oneDNN picks
+  (``format_tag_any``, a reorder from PyTorch's ``(P, H)`` ``weight_hr``, kept by the inference
+  weight cache like the others), backward reads PyTorch's matrix as it is (``ldoi``) and writes its
+  gradient in the layout it picks (reordered back to ``(P, H)``);
+- peephole weights and their gradient as ``(1, 1, 3, H)`` ``ldgo``: rosenblatt's ``(3, H)``
+  ``weight_peephole`` (rows ``w_ci, w_cf, w_co``) as it is.
+
+Projection: oneDNN's LSTMP is PyTorch's, ``h_t = W_hr (o_t * tanh(c_t))``: the recurrent state,
+``src_iter``, ``dst_iter`` and ``dst_layer`` have ``P`` channels and ``weights_iter`` is
+``(P, 4, H)``; the cell state keeps ``H``. Peepholes: oneDNN's formula is the one of the NumPy kernels (Gers &
+Schmidhuber), ``i`` and ``f`` read ``w_ci * c_{t-1}`` and ``w_cf * c_{t-1}``, ``o`` reads
+``w_co * c_t`` (the new cell state); the two kernel sets agree to float32 rounding on outputs and
+all gradients, with a projection as well.
 
 Gates: LSTM is ``i, f, g, o`` in both libraries. PyTorch's GRU is oneDNN's *linear-before-reset*
 GRU (``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``), whose gate order is ``u, r, o`` (update,
@@ -37,9 +51,12 @@ so do the weight copies (a 512 x 128 reorder is 20 us of work).
 
 Against the NumPy kernels (one thread each, same process, interleaved; LSTM/GRU 32->128 over 50
 steps) these win on every measured case: training at batch 64 1.6x (LSTM and GRU), a 2-layer
-bidirectional LSTM 1.4x, inference at batch 1 2x - so no case is left to NumPy for speed. Against
-PyTorch they tie on the LSTM (PyTorch runs the same primitive; the results are bit-identical) and
-win on GRU (PyTorch's GRU is not on oneDNN).
+bidirectional LSTM 1.4x, inference at batch 1 2x - so no case is left to NumPy for speed. The
+projection LSTM (32->128, ``proj_size=64``, 50 steps): training at batch 64 21.7 -> 11.4 ms (1.9x),
+inference at batch 1 0.67 -> 0.22 ms (3x); with peepholes as well 25.2 -> 15.2 ms and 0.84 ->
+0.23 ms. Against PyTorch they tie on the LSTM (PyTorch runs the same primitive; the results are
+bit-identical) and win on GRU (PyTorch's GRU is not on oneDNN; neither is its projection LSTM, not
+timed against these).
 """
 
 from __future__ import annotations
@@ -111,8 +128,15 @@ def _weights_md(inputs: int, G: int, H: int, pytorch_layout: bool) -> L.MemoryDe
 
 
 def _bias_md(G: int, H: int) -> L.MemoryDesc:
-    """``(1, 1, G, H)`` bias (``ldgo``)."""
+    """``(1, 1, G, H)`` bias (``ldgo``); also the ``(3, H)`` peephole weights (rows ``i, f, o``)."""
     return L.MemoryDesc.with_strides((1, 1, G, H), (G * H, G * H, H, 1))
+
+
+def _projection_md(H: int, P: int, pytorch_layout: bool) -> L.MemoryDesc:
+    """``(1, 1, H, P)`` projection weights: ``ldoi`` (PyTorch's ``(P, H)`` ``weight_hr``) or ``ldio``."""
+    if pytorch_layout:
+        return L.MemoryDesc.with_strides((1, 1, H, P), (H * P, H * P, 1, H))
+    return L.MemoryDesc.with_strides((1, 1, H, P), (H * P, H * P, P, 1))
 
 
 # -- primitives ---------------------------------------------------------------------------------
@@ -124,25 +148,39 @@ _OP = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
 
 
 class _Shape:
-    """Everything a primitive depends on; ``key`` indexes the cache."""
+    """Everything a primitive depends on; ``key`` indexes the cache.
 
-    __slots__ = ("cell", "T", "N", "inputs", "H", "reverse", "key")
+    ``H`` is the cell's hidden size; ``P`` the LSTM's projection size (0 without a projection), so
+    the recurrent state and the output have ``P or H`` channels while the cell state keeps ``H``;
+    ``peephole`` says whether the LSTM has peephole weights.
+    """
 
-    def __init__(self, cell: str, T: int, N: int, inputs: int, H: int, reverse: bool) -> None:
+    __slots__ = ("cell", "T", "N", "inputs", "H", "reverse", "P", "peephole", "key")
+
+    def __init__(self, cell: str, T: int, N: int, inputs: int, H: int, reverse: bool, P: int = 0,
+                 peephole: bool = False) -> None:
         self.cell, self.T, self.N, self.inputs, self.H, self.reverse = cell, T, N, inputs, H, reverse
-        self.key = ("rnn", cell, T, N, inputs, H, reverse)
+        self.P, self.peephole = P, peephole
+        self.key = ("rnn", cell, T, N, inputs, H, reverse, P, peephole)
+
+    @property
+    def state_size(self) -> int:
+        """Channels of the recurrent state and of the output: the projection size, or ``H``."""
+        return self.P or self.H
 
     def descriptors(self, training_layout: bool) -> dict[str, Any]:
-        G, H, N = _GATES[self.cell], self.H, self.N
-        state = _state_md(N, H)
+        G, H, N, S = _GATES[self.cell], self.H, self.N, self.state_size
+        state = _state_md(N, S)
         return {
             "src": _data_md(self.T, N, self.inputs),
             "state": state,
-            "c_state": state if self.cell == "lstm" else None,
+            "c_state": _state_md(N, H) if self.cell == "lstm" else None,
             "w_layer": _weights_md(self.inputs, G, H, training_layout),
-            "w_iter": _weights_md(H, G, H, training_layout),
+            "w_iter": _weights_md(S, G, H, training_layout),
+            "w_peephole": _bias_md(3, H) if self.peephole else None,
+            "w_projection": _projection_md(H, self.P, training_layout) if self.P else None,
             "bias": _bias_md(_BIAS_GATES[self.cell], H),
-            "dst": _data_md(self.T, N, H),
+            "dst": _data_md(self.T, N, S),
         }
 
 
@@ -154,7 +192,9 @@ def _any_weights(d: dict[str, Any], shape: _Shape) -> None:
     layout that its brgemm kernels read: at batch 1, 225 -> 155 us."""
     G = _GATES[shape.cell]
     d["w_layer"] = L.MemoryDesc.with_tag((1, 1, shape.inputs, G, shape.H), C.format_tag_any)
-    d["w_iter"] = L.MemoryDesc.with_tag((1, 1, shape.H, G, shape.H), C.format_tag_any)
+    d["w_iter"] = L.MemoryDesc.with_tag((1, 1, shape.state_size, G, shape.H), C.format_tag_any)
+    if shape.P:
+        d["w_projection"] = L.MemoryDesc.with_tag((1, 1, shape.H, shape.P), C.format_tag_any)
 
 
 def _create_forward(shape: _Shape, prop: int) -> L.Primitive:
@@ -165,7 +205,8 @@ def _create_forward(shape: _Shape, prop: int) -> L.Primitive:
     op = _OP[shape.cell]
     if shape.cell == "lstm":
         pd = L.create_pd("lstm_forward", prop, direction, d["src"], d["state"], d["c_state"], d["w_layer"],
-                         d["w_iter"], None, None, d["bias"], d["dst"], d["state"], d["c_state"], 0, None, op=op)
+                         d["w_iter"], d["w_peephole"], d["w_projection"], d["bias"], d["dst"], d["state"],
+                         d["c_state"], 0, None, op=op)
     elif shape.cell == "gru":
         pd = L.create_pd("lbr_gru_forward", prop, direction, d["src"], d["state"], d["w_layer"], d["w_iter"],
                          d["bias"], d["dst"], d["state"], 0, None, op=op)
@@ -187,10 +228,10 @@ def _create_backward(shape: _Shape, forward: L.Primitive) -> L.Primitive:
     if shape.cell == "lstm":
         pd = L.create_pd(
             "lstm_backward", C.backward, direction,
-            d["src"], d["state"], d["c_state"], d["w_layer"], d["w_iter"], None, None, d["bias"], d["dst"],
-            d["state"], d["c_state"],
-            g["src"], g["state"], g["c_state"], g["w_layer"], g["w_iter"], None, None, g["bias"], g["dst"],
-            g["state"], g["c_state"], flags, forward.pd, None, op=op)  # fmt: skip
+            d["src"], d["state"], d["c_state"], d["w_layer"], d["w_iter"], d["w_peephole"], d["w_projection"],
+            d["bias"], d["dst"], d["state"], d["c_state"],
+            g["src"], g["state"], g["c_state"], g["w_layer"], g["w_iter"], g["w_peephole"], g["w_projection"],
+            g["bias"], g["dst"], g["state"], g["c_state"], flags, forward.pd, None, op=op)  # fmt: skip
     elif shape.cell == "gru":
         pd = L.create_pd(
             "lbr_gru_backward", C.backward, direction,
@@ -219,15 +260,16 @@ def _backward_primitive(shape: _Shape) -> L.Primitive:
 
 # -- threads ------------------------------------------------------------------------------------
 
-# Below this many multiply-adds in one step's recurrent GEMM (N x H by H x G*H), a step is a few
-# microseconds of work and waking a second OpenMP thread for each of its parallel regions costs
-# more than it saves; on a busy machine each wake-up can wait for a scheduler slice (measured, LSTM
-# 32->128 over 50 steps at batch 1 with 2 threads under load: 70 ms against 0.6 ms on one thread).
+# Below this many multiply-adds in one step's recurrent GEMM (N x H by H x G*H; N x P by P x 4H with
+# an LSTM's projection of size P), a step is a few microseconds of work and waking a second OpenMP
+# thread for each of its parallel regions costs more than it saves; on a busy machine each wake-up
+# can wait for a scheduler slice (measured, LSTM 32->128 over 50 steps at batch 1 with 2 threads
+# under load: 70 ms against 0.6 ms on one thread).
 _SMALL_STEP = 2**18
 
 
 def _small(shape: _Shape) -> bool:
-    return shape.N * _GATES[shape.cell] * shape.H * shape.H < _SMALL_STEP
+    return shape.N * _GATES[shape.cell] * shape.H * shape.state_size < _SMALL_STEP
 
 
 # -- workspace pool -----------------------------------------------------------------------------
@@ -308,6 +350,24 @@ def _from_primitive_layout(dw: np.ndarray, cell: str, H: int, inputs: int, md: L
     return _gate_rows(out, cell, H)
 
 
+def _projection_to_layout(w_hr: np.ndarray, md: L.MemoryDesc, key: tuple) -> np.ndarray:
+    """PyTorch's ``(P, H)`` projection weights in the layout ``md`` a primitive chose."""
+    P, H = w_hr.shape
+    out = np.empty(md.nbytes // 4, dtype=np.float32)
+    with L.one_thread():
+        L.reorder(_projection_md(H, P, True), md, key).execute(
+            [(C.ARG_FROM, np.ascontiguousarray(w_hr)), (C.ARG_TO, out)])
+    return out
+
+
+def _projection_from_layout(dw: np.ndarray, H: int, P: int, md: L.MemoryDesc, key: tuple) -> np.ndarray:
+    """A projection-weight gradient written in layout ``md`` as PyTorch's ``(P, H)``."""
+    out = np.empty((P, H), dtype=np.float32)
+    with L.one_thread():
+        L.reorder(md, _projection_md(H, P, True), key).execute([(C.ARG_FROM, dw), (C.ARG_TO, out)])
+    return out
+
+
 def _backward_weights(w: np.ndarray, cell: str, H: int) -> np.ndarray:
     """``(G*H, in)`` weights -> ``ldgoi`` (the same matrix) in oneDNN's gate order."""
     return np.ascontiguousarray(_gate_rows(w, cell, H))
@@ -336,11 +396,13 @@ class _Saved:
     retained for a second backward, or when the graph is dropped without one).
     """
 
-    __slots__ = ("shape", "x", "h0", "c0", "w_ih", "w_hh", "bias", "output", "h_n", "c_n", "work")
+    __slots__ = ("shape", "x", "h0", "c0", "w_ih", "w_hh", "bias", "w_hr", "w_peep", "output", "h_n", "c_n",
+                 "work")
 
-    def __init__(self, shape, x, h0, c0, w_ih, w_hh, bias, output, h_n, c_n, work) -> None:
+    def __init__(self, shape, x, h0, c0, w_ih, w_hh, bias, w_hr, w_peep, output, h_n, c_n, work) -> None:
         self.shape, self.x, self.h0, self.c0, self.w_ih, self.w_hh = shape, x, h0, c0, w_ih, w_hh
-        self.bias, self.output, self.h_n, self.c_n, self.work = bias, output, h_n, c_n, work
+        self.bias, self.w_hr, self.w_peep = bias, w_hr, w_peep
+        self.output, self.h_n, self.c_n, self.work = output, h_n, c_n, work
 
     def __del__(self) -> None:
         if self.work is not None and _give_workspace is not None:  # (None at interpreter exit)
@@ -358,28 +420,44 @@ _PREPARED_MAX = 32
 _prepared: OrderedDict[tuple, tuple] = OrderedDict()
 
 
-def _prepared_weights(cell: str, H: int, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Any, b_hh: Any,
-                      version: Any, md_layer: L.MemoryDesc, md_iter: L.MemoryDesc, key: tuple
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(w_ih, w_hh, bias)`` in the layouts ``md_layer``/``md_iter`` (the primitive's) and oneDNN's
-    gate order; with a ``version`` stamp, remembered and reused while the same arrays, holding the
-    same values (:class:`~rosenblatt.kernels.snapshot.Snapshot`: a write into an array moves no
-    stamp), come with the same stamp for the same layouts."""
-    def prepare() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (_to_primitive_layout(w_ih, cell, H, md_layer, key + ("w_layer",)),
-                _to_primitive_layout(w_hh, cell, H, md_iter, key + ("w_iter",)), _bias(b_ih, b_hh, cell, H))
+class _Weights:
+    """A layer's weights as one primitive reads them: ``w_layer``, ``w_iter`` and ``bias`` always,
+    ``w_peephole`` (``(3, H)``, ``ldgo``) and ``w_projection`` only for an LSTM that has them."""
+
+    __slots__ = ("w_layer", "w_iter", "bias", "w_peephole", "w_projection")
+
+    def __init__(self, w_layer: np.ndarray, w_iter: np.ndarray, bias: np.ndarray, w_peephole: Any,
+                 w_projection: Any) -> None:
+        self.w_layer, self.w_iter, self.bias = w_layer, w_iter, bias
+        self.w_peephole, self.w_projection = w_peephole, w_projection
+
+
+def _prepared_weights(cell: str, H: int, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Any, b_hh: Any, w_hr: Any,
+                      w_peep: Any, version: Any, primitive: L.Primitive, key: tuple) -> _Weights:
+    """The weights in the layouts ``primitive`` chose and oneDNN's gate order; with a ``version``
+    stamp, remembered and reused while the same arrays (projection and peephole weights included),
+    holding the same values (:class:`~rosenblatt.kernels.snapshot.Snapshot`: a write into an array
+    moves no stamp), come with the same stamp for the same layouts."""
+    md_layer, md_iter = primitive.md(C.ARG_WEIGHTS_LAYER), primitive.md(C.ARG_WEIGHTS_ITER)
+    md_projection = primitive.md(C.ARG_WEIGHTS_PROJECTION) if w_hr is not None else None
+
+    def prepare() -> _Weights:
+        return _Weights(_to_primitive_layout(w_ih, cell, H, md_layer, key + ("w_layer",)),
+                        _to_primitive_layout(w_hh, cell, H, md_iter, key + ("w_iter",)), _bias(b_ih, b_hh, cell, H),
+                        None if w_peep is None else np.ascontiguousarray(w_peep),
+                        None if w_hr is None else _projection_to_layout(w_hr, md_projection, key + ("w_projection",)))
 
     if version is None:
         return prepare()
-    sources = (w_ih, w_hh, b_ih, b_hh)
+    sources = (w_ih, w_hh, b_ih, b_hh, w_hr, w_peep)
     key = (cell, H) + tuple(map(id, sources))
     hit = _prepared.get(key)
     if (hit is not None and hit[1] == version and hit[3] == md_layer and hit[4] == md_iter
-            and hit[0].holds(sources)):
+            and hit[5] == md_projection and hit[0].holds(sources)):
         _prepared.move_to_end(key)
         return hit[2]
     prepared = prepare()
-    _prepared[key] = (Snapshot(sources), version, prepared, md_layer, md_iter)
+    _prepared[key] = (Snapshot(sources), version, prepared, md_layer, md_iter, md_projection)
     _prepared.move_to_end(key)
     while len(_prepared) > _PREPARED_MAX:
         _prepared.popitem(last=False)
@@ -387,52 +465,60 @@ def _prepared_weights(cell: str, H: int, w_ih: np.ndarray, w_hh: np.ndarray, b_i
 
 
 def _forward(cell: str, x: np.ndarray, h0: np.ndarray, c0: Any, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: Any,
-             b_hh: Any, reverse: bool, training: bool,
-             weights_version: Any = None) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+             b_hh: Any, reverse: bool, training: bool, weights_version: Any = None, w_hr: Any = None,
+             w_peep: Any = None) -> tuple[np.ndarray, np.ndarray, Any, Any]:
     T, N, inputs = x.shape
-    H = w_hh.shape[1]
+    H = w_hh.shape[0] // _GATES[cell]
+    P = 0 if w_hr is None else w_hr.shape[0]
     x = np.ascontiguousarray(x)
-    shape = _Shape(cell, T, N, inputs, H, reverse)
+    shape = _Shape(cell, T, N, inputs, H, reverse, P, w_peep is not None)
     with L.one_thread() if _small(shape) else contextlib.nullcontext():
-        return _run_forward(shape, x, h0, c0, w_ih, w_hh, b_ih, b_hh, training, weights_version)
+        return _run_forward(shape, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, training, weights_version)
 
 
 def _run_forward(shape: _Shape, x: np.ndarray, h0: np.ndarray, c0: Any, w_ih: np.ndarray, w_hh: np.ndarray,
-                 b_ih: Any, b_hh: Any, training: bool, weights_version: Any) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+                 b_ih: Any, b_hh: Any, w_hr: Any, w_peep: Any, training: bool,
+                 weights_version: Any) -> tuple[np.ndarray, np.ndarray, Any, Any]:
     """:func:`_forward` under the thread count it runs with: the primitive is made for that count
     (oneDNN fixes a primitive's thread count when it creates it)."""
-    cell, T, N, H = shape.cell, shape.T, shape.N, shape.H
+    cell, T, N, H, S = shape.cell, shape.T, shape.N, shape.H, shape.state_size
     primitive = _forward_primitive(shape, training)
     h0 = np.ascontiguousarray(h0)
     # the weights in the layouts the primitive chose (kept between inference calls)
-    w_layer, w_iter, bias = _prepared_weights(cell, H, w_ih, w_hh, b_ih, b_hh, None if training else weights_version,
-                                              primitive.md(C.ARG_WEIGHTS_LAYER), primitive.md(C.ARG_WEIGHTS_ITER),
-                                              shape.key + (training,))
-    output = np.empty((T, N, H), dtype=np.float32)
-    h_n = np.empty((N, H), dtype=np.float32)
-    args = [(C.ARG_SRC_LAYER, x), (C.ARG_SRC_ITER, h0), (C.ARG_WEIGHTS_LAYER, w_layer),
-            (C.ARG_WEIGHTS_ITER, w_iter), (C.ARG_DST_LAYER, output), (C.ARG_DST_ITER, h_n)]
+    weights = _prepared_weights(cell, H, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep,
+                                None if training else weights_version, primitive, shape.key + (training,))
+    output = np.empty((T, N, S), dtype=np.float32)
+    h_n = np.empty((N, S), dtype=np.float32)
+    args = [(C.ARG_SRC_LAYER, x), (C.ARG_SRC_ITER, h0), (C.ARG_WEIGHTS_LAYER, weights.w_layer),
+            (C.ARG_WEIGHTS_ITER, weights.w_iter), (C.ARG_DST_LAYER, output), (C.ARG_DST_ITER, h_n)]
     c_n = None
     if cell == "lstm":
         c0 = np.ascontiguousarray(c0)
         c_n = np.empty((N, H), dtype=np.float32)
         args += [(C.ARG_SRC_ITER_C, c0), (C.ARG_DST_ITER_C, c_n)]
-    args.append((C.ARG_BIAS, bias))
+        if weights.w_peephole is not None:
+            args.append((C.ARG_WEIGHTS_PEEPHOLE, weights.w_peephole))
+        if weights.w_projection is not None:
+            args.append((C.ARG_WEIGHTS_PROJECTION, weights.w_projection))
+    args.append((C.ARG_BIAS, weights.bias))
     work = None
     if training:
         work = _take_workspace(primitive.md(C.ARG_WORKSPACE).nbytes)
         args.append((C.ARG_WORKSPACE, work))
     primitive.execute(args)
-    saved = _Saved(shape, x, h0, c0, w_ih, w_hh, bias, output, h_n, c_n, work) if training else None
+    saved = None
+    if training:
+        saved = _Saved(shape, x, h0, c0, w_ih, w_hh, weights.bias, w_hr, weights.w_peephole, output, h_n, c_n, work)
     return output, h_n, c_n, saved
 
 
 def _backward(saved: _Saved, grad_output: np.ndarray, grad_h_n: np.ndarray, grad_c_n: Any,
-              needs: tuple[bool, ...]) -> tuple[Any, Any, Any, Any, Any, Any]:
-    """Gradients ``(dx, dh0, dc0, dW_ih, dW_hh, d_bias)`` in PyTorch's layouts (oneDNN's bias
-    gradient, split by the caller)."""
+              needs: tuple[bool, ...]) -> tuple[Any, ...]:
+    """Gradients ``(dx, dh0, dc0, dW_ih, dW_hh, d_bias, dW_hr, dW_peep)`` in PyTorch's layouts (oneDNN's
+    bias gradient, split by the caller; the last two None unless the LSTM has those weights and
+    ``needs`` asks for them, the ``needs`` of an LSTM being its kernel's nine)."""
     shape = saved.shape
-    cell, T, N, H = shape.cell, shape.T, shape.N, shape.H
+    cell, T, N, H, S = shape.cell, shape.T, shape.N, shape.H, shape.state_size
     with L.one_thread() if _small(shape) else contextlib.nullcontext():  # made for the count it runs with
         primitive = _backward_primitive(shape)
     lstm = cell == "lstm"
@@ -441,7 +527,7 @@ def _backward(saved: _Saved, grad_output: np.ndarray, grad_h_n: np.ndarray, grad
     # gradients nobody asked for still have to be written somewhere: scratch memory
     x_shape = (T, N, shape.inputs)
     d_x = np.empty(x_shape, dtype=np.float32) if needs_x else workspace("rnn_dx", x_shape, np.float32)
-    d_h0 = np.empty((N, H), dtype=np.float32) if needs_h0 else workspace("rnn_dh0", (N, H), np.float32)
+    d_h0 = np.empty((N, S), dtype=np.float32) if needs_h0 else workspace("rnn_dh0", (N, S), np.float32)
     md_ih, md_hh = primitive.md(C.ARG_DIFF_WEIGHTS_LAYER), primitive.md(C.ARG_DIFF_WEIGHTS_ITER)
     d_w_ih = np.empty(md_ih.nbytes // 4, dtype=np.float32)
     d_w_hh = np.empty(md_hh.nbytes // 4, dtype=np.float32)
@@ -454,32 +540,46 @@ def _backward(saved: _Saved, grad_output: np.ndarray, grad_h_n: np.ndarray, grad
             (C.ARG_DIFF_WEIGHTS_LAYER, d_w_ih), (C.ARG_DIFF_WEIGHTS_ITER, d_w_hh),
             (C.ARG_DIFF_DST_LAYER, np.ascontiguousarray(grad_output, dtype=np.float32)),
             (C.ARG_DIFF_DST_ITER, np.ascontiguousarray(grad_h_n, dtype=np.float32))]
-    d_c0 = None
+    d_c0 = d_w_peep = d_w_proj = md_proj = None
     if lstm:
         d_c0 = np.empty((N, H), dtype=np.float32) if needs_c0 else workspace("rnn_dc0", (N, H), np.float32)
         args += [(C.ARG_SRC_ITER_C, saved.c0), (C.ARG_DST_ITER_C, saved.c_n), (C.ARG_DIFF_SRC_ITER_C, d_c0),
                  (C.ARG_DIFF_DST_ITER_C, np.ascontiguousarray(grad_c_n, dtype=np.float32))]
+        if shape.peephole:  # read and written as (3, H), ldgo
+            d_w_peep = np.empty((3, H), dtype=np.float32)
+            args += [(C.ARG_WEIGHTS_PEEPHOLE, saved.w_peep), (C.ARG_DIFF_WEIGHTS_PEEPHOLE, d_w_peep)]
+        if shape.P:  # read in PyTorch's (P, H) layout (ldoi), written where oneDNN likes
+            md_proj = primitive.md(C.ARG_DIFF_WEIGHTS_PROJECTION)
+            d_w_proj = np.empty(md_proj.nbytes // 4, dtype=np.float32)
+            args += [(C.ARG_WEIGHTS_PROJECTION, np.ascontiguousarray(saved.w_hr)),
+                     (C.ARG_DIFF_WEIGHTS_PROJECTION, d_w_proj)]
     d_bias = np.empty(_BIAS_GATES[cell] * H, dtype=np.float32)
     args += [(C.ARG_BIAS, saved.bias), (C.ARG_DIFF_BIAS, d_bias)]
     with L.one_thread() if _small(shape) else contextlib.nullcontext():
         primitive.execute(args)
     offset = 1 if lstm else 0
+    d_w_hr = None
+    if d_w_proj is not None and needs[7]:
+        d_w_hr = _projection_from_layout(d_w_proj, H, shape.P, md_proj, shape.key + ("dw_projection",))
     return (d_x if needs_x else None, d_h0 if needs_h0 else None, d_c0 if needs_c0 else None,
-            _from_primitive_layout(d_w_ih, cell, H, shape.inputs, md_ih, shape.key + ("dw_layer",)) if needs[2 + offset] else None,
-            _from_primitive_layout(d_w_hh, cell, H, H, md_hh, shape.key + ("dw_iter",)) if needs[3 + offset] else None, d_bias)
+            _from_primitive_layout(d_w_ih, cell, H, shape.inputs, md_ih, shape.key + ("dw_layer",))
+            if needs[2 + offset] else None,
+            _from_primitive_layout(d_w_hh, cell, H, S, md_hh, shape.key + ("dw_iter",)) if needs[3 + offset] else None,
+            d_bias, d_w_hr, d_w_peep if d_w_peep is not None and needs[8] else None)
 
 
 def lstm_forward(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, w_hr: Any = None,
                  w_peep: Any = None, reverse: bool = False, lengths: Any = None, training: bool = True,
                  weights_version: Any = None) -> tuple[Any, Any, Any, Any]:
     """LSTM layer forward, as :func:`rosenblatt.kernels.recurrent.lstm_forward` (which runs the
-    calls with a projection, peepholes or ``lengths``). In inference a ``weights_version`` stamp
-    (the weights' version counters) lets the weights' oneDNN layouts be reused while it stays."""
-    if w_hr is not None or w_peep is not None or lengths is not None or _empty(x):
+    calls with ``lengths``), projection (``w_hr``) and peepholes (``w_peep``) included. In inference
+    a ``weights_version`` stamp (the weights' version counters) lets the weights' oneDNN layouts be
+    reused while it stays."""
+    if lengths is not None or _empty(x):
         return numpy_kernels.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, reverse, lengths,
                                           training)
     output, h_n, c_n, saved = _forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, training,
-                                       weights_version)
+                                       weights_version, w_hr, w_peep)
     return output, h_n, c_n, saved
 
 
@@ -488,9 +588,10 @@ def lstm_backward(saved: Any, grad_output: Any, grad_h_n: Any, grad_c_n: Any,
     """LSTM layer backward: gradients of ``(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep)``."""
     if not isinstance(saved, _Saved):
         return numpy_kernels.lstm_backward(saved, grad_output, grad_h_n, grad_c_n, needs)
-    d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_bias = _backward(saved, grad_output, grad_h_n, grad_c_n, needs)
+    d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_bias, d_w_hr, d_w_peep = _backward(saved, grad_output, grad_h_n,
+                                                                          grad_c_n, needs)
     return (d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_bias if needs[5] else None, d_bias if needs[6] else None,
-            None, None)
+            d_w_hr, d_w_peep)
 
 
 def gru_forward(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, reverse: bool = False,
@@ -508,7 +609,7 @@ def gru_backward(saved: Any, grad_output: Any, grad_h_n: Any, needs: tuple[bool,
     """GRU layer backward: gradients of ``(x, h0, w_ih, w_hh, b_ih, b_hh)``."""
     if not isinstance(saved, _Saved):
         return numpy_kernels.gru_backward(saved, grad_output, grad_h_n, needs)
-    d_x, d_h0, _, d_w_ih, d_w_hh, d_bias = _backward(saved, grad_output, grad_h_n, None, needs)
+    d_x, d_h0, _, d_w_ih, d_w_hh, d_bias, _, _ = _backward(saved, grad_output, grad_h_n, None, needs)
     H = saved.shape.H
     d_r, d_z = d_bias[H:2 * H], d_bias[:H]  # oneDNN's order is z, r, n (input), n (hidden)
     d_b_ih = np.concatenate((d_r, d_z, d_bias[2 * H:3 * H])) if needs[4] else None
@@ -532,7 +633,7 @@ def rnn_backward(saved: Any, grad_output: Any, grad_h_n: Any, needs: tuple[bool,
     """Elman RNN layer backward: gradients of ``(x, h0, w_ih, w_hh, b_ih, b_hh)``."""
     if not isinstance(saved, _Saved):
         return numpy_kernels.rnn_backward(saved, grad_output, grad_h_n, needs)
-    d_x, d_h0, _, d_w_ih, d_w_hh, d_bias = _backward(saved, grad_output, grad_h_n, None, needs)
+    d_x, d_h0, _, d_w_ih, d_w_hh, d_bias, _, _ = _backward(saved, grad_output, grad_h_n, None, needs)
     return (d_x, d_h0, d_w_ih, d_w_hh, d_bias if needs[4] else None, d_bias if needs[5] else None)
 
 

@@ -14,7 +14,8 @@ hand-written backpropagation through time are array kernels:
   projection of all time steps, then one recurrent GEMM per step with the gate non-linearities
   computed in place, and the weight gradients as one GEMM over all steps;
 - :mod:`rosenblatt.kernels.onednn.recurrent`, oneDNN's RNN primitives, used when the oneDNN kernel
-  set is active and the call is float32 NumPy without peepholes, projection or ``lengths``.
+  set is active and the call is float32 NumPy without ``lengths`` (LSTM projection and peepholes
+  included).
 
 Recording one node per sequence instead of ~15 per step is what makes a NumPy LSTM competitive:
 the per-op overhead of an autodiff graph (a few microseconds) would otherwise dominate.
@@ -128,7 +129,7 @@ def gru_cell(input: Tensor, hx: Tensor, weight_ih: Tensor, weight_hh: Tensor, bi
 
 def _kernel_module(covered: bool, *arrays: Any) -> Any:
     """The kernels for one fused-layer call: oneDNN's when active and covering the call (float32
-    NumPy arrays, no peephole, projection or lengths), else the NumPy reference kernels."""
+    NumPy arrays, no lengths), else the NumPy reference kernels."""
     if covered and kernels.use_onednn(*arrays):
         from rosenblatt.kernels.onednn import recurrent as onednn_recurrent
 
@@ -161,8 +162,7 @@ class LSTMLayer(Function):
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, reverse=False, lengths=None,
                 weights_version=None):
         training = any(ctx.needs_input_grad)
-        kernel = _kernel_module(w_hr is None and w_peep is None and lengths is None,
-                                x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+        kernel = _kernel_module(lengths is None, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep)
         output, h_n, c_n, saved = kernel.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep,
                                                       reverse=reverse, lengths=lengths, training=training,
                                                       **_stamp(kernel, weights_version))
@@ -272,7 +272,8 @@ def lstm_layer(input: Tensor, hx: tuple[Tensor, Tensor], weight_ih: Tensor, weig
     h0, c0 = hx
     output, h_n, c_n = LSTMLayer.apply(input, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
                                        weight_peephole, reverse=reverse, lengths=_lengths_array(lengths),
-                                       weights_version=_weights_version(weight_ih, weight_hh, bias_ih, bias_hh))
+                                       weights_version=_weights_version(weight_ih, weight_hh, bias_ih, bias_hh,
+                                                                        weight_hr, weight_peephole))
     return output, (h_n, c_n)
 
 
