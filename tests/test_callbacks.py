@@ -199,6 +199,59 @@ def test_terminate_on_nan():
     assert stop.terminated_at == (0, 2) and len(history) == 1
 
 
+def test_terminate_on_nan_checks_the_parameters_each_epoch(tmp_path):
+    """A non-finite parameter that leaves the loss finite (here: one the forward does not read)
+    stops training at the end of its epoch, named."""
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3, 2)
+            self.spare = rb.nn.Parameter(rb.zeros(4))
+
+        def forward(self, x):
+            return self.linear(x)
+
+    class Poison(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 1:  # a write no loss sees
+                self.model.spare.data[2] = np.inf
+
+    rb.manual_seed(0)
+    model = Model()
+    stop = TerminateOnNaN()
+    path = tmp_path / "last.safetensors"
+    save = ModelCheckpoint(path, save_best_only=False, save_weights_only=True)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), rb.optim.SGD(model.parameters(), lr=0.1),
+                      callbacks=[Poison(), stop, save])
+    x, y = _data()
+    history = trainer.fit((x, y), epochs=5, batch_size=16)
+    assert stop.terminated_at == (1, None) and stop.reason == "spare" and len(history) == 2
+    saved = rb.load(path)  # epoch 1's weights: the poisoned epoch 2 was not written
+    assert np.isfinite(saved["spare"].numpy()).all()
+
+
+def test_terminate_on_nan_sees_a_nan_weight_hidden_by_a_fused_relu():
+    """oneDNN's ReLU turns NaN into 0: with a NaN convolution weight inside a chain the loss can stay
+    finite; the end-of-epoch check still stops training (under either kernel set)."""
+    rb.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(16 * 16 * 16, 2))
+    model[0].weight.data[0, 0, 1, 1] = np.nan
+    stop = TerminateOnNaN()
+    trainer = Trainer(model, nn.CrossEntropyLoss(), rb.optim.SGD(model.parameters(), lr=0.0),
+                      callbacks=[stop])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 8, 16, 16)).astype(np.float32)
+    y = rng.integers(0, 2, 32)
+    trainer.fit((x, y), epochs=3, batch_size=16)
+    assert stop.terminated_at is not None and stop.terminated_at[0] == 0
+    assert stop.reason in ("loss", "0.weight")
+
+
 def test_gradient_monitor_norms_and_vanishing_warning():
     rb.manual_seed(0)
     layers = []

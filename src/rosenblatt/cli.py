@@ -350,8 +350,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if nan_guard.terminated_at is not None or diverged:
         epoch = nan_guard.terminated_at[0] if nan_guard.terminated_at else len(history) - 1
         if main:
-            print(f"rosenblatt: error: the {diverged[-1] if diverged else 'loss'} stopped being finite in epoch "
-                  f"{epoch + 1}; training stopped. {CHECKPOINT_NAME} holds the last epoch with a finite loss; "
+            what = (diverged[-1] if diverged else "loss") if nan_guard.reason in (None, "loss") \
+                else f"parameter {nan_guard.reason!r}"
+            print(f"rosenblatt: error: the {what} stopped being finite in epoch {epoch + 1}; training stopped. "
+                  f"{CHECKPOINT_NAME} holds the last epoch with a finite loss and finite parameters; "
                   "start a new run with a smaller --lr (or check the data)", file=sys.stderr)
         return 1
     if not main:

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from rosenblatt.train.callbacks.base import Callback, monitored_value, resolve_mode
+from rosenblatt.train.callbacks.terminate_on_nan import non_finite_parameter
 
 
 class ModelCheckpoint(Callback):
@@ -15,8 +16,9 @@ class ModelCheckpoint(Callback):
     A full checkpoint (:func:`rosenblatt.io.save_checkpoint`: model, optimiser, schedulers, epoch,
     history, random state, data-loader position) lets ``Trainer.fit(resume_from=path)`` continue
     exactly; ``save_weights_only=True`` writes just the model's ``state_dict`` (``rb.load`` reads it).
-    An epoch whose loss is not finite is never saved, so the last good checkpoint survives a
-    diverging run.
+    An epoch whose loss is not finite, or that leaves a parameter NaN or infinite (a NaN can stay
+    out of the loss: see :class:`TerminateOnNaN`), is never saved, so the last good checkpoint
+    survives a diverging run.
 
     Args:
         path: the file; may contain ``{epoch}`` (1-based) and log keys, e.g. ``"ckpt-{epoch:03d}.safetensors"``.
@@ -39,6 +41,8 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         if not math.isfinite(float(logs.get("loss", 0.0))):
+            return
+        if non_finite_parameter(self.model) is not None:  # the last good checkpoint stays
             return
         if self.save_best_only:
             value = monitored_value("ModelCheckpoint", self.monitor, logs)
