@@ -15,11 +15,12 @@ pytestmark = pytest.mark.skipif(not ok, reason=f"oneDNN unavailable: {why}")
 rng = np.random.default_rng(7)
 
 
-def _spy(monkeypatch):
+def _spy(monkeypatch, names=("tanh", "tanh_grad")):
+    """Record, in order, the calls of the oneDNN eltwise functions ``names``."""
     from rosenblatt.kernels.onednn import eltwise
 
     calls = []
-    for name in ("tanh", "tanh_grad"):
+    for name in names:
         real = getattr(eltwise, name)
         monkeypatch.setattr(eltwise, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
     return calls
@@ -118,9 +119,8 @@ def test_sum_of_two_big_arrays_matches_numpy(onednn, monkeypatch):
     block); the result is the same correctly rounded sum, and its gradient passes through."""
     from rosenblatt.kernels.onednn import eltwise
 
-    calls = []
     real = eltwise.sum_of
-    monkeypatch.setattr(eltwise, "sum_of", lambda *a: calls.append("sum_of") or real(*a))
+    calls = _spy(monkeypatch, ("sum_of",))
     a = rng.standard_normal((16, 16, 32, 32)).astype(np.float32)
     b = rng.standard_normal(a.shape).astype(np.float32)
     ta, tb = rb.tensor(a, requires_grad=True), rb.tensor(b, requires_grad=True)
@@ -194,13 +194,7 @@ def _torch_value_and_grad(fn, x, gy):
 
 
 def _spy_generic(monkeypatch):
-    from rosenblatt.kernels.onednn import eltwise
-
-    calls = []
-    for name in ("forward", "backward"):
-        real = getattr(eltwise, name)
-        monkeypatch.setattr(eltwise, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    return calls
+    return _spy(monkeypatch, ("forward", "backward"))
 
 
 def _torch_fn(name):

@@ -732,12 +732,10 @@ def test_adaptive_schedules_build_no_primitives(onednn, monkeypatch):
     assert len([key for key, _ in library.cache_items() if key[0] == "optimiser update"]) == 2
 
 
-@pytest.mark.parametrize("case", ["float64", "small", "strided", "read-only state", "numpy kernels"])
-def test_adaptive_onednn_declines_what_it_does_not_cover(case, onednn, monkeypatch):
-    """float64, small (under 2^17 elements) or strided arrays, read-only state and the NumPy kernel
-    set take the ufunc kernels: the oneDNN entry points decline, touching nothing."""
-    import rosenblatt.kernels.optim as kernels_module
-
+def _declined_case(case, monkeypatch, read_only):
+    """``(param, grad, state)`` for a case the oneDNN optimiser updates decline: float64, small (under
+    2^17 elements), a strided gradient, the first ``read_only`` state arrays read-only, or the NumPy
+    kernel set."""
     rng = np.random.default_rng(0)
     shape = (300, 300) if case == "small" else (400, 400)
     dtype = np.float64 if case == "float64" else np.float32
@@ -747,9 +745,20 @@ def test_adaptive_onednn_declines_what_it_does_not_cover(case, onednn, monkeypat
         grad = np.asfortranarray(grad)
     state = [np.ones(shape, dtype) for _ in range(3)]
     if case == "read-only state":
-        state[0].flags.writeable = False
+        for array in state[:read_only]:
+            array.flags.writeable = False
     if case == "numpy kernels":
         monkeypatch.setattr(rb.kernels, "use_onednn", lambda *arrays: False)
+    return param, grad, state
+
+
+@pytest.mark.parametrize("case", ["float64", "small", "strided", "read-only state", "numpy kernels"])
+def test_adaptive_onednn_declines_what_it_does_not_cover(case, onednn, monkeypatch):
+    """float64, small (under 2^17 elements) or strided arrays, read-only state and the NumPy kernel
+    set take the ufunc kernels: the oneDNN entry points decline, touching nothing."""
+    import rosenblatt.kernels.optim as kernels_module
+
+    param, grad, state = _declined_case(case, monkeypatch, read_only=1)
     before = [param.copy(), *(s.copy() for s in state)]
     runner = kernels_module.UpdateRunner()
     assert not kernels_module.adagrad_onednn(param, grad, state[0], runner, 0.1, 1e-10, 0.1, False)
@@ -868,19 +877,7 @@ def test_momentum_adam_and_adadelta_onednn_decline_what_they_do_not_cover(case, 
     set take the ufunc kernels: the oneDNN entry points decline, touching nothing."""
     import rosenblatt.kernels.optim as kernels_module
 
-    rng = np.random.default_rng(0)
-    shape = (300, 300) if case == "small" else (400, 400)
-    dtype = np.float64 if case == "float64" else np.float32
-    param = rng.normal(size=shape).astype(dtype)
-    grad = rng.normal(size=shape).astype(dtype)
-    if case == "strided":
-        grad = np.asfortranarray(grad)
-    state = [np.ones(shape, dtype) for _ in range(3)]
-    if case == "read-only state":
-        for s in state:
-            s.flags.writeable = False
-    if case == "numpy kernels":
-        monkeypatch.setattr(rb.kernels, "use_onednn", lambda *arrays: False)
+    param, grad, state = _declined_case(case, monkeypatch, read_only=3)
     before = [param.copy(), *(s.copy() for s in state)]
     runner = kernels_module.UpdateRunner()
     for first in (True, False):

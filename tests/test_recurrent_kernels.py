@@ -48,6 +48,10 @@ def _kernel_of(output: rb.Tensor) -> str:
     return "onednn" if output.grad_fn.kernel.__name__.endswith("onednn.recurrent") else "numpy"
 
 
+def _config_id(config: dict) -> str:
+    return "L{num_layers}-bi{bidirectional:d}-bf{batch_first:d}-h{init:d}-b{bias:d}".format(**config)
+
+
 CONFIGS = [
     dict(num_layers=1, bidirectional=False, batch_first=False, init=False, bias=True),
     dict(num_layers=2, bidirectional=True, batch_first=True, init=True, bias=True),
@@ -56,8 +60,7 @@ CONFIGS = [
 
 
 @requires_torch
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "L{num_layers}-bi{bidirectional:d}-bf{batch_first:d}"
-                         "-h{init:d}-b{bias:d}".format(**c))
+@pytest.mark.parametrize("config", CONFIGS, ids=_config_id)
 @pytest.mark.parametrize("mode", list(MODES))
 def test_layer_matches_torch_under_both_kernel_sets(kernel_set, mode, config):
     """Outputs, final states and the gradients of the input, the states and every parameter."""
@@ -103,8 +106,7 @@ PROJ_CONFIGS = [
 
 
 @requires_torch
-@pytest.mark.parametrize("config", PROJ_CONFIGS, ids=lambda c: "L{num_layers}-bi{bidirectional:d}-bf{batch_first:d}"
-                         "-h{init:d}-b{bias:d}".format(**c))
+@pytest.mark.parametrize("config", PROJ_CONFIGS, ids=_config_id)
 def test_projection_lstm_matches_torch_under_both_kernel_sets(kernel_set, config):
     """``proj_size``: outputs, final states and the gradients of the input, h0, c0 and every weight
     (``weight_hr`` included) against PyTorch; under oneDNN its projection primitives ran."""

@@ -41,22 +41,26 @@ class Step(Module):
         return f"threshold={self.threshold}"
 
 
-class ReLU(Module):
+class _InPlace(Module):
+    """Base of the activations whose only argument is PyTorch's ``inplace``."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class ReLU(_InPlace):
     """``max(x, 0)``.
 
     Shape:
         input ``(*)``; output ``(*)``.
     """
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = bool(inplace)
-
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x, self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
 
 
 class Hardtanh(Module):
@@ -144,22 +148,15 @@ class ELU(Module):
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
-class SELU(Module):
+class SELU(_InPlace):
     """Scaled ELU with the self-normalising constants (Klambauer et al., 2017).
 
     Shape:
         input ``(*)``; output ``(*)``.
     """
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = bool(inplace)
-
     def forward(self, x: Tensor) -> Tensor:
         return F.selu(x, self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
 
 
 class GELU(Module):
@@ -182,25 +179,18 @@ class GELU(Module):
         return f"approximate='{self.approximate}'"
 
 
-class SiLU(Module):
+class SiLU(_InPlace):
     """``x * sigmoid(x)`` (swish).
 
     Shape:
         input ``(*)``; output ``(*)``.
     """
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = bool(inplace)
-
     def forward(self, x: Tensor) -> Tensor:
         return F.silu(x, self.inplace)
 
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
 
-
-class Hardsigmoid(Module):
+class Hardsigmoid(_InPlace):
     """Piecewise-linear sigmoid::
 
         Hardsigmoid(x) = 0            if x <= -3
@@ -214,15 +204,14 @@ class Hardsigmoid(Module):
         input ``(*)``; output ``(*)``.
     """
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = bool(inplace)
-
     def forward(self, x: Tensor) -> Tensor:
         return F.hardsigmoid(x, self.inplace)
 
+    def extra_repr(self) -> str:
+        return ""  # PyTorch's repr leaves out inplace here
 
-class Hardswish(Module):
+
+class Hardswish(_InPlace):
     """Hard swish (Howard et al., "Searching for MobileNetV3", 2019)::
 
         Hardswish(x) = 0                if x <= -3
@@ -236,30 +225,22 @@ class Hardswish(Module):
         input ``(*)``; output ``(*)``.
     """
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = bool(inplace)
-
     def forward(self, x: Tensor) -> Tensor:
         return F.hardswish(x, self.inplace)
 
+    def extra_repr(self) -> str:
+        return ""  # PyTorch's repr leaves out inplace here
 
-class Mish(Module):
+
+class Mish(_InPlace):
     """``x * tanh(softplus(x))`` with ``softplus(x) = log(1 + exp(x))`` (Misra, 2019).
 
     Shape:
         input ``(*)``; output ``(*)``.
     """
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = bool(inplace)
-
     def forward(self, x: Tensor) -> Tensor:
         return F.mish(x, self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
 
 
 class Softplus(Module):
