@@ -371,6 +371,24 @@ def test_trains_a_digits_classifier(name, kwargs, steps, digits):
     assert accuracy >= 0.94, f"{name} {kwargs}: test accuracy {accuracy:.3f}"
 
 
+def _assert_steps_allocate_nothing_parameter_sized(name, kwargs, param):
+    """After two steps (state and scratch made), four more steps of optimiser ``name`` allocate
+    nothing of ``param``'s size."""
+    opt = getattr(rb.optim, name)([param], **kwargs)
+    for _ in range(2):  # SGD's first momentum step writes its gradient into the buffer, not the scratch
+        opt.step()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(4):
+            opt.step()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - start < param.data.nbytes / 10, f"{name}: a step allocated {peak - start} bytes"
+    assert current - start < 10_000
+
+
 # -- memory -------------------------------------------------------------------------------------------
 @pytest.mark.skipif(DEVICE != "cpu", reason="tracemalloc sees host allocations only")
 @pytest.mark.parametrize("name, kwargs", [
@@ -389,19 +407,7 @@ def test_steps_allocate_no_parameter_sized_arrays(name, kwargs, shape):
     data = rng.normal(size=shape)
     param = Parameter(data.T if shape == (400, 500) else data)
     param.grad = rb.Tensor(rng.normal(size=param.shape))
-    opt = getattr(rb.optim, name)([param], **kwargs)
-    for _ in range(2):  # SGD's first momentum step writes its gradient into the buffer, not the scratch
-        opt.step()
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        for _ in range(4):
-            opt.step()
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak - start < param.data.nbytes / 10, f"{name}: a step allocated {peak - start} bytes"
-    assert current - start < 10_000
+    _assert_steps_allocate_nothing_parameter_sized(name, kwargs, param)
 
 
 # -- validation ---------------------------------------------------------------------------------------
@@ -779,19 +785,7 @@ def test_adaptive_onednn_steps_allocate_no_parameter_sized_arrays(name, kwargs, 
     rng = np.random.default_rng(0)
     param = Parameter(rng.normal(size=(400, 400)).astype(np.float32))
     param.grad = rb.Tensor(rng.normal(size=param.shape).astype(np.float32))
-    opt = getattr(rb.optim, name)([param], **kwargs)
-    for _ in range(2):  # SGD's first momentum step writes its gradient into the buffer, not the scratch
-        opt.step()
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        for _ in range(4):
-            opt.step()
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak - start < param.data.nbytes / 10, f"{name}: a step allocated {peak - start} bytes"
-    assert current - start < 10_000
+    _assert_steps_allocate_nothing_parameter_sized(name, kwargs, param)
 
 
 # -- SGD with Nesterov momentum or weight decay, Adam, AdamW and Adadelta on oneDNN ----------------------
