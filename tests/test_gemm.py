@@ -104,7 +104,7 @@ def test_onednn_really_runs():
         gemm._sgemm = None
         gemm.matmul(f32(2, 2), f32(2, 2))
         assert gemm._sgemm is None  # below min_macs(): NumPy's BLAS on the calling thread
-        n = 1 + int(round(gemm.min_macs() ** (1 / 3)))
+        n = 1 + int(round(gemm.HALVES_MACS ** (1 / 3)))  # (just over MIN_MACS: NumPy in two halves)
         gemm.matmul(f32(n, n), f32(n, n))
         assert gemm._sgemm is not None
     finally:
@@ -133,7 +133,8 @@ def test_small_products_run_on_one_thread(monkeypatch):
                 real(n)
 
         monkeypatch.setattr(L, "_gomp", Spy())
-        a, b = f32(16, 150), f32(150, 140)  # LeNet-5's second convolution at batch 1
+        a, b = f32(32, 150), f32(150, 140)  # over HALVES_MACS, under both one-thread limits
+        assert not gemm._halves(32, 150, 140) and gemm._one_thread_product(32, 150, 140)
         np.testing.assert_allclose(gemm.matmul(a, b), a @ b, rtol=1e-4, atol=1e-4)
         assert calls == [1, 2]
         calls.clear()
@@ -143,6 +144,44 @@ def test_small_products_run_on_one_thread(monkeypatch):
     finally:
         monkeypatch.undo()
         L.set_num_threads(before)
+        kernels.set_kernels(previous)
+
+
+def _refuse_sgemm(*args):
+    raise AssertionError("dnnl_sgemm was called")
+
+
+@pytest.mark.parametrize("rows", [16, 15])  # even, and odd (halves of 8 and 7 rows)
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_products_just_over_min_macs_run_in_numpy_halves(monkeypatch, rows, accumulate):
+    """A product between MIN_MACS and HALVES_MACS on small operands (LeNet-5's second convolution at
+    batch 1) runs as two NumPy products of half the rows each, never on dnnl_sgemm; a single row, a
+    larger product, or ``HALVES = False`` goes to dnnl_sgemm."""
+    if not ONEDNN_OK:
+        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+    previous = kernels.active()
+    kernels.set_kernels("onednn")
+    try:
+        monkeypatch.setattr(gemm, "_sgemm", _refuse_sgemm)
+        a, b = f32(rows, 150), f32(150, 140)
+        assert gemm.min_macs() <= a.shape[0] * 150 * 140 < gemm.HALVES_MACS
+        base = f32(rows, 140)
+        out = base.copy()
+        result = gemm.matmul(a, b, out, accumulate=accumulate)
+        assert result is out
+        np.testing.assert_allclose(out, (base if accumulate else 0) + a @ b, rtol=1e-5, atol=1e-4)
+        x, w = f32(rows, 150), f32(140, 150)  # a layer's product, x @ w.T
+        y = np.zeros((rows, 140), np.float32)
+        assert gemm._linear_gemm(x, w, y, 0.0)
+        np.testing.assert_allclose(y, x @ w.T, rtol=1e-5, atol=1e-4)
+        for shape_a, shape_b in [((1, 2000), (2000, 140)), ((64, 150), (150, 140))]:  # one row; too big
+            with pytest.raises(AssertionError, match="dnnl_sgemm was called"):
+                gemm.matmul(f32(*shape_a), f32(*shape_b))
+        monkeypatch.setattr(gemm, "HALVES", False)
+        with pytest.raises(AssertionError, match="dnnl_sgemm was called"):
+            gemm.matmul(a, b)
+    finally:
+        monkeypatch.undo()
         kernels.set_kernels(previous)
 
 

@@ -115,6 +115,80 @@ def test_pooling_geometry_is_remembered_but_still_checked():
         assert pool(x[:, :, :7, :7]).shape == (1, 1, 3, 3)
 
 
+@pytest.mark.parametrize("batch, channels, size, kernel, padding, dilation", [
+    (1, 6, 14, 5, 0, 1),   # LeNet-5's second convolution
+    (1, 1, 28, 5, 2, 1),   # its first
+    (3, 4, 9, 3, 1, 2),    # several samples, dilation
+    (2, 3, 7, (1, 3), (0, 2), 1),  # a non-square kernel and padding
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_convolution_plan_matches_the_general_kernel(kernel_set, monkeypatch, batch, channels, size, kernel,
+                                                           padding, dilation, dtype):
+    """The NumPy convolution of a small input runs on a plan of its own (buffers zero-padded once, a
+    window view built once): the same values as the general kernel, call after call on new inputs,
+    and an output that owns its memory."""
+    from rosenblatt.kernels import conv as kconv
+
+    rng = np.random.default_rng(5)
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    p = (padding, padding) if isinstance(padding, int) else padding
+    geom = _conv_geometry("conv2d", (size, size), k, 1, p, dilation, 1)
+    w = rng.standard_normal((5, channels) + k).astype(dtype)
+    inputs = [rng.standard_normal((batch, channels, size, size)).astype(dtype) for _ in range(3)]
+    kconv._small_plans.plans.clear()
+    fast = [kconv.conv2d_array(x, w, geom) for x in inputs]
+    assert len(kconv._small_plans.plans) == 1
+    plan = next(iter(kconv._small_plans.plans.values()))
+    assert not any(np.shares_memory(y, buf) for y in fast for buf in (plan.out, plan.cols))
+    fast[0][...] = np.nan  # the caller owns its output: the next call is not disturbed
+    again = kconv.conv2d_array(inputs[1], w, geom)
+    monkeypatch.setattr(kconv, "SMALL_PLAN_ELEMENTS", 0)
+    kconv._small_plans.plans.clear()
+    general = [kconv.conv2d_array(x, w, geom) for x in inputs]
+    assert not kconv._small_plans.plans
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for y, ref in zip(fast[1:] + [again], general[1:] + [general[1]]):
+        np.testing.assert_allclose(y, ref, rtol=tol, atol=tol)
+    assert not np.allclose(general[0], general[1])
+
+
+def test_conv2d_inference_path_matches_and_sees_every_change(kernel_set):
+    """Conv2d without gradients skips the functional's checks for an input geometry it has checked
+    before: the same values as the recorded op, a changed weight or argument is seen, and bad input
+    gets the same errors."""
+    rb.manual_seed(0)
+    rng = np.random.default_rng(6)
+    conv = rb.nn.Conv2d(3, 4, 3, padding=1)
+    x = rb.tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32))
+
+    def check():
+        with rb.no_grad():
+            fast = conv(x)
+        assert fast.grad_fn is None and not fast.requires_grad
+        np.testing.assert_allclose(fast.numpy(), conv(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+        return fast.numpy()
+
+    first = check()
+    with rb.no_grad():
+        conv.weight.mul_(-1)
+    assert not np.allclose(check(), first)
+    conv.stride = (2, 2)
+    assert check().shape == (2, 4, 4, 4)
+    conv.padding = (0, 0)
+    assert check().shape == (2, 4, 3, 3)
+    conv.dilation = (2, 2)
+    assert check().shape == (2, 4, 2, 2)
+    conv.bias = None
+    check()
+    with rb.no_grad():
+        with pytest.raises(ValueError, match=r"Conv2d\(3, 4.*expected input with 3 channels, got 5"):
+            conv(rb.tensor(np.zeros((2, 5, 8, 8), np.float32)))
+        with pytest.raises(ValueError, match="kernel extent"):
+            conv(rb.tensor(np.zeros((2, 3, 2, 2), np.float32)))
+        with pytest.raises(TypeError, match=r"Conv2d\(3, 4.*expected a Tensor"):
+            conv(np.zeros((2, 3, 8, 8), np.float32))
+
+
 # -- Linear without a graph node, and Linear -> ReLU in one product -------------------------------
 
 

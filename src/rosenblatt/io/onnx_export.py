@@ -280,12 +280,12 @@ class _Patched:
                 return original_call(module, *args, **kwargs)
             return tracer.on_module(module, original_call, args, kwargs)
 
-        from rosenblatt.nn import _fusion, _transformer_inference, linear
+        from rosenblatt.nn import _fusion, _transformer_inference, conv, linear
         from rosenblatt.nn.functional import activation
 
         # the tracer sees layers one by one: no fused Conv2d -> BatchNorm2d nodes, no array-level
         # inference paths (they record no ops) and no in-place activations while it runs
-        self.fast_paths = [(m, m.ENABLED) for m in (_fusion, _transformer_inference, linear, activation)]
+        self.fast_paths = [(m, m.ENABLED) for m in (_fusion, _transformer_inference, linear, conv, activation)]
         for m, _ in self.fast_paths:
             m.ENABLED = False
         _ACTIVE.append(tracer)

@@ -68,6 +68,8 @@ def _gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> bool:
         return False
     m, k = a.shape
     n = b.shape[1]
+    if _halves(m, k, n) and _numpy_halves(a, b, out, beta):
+        return True
     fn = _sgemm or _bind()
     if _one_thread_product(m, k, n):
         from rosenblatt.kernels.onednn import library
@@ -104,6 +106,37 @@ MIN_MACS = 1 << 18
 ONE_THREAD_MACS = 1 << 20
 ONE_THREAD_FLOATS = 1 << 15
 _min_macs: int | None = None  # MIN_MACS unless a test lowers it
+
+
+# Products up to twice MIN_MACS on small operands run on NumPy's BLAS in two halves (the rows of the
+# left operand): each half stays below OpenBLAS's threading threshold (MIN_MACS), so it runs on the
+# calling thread, in OpenBLAS's small-matrix kernels, with no thread pool started. One thread, ms:
+# LeNet-5's second convolution at batch 1 (16x150 by 150x140) 19 us on dnnl_sgemm against 9.5 us in
+# two halves; the last layer of a batch-128 MLP (128x256 by 256x10) 17 -> 14 us, its gradients
+# (128x10 by 10x256, 10x128 by 128x256) 22 -> 10 and 14 -> 10 us. Larger products, or a single row
+# (a batch-1 layer bound by reading its weights, where two threads each read half), stay on oneDNN.
+HALVES_MACS = 1 << 19
+HALVES_FLOATS = 1 << 15
+HALVES = True  # False: these products run on dnnl_sgemm too
+
+
+def _halves(m: int, k: int, n: int) -> bool:
+    """Whether an ``(m, k) @ (k, n)`` product runs on NumPy in two halves."""
+    macs = m * k * n
+    return (HALVES and m > 1 and min_macs() <= macs < HALVES_MACS and m * k + k * n + m * n < HALVES_FLOATS
+            and (m + 1) // 2 * k * n < min_macs())
+
+
+def _numpy_halves(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> bool:
+    if beta not in (0.0, 1.0):
+        return False
+    h = (a.shape[0] + 1) // 2
+    for rows in (slice(0, h), slice(h, None)):
+        if beta:
+            out[rows] += np.matmul(a[rows], b)
+        else:
+            np.matmul(a[rows], b, out=out[rows])
+    return True
 
 
 def _big_enough(m: int, k: int, n: int) -> bool:
@@ -194,9 +227,9 @@ def _linear_gemm(x: np.ndarray, weight: np.ndarray, out: np.ndarray, beta: float
         return _gemm(x, weight.T, out, beta)
     m, k = x.shape
     n = weight.shape[0]
-    fn = _sgemm or _bind()
-    if _one_thread_product(m, k, n):
+    if _one_thread_product(m, k, n) or _halves(m, k, n):
         return _gemm(x, weight.T, out, beta)
+    fn = _sgemm or _bind()
     return fn(b"N", b"T", m, n, k, 1.0, x.ctypes.data, k, weight.ctypes.data, k, beta, out.ctypes.data, n) == 0
 
 
