@@ -185,6 +185,29 @@ def test_products_just_over_min_macs_run_in_numpy_halves(monkeypatch, rows, accu
         kernels.set_kernels(previous)
 
 
+def test_batch1_layers_with_big_weights_go_to_onednn(monkeypatch):
+    """A single row times a matrix of GEMV_THREADED_ELEMENTS or more runs on dnnl_sgemm (threaded)
+    even below MIN_MACS; a smaller one stays on NumPy. Both give NumPy's values."""
+    if not ONEDNN_OK:
+        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+    previous = kernels.active()
+    kernels.set_kernels("onednn")
+    try:
+        x, w = f32(1, 512), f32(256, 512)  # a batch-1 layer: 131,072 multiply-adds, under MIN_MACS
+        assert 512 * 256 < gemm.MIN_MACS
+        np.testing.assert_allclose(gemm.linear(x, w), x @ w.T, rtol=1e-5, atol=1e-4)
+        monkeypatch.setattr(gemm, "_sgemm", _refuse_sgemm)
+        with pytest.raises(AssertionError, match="dnnl_sgemm was called"):
+            gemm.linear(x, w)
+        with pytest.raises(AssertionError, match="dnnl_sgemm was called"):
+            gemm.matmul(x, w.T)
+        small = f32(64, 512)  # 32,768 elements: NumPy
+        np.testing.assert_allclose(gemm.linear(x, small), x @ small.T, rtol=1e-5, atol=1e-4)
+    finally:
+        monkeypatch.undo()
+        kernels.set_kernels(previous)
+
+
 # -- Linear + ReLU in one node (a Transformer's feed-forward block) ------------------------------
 
 from rosenblatt.nn.functional.linear import linear_relu, linear_tanh  # noqa: E402

@@ -139,9 +139,18 @@ def _numpy_halves(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) ->
     return True
 
 
+# A single row times a matrix of at least this many elements (a batch-1 layer with 512 KB of weights,
+# or more) goes to dnnl_sgemm's threads even below MIN_MACS: the product is bound by reading the
+# weights, two threads each read half, and in a model each core's cache keeps its half of every
+# layer. A 784-512-256-10 MLP at batch 1 with its 512x256 layer there: 102-110 -> 91-95 us per
+# forward pass (2 threads), though that layer alone, cache-hot, is faster on OpenBLAS's one thread.
+GEMV_THREADED_ELEMENTS = 1 << 17
+
+
 def _big_enough(m: int, k: int, n: int) -> bool:
     """Whether an ``(m, k) @ (k, n)`` product goes to ``dnnl_sgemm``."""
-    return m * k * n >= (_min_macs if _min_macs is not None else MIN_MACS)
+    return (m * k * n >= (_min_macs if _min_macs is not None else MIN_MACS)
+            or (m == 1 and k * n >= GEMV_THREADED_ELEMENTS))
 
 
 def _one_thread_product(m: int, k: int, n: int) -> bool:
