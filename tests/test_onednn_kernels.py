@@ -47,9 +47,10 @@ def kernel_set(request, monkeypatch):
 
 
 def _ran(kind: str) -> bool:
-    """True when a oneDNN primitive of ``kind`` ("conv", "pool", "batch_norm") was built."""
+    """True when a oneDNN primitive of ``kind`` ("conv", "pool", "batch_norm") was built (in any layout:
+    "conv nhwc" is a channels-last convolution)."""
     for key, value in L.cache_items():
-        if isinstance(key, tuple) and key and key[0] == kind and value:
+        if isinstance(key, tuple) and key and key[0] in (kind, f"{kind} nhwc") and value:
             primitives = getattr(value, "_primitives", None)
             if primitives is None or any(p is not None for p in primitives.values()):
                 return True

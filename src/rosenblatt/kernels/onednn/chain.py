@@ -173,7 +173,7 @@ def forward(specs: tuple, x: np.ndarray, params: list[np.ndarray], keep: bool
     plan = _plan(specs, tuple(x.shape))
     if plan is None:
         return None
-    cur, cur_md = np.ascontiguousarray(x).reshape(-1), plan.x_md
+    cur, cur_md = L.contiguous(x).reshape(-1), plan.x_md
     stats, saved, p = [], [], 0
     for step in plan.steps:
         state: Any = None
@@ -233,7 +233,7 @@ def backward(gy: np.ndarray, params: list[np.ndarray], saved: Any, need_x: bool)
     """``(gx or None, param_grads)`` of :func:`forward` from the plain output gradient ``gy``;
     ``param_grads`` follow ``params``' order."""
     plan, states = saved
-    g = _convert(np.ascontiguousarray(gy, dtype=np.float32).reshape(-1), plan.y_md, plan.out_md,
+    g = _convert(L.contiguous(np.asarray(gy, dtype=np.float32)).reshape(-1), plan.y_md, plan.out_md,
                  (plan.y_shape, "gy"))
     grads: list[np.ndarray] = []
     p = len(params)

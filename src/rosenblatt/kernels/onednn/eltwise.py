@@ -28,8 +28,15 @@ class _Plan:
                                            op="eltwise backward"), "eltwise backward")
 
 
+def _memory(a: np.ndarray) -> np.ndarray | None:
+    """``a``'s elements in memory order as a C-contiguous array: ``a`` itself, or the ``(N, H, W, C)``
+    memory of a channels-last array; ``None`` for other layouts. The element-wise kernels run on that
+    memory, and an output made by ``np.empty_like`` lies the same way."""
+    return a if a.flags.c_contiguous else L.channels_last(a)
+
+
 def _plan(x: np.ndarray, alg: int) -> _Plan | None:
-    if not ENABLED or x.size < MIN_ELEMENTS or x.dtype != np.float32 or not x.flags.c_contiguous:
+    if not ENABLED or x.size < MIN_ELEMENTS or x.dtype != np.float32 or _memory(x) is None:
         return None
     return L.cached_or_none(("eltwise", x.size, alg), lambda: _Plan(x.size, alg))
 
@@ -39,20 +46,23 @@ def tanh(x: np.ndarray) -> np.ndarray | None:
     plan = _plan(x, C.eltwise_tanh_use_dst_for_bwd)
     if plan is None:
         return None
-    y = np.empty(x.shape, np.float32)
-    plan.fwd.execute([(C.ARG_SRC, x), (C.ARG_DST, y)])
+    y = np.empty_like(x)
+    plan.fwd.execute([(C.ARG_SRC, _memory(x)), (C.ARG_DST, _memory(y))])
     return y
 
 
 def _backward(gy: np.ndarray, y: np.ndarray, alg: int) -> np.ndarray | None:
     """The input gradient of eltwise ``alg`` (a ``*_use_dst_for_bwd`` one) from its output ``y``."""
-    if gy.shape != y.shape or gy.dtype != np.float32 or not gy.flags.c_contiguous:
+    if gy.shape != y.shape or gy.dtype != np.float32:
         return None
     plan = _plan(y, alg)
     if plan is None:
         return None
-    gx = np.empty(y.shape, np.float32)
-    plan.bwd.execute([(C.ARG_DST, y), (C.ARG_DIFF_DST, gy), (C.ARG_DIFF_SRC, gx)])
+    gy = L.same_layout(gy, y)  # a plain gradient of a channels-last activation: reordered (or declined)
+    if gy is None:
+        return None
+    gx = np.empty_like(y)
+    plan.bwd.execute([(C.ARG_DST, _memory(y)), (C.ARG_DIFF_DST, _memory(gy)), (C.ARG_DIFF_SRC, _memory(gx))])
     return gx
 
 
@@ -79,26 +89,30 @@ def add_(y: np.ndarray, r: np.ndarray, relu: bool = False) -> bool:
     """``y += r`` (then ``max(y, 0)`` with ``relu=True``) in place, in one threaded pass; False
     when declined (``y`` is unchanged then)."""
     if (not ENABLED or y.size < MIN_ELEMENTS or y.shape != r.shape or y.dtype != np.float32
-            or r.dtype != np.float32 or not y.flags.c_contiguous or not r.flags.c_contiguous
+            or r.dtype != np.float32 or y.strides != r.strides or _memory(y) is None
             or np.may_share_memory(y, r)):
         return False
     plan = L.cached_or_none(("residual sum", y.size, relu), lambda: _SumPlan(y.size, relu))
     if plan is None:
         return False
-    plan.add.execute([(C.ARG_SRC, y), (C.ARG_SRC_1, r), (C.ARG_DST, y)])
+    plan.add.execute([(C.ARG_SRC, _memory(y)), (C.ARG_SRC_1, _memory(r)), (C.ARG_DST, _memory(y))])
     return True
 
 
 def sum_of(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """``a + b`` into a new array (same shape, float32, contiguous), or ``None`` when declined."""
+    """``a + b`` into a new array (same shape, float32, laid out like ``a`` and ``b``: both contiguous
+    or both channels-last), or ``None`` when declined."""
     if (not ENABLED or a.size < MIN_ELEMENTS or a.shape != b.shape or a.dtype != np.float32
-            or b.dtype != np.float32 or not a.flags.c_contiguous or not b.flags.c_contiguous):
+            or b.dtype != np.float32 or _memory(a) is None):
+        return None
+    b = L.same_layout(b, a)  # a plain and a channels-last array: one reordered (or declined)
+    if b is None:
         return None
     plan = L.cached_or_none(("residual sum", a.size, False), lambda: _SumPlan(a.size, False))
     if plan is None:
         return None
-    out = np.empty(a.shape, np.float32)
-    plan.add.execute([(C.ARG_SRC, a), (C.ARG_SRC_1, b), (C.ARG_DST, out)])
+    out = np.empty_like(a)
+    plan.add.execute([(C.ARG_SRC, _memory(a)), (C.ARG_SRC_1, _memory(b)), (C.ARG_DST, _memory(out))])
     return out
 
 
@@ -215,7 +229,7 @@ class _EltwisePlan:
 
 
 def _eltwise_plan(x: np.ndarray, alg: int, alpha: float, beta: float, scale: float = 1.0) -> _EltwisePlan | None:
-    if not ENABLED or x.size < MIN_ELEMENTS or x.dtype != np.float32 or not x.flags.c_contiguous:
+    if not ENABLED or x.size < MIN_ELEMENTS or x.dtype != np.float32 or _memory(x) is None:
         return None
     alpha, beta, scale = float(alpha), float(beta), float(scale)
     key = ("eltwise alg", x.size, alg, alpha, beta, scale)
@@ -229,24 +243,26 @@ def forward(x: np.ndarray, alg: int, alpha: float = 0.0, beta: float = 0.0, scal
     plan = _eltwise_plan(x, alg, alpha, beta, scale)
     if plan is None:
         return None
-    y = np.empty(x.shape, np.float32)
-    plan.fwd.execute([(C.ARG_SRC, x), (C.ARG_DST, y)])
+    y = np.empty_like(x)
+    plan.fwd.execute([(C.ARG_SRC, _memory(x)), (C.ARG_DST, _memory(y))])
     return y
 
 
 def backward(gy: np.ndarray, data: np.ndarray, alg: int, alpha: float = 0.0, beta: float = 0.0) -> np.ndarray | None:
     """``gy * f'(x)`` for eltwise algorithm ``alg``, from ``data``: the input ``x``, or the output
     for a ``*_use_dst_for_bwd`` algorithm; ``None`` when declined."""
-    if (type(gy) is not np.ndarray or gy.shape != data.shape or gy.dtype != np.float32
-            or not gy.flags.c_contiguous):
+    if type(gy) is not np.ndarray or gy.shape != data.shape or gy.dtype != np.float32:
         return None
     plan = _eltwise_plan(data, alg, alpha, beta)
     if plan is None:
         return None
+    gy = L.same_layout(gy, data)
+    if gy is None:
+        return None
     bwd = plan.backward()
     if bwd is None:
         return None
-    gx = np.empty(data.shape, np.float32)
+    gx = np.empty_like(data)
     arg = C.ARG_DST if alg & 0x100 else C.ARG_SRC
-    bwd.execute([(arg, data), (C.ARG_DIFF_DST, gy), (C.ARG_DIFF_SRC, gx)])
+    bwd.execute([(arg, _memory(data)), (C.ARG_DIFF_DST, _memory(gy)), (C.ARG_DIFF_SRC, _memory(gx))])
     return gx

@@ -97,7 +97,7 @@ def _to_plain(plan: _Plan, blocked: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def _to_blocked(plan: _Plan, plain: np.ndarray, out: np.ndarray) -> np.ndarray:
     L.reorder(plan.conv.y_md, plan.md, (plan.conv.key, "conv_bn", "in")).execute(
-        [(C.ARG_FROM, np.ascontiguousarray(plain)), (C.ARG_TO, out)])
+        [(C.ARG_FROM, L.contiguous(plain)), (C.ARG_TO, out)])
     return out
 
 
@@ -144,7 +144,7 @@ def conv_bn_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, gamma: n
             return None
         y = np.empty(plan.conv.y_shape, np.float32)
         out = y if plan.plain_out else workspace("onednn.in", (plan.size,), np.float32)
-        conv_out, mean, var, mask = _forward(plan, np.ascontiguousarray(x), w, b, gamma, beta, out)
+        conv_out, mean, var, mask = _forward(plan, L.contiguous(x), w, b, gamma, beta, out)
         if not plan.plain_out:
             _to_plain(plan, out, y)
     except L.DnnlError:
@@ -188,15 +188,15 @@ def conv_bn_backward(gy: np.ndarray, x: np.ndarray, w: np.ndarray, gamma: np.nda
     """``(gx or None, gw, gb or None, ggamma, gbeta)`` from the output gradient ``gy`` (plain)."""
     plan, state = saved
     cp = plan.conv
-    gy = np.ascontiguousarray(gy)
+    gy = L.contiguous(gy)
     gy_blocked = gy if plan.plain_out else _to_blocked(plan, gy, workspace("onednn.out", (plan.size,), np.float32))
     gc, ggamma, gbeta = _bn_backward(plan, state, gamma, gy_blocked)
     if plan.plain_out:
         gc = gc.reshape(cp.y_shape)
-        gw, gb = _weights_backward(plan, np.ascontiguousarray(x), gc)
+        gw, gb = _weights_backward(plan, L.contiguous(x), gc)
         gx = _data_backward(plan, gc, w) if need_x else None
         return gx, gw, gb, ggamma, gbeta
-    gw, gb = _weights_backward(plan, np.ascontiguousarray(x), _as(plan, plan.w_kind, gc, plan.same_w, "conv_bn.w"))
+    gw, gb = _weights_backward(plan, L.contiguous(x), _as(plan, plan.w_kind, gc, plan.same_w, "conv_bn.w"))
     gx = _data_backward(plan, gc, w) if need_x else None
     return gx, gw, gb, ggamma, gbeta
 
@@ -232,7 +232,7 @@ def block_forward(x: np.ndarray, w1: np.ndarray, gamma1: np.ndarray, beta1: np.n
                                       lambda: _chains(p1, p2)):
             return None
         mid = np.empty(p1.size, np.float32)  # kept: the second convolution's input
-        s1 = _forward(p1, np.ascontiguousarray(x), w1, None, gamma1, beta1, mid)
+        s1 = _forward(p1, L.contiguous(x), w1, None, gamma1, beta1, mid)
         out = workspace("onednn.in", (p2.size,), np.float32)
         s2 = _forward(p2, dconv._Relaid(None, mid, p1.md), w2, None, gamma2, beta2, out)  # type: ignore[arg-type]
         y = _to_plain(p2, out, np.empty(p2.conv.y_shape, np.float32))
@@ -269,7 +269,7 @@ def block_backward(gy: np.ndarray, x: np.ndarray, w1: np.ndarray, gamma1: np.nda
                                _as(p2, p2.w_kind, gc2, p2.same_w, "conv_bn.w"))
     gmid = _data_backward_blocked(p2, gc2, w2, workspace("onednn.out", (p1.size,), np.float32))
     gc1, ggamma1, gbeta1 = _bn_backward(p1, s1, gamma1, gmid)
-    gw1, _ = _weights_backward(p1, np.ascontiguousarray(x), _as(p1, p1.w_kind, gc1, p1.same_w, "conv_bn.w"))
+    gw1, _ = _weights_backward(p1, L.contiguous(x), _as(p1, p1.w_kind, gc1, p1.same_w, "conv_bn.w"))
     gx = _data_backward(p1, gc1, w1, add_to) if need_x else None
     return gx, gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2
 
@@ -353,7 +353,7 @@ def stage_forward(stage: _Stage, x: np.ndarray, params: list[tuple], residual: n
     p1 = stage.blocks[0][0]
     xb = np.empty(stage.x_md.nbytes // 4, np.float32)  # kept: the first block's input, in its layout
     L.reorder(p1.conv.x_md, stage.x_md, (p1.conv.key, "conv_bn_stage", "in")).execute(
-        [(C.ARG_FROM, np.ascontiguousarray(x)), (C.ARG_TO, xb)])
+        [(C.ARG_FROM, L.contiguous(x)), (C.ARG_TO, xb)])
     saved, stats = [], []
     for i, ((p1, p2, md), (w1, gamma1, beta1, w2, gamma2, beta2)) in enumerate(zip(stage.blocks, params)):
         mid = np.empty(p1.size, np.float32)

@@ -53,9 +53,16 @@ _FLAGS = C.use_scale | C.use_shift
 
 
 class _Plan:
-    def __init__(self, shape: tuple[int, ...], eps: float, blocked: bool) -> None:
+    def __init__(self, shape: tuple[int, ...], eps: float, blocked: bool, channels_last: bool = False) -> None:
         self.plain = L.MemoryDesc.with_tag(shape, _PLAIN[len(shape)])
         self.blocked = False
+        self.channels_last = False
+        if channels_last:
+            self._build(L.channels_last_md(shape), eps)
+            if "jit" not in self.fwd.impl() or "jit" not in self.bwd.impl():
+                raise L.DnnlError("batch_norm: no JIT kernel for channels-last arrays of this shape")
+            self.channels_last = True
+            return
         if blocked:
             for tag in _BLOCKED_TAGS:
                 md = L.MemoryDesc.with_tag(shape, tag)
@@ -95,9 +102,16 @@ def worthwhile(shape: tuple[int, ...]) -> bool:
     return ENABLED and (spatial >= MIN_SPATIAL or _blocked(shape))
 
 
-def _plan(shape: tuple[int, ...], eps: float) -> _Plan | None:
+def _plan(shape: tuple[int, ...], eps: float, channels_last: bool = False) -> _Plan | None:
+    if channels_last:  # a channels-last input (a standalone convolution's output) is normalised as it lies
+        return L.cached_or_none(("batch_norm", shape, eps, "nhwc"), lambda: _Plan(shape, eps, False, True))
     blocked = _blocked(shape)
     return L.cached_or_none(("batch_norm", shape, eps, blocked), lambda: _Plan(shape, eps, blocked))
+
+
+def _channels_last(x: np.ndarray) -> np.ndarray | None:
+    """The (N, H, W, C) memory of a channels-last 4-D ``x`` (not a plain one), or ``None``."""
+    return None if x.ndim != 4 or x.flags.c_contiguous else L.channels_last(x)
 
 
 _param = L.float32_parameter
@@ -106,7 +120,7 @@ _param = L.float32_parameter
 def _relaid(plan: _Plan, array: np.ndarray, tag: str) -> np.ndarray:
     """``array`` (plain) in the plan's blocked layout, in scratch memory named ``tag``."""
     out = workspace(tag, (plan.md.nbytes // 4,), np.float32)
-    plan.to_blocked.execute([(C.ARG_FROM, np.ascontiguousarray(array)), (C.ARG_TO, out)])
+    plan.to_blocked.execute([(C.ARG_FROM, L.contiguous(array)), (C.ARG_TO, out)])
     return out
 
 
@@ -119,17 +133,25 @@ def batch_norm_train_forward(x: np.ndarray, weight: np.ndarray | None, bias: np.
     """
     if x.ndim not in _PLAIN or x.size == 0:
         return None
-    plan = _plan(tuple(x.shape), float(eps))
+    x_cl = _channels_last(x)
+    plan = _plan(tuple(x.shape), float(eps), x_cl is not None)
     if plan is None:
         return None
     c = x.shape[1]
+    if plan.channels_last:  # normalised as it lies; the output channels-last too
+        y = L.empty_channels_last(x.shape)
+        mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
+        plan.fwd.execute([(C.ARG_SRC, x_cl), (C.ARG_DST, y.transpose(0, 2, 3, 1)),
+                          (C.ARG_SCALE, _param(weight, c, 1.0)), (C.ARG_SHIFT, _param(bias, c, 0.0)),
+                          (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var)])
+        return y, mean, var, None
     y = np.empty(x.shape, np.float32)
     mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
     kept = None
-    src, dst = np.ascontiguousarray(x), y
+    src, dst = L.contiguous(x), y
     if plan.blocked:
         kept = src = np.empty(plan.md.nbytes // 4, np.float32)  # lives until backward
-        plan.to_blocked.execute([(C.ARG_FROM, np.ascontiguousarray(x)), (C.ARG_TO, src)])
+        plan.to_blocked.execute([(C.ARG_FROM, L.contiguous(x)), (C.ARG_TO, src)])
         dst = workspace("batch_norm_y", src.shape, np.float32)
     plan.fwd.execute([(C.ARG_SRC, src), (C.ARG_DST, dst), (C.ARG_SCALE, _param(weight, c, 1.0)),
                       (C.ARG_SHIFT, _param(bias, c, 0.0)), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var)])
@@ -143,13 +165,26 @@ def batch_norm_train_backward(gy: np.ndarray, x: np.ndarray, weight: np.ndarray 
                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``(gx, gweight, gbias)`` of training-mode batch norm, or ``None`` when declined (``kept``:
     from :func:`batch_norm_train_forward`)."""
-    plan = _plan(tuple(x.shape), float(eps))
+    x_cl = _channels_last(x)
+    plan = _plan(tuple(x.shape), float(eps), x_cl is not None)
     if plan is None:
         return None
     c = x.shape[1]
+    if plan.channels_last:
+        g = L.channels_last(gy)
+        if g is None:  # a plain gradient: into the input's layout
+            g = workspace("batch_norm_gy", (gy.size,), np.float32)
+            L.reorder(plan.plain, plan.md, ("batch_norm gy", tuple(x.shape))).execute(
+                [(C.ARG_FROM, L.contiguous(gy)), (C.ARG_TO, g)])
+        gx = L.empty_channels_last(x.shape)
+        gw, gb = np.empty(c, np.float32), np.empty(c, np.float32)
+        plan.bwd.execute([(C.ARG_SRC, x_cl), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var), (C.ARG_DIFF_DST, g),
+                          (C.ARG_SCALE, _param(weight, c, 1.0)), (C.ARG_DIFF_SRC, gx.transpose(0, 2, 3, 1)),
+                          (C.ARG_DIFF_SCALE, gw), (C.ARG_DIFF_SHIFT, gb)])
+        return gx, gw, gb
     gx = np.empty(x.shape, np.float32)
     gw, gb = np.empty(c, np.float32), np.empty(c, np.float32)
-    src, g, gsrc = np.ascontiguousarray(x), np.ascontiguousarray(gy), gx
+    src, g, gsrc = L.contiguous(x), L.contiguous(gy), gx
     if plan.blocked:
         src = kept if kept is not None and kept.nbytes == plan.md.nbytes else _relaid(plan, x, "batch_norm_x")
         g = _relaid(plan, gy, "batch_norm_gy")

@@ -34,10 +34,14 @@ class _Plan:
 
     def __init__(self, key: tuple, x_shape: tuple[int, ...], y_shape: tuple[int, ...], alg: int,
                  kernel: tuple[int, ...], stride: tuple[int, ...], pad_l: tuple[int, ...],
-                 pad_r: tuple[int, ...], dilation: tuple[int, ...]) -> None:
+                 pad_r: tuple[int, ...], dilation: tuple[int, ...], channels_last: bool = False) -> None:
         self.key, self.x_shape, self.y_shape, self.alg = key, x_shape, y_shape, alg
-        self.x_md = L.MemoryDesc.with_tag(x_shape, _PLAIN[len(x_shape)])
-        self.y_md = L.MemoryDesc.with_tag(y_shape, _PLAIN[len(y_shape)])
+        self.channels_last = channels_last
+        if channels_last:  # (N, C, H, W) views of (N, H, W, C) memory, in and out
+            self.x_md, self.y_md = L.channels_last_md(x_shape), L.channels_last_md(y_shape)
+        else:
+            self.x_md = L.MemoryDesc.with_tag(x_shape, _PLAIN[len(x_shape)])
+            self.y_md = L.MemoryDesc.with_tag(y_shape, _PLAIN[len(y_shape)])
         self.geometry = (L.dims(stride), L.dims(kernel), L.dims([d - 1 for d in dilation]), L.dims(pad_l),
                          L.dims(pad_r))
         self._primitives: dict[str, L.Primitive] = {}
@@ -61,12 +65,12 @@ class _Plan:
 
 def _plan(x_shape: tuple[int, ...], y_shape: tuple[int, ...], alg: int, kernel: tuple[int, ...],
           stride: tuple[int, ...], pad_l: tuple[int, ...], pad_r: tuple[int, ...],
-          dilation: tuple[int, ...]) -> _Plan | None:
-    key = ("pool", x_shape, y_shape, alg, kernel, stride, pad_l, pad_r, dilation)
+          dilation: tuple[int, ...], channels_last: bool = False) -> _Plan | None:
+    key = ("pool", x_shape, y_shape, alg, kernel, stride, pad_l, pad_r, dilation, channels_last)
 
     def build() -> _Plan | bool:
         try:
-            plan = _Plan(key, x_shape, y_shape, alg, kernel, stride, pad_l, pad_r, dilation)
+            plan = _Plan(key, x_shape, y_shape, alg, kernel, stride, pad_l, pad_r, dilation, channels_last)
             plan.primitive("train")
             return plan
         except L.DnnlError:
@@ -85,33 +89,66 @@ def pool_forward(x: np.ndarray, y_shape: tuple[int, ...], alg: str, kernel: tupl
     """
     if x.size < max(MIN_ELEMENTS, 1):
         return None
-    plan = _plan(tuple(x.shape), tuple(y_shape), ALGORITHMS[alg], kernel, stride, pad_l, pad_r, dilation)
+    x_cl = _channels_last(x)
+    plan = _plan(tuple(x.shape), tuple(y_shape), ALGORITHMS[alg], kernel, stride, pad_l, pad_r, dilation,
+                 x_cl is not None)
     if plan is None:
         return None
     prim = plan.primitive("train" if training else "infer")
-    y = np.empty(y_shape, np.float32)
-    args = [(C.ARG_SRC, np.ascontiguousarray(x)), (C.ARG_DST, y)]
+    if x_cl is not None:  # pooled as it lies: the output channels-last too
+        y = L.empty_channels_last(y_shape)
+        args = [(C.ARG_SRC, x_cl), (C.ARG_DST, y.transpose(0, 2, 3, 1))]
+    else:
+        y = np.empty(y_shape, np.float32)
+        args = [(C.ARG_SRC, L.contiguous(x)), (C.ARG_DST, y)]
     ws = None
     if training and alg == "max":
         ws = np.empty(prim.md(C.ARG_WORKSPACE).nbytes, np.uint8)
         args.append((C.ARG_WORKSPACE, ws))
+        ws = Workspace(ws, x_cl is not None)
     prim.execute(args)
     return y, ws
 
 
-def pool_backward(gy: np.ndarray, workspace: np.ndarray | None, x_shape: tuple[int, ...], alg: str,
+class Workspace:
+    """Max pooling's forward workspace, with the layout it was written in (its backward's layout)."""
+
+    __slots__ = ("array", "channels_last")
+
+    def __init__(self, array: np.ndarray, channels_last: bool) -> None:
+        self.array, self.channels_last = array, channels_last
+
+
+def _channels_last(x: np.ndarray) -> np.ndarray | None:
+    """The (N, H, W, C) memory of a channels-last 4-D ``x`` (not a plain one), or ``None``."""
+    return None if x.ndim != 4 or x.flags.c_contiguous else L.channels_last(x)
+
+
+def pool_backward(gy: np.ndarray, workspace: Workspace | None, x_shape: tuple[int, ...], alg: str,
                   kernel: tuple[int, ...], stride: tuple[int, ...], pad_l: tuple[int, ...],
                   pad_r: tuple[int, ...], dilation: tuple[int, ...]) -> np.ndarray | None:
     """d(loss)/d(input) of a pooling (max pooling needs its forward ``workspace``), or ``None``."""
     if gy.size == 0 or (alg != "max" and np.prod(x_shape) < MIN_ELEMENTS):  # max: forward decided
         return None
-    plan = _plan(tuple(x_shape), tuple(gy.shape), ALGORITHMS[alg], kernel, stride, pad_l, pad_r, dilation)
+    # max pooling: the forward's layout (its workspace's); average pooling: the gradient's
+    channels_last = workspace.channels_last if workspace is not None else _channels_last(gy) is not None
+    plan = _plan(tuple(x_shape), tuple(gy.shape), ALGORITHMS[alg], kernel, stride, pad_l, pad_r, dilation,
+                 channels_last)
     if plan is None:
         return None
-    gx = np.empty(x_shape, np.float32)
-    args = [(C.ARG_DIFF_DST, np.ascontiguousarray(gy)), (C.ARG_DIFF_SRC, gx)]
+    if channels_last:
+        g = _channels_last(gy)
+        if g is None:  # a plain gradient: into the forward's layout
+            g = np.empty(gy.size, np.float32)
+            L.reorder(L.MemoryDesc.with_tag(gy.shape, C.abcd), plan.y_md, (plan.key, "gy")).execute(
+                [(C.ARG_FROM, np.ascontiguousarray(gy)), (C.ARG_TO, g)])
+        gx = L.empty_channels_last(x_shape)
+        args = [(C.ARG_DIFF_DST, g), (C.ARG_DIFF_SRC, gx.transpose(0, 2, 3, 1))]
+    else:
+        gx = np.empty(x_shape, np.float32)
+        args = [(C.ARG_DIFF_DST, L.contiguous(gy)), (C.ARG_DIFF_SRC, gx)]
     if alg == "max":
-        args.append((C.ARG_WORKSPACE, workspace))
+        args.append((C.ARG_WORKSPACE, workspace.array))
     plan.primitive("bwd").execute(args)
     return gx
 
