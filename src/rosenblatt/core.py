@@ -1186,7 +1186,7 @@ def _accumulate_grad(x: Tensor, g: Tensor, create_graph: bool, owned: set[int]) 
             # The first gradient must be x's own array: not a view of another array, not shared
             # with another leaf (clip_grad_norm_ and optimisers may modify it in place).
             if data.base is not None or id(data) in owned or not data.flags.c_contiguous:
-                data = data.copy()
+                data = data.copy(order="K")  # (a channels-last gradient stays so: a linear copy)
             owned.add(id(data))
             x.grad = Tensor._make(data)
         else:
