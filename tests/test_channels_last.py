@@ -146,13 +146,13 @@ def test_channels_last_input_to_fused_chains_and_numpy_layers(onednn, small_shap
         chain.train(train)
         with rb.no_grad():
             a = chain(rb.tensor(x)).numpy()
-            b = chain(rb.tensor(nhwc(x))).numpy()
+            b = chain(rb.from_numpy(nhwc(x))).numpy()
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
     tiny = rb.nn.Conv2d(8, 2, 1)
     dconv.MIN_MACS = 10**9  # (restored by the fixture) the NumPy kernel
     with rb.no_grad():
-        np.testing.assert_allclose(tiny(rb.tensor(nhwc(x))).numpy(), tiny(rb.tensor(x)).numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(rb.tensor(nhwc(x))[:, 1:3, ::2].numpy(), x[:, 1:3, ::2])
+        np.testing.assert_allclose(tiny(rb.from_numpy(nhwc(x))).numpy(), tiny(rb.tensor(x)).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(rb.from_numpy(nhwc(x))[:, 1:3, ::2].numpy(), x[:, 1:3, ::2])
 
 
 # -- the kernels ----------------------------------------------------------------------------------
@@ -278,10 +278,11 @@ def test_elementwise_kernels_on_channels_last_and_mixed_layouts(onednn, small_sh
         assert s is not None and s.strides == a.strides
         np.testing.assert_array_equal(s, x + x)
     assert eltwise.sum_of(x[:, :, ::-1], cl) is None
-    r = rb.tensor(cl) + rb.tensor(x)  # the Add op takes the oneDNN sum
+    r = rb.from_numpy(cl) + rb.tensor(x)  # the Add op takes the oneDNN sum
+    assert r.numpy().strides == cl.strides
     np.testing.assert_array_equal(r.numpy(), x + x)
     # the activation kernels' gradients through autograd, channels-last in, channels-last out
-    t = rb.tensor(cl, requires_grad=True)
+    t = rb.from_numpy(cl).requires_grad_(True)
     for f in (rb.nn.functional.relu, rb.tanh, rb.sigmoid, rb.nn.functional.gelu, rb.nn.functional.silu):
         t.grad = None
         out = f(t)
@@ -290,3 +291,25 @@ def test_elementwise_kernels_on_channels_last_and_mixed_layouts(onednn, small_sh
         (f(t2) * rb.tensor(gy)).sum().backward()
         np.testing.assert_allclose(out.numpy(), f(rb.tensor(x)).numpy(), rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(t.grad.numpy(), t2.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["plain", "nhwc"])
+def test_contiguous_clone_and_views_of_channels_last_tensors(kernel_set, layout):
+    """``contiguous()`` gives a C-contiguous copy of a channels-last tensor (itself for a plain one)
+    and passes the gradient through; ``clone()`` keeps the layout, as PyTorch's does; ``view``,
+    ``reshape`` and ``flatten`` give the values of the plain tensor."""
+    rng = np.random.default_rng(6)
+    x = f32(rng, 2, 3, 4, 5)
+    t = rb.from_numpy(nhwc(x) if layout == "nhwc" else x).requires_grad_(True)
+    assert t.is_contiguous() == (layout == "plain")
+    c = t.contiguous()
+    assert c.is_contiguous() and ((c is t) == (layout == "plain"))
+    np.testing.assert_array_equal(c.numpy(), x)
+    k = t.clone()
+    assert k.numpy().strides == t.numpy().strides
+    np.testing.assert_array_equal(k.numpy(), x)
+    for flat in (t.view(2, -1), t.reshape(2, -1), t.flatten(1)):
+        np.testing.assert_array_equal(flat.numpy(), x.reshape(2, -1))
+    g = f32(rng, *x.shape)
+    ((c + k) * rb.tensor(g)).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), 2 * g, rtol=1e-6)

@@ -790,8 +790,17 @@ class Tensor:
         return _ops.where(condition, self, other)
 
     def contiguous(self) -> Tensor:
-        """This tensor (NumPy arrays need no contiguous copy for any op here)."""
-        return self
+        """This tensor when its array is C-contiguous, else a C-contiguous copy (differentiable).
+
+        With the oneDNN kernels, the outputs of standalone convolution, batch-norm and pooling layers
+        are channels-last: ``(N, C, H, W)`` views of ``(N, H, W, C)`` memory. Every op takes them;
+        this is for code that hands ``.numpy()`` buffers on and needs C order.
+        """
+        return _ops.contiguous(self)
+
+    def is_contiguous(self) -> bool:
+        """Whether the array is C-contiguous (see :meth:`contiguous`)."""
+        return bool(self.data.flags.c_contiguous)
 
 
 def constant(array: Any) -> Tensor:

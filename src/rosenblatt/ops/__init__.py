@@ -62,6 +62,7 @@ from rosenblatt.ops.elementwise import (
     abs,
     cast,
     clone,
+    contiguous,
     cos,
     exp,
     log,
@@ -124,7 +125,7 @@ from rosenblatt.ops.sorting import argsort, sort, topk
 
 __all__ = [
     "abs", "add", "all", "allclose", "amax", "amin", "any", "arange", "argmax", "argmin", "argsort", "as_tensor",
-    "broadcast_to", "cast", "cat", "chunk", "clamp", "clip", "clone", "concatenate", "cos", "cumsum",
+    "broadcast_to", "cast", "cat", "chunk", "clamp", "clip", "clone", "concatenate", "contiguous", "cos", "cumsum",
     "div", "divide", "dot", "einsum", "empty", "eq", "exp", "expand", "expand_dims", "eye", "flatten",
     "flip", "floor_divide", "from_numpy", "full", "full_like", "gather", "ge", "getitem", "gt",
     "isfinite", "isnan", "le", "linspace", "log", "log1p", "log_softmax", "logical_and",

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, constant
 from rosenblatt.kernels import activation as _act
+
+_ndarray = np.ndarray
+_F32 = np.dtype(np.float32)
 
 
 class Exp(Function):
@@ -203,7 +208,7 @@ def relu(x: Tensor) -> Tensor:
 class Clone(Function):
     @staticmethod
     def forward(ctx, x):
-        return x.copy()
+        return x.copy(order="K")  # the layout kept, as PyTorch's clone keeps the memory format
 
     @staticmethod
     def backward(ctx, gy):
@@ -211,8 +216,34 @@ class Clone(Function):
 
 
 def clone(x: Tensor) -> Tensor:
-    """A copy of ``x`` that stays connected to the graph."""
+    """A copy of ``x`` that stays connected to the graph (laid out in memory as ``x`` is)."""
     return Clone.apply(x)
+
+
+class Contiguous(Function):
+    @staticmethod
+    def forward(ctx, x):
+        if type(x) is _ndarray and x.dtype == _F32 and x.ndim == 4:
+            from rosenblatt import kernels
+
+            if kernels.use_onednn(x):  # a channels-last activation: oneDNN's reorder, not NumPy's transposing copy
+                from rosenblatt.kernels.onednn import library
+
+                return library.contiguous(x)
+        return get_array_module(x).ascontiguousarray(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy
+
+    backward_arrays = backward
+
+
+def contiguous(x: Tensor) -> Tensor:
+    """``x`` when its array is C-contiguous, else a C-contiguous copy that stays connected to the graph.
+    (With the oneDNN kernels, standalone convolution, batch-norm and pooling layers return
+    channels-last arrays: ``(N, C, H, W)`` views of ``(N, H, W, C)`` memory.)"""
+    return x if x.data.flags.c_contiguous else Contiguous.apply(x)
 
 
 class Cast(Function):
