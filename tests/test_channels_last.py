@@ -313,3 +313,39 @@ def test_contiguous_clone_and_views_of_channels_last_tensors(kernel_set, layout)
     g = f32(rng, *x.shape)
     ((c + k) * rb.tensor(g)).sum().backward()
     np.testing.assert_allclose(t.grad.numpy(), 2 * g, rtol=1e-6)
+
+
+def test_memory_formats_as_in_pytorch(kernel_set):
+    """``rb.channels_last`` / ``rb.contiguous_format`` in ``Tensor.to``, ``contiguous`` and
+    ``is_contiguous``, and ``Module.to(memory_format=...)``, with PyTorch's meanings and errors."""
+    rng = np.random.default_rng(7)
+    x = f32(rng, 2, 3, 4, 5)
+    t = rb.tensor(x, requires_grad=True)
+    c = t.to(memory_format=rb.channels_last)
+    assert c.is_contiguous(memory_format=rb.channels_last) and not c.is_contiguous()
+    assert c.to(memory_format=rb.channels_last) is c and t.to(memory_format=rb.preserve_format) is t
+    np.testing.assert_array_equal(c.numpy(), x)
+    assert t.contiguous(memory_format=rb.channels_last).is_contiguous(memory_format=rb.channels_last)
+    back = c.contiguous()
+    assert back.is_contiguous() and c.to(memory_format=rb.contiguous_format).is_contiguous()
+    d = t.to(rb.float64, memory_format=rb.channels_last)
+    assert d.dtype == np.float64 and d.is_contiguous(memory_format=rb.channels_last)
+    g = f32(rng, *x.shape)
+    ((c + back) * rb.tensor(g)).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), 2 * g, rtol=1e-6)
+    assert repr(rb.channels_last) == "rosenblatt.channels_last"
+    with pytest.raises(ValueError, match=r"Tensor.to: channels_last needs a 4-D .* got shape \(2, 3\)"):
+        rb.tensor(np.ones((2, 3), np.float32)).to(memory_format=rb.channels_last)
+    with pytest.raises(TypeError, match="memory_format must be"):
+        t.to(memory_format="channels_last")
+    with pytest.raises(ValueError, match="preserve_format is not a layout"):
+        t.contiguous(memory_format=rb.preserve_format)
+    model = rb.nn.Sequential(rb.nn.Conv2d(3, 4, 3))
+    weights = model[0].weight.data
+    assert model.to(memory_format=rb.channels_last) is model and model[0].weight.data is weights
+    with pytest.raises(TypeError, match="memory_format must be"):
+        model.to(memory_format=True)
+    if HAVE_TORCH:  # the same answers as PyTorch's
+        tt = torch.tensor(x).to(memory_format=torch.channels_last)
+        assert tt.is_contiguous(memory_format=torch.channels_last) and not tt.is_contiguous()
+        assert tt.stride() == tuple(s // 4 for s in c.numpy().strides)

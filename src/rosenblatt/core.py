@@ -93,6 +93,28 @@ float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
+
+
+class memory_format:  # noqa: N801 - PyTorch's name
+    """How a tensor's elements lie in memory: :data:`contiguous_format` (C order),
+    :data:`channels_last` (a 4-D ``(N, C, H, W)`` tensor stored as ``(N, H, W, C)``) or
+    :data:`preserve_format` (as it is), for ``Tensor.to``, ``Tensor.contiguous`` and
+    ``Tensor.is_contiguous``, as in PyTorch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"rosenblatt.{self.name}"
+
+
+contiguous_format = memory_format("contiguous_format")
+channels_last = memory_format("channels_last")
+preserve_format = memory_format("preserve_format")
+
+
+def _is_channels_last(a: Any) -> bool:
+    return a.ndim == 4 and a.transpose(0, 2, 3, 1).flags.c_contiguous
 bool_ = np.dtype(np.bool_)
 _default_dtype = float32
 
@@ -337,13 +359,31 @@ class Tensor:
         """Cast to ``dtype`` (differentiable between floating types)."""
         return _ops.cast(self, dtype)
 
-    def to(self, target: Any) -> Tensor:
-        """``t.to("cuda")``, ``t.to(rb.float64)`` or ``t.to(other_tensor)`` (its dtype and device)."""
+    def to(self, target: Any = None, *, memory_format: memory_format = preserve_format) -> Tensor:
+        """``t.to("cuda")``, ``t.to(rb.float64)`` or ``t.to(other_tensor)`` (its dtype and device);
+        ``t.to(memory_format=rb.channels_last)`` lays a 4-D tensor out channels-last (a copy that
+        stays in the graph; the tensor itself when it already is), ``rb.contiguous_format`` in C order."""
         if isinstance(target, Tensor):
-            return self.to(target.device).astype(target.dtype)
-        if isinstance(target, (str, Device)):
-            return _ops.to_device(self, Device(target))
-        return self.astype(target)
+            out = self.to(target.device).astype(target.dtype)
+        elif isinstance(target, (str, Device)):
+            out = _ops.to_device(self, Device(target))
+        elif target is None:
+            out = self
+        else:
+            out = self.astype(target)
+        return out._in_format(memory_format, "Tensor.to")
+
+    def _in_format(self, fmt: Any, op: str) -> Tensor:
+        if fmt is preserve_format:
+            return self
+        if fmt is contiguous_format:
+            return _ops.contiguous(self)
+        if fmt is channels_last:
+            if self.ndim != 4:
+                raise ValueError(f"{op}: channels_last needs a 4-D (N, C, H, W) tensor, got shape {self.shape}")
+            return _ops.to_channels_last(self)
+        raise TypeError(f"{op}: memory_format must be rb.contiguous_format, rb.channels_last or "
+                        f"rb.preserve_format, got {fmt!r}")
 
     def cpu(self) -> Tensor:
         """This tensor on the CPU."""
@@ -789,17 +829,27 @@ class Tensor:
         """``self`` where ``condition`` is true, else ``other``: ``rb.where(condition, self, other)``."""
         return _ops.where(condition, self, other)
 
-    def contiguous(self) -> Tensor:
-        """This tensor when its array is C-contiguous, else a C-contiguous copy (differentiable).
+    def contiguous(self, memory_format: memory_format = contiguous_format) -> Tensor:
+        """This tensor when its array is C-contiguous, else a C-contiguous copy (differentiable);
+        with ``memory_format=rb.channels_last`` laid out channels-last instead.
 
         With the oneDNN kernels, the outputs of standalone convolution, batch-norm and pooling layers
         are channels-last: ``(N, C, H, W)`` views of ``(N, H, W, C)`` memory. Every op takes them;
         this is for code that hands ``.numpy()`` buffers on and needs C order.
         """
-        return _ops.contiguous(self)
+        if memory_format is preserve_format:
+            raise ValueError("Tensor.contiguous: preserve_format is not a layout (use contiguous_format or "
+                             "channels_last)")
+        return self._in_format(memory_format, "Tensor.contiguous")
 
-    def is_contiguous(self) -> bool:
-        """Whether the array is C-contiguous (see :meth:`contiguous`)."""
+    def is_contiguous(self, memory_format: memory_format = contiguous_format) -> bool:
+        """Whether the array is C-contiguous, or with ``memory_format=rb.channels_last`` whether it is a
+        channels-last 4-D array (see :meth:`contiguous`)."""
+        if memory_format is channels_last:
+            return _is_channels_last(self.data)
+        if memory_format is not contiguous_format:
+            raise TypeError(f"Tensor.is_contiguous: expected rb.contiguous_format or rb.channels_last, got "
+                            f"{memory_format!r}")
         return bool(self.data.flags.c_contiguous)
 
 

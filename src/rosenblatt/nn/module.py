@@ -247,9 +247,24 @@ class Module:
         return self
 
     # -- devices and dtypes ---------------------------------------------------------------------
-    def to(self, target: Any) -> Module:
+    def to(self, target: Any = None, *, memory_format: Any = None) -> Module:
         """Move parameters and buffers to a device (``"cuda"``) or cast them to a floating dtype,
-        in place (parameters stay the same objects, so optimisers keep working)."""
+        in place (parameters stay the same objects, so optimisers keep working).
+
+        ``memory_format`` (``rb.channels_last``, as PyTorch users write for speed) is accepted and
+        leaves the parameters as they are: the convolution kernels choose the weights' layouts
+        themselves, and with the oneDNN kernels a model's activations between standalone layers are
+        channels-last already. ``x.to(memory_format=rb.channels_last)`` lays out an input.
+        """
+        from rosenblatt.core import memory_format as _memory_format
+
+        if memory_format is not None and not isinstance(memory_format, _memory_format):
+            raise TypeError(f"Module.to: memory_format must be rb.channels_last, rb.contiguous_format or "
+                            f"rb.preserve_format, got {memory_format!r}")
+        if target is None:
+            if memory_format is None:
+                raise TypeError("Module.to: expected a device, a floating dtype or memory_format=")
+            return self
         if isinstance(target, (str, Device)):
             device = Device(target)
 

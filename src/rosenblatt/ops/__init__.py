@@ -73,6 +73,7 @@ from rosenblatt.ops.elementwise import (
     sin,
     sqrt,
     tanh,
+    to_channels_last,
     to_device,
 )
 from rosenblatt.ops.linalg import dot, einsum, matmul, outer
@@ -133,7 +134,7 @@ __all__ = [
     "mean", "min", "minimum", "mul", "multiply", "ne", "neg", "norm", "normal", "one_hot", "ones",
     "ones_like", "outer", "pad", "permute", "pow", "prod", "rand", "randint", "randn", "relu",
     "remainder", "reshape", "sigmoid", "sign", "sin", "softmax", "sort", "split", "sqrt", "squeeze", "stack",
-    "std", "sub", "subtract", "sum", "sum_to", "swapaxes", "take", "take_along_axis", "tanh", "tensor", "topk",
+    "std", "sub", "subtract", "sum", "sum_to", "swapaxes", "take", "take_along_axis", "tanh", "tensor", "to_channels_last", "topk",
     "to_device", "transpose", "true_divide", "uniform", "unsqueeze", "unwrap_index", "var", "view",
     "where", "zeros", "zeros_like",
 ]

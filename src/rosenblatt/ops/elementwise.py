@@ -239,6 +239,36 @@ class Contiguous(Function):
     backward_arrays = backward
 
 
+class ToChannelsLast(Function):
+    @staticmethod
+    def forward(ctx, x):
+        if type(x) is _ndarray and x.dtype == _F32:
+            from rosenblatt import kernels
+
+            if kernels.use_onednn(x):  # oneDNN's reorder, not NumPy's transposing copy
+                from rosenblatt.kernels.onednn import library
+
+                if x.flags.c_contiguous:
+                    return library.to_channels_last(x)
+        xp = get_array_module(x)
+        n, c, h, w = x.shape
+        out = xp.empty((n, h, w, c), dtype=x.dtype).transpose(0, 3, 1, 2)
+        out[...] = x
+        return out
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy
+
+    backward_arrays = backward
+
+
+def to_channels_last(x: Tensor) -> Tensor:
+    """A 4-D ``x`` laid out channels-last (``(N, C, H, W)`` over ``(N, H, W, C)`` memory): ``x`` itself
+    when it already is, else a copy that stays connected to the graph."""
+    return x if x.data.transpose(0, 2, 3, 1).flags.c_contiguous else ToChannelsLast.apply(x)
+
+
 def contiguous(x: Tensor) -> Tensor:
     """``x`` when its array is C-contiguous, else a C-contiguous copy that stays connected to the graph.
     (With the oneDNN kernels, standalone convolution, batch-norm and pooling layers return

@@ -743,6 +743,11 @@ def same_layout(a: np.ndarray, ref: np.ndarray) -> np.ndarray | None:
         return contiguous(a) if channels_last(a) is not None else None
     if not a.flags.c_contiguous or channels_last(ref) is None:
         return None
+    return to_channels_last(a)
+
+
+def to_channels_last(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous 4-D float32 array's values in a new channels-last array (oneDNN's reorder)."""
     shape = tuple(a.shape)
     out = empty_channels_last(shape)
     to_nhwc = cached(("nchw->nhwc", shape), lambda: reorder(MemoryDesc.with_tag(shape, C.abcd), channels_last_md(shape)))
