@@ -349,3 +349,31 @@ def test_memory_formats_as_in_pytorch(kernel_set):
         tt = torch.tensor(x).to(memory_format=torch.channels_last)
         assert tt.is_contiguous(memory_format=torch.channels_last) and not tt.is_contiguous()
         assert tt.stride() == tuple(s // 4 for s in c.numpy().strides)
+
+
+@needs_onednn
+def test_blocked_plan_weights_pass_takes_the_channels_last_kernel_where_it_is_newer(monkeypatch):
+    """LeNet-5's second convolution (6 input channels): oneDNN's blocked pick for the weights pass is
+    an AVX2 kernel on an AVX-512 machine; the plan takes the channels-last AVX-512 one instead, and
+    the gradients stay the NumPy kernel's."""
+    from rosenblatt.kernels import conv as nconv
+
+    monkeypatch.setattr(dconv, "CHANNELS_LAST", False)  # the blocked plan, as in a fused chain
+    x_shape, w_shape, args = (64, 6, 14, 14), (16, 6, 5, 5), ((1, 1), (0, 0), (0, 0), (1, 1), 1)
+    monkeypatch.setattr(dconv, "NHWC_WEIGHTS_PASS", False)
+    L.clear_cache()
+    plan = dconv._plan(x_shape, w_shape, *args)
+    fwd, blocked_pick = plan.primitive("fwd_bias"), plan.primitive("bwd_weights_bias")
+    if "avx512" not in fwd.impl() or "avx512" in blocked_pick.impl():
+        pytest.skip(f"forward {fwd.impl()}, blocked weights pass {blocked_pick.impl()}: nothing to prefer here")
+    monkeypatch.setattr(dconv, "NHWC_WEIGHTS_PASS", True)
+    L.clear_cache()
+    weights_pass = dconv._plan(x_shape, w_shape, *args).primitive("bwd_weights_bias")
+    assert "avx512" in weights_pass.impl() and weights_pass.md(L.C.ARG_SRC) == L.channels_last_md(x_shape)
+    rng = np.random.default_rng(8)
+    x, w, gy = f32(rng, *x_shape), f32(rng, *w_shape), f32(rng, 64, 16, 10, 10)
+    gx, gw, gb = dconv.conv_backward(x, w, gy, True, *args)
+    geom = nconv.ConvGeometry((1, 1), ((0, 0), (0, 0)), (1, 1), 1)
+    np.testing.assert_allclose(gw, nconv.conv2d_grad_weight_array(x, gy, w_shape, geom), rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(gx, nconv.conv2d_grad_input_array(gy, w, x_shape, geom), rtol=1e-4, atol=1e-3)

@@ -112,13 +112,27 @@ class _Plan:
                 op="conv backward data"), "conv backward data")  # fmt: skip
         else:  # "bwd_weights" / "bwd_weights_bias"
             hint = self.primitive("fwd_bias" if kind == "bwd_weights_bias" else "fwd")
-            p = L.Primitive(L.create_pd(
-                "convolution_backward_weights", C.convolution_direct, self._act(self.x_shape),
-                _any(self.dnnl_w_shape), self.b_md if kind == "bwd_weights_bias" else None,
-                self._act(self.y_shape), *self.geometry, hint.pd, None,
-                op="conv backward weights"), "conv backward weights")  # fmt: skip
+            p = self._weights_pass(kind, hint, self._act)
+            if (NHWC_WEIGHTS_PASS and not self.channels_last and len(self.x_shape) == 4
+                    and "avx512" in hint.impl() and "avx512" not in p.impl()):
+                # oneDNN's pick of blocked layouts can be a kernel for an older instruction set
+                # (LeNet-5's second convolution, 6 input channels padded to 8: AVX2, 0.31 ms), where its
+                # channels-last kernel uses the forward's (AVX-512: 0.18 ms); the chain reorders into it.
+                try:
+                    q = self._weights_pass(kind, hint, L.channels_last_md)
+                    if "avx512" in q.impl():
+                        p = q
+                except L.DnnlError:
+                    pass
         self._primitives[kind] = p
         return p
+
+    def _weights_pass(self, kind: str, hint: L.Primitive, act: Any) -> L.Primitive:
+        return L.Primitive(L.create_pd(
+            "convolution_backward_weights", C.convolution_direct, act(self.x_shape),
+            _any(self.dnnl_w_shape), self.b_md if kind == "bwd_weights_bias" else None,
+            act(self.y_shape), *self.geometry, hint.pd, None,
+            op="conv backward weights"), "conv backward weights")  # fmt: skip
 
     def is_plain(self, kind: str, arg: int, plain: L.MemoryDesc) -> bool:
         """True when primitive ``kind`` takes argument ``arg`` in the plain layout itself."""
@@ -144,6 +158,9 @@ class _Plan:
 # pooling, NumPy's element-wise ops, the next convolution) without the two reorders per layer of
 # the blocked layouts. False: the blocked layouts, reordered from and to plain arrays.
 CHANNELS_LAST = True
+# True: a blocked plan's weights pass runs on channels-last layouts where oneDNN's blocked pick would
+# be a kernel for an older instruction set than the forward's (see _Plan.primitive).
+NHWC_WEIGHTS_PASS = True
 
 
 def _channels_last_plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int, ...],
