@@ -705,6 +705,19 @@ def channels_last(a: np.ndarray) -> np.ndarray | None:
     return t if t.flags.c_contiguous else None
 
 
+def strided_channels_last(a: np.ndarray) -> np.ndarray | None:
+    """:func:`channels_last` of a 4-D array that is not also C-contiguous (a plain array whose
+    channel or spatial extent is 1 lies both ways: it is taken as plain), else ``None``."""
+    return None if a.ndim != 4 or a.flags.c_contiguous else channels_last(a)
+
+
+def as_channels_last_memory(a: np.ndarray) -> np.ndarray:
+    """The ``(N, H, W, C)`` memory of a float32 4-D array's values: its own when it is channels-last,
+    else a channels-last copy (oneDNN's reorder)."""
+    t = strided_channels_last(a)
+    return t if t is not None else to_channels_last(np.ascontiguousarray(a)).transpose(0, 2, 3, 1)
+
+
 def empty_channels_last(shape: Sequence[int]) -> np.ndarray:
     """A new float32 ``(N, C, H, W)`` array laid out channels-last (a view of ``(N, H, W, C)`` memory)."""
     n, c, h, w = shape

@@ -109,11 +109,6 @@ def _plan(shape: tuple[int, ...], eps: float, channels_last: bool = False) -> _P
     return L.cached_or_none(("batch_norm", shape, eps, blocked), lambda: _Plan(shape, eps, blocked))
 
 
-def _channels_last(x: np.ndarray) -> np.ndarray | None:
-    """The (N, H, W, C) memory of a channels-last 4-D ``x`` (not a plain one), or ``None``."""
-    return None if x.ndim != 4 or x.flags.c_contiguous else L.channels_last(x)
-
-
 _param = L.float32_parameter
 
 
@@ -133,7 +128,7 @@ def batch_norm_train_forward(x: np.ndarray, weight: np.ndarray | None, bias: np.
     """
     if x.ndim not in _PLAIN or x.size == 0:
         return None
-    x_cl = _channels_last(x)
+    x_cl = L.strided_channels_last(x)
     plan = _plan(tuple(x.shape), float(eps), x_cl is not None)
     if plan is None:
         return None
@@ -165,17 +160,13 @@ def batch_norm_train_backward(gy: np.ndarray, x: np.ndarray, weight: np.ndarray 
                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``(gx, gweight, gbias)`` of training-mode batch norm, or ``None`` when declined (``kept``:
     from :func:`batch_norm_train_forward`)."""
-    x_cl = _channels_last(x)
+    x_cl = L.strided_channels_last(x)
     plan = _plan(tuple(x.shape), float(eps), x_cl is not None)
     if plan is None:
         return None
     c = x.shape[1]
     if plan.channels_last:
-        g = L.channels_last(gy)
-        if g is None:  # a plain gradient: into the input's layout
-            g = workspace("batch_norm_gy", (gy.size,), np.float32)
-            L.reorder(plan.plain, plan.md, ("batch_norm gy", tuple(x.shape))).execute(
-                [(C.ARG_FROM, L.contiguous(gy)), (C.ARG_TO, g)])
+        g = L.as_channels_last_memory(gy)  # a plain gradient: into the input's layout
         gx = L.empty_channels_last(x.shape)
         gw, gb = np.empty(c, np.float32), np.empty(c, np.float32)
         plan.bwd.execute([(C.ARG_SRC, x_cl), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var), (C.ARG_DIFF_DST, g),

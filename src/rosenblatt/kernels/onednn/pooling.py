@@ -89,7 +89,7 @@ def pool_forward(x: np.ndarray, y_shape: tuple[int, ...], alg: str, kernel: tupl
     """
     if x.size < max(MIN_ELEMENTS, 1):
         return None
-    x_cl = _channels_last(x)
+    x_cl = L.strided_channels_last(x)
     plan = _plan(tuple(x.shape), tuple(y_shape), ALGORITHMS[alg], kernel, stride, pad_l, pad_r, dilation,
                  x_cl is not None)
     if plan is None:
@@ -119,11 +119,6 @@ class Workspace:
         self.array, self.channels_last = array, channels_last
 
 
-def _channels_last(x: np.ndarray) -> np.ndarray | None:
-    """The (N, H, W, C) memory of a channels-last 4-D ``x`` (not a plain one), or ``None``."""
-    return None if x.ndim != 4 or x.flags.c_contiguous else L.channels_last(x)
-
-
 def pool_backward(gy: np.ndarray, workspace: Workspace | None, x_shape: tuple[int, ...], alg: str,
                   kernel: tuple[int, ...], stride: tuple[int, ...], pad_l: tuple[int, ...],
                   pad_r: tuple[int, ...], dilation: tuple[int, ...]) -> np.ndarray | None:
@@ -131,17 +126,13 @@ def pool_backward(gy: np.ndarray, workspace: Workspace | None, x_shape: tuple[in
     if gy.size == 0 or (alg != "max" and np.prod(x_shape) < MIN_ELEMENTS):  # max: forward decided
         return None
     # max pooling: the forward's layout (its workspace's); average pooling: the gradient's
-    channels_last = workspace.channels_last if workspace is not None else _channels_last(gy) is not None
+    channels_last = workspace.channels_last if workspace is not None else L.strided_channels_last(gy) is not None
     plan = _plan(tuple(x_shape), tuple(gy.shape), ALGORITHMS[alg], kernel, stride, pad_l, pad_r, dilation,
                  channels_last)
     if plan is None:
         return None
     if channels_last:
-        g = _channels_last(gy)
-        if g is None:  # a plain gradient: into the forward's layout
-            g = np.empty(gy.size, np.float32)
-            L.reorder(L.MemoryDesc.with_tag(gy.shape, C.abcd), plan.y_md, (plan.key, "gy")).execute(
-                [(C.ARG_FROM, np.ascontiguousarray(gy)), (C.ARG_TO, g)])
+        g = L.as_channels_last_memory(gy)  # a plain gradient: into the forward's layout
         gx = L.empty_channels_last(x_shape)
         args = [(C.ARG_DIFF_DST, g), (C.ARG_DIFF_SRC, gx.transpose(0, 2, 3, 1))]
     else:
