@@ -185,7 +185,7 @@ def worker_main(name: str, side: str) -> None:
     for line in sys.stdin:
         command = json.loads(line)
         if command["cmd"] == "one":
-            reply = {"times": [_time_calls(step, 1) for step in steps]}
+            reply = {"times": [_steady_call_time(step, command.get("seconds", 0.05)) for step in steps]}
         elif command["cmd"] == "settle":
             deadline = time.perf_counter() + command["seconds"]
             while time.perf_counter() < deadline:
@@ -205,6 +205,22 @@ def _workers(workload) -> tuple[Worker, Worker]:
     except BaseException:
         rb_worker.close()
         raise
+
+
+def _steady_call_time(fn, seconds: float) -> float:
+    """Seconds per call of ``fn`` once warm: the mean over calls made for about ``seconds``, after
+    one untimed call. A single timed call misjudges it: the first call after a pause wakes sleeping
+    threads and cold caches (a batch-1 MLP: 0.6-3 ms against 60 us), and rounds sized on it lasted
+    tens of calls instead of the budget."""
+    fn()
+    start = time.perf_counter()
+    calls = 0
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return elapsed / calls
 
 
 def _calls_per_round(workers: tuple[Worker, Worker], budget: float) -> int:

@@ -387,3 +387,38 @@ def test_composite_backward_with_an_input_computed_from_another():
     np.testing.assert_allclose(g.numpy(), 4.0 * x.numpy())  # d/dx (2 x^2) = 4x
     (gg,) = rb.autograd.grad(g.sum(), [x])
     np.testing.assert_allclose(gg.numpy(), [4.0, 4.0, 4.0])
+
+
+@pytest.mark.parametrize("case", ["matmul", "matmul-broadcast", "matmul-vector", "sum", "sum-keepdims", "mean",
+                                  "mean-all", "softmax", "log_softmax"])
+def test_array_gradients_equal_the_differentiable_backward(case):
+    # A plain backward() runs an op's backward_arrays; create_graph=True runs its differentiable
+    # backward. Both must give the same gradients, for every input and broadcast.
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 3, 4))
+    b = rng.standard_normal((4, 5)) if case != "matmul-broadcast" else rng.standard_normal((1, 4, 5))
+    fns = {
+        "matmul": lambda x, y: x @ y,
+        "matmul-broadcast": lambda x, y: x @ y,
+        "matmul-vector": lambda x, y: x @ y[:, 0],
+        "sum": lambda x, y: x.sum(axis=(0, 2)) * y.sum(),
+        "sum-keepdims": lambda x, y: x.sum(axis=1, keepdims=True) * y.mean(),
+        "mean": lambda x, y: x.mean(axis=-1) * y.sum(),
+        "mean-all": lambda x, y: x.mean() * y,
+        "softmax": lambda x, y: rb.softmax(x, axis=1) * y.sum(),
+        "log_softmax": lambda x, y: rb.log_softmax(x, axis=-1) * y.sum(),
+    }
+    weights = None
+    grads = []
+    for create_graph in (False, True):
+        x, y = rb.tensor(a, requires_grad=True), rb.tensor(b, requires_grad=True)
+        out = fns[case](x, y)
+        if weights is None:
+            weights = rng.standard_normal(out.shape)
+        gx, gy = rb.grad((out * rb.tensor(weights)).sum(), [x, y], create_graph=create_graph)
+        grads.append((gx.numpy(), gy.numpy()))
+    for plain, recorded in zip(*grads):
+        np.testing.assert_allclose(plain, recorded, rtol=1e-12, atol=1e-12)
+    x = rb.tensor(a, requires_grad=True)
+    fns[case](x, rb.tensor(b)).sum().backward()
+    assert x.grad.numpy().flags.writeable  # a leaf's gradient is its own array, not a broadcast view

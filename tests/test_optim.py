@@ -881,3 +881,45 @@ def test_momentum_adam_and_adadelta_onednn_decline_what_they_do_not_cover(case, 
     assert not kernels_module.adadelta_onednn(param, grad, *state[:2], runner, 1.0, 0.9, 1e-6, 0.1, False)
     for a, b in zip([param, *state], before):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [5000, (1 << 17) + 3], ids=["chunks", "whole"])
+@pytest.mark.parametrize("alpha", [-0.01, 0.5])
+def test_tensor_add_with_alpha_runs_in_one_pass(dtype, size, alpha, monkeypatch):
+    """``t.add_(x, alpha=a)`` / ``t.sub_(x, alpha=a)`` (a hand-written SGD step) go through the
+    one-pass ``axpy`` kernel and give NumPy's ``t += a * x`` to rounding; what it declines
+    (broadcasting, other dtypes, overlap, strides, small arrays) still gives NumPy's result."""
+    import rosenblatt.kernels.optim as kernels_module
+
+    if kernels_module._blas_for(np.dtype(dtype)) is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS")
+    calls = []
+    axpy = kernels_module.axpy
+    monkeypatch.setattr(rb.core, "_axpy", lambda y, x, a: calls.append(axpy(y, x, a)) or calls[-1])
+    rng = np.random.default_rng(0)
+    p0 = rng.normal(size=size).astype(dtype)
+    g = rng.normal(size=size).astype(dtype)
+    p = rb.tensor(p0.copy())
+    version = p._version
+    p.add_(rb.tensor(g), alpha=alpha)
+    assert calls == [True] and p._version == version + 1
+    np.testing.assert_allclose(p.numpy(), p0 + alpha * g, rtol=1e-6, atol=1e-6)
+    p.sub_(rb.tensor(g), alpha=alpha)
+    np.testing.assert_allclose(p.numpy(), p0, rtol=1e-5, atol=1e-5)
+    assert calls == [True, True]
+    declined = {
+        "broadcast": (p0[: size // 2 * 2].reshape(2, -1), g[: size // 2]),
+        "dtype": (p0, g.astype(np.float16)),
+        "strided": (p0[::2].copy(), g[::2]),  # (passed as a view: rb.tensor(g)[::2])
+        "small": (p0[:100].copy(), g[:100]),
+    }
+    for name, (a, b) in declined.items():
+        calls.clear()
+        t = rb.tensor(a.copy())
+        t.add_(rb.tensor(g)[::2] if name == "strided" else rb.tensor(b), alpha=alpha)
+        np.testing.assert_allclose(t.numpy(), a + alpha * b, rtol=1e-3, atol=1e-3, err_msg=name)
+        assert calls == [False], name
+    # overlapping arrays (a shifted view of the same memory) are declined
+    view = p0.copy()
+    assert not kernels_module.axpy(view[1:], view[:-1], alpha)

@@ -466,7 +466,7 @@ class Tensor:
         other = other.data if isinstance(other, Tensor) else other
         if alpha == 1.0:
             self.data += other
-        else:
+        elif not _axpy(self.data, other, alpha):
             self.data += alpha * other
         return self._bump()
 
@@ -1327,3 +1327,12 @@ def _document_mirror_methods() -> None:
 
 
 _document_mirror_methods()
+
+
+def _axpy(y: Any, x: Any, alpha: float) -> bool:
+    """:func:`rosenblatt.kernels.optim.axpy`, imported on first use (not at ``import rosenblatt``)."""
+    global _axpy
+    from rosenblatt.kernels.optim import axpy
+
+    _axpy = axpy
+    return axpy(y, x, alpha)

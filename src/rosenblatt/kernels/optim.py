@@ -265,6 +265,29 @@ def _blas_for(dtype: Any) -> tuple[Any, Any, Any] | None:
     return _blas_routines.get(dtype)
 
 
+# In-place ``add_(x, alpha=...)`` / ``sub_`` of arrays from this many elements on goes through
+# :func:`axpy` (one pass); smaller ones stay on NumPy, where the ctypes call costs more than the
+# temporary ``alpha * x`` saves.
+AXPY_MIN_ELEMENTS = 4096
+
+
+def axpy(y: Any, x: Any, alpha: float) -> bool:
+    """``y += alpha * x`` in place in one pass over each array (the arithmetic of PyTorch's
+    ``y.add_(x, alpha=alpha)``); False, touching nothing, when it cannot run that way.
+
+    NumPy's ``y += alpha * x`` writes the product to a temporary and reads it back: three passes
+    through memory instead of two. This runs on BLAS's ``axpy`` (OpenBLAS, a chunk at a time on the
+    calling thread below :data:`CHUNKED_MAX` elements) or, for large float32 arrays with the oneDNN
+    kernels, on oneDNN's team. It declines other BLAS libraries, CuPy arrays, different shapes or
+    dtypes (broadcasting), non-contiguous or overlapping arrays and arrays under
+    :data:`AXPY_MIN_ELEMENTS`.
+    """
+    if (type(y) is not np.ndarray or type(x) is not np.ndarray or y.shape != x.shape or y.dtype != x.dtype
+            or y.size < AXPY_MIN_ELEMENTS or np.may_share_memory(y, x)):
+        return False
+    return sgd_one_pass(y, x, None, abs(alpha), 0.0, 0.0, 0.0, alpha > 0, False)
+
+
 def sgd_one_pass(param: Any, grad: Any, buf: Any, lr: float, momentum: float, dampening: float,
                  weight_decay: float, maximize: bool, first: bool) -> bool:
     """SGD (``buf is None``: plain; else with momentum, not Nesterov) in one pass per array.

@@ -25,6 +25,15 @@ class MatMul(Function):
         gb = matmul(swapaxes(a, -1, -2), gy) if need_b else None
         return ga, gb
 
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        xp = get_array_module(gy)
+        ga = gemm.matmul(gy, xp.swapaxes(b.data, -1, -2)) if need_a else None
+        gb = gemm.matmul(xp.swapaxes(a.data, -1, -2), gy) if need_b else None
+        return ga, gb
+
 
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product with NumPy's rules: 1-D operands are vectors, leading axes broadcast."""

@@ -26,6 +26,13 @@ def _expand_back(gy: Tensor, in_shape: tuple[int, ...], axes: tuple[int, ...], k
     return broadcast_to(gy, in_shape)
 
 
+def _expand_back_array(gy: Any, in_shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> Any:
+    """:func:`_expand_back` on an array: a read-only broadcast view (the engine copies what it keeps)."""
+    if not keepdims:
+        gy = gy.reshape(_keepdims_shape(in_shape, axes))
+    return get_array_module(gy).broadcast_to(gy, in_shape)
+
+
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, axes, keepdims):
@@ -36,6 +43,11 @@ class Sum(Function):
     def backward(ctx, gy):
         _, axes, keepdims = ctx.inputs
         return _expand_back(gy, ctx.in_shape, axes, keepdims), None, None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        _, axes, keepdims = ctx.inputs
+        return _expand_back_array(gy, ctx.in_shape, axes, keepdims), None, None
 
 
 class Mean(Function):
@@ -49,6 +61,12 @@ class Mean(Function):
         _, axes, keepdims = ctx.inputs
         count = int(np.prod([ctx.in_shape[a] for a in axes]))
         return _expand_back(gy / count, ctx.in_shape, axes, keepdims), None, None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        _, axes, keepdims = ctx.inputs
+        count = int(np.prod([ctx.in_shape[a] for a in axes]))
+        return _expand_back_array(gy / count, ctx.in_shape, axes, keepdims), None, None
 
 
 class _Extremum(Function):
@@ -158,6 +176,14 @@ class Softmax(Function):
         gx = y * gy
         return gx - y * sum(gx, axis, keepdims=True), None
 
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        axis = ctx.inputs[1]
+        y = ctx.output().data
+        gx = y * gy
+        gx -= y * gx.sum(axis=axis, keepdims=True)
+        return gx, None
+
 
 class LogSoftmax(Function):
     @staticmethod
@@ -172,6 +198,13 @@ class LogSoftmax(Function):
         axis = ctx.inputs[1]
         y = ctx.output()
         return gy - exp(y) * sum(gy, axis, keepdims=True), None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        axis = ctx.inputs[1]
+        p = get_array_module(gy).exp(ctx.output().data)
+        p *= gy.sum(axis=axis, keepdims=True)
+        return gy - p, None
 
 
 class Norm2(Function):
