@@ -38,7 +38,7 @@ def small_shapes_on_onednn(monkeypatch):
     monkeypatch.setattr(dnorm, "MIN_SPATIAL", 0)
     monkeypatch.setattr(dnorm, "MIN_BLOCKED_ELEMENTS", 0)
     monkeypatch.setattr(eltwise, "MIN_ELEMENTS", 0)
-    monkeypatch.setattr(arithmetic, "ADD_ONEDNN_MIN", 0)
+    monkeypatch.setattr(arithmetic, "ONEDNN_MIN", 0)
     for name in dir(act_kernels):
         if name.endswith("_ONEDNN_MIN"):
             monkeypatch.setattr(act_kernels, name, 0)
@@ -274,10 +274,10 @@ def test_elementwise_kernels_on_channels_last_and_mixed_layouts(onednn, small_sh
         np.testing.assert_array_equal(out, ref)
     assert eltwise.relu_grad(gy[:, :, ::-1], y) is None  # a third layout: NumPy runs
     for a, b in ((cl, x), (x, cl), (cl, nhwc(x))):
-        s = eltwise.sum_of(a, b)
+        s = eltwise.binary("add", a, b)
         assert s is not None and s.strides == a.strides
         np.testing.assert_array_equal(s, x + x)
-    assert eltwise.sum_of(x[:, :, ::-1], cl) is None
+    assert eltwise.binary("add", x[:, :, ::-1], cl) is None
     r = rb.from_numpy(cl) + rb.tensor(x)  # the Add op takes the oneDNN sum
     assert r.numpy().strides == cl.strides
     np.testing.assert_array_equal(r.numpy(), x + x)

@@ -119,21 +119,83 @@ def test_sum_of_two_big_arrays_matches_numpy(onednn, monkeypatch):
     block); the result is the same correctly rounded sum, and its gradient passes through."""
     from rosenblatt.kernels.onednn import eltwise
 
-    real = eltwise.sum_of
-    calls = _spy(monkeypatch, ("sum_of",))
+    real = eltwise.binary
+    calls = _spy(monkeypatch, ("binary",))
     a = rng.standard_normal((16, 16, 32, 32)).astype(np.float32)
     b = rng.standard_normal(a.shape).astype(np.float32)
     ta, tb = rb.tensor(a, requires_grad=True), rb.tensor(b, requires_grad=True)
     y = ta + tb
-    assert calls == ["sum_of"]
+    assert calls == ["binary"]
     np.testing.assert_array_equal(y.numpy(), a + b)
     (y * 2.0).sum().backward()
     np.testing.assert_array_equal(ta.grad.numpy(), np.full(a.shape, 2.0, np.float32))
     np.testing.assert_array_equal(tb.grad.numpy(), np.full(a.shape, 2.0, np.float32))
     # declined: broadcasting, another dtype, a strided view (NumPy adds them)
     np.testing.assert_array_equal((ta + rb.tensor(b[:1])).numpy(), a + b[:1])
-    assert real(a, b.astype(np.float64)) is None and real(a, b.transpose(0, 1, 3, 2)) is None
-    assert real(a[:1, :1], b[:1, :1]) is None  # below MIN_ELEMENTS
+    assert real("add", a, b.astype(np.float64)) is None and real("add", a, b.transpose(0, 1, 3, 2)) is None
+    assert real("add", a[:1, :1], b[:1, :1]) is None  # below MIN_ELEMENTS
+
+
+def _bits(x):
+    return np.ascontiguousarray(x).view(np.int32)
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+def test_arithmetic_kernel_is_numpy_bit_for_bit(onednn, op):
+    """``binary`` gives NumPy's float32 result bit for bit (one IEEE operation per element): arrays of
+    one shape and Python numbers, signed zeros, infinities and NaN included; what it declines."""
+    from rosenblatt.kernels.onednn import eltwise
+
+    numpy_op = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide}[op]
+    a = (rng.standard_normal((300, 1000)) * 3).astype(np.float32)
+    b = rng.standard_normal(a.shape).astype(np.float32)
+    a[0, :6] = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40]
+    b[0, :6] = [-0.0, 0.0, 2.0, np.inf, 1.0, 1e-40]
+    with np.errstate(all="ignore"):
+        for other in (b, 0.9, -1, 3, 0.0, 1e-30):
+            y = eltwise.binary(op, a, other)
+            ref = numpy_op(a, other)
+            assert y is not None and y.dtype == np.float32 and y.shape == a.shape
+            np.testing.assert_array_equal(_bits(y), _bits(ref), err_msg=f"{op} {type(other).__name__}")
+    assert eltwise.binary(op, a, float("inf")) is None and eltwise.binary(op, a, 1e39) is None
+    assert eltwise.binary(op, a, b[:1]) is None and eltwise.binary(op, a, np.float32(2.0)) is None
+    assert eltwise.binary(op, a.astype(np.float64), 2.0) is None
+    assert eltwise.binary(op, a[:, ::2], 2.0) is None
+
+
+@pytest.mark.parametrize("expression", ["x + y", "x - y", "x * y", "x / y", "x * 0.5", "0.5 * x", "x + 2",
+                                        "x - 2", "x / 4", "-x", "2 - x", "x / (y * y + 1)"])
+def test_arithmetic_ops_on_large_arrays_take_the_oneDNN_kernel(onednn, monkeypatch, expression):
+    """The +, -, *, / ops (and their gradients) of large float32 tensors run on oneDNN's threads and
+    give the values and gradients of the NumPy kernels."""
+    from rosenblatt.kernels.onednn import eltwise
+    from rosenblatt.ops import arithmetic
+
+    expected_forward = {"x + y": ["add"], "x - y": ["sub"], "x * y": ["mul"], "x / y": ["div"], "x * 0.5": ["mul"],
+                        "0.5 * x": ["mul"], "x + 2": ["add"], "x - 2": ["sub"], "x / 4": ["div"], "-x": ["mul"],
+                        "2 - x": [], "x / (y * y + 1)": ["mul", "add", "div"]}[expression]
+    a = rng.standard_normal((512, 600)).astype(np.float32)
+    b = (rng.standard_normal(a.shape) + 3).astype(np.float32)
+    weight = rng.standard_normal(a.shape).astype(np.float32)
+    results = {}
+    real = eltwise.binary
+    for on in (True, False):
+        monkeypatch.setattr(arithmetic, "ONEDNN_MIN", 1 << 18 if on else 1 << 40)
+        calls: list[str] = []
+        monkeypatch.setattr(eltwise, "binary", lambda op, p, q, calls=calls: calls.append(op) or real(op, p, q))
+        x, y = rb.tensor(a, requires_grad=True), rb.tensor(b, requires_grad=True)
+        out = eval(expression, {"x": x, "y": y})
+        forward_calls = list(calls)
+        (out * rb.tensor(weight)).sum().backward()
+        results[on] = (out.numpy(), x.grad.numpy(), None if y.grad is None else y.grad.numpy())
+        if on:
+            assert forward_calls == expected_forward, forward_calls
+            assert len(calls) > len(forward_calls) + 1, calls  # the weighting and the gradients
+        else:
+            assert calls == []
+    for ran, reference in zip(results[True], results[False]):
+        if reference is not None:
+            np.testing.assert_array_equal(ran, reference)
 
 
 def test_scaled_sum_in_place(onednn):

@@ -99,23 +99,6 @@ def add_(y: np.ndarray, r: np.ndarray, relu: bool = False) -> bool:
     return True
 
 
-def sum_of(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """``a + b`` into a new array (same shape, float32, laid out like ``a`` and ``b``: both contiguous
-    or both channels-last), or ``None`` when declined."""
-    if (not ENABLED or a.size < MIN_ELEMENTS or a.shape != b.shape or a.dtype != np.float32
-            or b.dtype != np.float32 or _memory(a) is None):
-        return None
-    b = L.same_layout(b, a)  # a plain and a channels-last array: one reordered (or declined)
-    if b is None:
-        return None
-    plan = L.cached_or_none(("residual sum", a.size, False), lambda: _SumPlan(a.size, False))
-    if plan is None:
-        return None
-    out = np.empty_like(a)
-    plan.add.execute([(C.ARG_SRC, _memory(a)), (C.ARG_SRC_1, _memory(b)), (C.ARG_DST, _memory(out))])
-    return out
-
-
 def add(y: np.ndarray, r: np.ndarray, relu: bool = False) -> None:
     """``y += r`` (then ``max(y, 0)`` with ``relu=True``) in place: :func:`add_` where it runs, NumPy
     otherwise."""
@@ -181,6 +164,55 @@ def axpby(p: np.ndarray, x: np.ndarray, alpha: float, beta: float = 1.0) -> bool
         args.append((_SCALE_SRC_0, scales[0:1]))
     plan.add.execute(args)
     return True
+
+
+# -- arithmetic: a + b, a - b, a * b, a / b of one shape, or with a scalar ---------------------------
+
+BINARY_ALGS = {"add": 0x1FFF0, "mul": 0x1FFF1, "div": 0x1FFF4, "sub": 0x1FFF5}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class _BinaryPlan:
+    """``dst = src0 (op) src1`` over ``size`` elements; with ``scalar=True`` ``src1`` is one element,
+    broadcast (its value is an argument at run time, so a new scalar builds no new primitive)."""
+
+    def __init__(self, size: int, alg: int, scalar: bool) -> None:
+        md = L.MemoryDesc.with_tag((size,), C.a)
+        md1 = L.MemoryDesc.with_tag((1,), C.a) if scalar else md
+        self.op = L.Primitive(L.create_pd("binary", alg, md, md1, md, None, op="arithmetic"), "arithmetic")
+
+
+def binary(op: str, a: np.ndarray, b: object) -> np.ndarray | None:
+    """``a (op) b`` into a new float32 array, for ``op`` in ``add``, ``sub``, ``mul``, ``div``; ``a`` a
+    float32 array (contiguous or channels-last) and ``b`` a float32 array of the same shape or a
+    Python number (NumPy's weak scalar: taken as float32). One threaded pass, the same IEEE
+    operation per element as NumPy's. ``None`` when declined: other dtypes, layouts or shapes
+    (broadcasting), numbers out of float32's range, or arrays below
+    :data:`MIN_ELEMENTS`."""
+    if not ENABLED or type(a) is not np.ndarray or a.dtype != np.float32 or a.size < MIN_ELEMENTS:
+        return None
+    src = _memory(a)
+    if src is None:
+        return None
+    scalar = type(b) in (float, int)
+    if scalar:
+        value = float(b)
+        if not abs(value) <= _FLOAT32_MAX:  # inf, nan or out of range: NumPy's own rules
+            return None
+    elif type(b) is not np.ndarray or b.shape != a.shape or b.dtype != np.float32:
+        return None
+    else:
+        b = L.same_layout(b, a)
+        if b is None:
+            return None
+    alg = BINARY_ALGS[op]
+    plan = L.cached_or_none(("arithmetic", a.size, alg, scalar), lambda: _BinaryPlan(a.size, alg, scalar))
+    if plan is None:
+        return None
+    src1 = np.array((value,), np.float32) if scalar else _memory(b)  # (a scalar: its own buffer per call)
+    out = np.empty_like(a)
+    plan.op.execute([(C.ARG_SRC, src), (C.ARG_SRC_1, src1), (C.ARG_DST, _memory(out))])
+    return out
 
 
 # -- any eltwise algorithm: forward and gradient, keyed by size, algorithm, alpha and beta --------
