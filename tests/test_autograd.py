@@ -422,3 +422,37 @@ def test_array_gradients_equal_the_differentiable_backward(case):
     x = rb.tensor(a, requires_grad=True)
     fns[case](x, rb.tensor(b)).sum().backward()
     assert x.grad.numpy().flags.writeable  # a leaf's gradient is its own array, not a broadcast view
+
+
+def test_a_leaf_takes_a_private_view_gradient_without_a_copy_and_copies_a_shared_one():
+    """A gradient that is a view of a whole buffer nothing else holds (a channels-last gradient, an
+    NCHW view of NHWC memory) becomes ``.grad`` as it is; a view of memory that something else
+    holds (here: the op's own saved buffer) is copied, so writing into ``.grad`` changes nothing else."""
+    kept = {}
+
+    class ViewGradient(rb.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1.0
+
+        @staticmethod
+        def backward_arrays(ctx, gy):
+            buffer = np.ascontiguousarray(gy.transpose(0, 2, 3, 1))  # NHWC memory
+            view = buffer.transpose(0, 3, 1, 2)
+            if kept.get("share"):
+                kept["buffer"] = buffer
+            kept["view"] = view
+            return view
+
+    a = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
+    for share in (False, True):
+        kept.clear()
+        kept["share"] = share
+        x = rb.tensor(a, requires_grad=True)
+        ViewGradient.apply(x).backward(rb.tensor(a))
+        np.testing.assert_array_equal(x.grad.numpy(), a)
+        assert x.grad.numpy().strides == kept["view"].strides  # the layout is kept either way
+        assert (x.grad.numpy() is kept["view"]) is not share
+        x.grad.data[0, 0, 0, 0] = -1.0
+        if share:
+            assert kept["buffer"][0, 0, 0, 0] == 0.0

@@ -21,6 +21,7 @@ This module is the whole of reverse-mode automatic differentiation in rosenblatt
 from __future__ import annotations
 
 import heapq
+import sys
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -1237,6 +1238,15 @@ def run_backward(
     return [capture[id(t)] for t in inputs]
 
 
+def _sole_view(a: Any) -> bool:
+    """True when ``a`` is a view of a whole NumPy buffer that nothing else refers to (a channels-last
+    gradient: an NCHW view of the NHWC array a kernel wrote): it may become a leaf's ``.grad`` as it
+    is, with no copy (4 MB of a 64x16x32x32 input gradient took 0.33 ms to copy)."""
+    base = a.base
+    return (type(base) is np.ndarray and base.base is None and base.nbytes == a.nbytes
+            and sys.getrefcount(base) <= 3)  # the view, the local name and getrefcount's argument
+
+
 def _accumulate_grad(x: Tensor, g: Tensor, create_graph: bool, owned: set[int]) -> None:
     """Add ``g`` to ``x.grad`` exactly as PyTorch does (a fresh tensor the first time)."""
     if not create_graph:
@@ -1244,7 +1254,7 @@ def _accumulate_grad(x: Tensor, g: Tensor, create_graph: bool, owned: set[int]) 
         if x.grad is None:
             # The first gradient must be x's own array: not a view of another array, not shared
             # with another leaf (clip_grad_norm_ and optimisers may modify it in place).
-            if data.base is not None or id(data) in owned or not data.flags.c_contiguous:
+            if (data.base is not None or not data.flags.c_contiguous) and not _sole_view(data) or id(data) in owned:
                 data = data.copy(order="K")  # (a channels-last gradient stays so: a linear copy)
             owned.add(id(data))
             x.grad = Tensor._make(data)
