@@ -264,3 +264,30 @@ def test_transformer_feed_forward_keeps_hooks_of_linear1(kernel_set):
 def test_column_sums(kernel_set, rows):
     g = rng.standard_normal((rows, 200)).astype(np.float32)
     np.testing.assert_allclose(gemm.column_sums(g), g.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("extras", [{}, {"relu": True}, {"scale": 0.5, "gelu": True}, {"accumulate": True}],
+                         ids=["plain", "relu", "scale-gelu", "accumulate"])
+def test_matmul_primitive_adds_a_residual_as_it_writes(extras):
+    """``out = post(a @ b + bias) + residual``: the residual is the last post-op, after any other
+    (its execution argument follows their count); strided residuals; what is declined."""
+    if not ONEDNN_OK:
+        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+    from rosenblatt.kernels.activation import gelu
+    from rosenblatt.kernels.onednn import matmul as primitive
+
+    a, b, bias = f32(48, 40), f32(40, 24), f32(24)
+    residual_wide = f32(48, 30)
+    for residual in (f32(48, 24), residual_wide[:, 3:27]):
+        start = f32(48, 24)
+        out = start.copy()
+        assert primitive.matmul(a, b, out, bias=bias, residual=residual, **extras)
+        y = extras.get("scale", 1.0) * ((start if extras.get("accumulate") else 0) + a @ b + bias)
+        if extras.get("relu"):
+            y = np.maximum(y, 0)
+        if extras.get("gelu"):
+            y = gelu(y)
+        np.testing.assert_allclose(out, y + residual, rtol=1e-5, atol=1e-5)
+    out = np.empty((48, 24), np.float32)
+    assert not primitive.matmul(a, b, out, residual=f32(48, 23))
+    assert not primitive.matmul(a, b, out, residual=f32(48, 24).astype(np.float64))

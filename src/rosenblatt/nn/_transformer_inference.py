@@ -73,14 +73,19 @@ def _data(p: Any) -> Any:
 
 def _plus_product(residual: np.ndarray, a: np.ndarray, linear: Any, in_place: bool = False) -> np.ndarray:
     """``residual + a @ W^T + b`` with the sum done by the product's own write (into ``residual``
-    itself with ``in_place``: an array of this path's own that is not needed any more)."""
+    itself with ``in_place``: an array of this path's own that is not needed any more; else into a
+    new array, the residual read as a second input of the product)."""
     from rosenblatt.kernels.onednn import matmul
 
-    out = residual if in_place else residual.copy()
     bias = _data(linear.bias)
-    if matmul.matmul(a, linear.weight.data.T, out, bias=None if bias is None else np.ascontiguousarray(bias),
-                     accumulate=True):
-        return out
+    bias = None if bias is None else np.ascontiguousarray(bias)
+    if in_place:
+        if matmul.matmul(a, linear.weight.data.T, residual, bias=bias, accumulate=True):
+            return residual
+    else:  # the residual read as the product is written: no copy of it, one pass
+        out = np.empty((a.shape[0], linear.weight.shape[0]), np.float32)
+        if matmul.matmul(a, linear.weight.data.T, out, bias=bias, residual=residual):
+            return out
     return residual + gemm.linear(a, linear.weight.data, bias)
 
 

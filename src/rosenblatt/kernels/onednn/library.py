@@ -328,6 +328,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "post_ops_create": (_I, [_PP]),
     "post_ops_append_eltwise": (_I, [_P, _I, _F, _F]),
     "post_ops_append_sum": (_I, [_P, _F, ctypes.c_int32, _I]),
+    "post_ops_append_binary": (_I, [_P, _I, _P]),
     "post_ops_destroy": (_I, [_P]),
     "reorder_primitive_desc_create": (_I, [_PP, _P, _P, _P, _P, _P]),
     # primitive descriptor constructors: (pd*, engine, ...)
@@ -495,6 +496,15 @@ class MemoryDesc:
 
 
 SUM = -1  # a post-op "algorithm": ``(SUM, scale, 0.0)`` adds ``scale`` times what dst held before
+# a post-op "algorithm": ``(BINARY_ADD, memory descriptor, 0.0)`` adds a second input of that
+# descriptor (execution argument :func:`post_op_src` of the post-op's index)
+BINARY_ADD = 0x1FFF0
+_POST_OP_BASE = 32768  # DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE
+
+
+def post_op_src(index: int) -> int:
+    """The execution argument of the second input of binary post-op number ``index``."""
+    return _POST_OP_BASE * (index + 1) | C.ARG_SRC_1
 
 
 class Attr:
@@ -518,6 +528,8 @@ class Attr:
                 for alg, alpha, beta in post_ops:
                     if alg == SUM:
                         call("post_ops_append_sum", po, alpha, 0, C.data_type_undef, op="attr")
+                    elif alg == BINARY_ADD:
+                        call("post_ops_append_binary", po, alg, alpha.handle, op="attr")
                     else:
                         call("post_ops_append_eltwise", po, alg, alpha, beta, op="attr")
                 call("primitive_attr_set_post_ops", self.handle, po, op="attr")

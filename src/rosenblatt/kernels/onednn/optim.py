@@ -45,18 +45,14 @@ MIN_ELEMENTS = 1 << 17
 
 L.bind("binary_primitive_desc_create", [L._PP, L._P, L._I, L._P, L._P, L._P, L._P])
 L.bind("primitive_attr_set_scales_mask", [L._P, L._I, L._I])
-L.bind("post_ops_append_binary", [L._P, L._I, L._P])
 
 _BINARY_ADD, _BINARY_MUL = 0x1FFF0, 0x1FFF1  # dnnl_binary_add, dnnl_binary_mul
 _ELTWISE_SQRT, _ELTWISE_LINEAR, _ELTWISE_POW = 0x25, 0x26, 0x30  # dnnl_eltwise_sqrt, _linear, _pow
 _ARG_ATTR_SCALES = 4096  # DNNL_ARG_ATTR_SCALES
 _SCALE_SRC_0, _SCALE_SRC_1 = _ARG_ATTR_SCALES | C.ARG_SRC, _ARG_ATTR_SCALES | C.ARG_SRC_1
-_POST_OP_BASE = 32768  # DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE
 
 
-def _post_op_src(index: int) -> int:
-    """The execution argument of the second input of post-op ``index`` (a binary post-op)."""
-    return _POST_OP_BASE * (index + 1) | C.ARG_SRC_1
+_post_op_src = L.post_op_src
 
 
 # A post-op: ("sum", scale), ("eltwise", alg, alpha, beta) or ("binary", alg, memory descriptor).
