@@ -32,10 +32,16 @@ _F32 = np.dtype(np.float32)
 _sgemm: Any = None  # dnnl_sgemm, bound on first use
 
 
+def _address(a: np.ndarray) -> int:
+    """:func:`rosenblatt.kernels.onednn.library.address` (bound with ``dnnl_sgemm``)."""
+    return a.ctypes.data
+
+
 def _bind() -> Any:
-    global _sgemm
+    global _sgemm, _address
     from rosenblatt.kernels.onednn import library
 
+    _address = library.address
     lib = library._require()
     fn = lib.dnnl_sgemm
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
@@ -75,10 +81,10 @@ def _gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> bool:
         from rosenblatt.kernels.onednn import library
 
         with library.one_thread():  # on the calling thread: no sleeping team to wake for microseconds of work
-            return fn(la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
-                      beta, out.ctypes.data, lo[1]) == 0  # fmt: skip
-    return fn(la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
-              beta, out.ctypes.data, lo[1]) == 0  # fmt: skip
+            return fn(la[0], lb[0], m, n, k, 1.0, _address(a), la[1], _address(b), lb[1],
+                      beta, _address(out), lo[1]) == 0  # fmt: skip
+    return fn(la[0], lb[0], m, n, k, 1.0, _address(a), la[1], _address(b), lb[1],
+              beta, _address(out), lo[1]) == 0  # fmt: skip
 
 
 # Stacks of at most this many matrices are multiplied one GEMM call each (the groups of a
@@ -239,7 +245,7 @@ def _linear_gemm(x: np.ndarray, weight: np.ndarray, out: np.ndarray, beta: float
     if _one_thread_product(m, k, n) or _halves(m, k, n):
         return _gemm(x, weight.T, out, beta)
     fn = _sgemm or _bind()
-    return fn(b"N", b"T", m, n, k, 1.0, x.ctypes.data, k, weight.ctypes.data, k, beta, out.ctypes.data, n) == 0
+    return fn(b"N", b"T", m, n, k, 1.0, _address(x), k, _address(weight), k, beta, _address(out), n) == 0
 
 
 def linear(x: Any, weight: Any, bias: Any = None, relu: bool = False, gelu: bool = False, tanh: bool = False) -> Any:

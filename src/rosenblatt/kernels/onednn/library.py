@@ -74,6 +74,21 @@ CACHE_CAPACITY = 1024
 _Dims = c_int64 * MAX_NDIMS
 
 
+_char_from_buffer, _addressof = ctypes.c_char.from_buffer, ctypes.addressof
+
+
+def address(a: np.ndarray) -> int:
+    """The address of ``a``'s first element. ``a.ctypes.data`` builds a ctypes helper object (0.9 us
+    a call, three or more calls per primitive); a writable contiguous array's buffer gives it in
+    0.3 us. Other arrays (read-only, strided, empty) take the general route."""
+    if a.flags.c_contiguous:
+        try:
+            return _addressof(_char_from_buffer(a))
+        except (TypeError, ValueError, BufferError):
+            pass
+    return a.ctypes.data
+
+
 class DnnlError(RuntimeError):
     """A oneDNN call failed; the message names the op and the C function."""
 
@@ -623,7 +638,7 @@ class Primitive:
             mems, cargs = slot
             set_handle = _lib.dnnl_memory_set_data_handle
             for m, (_, array) in zip(mems, args):
-                set_handle(m, array.ctypes.data)
+                set_handle(m, address(array))
             status = _lib.dnnl_primitive_execute(self.handle, _stream, len(key), cargs)
             if status == 0:
                 status = _lib.dnnl_stream_wait(_stream)
