@@ -157,14 +157,21 @@ def test_arithmetic_kernel_is_numpy_bit_for_bit(onednn, op):
             ref = numpy_op(a, other)
             assert y is not None and y.dtype == np.float32 and y.shape == a.shape
             np.testing.assert_array_equal(_bits(y), _bits(ref), err_msg=f"{op} {type(other).__name__}")
+        for other in (b[:1], b[:, :1], b[0], b[:1, :1], b[0, :1]):  # broadcast second operands
+            y = eltwise.binary(op, a, np.ascontiguousarray(other))
+            assert y is not None
+            np.testing.assert_array_equal(_bits(y), _bits(numpy_op(a, other)), err_msg=f"{op} {other.shape}")
     assert eltwise.binary(op, a, float("inf")) is None and eltwise.binary(op, a, 1e39) is None
-    assert eltwise.binary(op, a, b[:1]) is None and eltwise.binary(op, a, np.float32(2.0)) is None
+    assert eltwise.binary(op, a, b[:2]) is None and eltwise.binary(op, a, np.float32(2.0)) is None
+    assert eltwise.binary(op, a[:1], b) is None  # the first operand must have the output's shape
+    assert eltwise.binary(op, a, b[:, :1]) is None and eltwise.binary(op, a, b[0, ::2]) is None  # strided
     assert eltwise.binary(op, a.astype(np.float64), 2.0) is None
     assert eltwise.binary(op, a[:, ::2], 2.0) is None
 
 
 @pytest.mark.parametrize("expression", ["x + y", "x - y", "x * y", "x / y", "x * 0.5", "0.5 * x", "x + 2",
-                                        "x - 2", "x / 4", "-x", "2 - x", "x / (y * y + 1)"])
+                                        "x - 2", "x / 4", "-x", "2 - x", "x / (y * y + 1)", "x * row", "row + x",
+                                        "x - column", "x / column"])
 def test_arithmetic_ops_on_large_arrays_take_the_oneDNN_kernel(onednn, monkeypatch, expression):
     """The +, -, *, / ops (and their gradients) of large float32 tensors run on oneDNN's threads and
     give the values and gradients of the NumPy kernels."""
@@ -173,7 +180,8 @@ def test_arithmetic_ops_on_large_arrays_take_the_oneDNN_kernel(onednn, monkeypat
 
     expected_forward = {"x + y": ["add"], "x - y": ["sub"], "x * y": ["mul"], "x / y": ["div"], "x * 0.5": ["mul"],
                         "0.5 * x": ["mul"], "x + 2": ["add"], "x - 2": ["sub"], "x / 4": ["div"], "-x": ["mul"],
-                        "2 - x": [], "x / (y * y + 1)": ["mul", "add", "div"]}[expression]
+                        "2 - x": [], "x / (y * y + 1)": ["mul", "add", "div"], "x * row": ["mul"],
+                        "row + x": ["add"], "x - column": ["sub"], "x / column": ["div"]}[expression]
     a = rng.standard_normal((512, 600)).astype(np.float32)
     b = (rng.standard_normal(a.shape) + 3).astype(np.float32)
     weight = rng.standard_normal(a.shape).astype(np.float32)
@@ -184,10 +192,12 @@ def test_arithmetic_ops_on_large_arrays_take_the_oneDNN_kernel(onednn, monkeypat
         calls: list[str] = []
         monkeypatch.setattr(eltwise, "binary", lambda op, p, q, calls=calls: calls.append(op) or real(op, p, q))
         x, y = rb.tensor(a, requires_grad=True), rb.tensor(b, requires_grad=True)
-        out = eval(expression, {"x": x, "y": y})
+        row, column = rb.tensor(b[0] + 2, requires_grad=True), rb.tensor(b[:, :1] + 2, requires_grad=True)
+        out = eval(expression, {"x": x, "y": y, "row": row, "column": column})
         forward_calls = list(calls)
         (out * rb.tensor(weight)).sum().backward()
-        results[on] = (out.numpy(), x.grad.numpy(), None if y.grad is None else y.grad.numpy())
+        results[on] = (out.numpy(), x.grad.numpy()) + tuple(None if t.grad is None else t.grad.numpy()
+                                                             for t in (y, row, column))
         if on:
             assert forward_calls == expected_forward, forward_calls
             assert len(calls) > len(forward_calls) + 1, calls  # the weighting and the gradients

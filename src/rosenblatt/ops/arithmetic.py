@@ -15,11 +15,12 @@ from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, _to_array, constant
 from rosenblatt.ops._util import broadcast_error, raw
 
-# From this many elements, +, -, * and / of float32 arrays (of one shape, or an array and a Python
-# number) run on oneDNN's threads when its kernels are active (:func:`_arith`); NumPy runs them on
-# one thread. Two threads, ms per op, an input fresh in the cache / out of it (a chain of ops):
-# 262,144 elements, x * 0.9 0.054 / 0.095 -> 0.038 / 0.066, x + y 0.160 / 0.166 -> 0.068 / 0.095;
-# 131,072 elements: x + y 0.021 / 0.055 -> 0.023 / 0.038 (a call costs 15 us or so).
+# From this many elements, +, -, * and / of float32 arrays (of one shape, an array and one that
+# broadcasts to it, or an array and a Python number) run on oneDNN's threads when its kernels are
+# active (:func:`_arith`); NumPy runs them on one thread. Two threads, ms per op, an input fresh in
+# the cache / out of it (a chain of ops): 262,144 elements, x * 0.9 0.054 / 0.095 -> 0.038 / 0.066,
+# x + y 0.160 / 0.166 -> 0.068 / 0.095; 131,072 elements: x + y 0.021 / 0.055 -> 0.023 / 0.038 (a
+# call costs 15 us or so); 512x1024 times a (1024,) row 0.230 / 0.447 -> 0.116 / 0.197.
 ONEDNN_MIN = 1 << 18
 _NUMPY_OPS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide}
 
@@ -31,14 +32,16 @@ def _onednn(op: str, a: Any, b: Any) -> Any:
             from rosenblatt.kernels.onednn import eltwise
 
             return eltwise.binary(op, a, b)
-    elif type(b) is np.ndarray and b.size >= ONEDNN_MIN and op in ("add", "mul") and type(a) in (float, int):
-        return _onednn(op, b, a)  # 0.5 * x: the same product
+    elif (type(b) is np.ndarray and b.size >= ONEDNN_MIN and op in ("add", "mul")
+          and (type(a) in (float, int) or type(a) is np.ndarray and a.ndim <= b.ndim)):
+        return _onednn(op, b, a)  # 0.5 * x, bias + x: the same sum or product
     return None
 
 
 def _arith(op: str, a: Any, b: Any) -> Any:
     """``a (op) b`` on arrays or numbers: oneDNN's one threaded pass for a large float32 array with an
-    array of its shape or a number (bit for bit NumPy's result), NumPy otherwise."""
+    array of its shape, one that broadcasts to it, or a number (bit for bit NumPy's result), NumPy
+    otherwise."""
     y = _onednn(op, a, b)
     return y if y is not None else _NUMPY_OPS[op](a, b)
 

@@ -182,12 +182,40 @@ class _BinaryPlan:
         self.op = L.Primitive(L.create_pd("binary", alg, md, md1, md, None, op="arithmetic"), "arithmetic")
 
 
+class _BroadcastPlan:
+    """``dst = src0 (op) src1`` for a C-contiguous ``src0`` of ``shape`` and a C-contiguous ``src1``
+    of ``shape1`` (the same number of axes, each 1 or ``shape``'s), broadcast."""
+
+    def __init__(self, shape: tuple[int, ...], shape1: tuple[int, ...], alg: int) -> None:
+        md = L.MemoryDesc.with_strides(shape, _c_strides(shape))
+        md1 = L.MemoryDesc.with_strides(shape1, _c_strides(shape1))
+        self.op = L.Primitive(L.create_pd("binary", alg, md, md1, md, None, op="arithmetic"), "arithmetic")
+
+
+def _c_strides(shape: tuple[int, ...]) -> list[int]:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return strides[::-1]
+
+
+def _broadcast_to(shape1: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """``shape1`` with leading 1s up to ``shape``'s axes when it broadcasts to ``shape`` (without
+    changing ``shape``), else None."""
+    if len(shape1) > len(shape):
+        return None
+    full = (1,) * (len(shape) - len(shape1)) + tuple(shape1)
+    return full if all(m == n or m == 1 for m, n in zip(full, shape)) else None
+
+
 def binary(op: str, a: np.ndarray, b: object) -> np.ndarray | None:
     """``a (op) b`` into a new float32 array, for ``op`` in ``add``, ``sub``, ``mul``, ``div``; ``a`` a
-    float32 array (contiguous or channels-last) and ``b`` a float32 array of the same shape or a
+    float32 array (contiguous or channels-last) and ``b`` a float32 array of the same shape, a
+    C-contiguous float32 array that broadcasts to ``a``'s shape (with a C-contiguous ``a``), or a
     Python number (NumPy's weak scalar: taken as float32). One threaded pass, the same IEEE
     operation per element as NumPy's. ``None`` when declined: other dtypes, layouts or shapes
-    (broadcasting), numbers out of float32's range, or arrays below
+    (``b`` bigger than ``a``), numbers out of float32's range, or arrays below
     :data:`MIN_ELEMENTS`."""
     if not ENABLED or type(a) is not np.ndarray or a.dtype != np.float32 or a.size < MIN_ELEMENTS:
         return None
@@ -199,8 +227,20 @@ def binary(op: str, a: np.ndarray, b: object) -> np.ndarray | None:
         value = float(b)
         if not abs(value) <= _FLOAT32_MAX:  # inf, nan or out of range: NumPy's own rules
             return None
-    elif type(b) is not np.ndarray or b.shape != a.shape or b.dtype != np.float32:
+    elif type(b) is not np.ndarray or b.dtype != np.float32:
         return None
+    elif b.shape != a.shape:  # a broadcast second operand: plain C-contiguous layouts only
+        shape1 = _broadcast_to(b.shape, a.shape)
+        if shape1 is None or not a.flags.c_contiguous or not b.flags.c_contiguous or not b.size:
+            return None
+        alg = BINARY_ALGS[op]
+        plan = L.cached_or_none(("arithmetic broadcast", a.shape, shape1, alg),
+                                lambda: _BroadcastPlan(a.shape, shape1, alg))
+        if plan is None:
+            return None
+        out = np.empty_like(a)
+        plan.op.execute([(C.ARG_SRC, a), (C.ARG_SRC_1, b), (C.ARG_DST, out)])
+        return out
     else:
         b = L.same_layout(b, a)
         if b is None:
