@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from rosenblatt.kernels.memory import address
+
 DISTRIBUTION = "onednn-cpu-gomp"
 LIBRARY_NAME = "libdnnl.so.3"
 GOMP_NAME = "libgomp.so.1"
@@ -72,21 +74,6 @@ MAX_NDIMS = 12
 CACHE_CAPACITY = 1024
 
 _Dims = c_int64 * MAX_NDIMS
-
-
-_char_from_buffer, _addressof = ctypes.c_char.from_buffer, ctypes.addressof
-
-
-def address(a: np.ndarray) -> int:
-    """The address of ``a``'s first element. ``a.ctypes.data`` builds a ctypes helper object (0.9 us
-    a call, three or more calls per primitive); a writable contiguous array's buffer gives it in
-    0.3 us. Other arrays (read-only, strided, empty) take the general route."""
-    if a.flags.c_contiguous:
-        try:
-            return _addressof(_char_from_buffer(a))
-        except (TypeError, ValueError, BufferError):
-            pass
-    return a.ctypes.data
 
 
 class DnnlError(RuntimeError):
