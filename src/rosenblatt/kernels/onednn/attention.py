@@ -41,20 +41,12 @@ def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, scale: float = 1.0) -
 
 class _Softmax:
     def __init__(self, shape: tuple[int, ...]) -> None:
-        md = L.MemoryDesc.with_strides(shape, _contiguous_strides(shape))
+        md = L.MemoryDesc.contiguous(shape)
         axis = len(shape) - 1
         self.fwd = L.Primitive(L.create_pd("softmax_forward", C.forward_training, SOFTMAX_ACCURATE, md, md, axis,
                                            None, op="attention softmax"), "attention softmax")
         self.bwd = L.Primitive(L.create_pd("softmax_backward", SOFTMAX_ACCURATE, md, md, md, axis, self.fwd.pd,
                                            None, op="attention softmax backward"), "attention softmax backward")
-
-
-def _contiguous_strides(shape: tuple[int, ...]) -> list[int]:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return strides[::-1]
 
 
 def _softmax(shape: tuple[int, ...]) -> _Softmax | None:

@@ -187,17 +187,9 @@ class _BroadcastPlan:
     of ``shape1`` (the same number of axes, each 1 or ``shape``'s), broadcast."""
 
     def __init__(self, shape: tuple[int, ...], shape1: tuple[int, ...], alg: int) -> None:
-        md = L.MemoryDesc.with_strides(shape, _c_strides(shape))
-        md1 = L.MemoryDesc.with_strides(shape1, _c_strides(shape1))
+        md = L.MemoryDesc.contiguous(shape)
+        md1 = L.MemoryDesc.contiguous(shape1)
         self.op = L.Primitive(L.create_pd("binary", alg, md, md1, md, None, op="arithmetic"), "arithmetic")
-
-
-def _c_strides(shape: tuple[int, ...]) -> list[int]:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return strides[::-1]
 
 
 def _broadcast_to(shape1: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...] | None:

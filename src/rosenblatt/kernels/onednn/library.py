@@ -439,6 +439,15 @@ class MemoryDesc:
         return cls(h)
 
     @classmethod
+    def contiguous(cls, shape: Sequence[int]) -> MemoryDesc:
+        """A plain C-contiguous (row-major) descriptor for ``shape``, of any number of axes."""
+        strides, step = [], 1
+        for n in reversed(shape):
+            strides.append(step)
+            step *= n
+        return cls.with_strides(shape, strides[::-1])
+
+    @classmethod
     def of(cls, array: np.ndarray) -> MemoryDesc:
         """The descriptor of a float32 NumPy array's own layout (its strides)."""
         item = array.itemsize
