@@ -456,3 +456,46 @@ def test_a_leaf_takes_a_private_view_gradient_without_a_copy_and_copies_a_shared
         x.grad.data[0, 0, 0, 0] = -1.0
         if share:
             assert kept["buffer"][0, 0, 0, 0] == 0.0
+
+
+@requires_torch
+@pytest.mark.parametrize("symbol", ["+=", "-=", "*=", "/="])
+def test_augmented_assignment_changes_the_tensor_itself_as_in_pytorch(symbol):
+    """``x op= y`` writes into ``x`` (other names for it see the change) wherever nothing is recorded,
+    with PyTorch's values; the manual update ``p -= lr * p.grad`` under no_grad trains the model's
+    own parameter; a leaf that requires grad raises outside no_grad; a tensor inside a recorded
+    graph gets a new tensor with the right gradient; a shape change is refused."""
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((2, 3)) + 3, rng.standard_normal(3) + 3
+    results = {}
+    for lib in (rb, torch):
+        x = lib.tensor(a)
+        alias = x
+        exec(f"x {symbol} lib.tensor(b)", {"lib": lib, "b": b, "x": x})
+        results[lib.__name__] = alias.numpy().copy()
+    np.testing.assert_allclose(results["rosenblatt"], results["torch"], rtol=1e-12)
+
+    w = rb.nn.Parameter(rb.tensor(a))
+    w.grad = rb.tensor(b * np.ones_like(a))
+    params = [w]
+    with rb.no_grad():
+        for p in params:
+            exec(f"p {symbol} 0.5 * p.grad", {"p": p})
+    assert params[0] is w
+    np.testing.assert_allclose(w.numpy(), eval(f"a {symbol[0]} (0.5 * b * np.ones_like(a))"), rtol=1e-12)
+
+    leaf = rb.tensor(a, requires_grad=True)
+    with pytest.raises(RuntimeError, match=f"x \\{symbol[0]}= y: a leaf tensor that requires grad"):
+        exec(f"leaf {symbol} 2.0", {"leaf": leaf})
+
+    x = rb.tensor(a, requires_grad=True)
+    tx = torch.tensor(a, requires_grad=True)
+    for lib, t in ((rb, x), (torch, tx)):
+        h = t * 2.0
+        scope = {"h": h, "y": lib.tensor(b)}
+        exec(f"h {symbol} y", scope)
+        (scope["h"] * scope["h"]).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+
+    with pytest.raises(ValueError, match=f"x \\{symbol[0]}= y: in place, the result must keep x's shape"):
+        exec(f"z {symbol} rb.tensor(a)", {"z": rb.tensor(b), "rb": rb, "a": a})

@@ -583,6 +583,52 @@ class Tensor:
     def __rtruediv__(self, other: Any) -> Tensor:
         return _Div.apply(other, self)
 
+    # -- augmented assignment: ``x += y`` changes ``x`` itself, as in PyTorch ----------------------
+    # The manual update ``with rb.no_grad(): p -= lr * p.grad`` must change the parameter, not bind
+    # the loop's name to a new tensor. In place wherever nothing is recorded; a tensor inside a
+    # recorded graph (``h += x`` in a forward pass) gets a new tensor instead, with the same values
+    # and gradients (other references to the old tensor keep its values: the one difference from
+    # PyTorch, which records the in-place op).
+    def _augmented(self, other: Any, method: Any, symbol: str) -> bool:
+        """Apply ``method`` (``add_``, ...) in place and return True, or return False when the
+        operation must be recorded (the caller then builds a new tensor)."""
+        if _GradMode.enabled and (self.requires_grad or isinstance(other, Tensor) and other.requires_grad):
+            if self.requires_grad and self.grad_fn is None:
+                raise RuntimeError(
+                    f"x {symbol} y: a leaf tensor that requires grad cannot be modified in place while "
+                    "gradients are recorded; wrap the update in `with rb.no_grad():`"
+                )
+            return False
+        try:
+            shape = np.broadcast_shapes(self.shape, other.shape if isinstance(other, Tensor) else np.shape(other))
+        except ValueError:
+            shape = None
+        if shape != self.shape:
+            raise ValueError(
+                f"x {symbol} y: in place, the result must keep x's shape {self.shape}; "
+                f"y has shape {other.shape if isinstance(other, Tensor) else np.shape(other)}"
+            )
+        method(other)
+        return True
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self if self._augmented(other, self.add_, "+=") else _Add.apply(self, other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self if self._augmented(other, self._subtract_, "-=") else _Sub.apply(self, other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self if self._augmented(other, self.mul_, "*=") else _Mul.apply(self, other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self if self._augmented(other, self.div_, "/=") else _Div.apply(self, other)
+
+    def _subtract_(self, other: Any) -> Tensor:
+        """In place: ``self -= other`` (one NumPy subtraction, not ``+ (-1) * other``)."""
+        self._check_inplace("sub_", other)
+        self.data -= other.data if isinstance(other, Tensor) else other
+        return self._bump()
+
     def __floordiv__(self, other: Any) -> Tensor:
         return _ops.floor_divide(self, other)
 
