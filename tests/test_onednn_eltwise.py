@@ -396,3 +396,40 @@ def test_activation_layers_train_the_same_on_both_kernel_sets(name):
         finally:
             kernels.set_kernels(previous)
     np.testing.assert_allclose(grads["onednn"], grads["numpy"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("symbol", ["+=", "-=", "*=", "/="])
+def test_in_place_arithmetic_on_large_arrays_takes_the_oneDNN_kernel(onednn, monkeypatch, symbol):
+    """``x op= y`` (and ``add_``, ``sub_``, ``mul_``, ``div_``) of a large float32 tensor writes into its
+    own array on oneDNN's threads with NumPy's bits, for an array of its shape, a broadcast row and a
+    number; an operand sharing its memory, a read-only array or a small one run on NumPy."""
+    from rosenblatt.kernels.onednn import eltwise
+
+    real = eltwise.binary
+    calls: list[bool] = []
+    monkeypatch.setattr(eltwise, "binary", lambda op, a, b, in_place=False: calls.append(in_place) or real(
+        op, a, b, in_place=in_place))
+    a = rng.standard_normal((512, 600)).astype(np.float32)
+    b = (rng.standard_normal(a.shape) + 3).astype(np.float32)
+    for other in (b, b[0], 0.7):
+        calls.clear()
+        t = rb.tensor(a.copy())
+        memory, version = t.numpy(), t._version
+        exec(f"t {symbol} (rb.tensor(other) if isinstance(other, np.ndarray) else other)",
+             {"t": t, "rb": rb, "np": np, "other": other})
+        expected = a.copy()
+        exec(f"expected {symbol} (other if isinstance(other, np.ndarray) else np.float32(other))",
+             {"expected": expected, "other": other, "np": np})
+        assert calls == [True] and t.numpy() is memory and t._version == version + 1
+        np.testing.assert_array_equal(t.numpy().view(np.int32), expected.view(np.int32))
+    calls.clear()
+    t = rb.tensor(a.copy())
+    exec(f"t {symbol} t", {"t": t})  # the same memory on both sides: NumPy
+    expected = a.copy()
+    exec(f"expected {symbol} expected", {"expected": expected})
+    np.testing.assert_array_equal(t.numpy(), expected)
+    assert not eltwise.binary("add", np.broadcast_to(a[0], a.shape), 1.0, in_place=True)
+    small = rb.tensor(a[:4].copy())
+    calls.clear()
+    exec(f"small {symbol} 2.0", {"small": small})
+    assert calls == []

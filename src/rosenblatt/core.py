@@ -466,7 +466,8 @@ class Tensor:
         self._check_inplace("add_", other)
         other = other.data if isinstance(other, Tensor) else other
         if alpha == 1.0:
-            self.data += other
+            if not _in_place(self.data, "add", other):
+                self.data += other
         elif not _axpy(self.data, other, alpha):
             self.data += alpha * other
         return self._bump()
@@ -478,13 +479,17 @@ class Tensor:
     def mul_(self, other: Any) -> Tensor:
         """In place: ``self *= other``."""
         self._check_inplace("mul_", other)
-        self.data *= other.data if isinstance(other, Tensor) else other
+        other = other.data if isinstance(other, Tensor) else other
+        if not _in_place(self.data, "mul", other):
+            self.data *= other
         return self._bump()
 
     def div_(self, other: Any) -> Tensor:
         """In place: ``self /= other``."""
         self._check_inplace("div_", other)
-        self.data /= other.data if isinstance(other, Tensor) else other
+        other = other.data if isinstance(other, Tensor) else other
+        if not _in_place(self.data, "div", other):
+            self.data /= other
         return self._bump()
 
     def zero_(self) -> Tensor:
@@ -626,7 +631,9 @@ class Tensor:
     def _subtract_(self, other: Any) -> Tensor:
         """In place: ``self -= other`` (one NumPy subtraction, not ``+ (-1) * other``)."""
         self._check_inplace("sub_", other)
-        self.data -= other.data if isinstance(other, Tensor) else other
+        other = other.data if isinstance(other, Tensor) else other
+        if not _in_place(self.data, "sub", other):
+            self.data -= other
         return self._bump()
 
     def __floordiv__(self, other: Any) -> Tensor:
@@ -1383,6 +1390,24 @@ def _document_mirror_methods() -> None:
 
 
 _document_mirror_methods()
+
+
+def _in_place(a: Any, op: str, b: Any) -> bool:
+    """``a (op)= b`` for a large float32 NumPy array on oneDNN's threads (the arithmetic ops' kernel,
+    bit for bit NumPy's result); False, touching nothing, where it does not run there."""
+    if type(a) is not np.ndarray or a.size < _arith_min() or a.dtype != np.float32:
+        return False
+    from rosenblatt import kernels
+
+    if not kernels.use_onednn(a):
+        return False
+    from rosenblatt.kernels.onednn import eltwise
+
+    return eltwise.binary(op, a, b, in_place=True) is not None
+
+
+def _arith_min() -> int:
+    return _ops.arithmetic.ONEDNN_MIN
 
 
 def _axpy(y: Any, x: Any, alpha: float) -> bool:

@@ -201,8 +201,9 @@ def _broadcast_to(shape1: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int,
     return full if all(m == n or m == 1 for m, n in zip(full, shape)) else None
 
 
-def binary(op: str, a: np.ndarray, b: object) -> np.ndarray | None:
-    """``a (op) b`` into a new float32 array, for ``op`` in ``add``, ``sub``, ``mul``, ``div``; ``a`` a
+def binary(op: str, a: np.ndarray, b: object, in_place: bool = False) -> np.ndarray | None:
+    """``a (op) b`` into a new float32 array (into ``a`` itself with ``in_place=True``, which is
+    returned then), for ``op`` in ``add``, ``sub``, ``mul``, ``div``; ``a`` a
     float32 array (contiguous or channels-last) and ``b`` a float32 array of the same shape, a
     C-contiguous float32 array that broadcasts to ``a``'s shape (with a C-contiguous ``a``), or a
     Python number (NumPy's weak scalar: taken as float32). One threaded pass, the same IEEE
@@ -212,7 +213,7 @@ def binary(op: str, a: np.ndarray, b: object) -> np.ndarray | None:
     if not ENABLED or type(a) is not np.ndarray or a.dtype != np.float32 or a.size < MIN_ELEMENTS:
         return None
     src = _memory(a)
-    if src is None:
+    if src is None or in_place and (not a.flags.writeable or type(b) is np.ndarray and np.may_share_memory(a, b)):
         return None
     scalar = type(b) in (float, int)
     if scalar:
@@ -230,7 +231,7 @@ def binary(op: str, a: np.ndarray, b: object) -> np.ndarray | None:
                                 lambda: _BroadcastPlan(a.shape, shape1, alg))
         if plan is None:
             return None
-        out = np.empty_like(a)
+        out = a if in_place else np.empty_like(a)
         plan.op.execute([(C.ARG_SRC, a), (C.ARG_SRC_1, b), (C.ARG_DST, out)])
         return out
     else:
@@ -242,7 +243,7 @@ def binary(op: str, a: np.ndarray, b: object) -> np.ndarray | None:
     if plan is None:
         return None
     src1 = np.array((value,), np.float32) if scalar else _memory(b)  # (a scalar: its own buffer per call)
-    out = np.empty_like(a)
+    out = a if in_place else np.empty_like(a)
     plan.op.execute([(C.ARG_SRC, src), (C.ARG_SRC_1, src1), (C.ARG_DST, _memory(out))])
     return out
 
