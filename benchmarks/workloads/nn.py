@@ -3,7 +3,7 @@ and ``F.cross_entropy``, a training step and batch-1 inference, against the same
 
 A training step is what a training loop runs: ``zero_grad``, forward, ``backward``, and each
 framework's own ``optim.SGD(lr=0.01)`` step (gradients reset to None on both sides). The hand-written
-update ``p.data -= lr * p.grad.data`` is the core group's MLP row."""
+update ``p.sub_(p.grad, alpha=lr)`` is the core group's MLP row."""
 
 from __future__ import annotations
 
