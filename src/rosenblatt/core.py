@@ -466,7 +466,7 @@ class Tensor:
         self._check_inplace("add_", other)
         other = other.data if isinstance(other, Tensor) else other
         if alpha == 1.0:
-            if not _in_place(self.data, "add", other):
+            if not _ops.arithmetic.in_place("add", self.data, other):
                 self.data += other
         elif not _axpy(self.data, other, alpha):
             self.data += alpha * other
@@ -474,13 +474,19 @@ class Tensor:
 
     def sub_(self, other: Any, alpha: float = 1.0) -> Tensor:
         """In place: ``self -= alpha * other``."""
-        return self.add_(other, -alpha)
+        if alpha != 1.0:
+            return self.add_(other, -alpha)
+        self._check_inplace("sub_", other)
+        other = other.data if isinstance(other, Tensor) else other
+        if not _ops.arithmetic.in_place("sub", self.data, other):
+            self.data -= other
+        return self._bump()
 
     def mul_(self, other: Any) -> Tensor:
         """In place: ``self *= other``."""
         self._check_inplace("mul_", other)
         other = other.data if isinstance(other, Tensor) else other
-        if not _in_place(self.data, "mul", other):
+        if not _ops.arithmetic.in_place("mul", self.data, other):
             self.data *= other
         return self._bump()
 
@@ -488,7 +494,7 @@ class Tensor:
         """In place: ``self /= other``."""
         self._check_inplace("div_", other)
         other = other.data if isinstance(other, Tensor) else other
-        if not _in_place(self.data, "div", other):
+        if not _ops.arithmetic.in_place("div", self.data, other):
             self.data /= other
         return self._bump()
 
@@ -620,21 +626,13 @@ class Tensor:
         return self if self._augmented(other, self.add_, "+=") else _Add.apply(self, other)
 
     def __isub__(self, other: Any) -> Tensor:
-        return self if self._augmented(other, self._subtract_, "-=") else _Sub.apply(self, other)
+        return self if self._augmented(other, self.sub_, "-=") else _Sub.apply(self, other)
 
     def __imul__(self, other: Any) -> Tensor:
         return self if self._augmented(other, self.mul_, "*=") else _Mul.apply(self, other)
 
     def __itruediv__(self, other: Any) -> Tensor:
         return self if self._augmented(other, self.div_, "/=") else _Div.apply(self, other)
-
-    def _subtract_(self, other: Any) -> Tensor:
-        """In place: ``self -= other`` (one NumPy subtraction, not ``+ (-1) * other``)."""
-        self._check_inplace("sub_", other)
-        other = other.data if isinstance(other, Tensor) else other
-        if not _in_place(self.data, "sub", other):
-            self.data -= other
-        return self._bump()
 
     def __floordiv__(self, other: Any) -> Tensor:
         return _ops.floor_divide(self, other)
@@ -1390,24 +1388,6 @@ def _document_mirror_methods() -> None:
 
 
 _document_mirror_methods()
-
-
-def _in_place(a: Any, op: str, b: Any) -> bool:
-    """``a (op)= b`` for a large float32 NumPy array on oneDNN's threads (the arithmetic ops' kernel,
-    bit for bit NumPy's result); False, touching nothing, where it does not run there."""
-    if type(a) is not np.ndarray or a.size < _arith_min() or a.dtype != np.float32:
-        return False
-    from rosenblatt import kernels
-
-    if not kernels.use_onednn(a):
-        return False
-    from rosenblatt.kernels.onednn import eltwise
-
-    return eltwise.binary(op, a, b, in_place=True) is not None
-
-
-def _arith_min() -> int:
-    return _ops.arithmetic.ONEDNN_MIN
 
 
 def _axpy(y: Any, x: Any, alpha: float) -> bool:

@@ -27,21 +27,16 @@ from typing import Any
 import numpy as np
 
 from rosenblatt import kernels
+from rosenblatt.kernels.memory import address as _address
 
 _F32 = np.dtype(np.float32)
 _sgemm: Any = None  # dnnl_sgemm, bound on first use
 
 
-def _address(a: np.ndarray) -> int:
-    """:func:`rosenblatt.kernels.onednn.library.address` (bound with ``dnnl_sgemm``)."""
-    return a.ctypes.data
-
-
 def _bind() -> Any:
-    global _sgemm, _address
+    global _sgemm
     from rosenblatt.kernels.onednn import library
 
-    _address = library.address
     lib = library._require()
     fn = lib.dnnl_sgemm
     i64, ptr = ctypes.c_int64, ctypes.c_void_p

@@ -46,6 +46,16 @@ def _arith(op: str, a: Any, b: Any) -> Any:
     return y if y is not None else _NUMPY_OPS[op](a, b)
 
 
+def in_place(op: str, a: Any, b: Any) -> bool:
+    """``a (op)= b`` (``Tensor.add_``, ``x += y``, ...) on oneDNN's threads for a large float32 array,
+    written into ``a`` with NumPy's bits; False, touching nothing, where it does not run there."""
+    if type(a) is not np.ndarray or a.size < ONEDNN_MIN or a.dtype != np.float32 or not _kernels.use_onednn(a):
+        return False
+    from rosenblatt.kernels.onednn import eltwise
+
+    return eltwise.binary(op, a, b, in_place=True) is not None
+
+
 def _negative(a: Any) -> Any:
     """``-a``; a large float32 array as ``a * -1`` on oneDNN's threads (the same values)."""
     y = _onednn("mul", a, -1) if type(a) is _ND and a.size >= ONEDNN_MIN and a.dtype == np.float32 else None
