@@ -272,7 +272,10 @@ def test_elementwise_kernels_on_channels_last_and_mixed_layouts(onednn, small_sh
         out = eltwise.relu_grad(g, y)
         assert out is not None and is_channels_last(out)
         np.testing.assert_array_equal(out, ref)
-    assert eltwise.relu_grad(gy[:, :, ::-1], y) is None  # a third layout: NumPy runs
+    flipped = gy[:, :, ::-1]  # a third layout: copied into the activation's first
+    out = eltwise.relu_grad(flipped, y)
+    assert is_channels_last(out)
+    np.testing.assert_array_equal(out, flipped * (x > 0))
     for a, b in ((cl, x), (x, cl), (cl, nhwc(x))):
         s = eltwise.binary("add", a, b)
         assert s is not None and s.strides == a.strides

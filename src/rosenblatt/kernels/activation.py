@@ -56,6 +56,7 @@ SIGMOID_ONEDNN_MIN = 1 << 16
 SIGMOID_GRAD_ONEDNN_MIN = 1 << 18
 GELU_ONEDNN_MIN = 1 << 16
 GELU_GRAD_ONEDNN_MIN = 1 << 16
+SOFTMAX_ONEDNN_MIN = 1 << 12
 GELU_TANH_ONEDNN_MIN = 1 << 16
 GELU_TANH_GRAD_ONEDNN_MIN = 1 << 16
 SILU_ONEDNN_MIN = 1 << 16
@@ -274,6 +275,50 @@ def elu_grad(gy: Any, x: Any, alpha: float, scale: float = 1.0) -> Any:
     xp = get_array_module(x)
     factor = xp.where(x > 0, x.dtype.type(scale), xp.exp(xp.minimum(x, 0)) * x.dtype.type(alpha * scale))
     return gy * factor
+
+
+def softmax(x: Any, axis: int, log: bool = False) -> Any:
+    """``exp(x) / sum(exp(x))`` along ``axis`` (``log=True``: its logarithm, ``x - logsumexp(x)``),
+    stable: the maximum is subtracted first. oneDNN's softmax primitive (one threaded pass) for
+    float32 arrays of :data:`SOFTMAX_ONEDNN_MIN` elements or more when its kernels are active.
+
+    A row holding NaN or ``+inf``, or only ``-inf``, is NaN throughout, as in PyTorch. oneDNN makes
+    only some of its entries NaN, so an output with a NaN (found by its maximum, a fast pass: 42 us
+    per million entries) is computed again by NumPy."""
+    if type(x) is np.ndarray and x.size >= SOFTMAX_ONEDNN_MIN and kernels.use_onednn(x):
+        from rosenblatt.kernels.onednn import softmax as dnn
+
+        y = dnn.forward(x, axis, log)
+        if y is not None and not np.isnan(y.max()):
+            return y
+    xp = get_array_module(x)
+    y = x - x.max(axis=axis, keepdims=True)
+    if log:
+        y -= xp.log(xp.exp(y).sum(axis=axis, keepdims=True))
+        return y
+    xp.exp(y, out=y)
+    y /= y.sum(axis=axis, keepdims=True)
+    return y
+
+
+def softmax_grad(gy: Any, y: Any, axis: int, log: bool = False) -> Any:
+    """The input gradient of :func:`softmax` from its output ``y``: ``y * (gy - sum(gy * y))``
+    (``log=True``: ``gy - exp(y) * sum(gy)``); one oneDNN pass under :func:`softmax`'s conditions
+    (and only from an output without NaN: oneDNN's log-softmax gradient of a NaN row is ``-inf``)."""
+    if (type(y) is np.ndarray and y.size >= SOFTMAX_ONEDNN_MIN and type(gy) is np.ndarray
+            and kernels.use_onednn(y, gy) and not np.isnan(y.max())):
+        from rosenblatt.kernels.onednn import softmax as dnn
+
+        gx = dnn.backward(gy, y, axis, log)
+        if gx is not None:
+            return gx
+    if log:
+        p = get_array_module(gy).exp(y)
+        p *= gy.sum(axis=axis, keepdims=True)
+        return gy - p
+    gx = y * gy
+    gx -= y * gx.sum(axis=axis, keepdims=True)
+    return gx
 
 
 def erf(x: Any) -> Any:

@@ -12,6 +12,7 @@ import numpy as np
 
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, broadcast_to, constant
+from rosenblatt.kernels import activation as _act
 from rosenblatt.ops._util import axis_args, normalize_axes, normalize_axis, raw
 
 
@@ -163,11 +164,7 @@ class LogSumExp(Function):
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis):
-        xp = get_array_module(x)
-        y = x - x.max(axis=axis, keepdims=True)
-        xp.exp(y, out=y)
-        y /= y.sum(axis=axis, keepdims=True)
-        return y
+        return _act.softmax(x, axis)
 
     @staticmethod
     def backward(ctx, gy):
@@ -178,20 +175,13 @@ class Softmax(Function):
 
     @staticmethod
     def backward_arrays(ctx, gy):
-        axis = ctx.inputs[1]
-        y = ctx.output().data
-        gx = y * gy
-        gx -= y * gx.sum(axis=axis, keepdims=True)
-        return gx, None
+        return _act.softmax_grad(gy, ctx.output().data, ctx.inputs[1]), None
 
 
 class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis):
-        xp = get_array_module(x)
-        y = x - x.max(axis=axis, keepdims=True)
-        y -= xp.log(xp.exp(y).sum(axis=axis, keepdims=True))
-        return y
+        return _act.softmax(x, axis, log=True)
 
     @staticmethod
     def backward(ctx, gy):
@@ -201,10 +191,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def backward_arrays(ctx, gy):
-        axis = ctx.inputs[1]
-        p = get_array_module(gy).exp(ctx.output().data)
-        p *= gy.sum(axis=axis, keepdims=True)
-        return gy - p, None
+        return _act.softmax_grad(gy, ctx.output().data, ctx.inputs[1], log=True), None
 
 
 class Norm2(Function):

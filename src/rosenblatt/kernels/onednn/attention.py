@@ -25,32 +25,18 @@ import numpy as np
 
 from rosenblatt.kernels.onednn import library as L
 from rosenblatt.kernels.onednn import matmul
+from rosenblatt.kernels.onednn import softmax as softmax_kernels
 
 C = L.C
 ENABLED = True  # False: never used (the NumPy kernel runs)
-SOFTMAX_ACCURATE = 0x30000  # dnnl_softmax_accurate
-
-_P, _I = L._P, L._I
-L.bind("softmax_forward_primitive_desc_create", [L._PP, _P, _I, _I, _P, _P, _I, _P])
-L.bind("softmax_backward_primitive_desc_create", [L._PP, _P, _I, _P, _P, _P, _I, _P, _P])
 
 
 def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, scale: float = 1.0) -> bool:
     return matmul.matmul(a, b, out, scale)
 
 
-class _Softmax:
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        md = L.MemoryDesc.contiguous(shape)
-        axis = len(shape) - 1
-        self.fwd = L.Primitive(L.create_pd("softmax_forward", C.forward_training, SOFTMAX_ACCURATE, md, md, axis,
-                                           None, op="attention softmax"), "attention softmax")
-        self.bwd = L.Primitive(L.create_pd("softmax_backward", SOFTMAX_ACCURATE, md, md, md, axis, self.fwd.pd,
-                                           None, op="attention softmax backward"), "attention softmax backward")
-
-
-def _softmax(shape: tuple[int, ...]) -> _Softmax | None:
-    return L.cached_or_none(("attention softmax", shape), lambda: _Softmax(shape))
+def _softmax(shape: tuple[int, ...]) -> softmax_kernels.Plan | None:
+    return softmax_kernels.plan(shape, len(shape) - 1)
 
 
 def _swap(a: np.ndarray) -> np.ndarray:

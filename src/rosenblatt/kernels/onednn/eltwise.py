@@ -235,7 +235,7 @@ def binary(op: str, a: np.ndarray, b: object, in_place: bool = False) -> np.ndar
         plan.op.execute([(C.ARG_SRC, a), (C.ARG_SRC_1, b), (C.ARG_DST, out)])
         return out
     else:
-        b = L.same_layout(b, a)
+        b = L.same_layout(b, a, copy=False)  # (other layouts: NumPy's one pass beats a copy and a pass)
         if b is None:
             return None
     alg = BINARY_ALGS[op]
