@@ -38,6 +38,7 @@ def small_shapes_on_onednn(monkeypatch):
     monkeypatch.setattr(dnorm, "MIN_SPATIAL", 0)
     monkeypatch.setattr(dnorm, "MIN_BLOCKED_ELEMENTS", 0)
     monkeypatch.setattr(eltwise, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(eltwise, "ALG_MIN_ELEMENTS", 0)
     monkeypatch.setattr(arithmetic, "ONEDNN_MIN", 0)
     for name in dir(act_kernels):
         if name.endswith("_ONEDNN_MIN"):

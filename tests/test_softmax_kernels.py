@@ -139,3 +139,24 @@ def test_attention_backward_from_a_sum_is_not_the_reference_loop(onednn):
     np.testing.assert_allclose(out, np.broadcast_to(k.sum(-1)[:, :, None, :], out.shape), rtol=1e-5)
     impls = [p.impl() for key, p in L.cache_items() if key[0] == "matmul" and p]
     assert impls and not any(i.startswith("ref") for i in impls)
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu"])
+def test_mid_size_gelu_and_silu_run_on_onednn(onednn, monkeypatch, name):
+    """From a few thousand elements (a batch of 128 by 32 features) the GELU and SiLU and their
+    gradients run on oneDNN, with PyTorch's values; tiny arrays stay on NumPy."""
+    from rosenblatt.kernels.onednn import eltwise
+
+    calls = _spy(monkeypatch, eltwise, ["forward", "backward"])
+    for shape, expected in (((128, 32), ["forward", "backward"] if name == "gelu" else ["backward"]), ((4, 8), [])):
+        calls.clear()
+        x = rng.standard_normal(shape).astype(np.float32)
+        g = rng.standard_normal(shape).astype(np.float32)
+        rx, tx = rb.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y = getattr(F, name)(rx)
+        y.backward(rb.tensor(g))
+        assert calls == expected
+        ty = getattr(torch.nn.functional, name)(tx)
+        ty.backward(torch.tensor(g))
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(rx.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)

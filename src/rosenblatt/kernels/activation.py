@@ -43,7 +43,7 @@ RELU_GRAD_ONEDNN_MIN = 1 << 16
 #   its gradient    511 -> 51,    2352 -> 188,   25431 -> 1742
 #   leaky_relu      253 -> 17,    1674 -> 67,    13800 -> 961
 #   hardtanh grad    32 -> 24,     174 -> 125,    1761 -> 1047
-# Below 65,536 elements (eltwise.MIN_ELEMENTS) oneDNN is not asked. Not routed: ELU/SELU (oneDNN
+# Not routed: ELU/SELU (oneDNN
 # computes exp(x) - 1, which loses the relative precision of expm1 near 0, and gives a NaN input
 # the gradient gy), softplus (soft_relu loses the small values of x < -5 and can go negative),
 # mish (wrong far tails, an infinite gradient for large x), hardswish (x * (x/6 + 1/2) is not
@@ -52,17 +52,28 @@ RELU_GRAD_ONEDNN_MIN = 1 << 16
 # hardtanh/relu6 (clip maps NaN to a bound where PyTorch keeps NaN; no faster either), the
 # leaky_relu gradient (a NaN input gets gy, PyTorch slope * gy) and leaky_relu with slope 0
 # (oneDNN gives 0 for -inf where PyTorch's -inf * 0 is NaN).
+# Smaller arrays (down to eltwise.ALG_MIN_ELEMENTS), measured NumPy (with SciPy's erf) -> oneDNN
+# in microseconds at 1,024 / 4,096 / 16,384 elements, two threads:
+#   gelu            7.8 -> 7.7,   27 -> 8.2,   137 -> 11
+#   its gradient     13 -> 9.4,   36 -> 11,    166 -> 16
+#   silu            2.9 -> 7.3,  5.1 -> 8.7,    15 -> 11
+#   its gradient     15 -> 9.5,   28 -> 9.5,   166 -> 14
+# (a GELU MLP layer at batch 128, 256 features, spent 0.3 ms in NumPy's erf each way).
 SIGMOID_ONEDNN_MIN = 1 << 16
 SIGMOID_GRAD_ONEDNN_MIN = 1 << 18
-GELU_ONEDNN_MIN = 1 << 16
-GELU_GRAD_ONEDNN_MIN = 1 << 16
-SOFTMAX_ONEDNN_MIN = 1 << 12
+GELU_ONEDNN_MIN = 1 << 11
+GELU_GRAD_ONEDNN_MIN = 1 << 10
 GELU_TANH_ONEDNN_MIN = 1 << 16
 GELU_TANH_GRAD_ONEDNN_MIN = 1 << 16
-SILU_ONEDNN_MIN = 1 << 16
-SILU_GRAD_ONEDNN_MIN = 1 << 16
+SILU_ONEDNN_MIN = 1 << 14
+SILU_GRAD_ONEDNN_MIN = 1 << 11
 LEAKY_RELU_ONEDNN_MIN = 1 << 16
 HARDTANH_GRAD_ONEDNN_MIN = 1 << 16
+# Softmax (oneDNN's softmax primitive), NumPy -> oneDNN in microseconds, rows of 10 / 64 entries:
+# 1,024 elements forward 13 -> 8.3 / 6.3 -> 7.9, backward 4.4 -> 8.7 / 2.8 -> 12; 4,096 elements
+# forward 43 -> 12 / 17 -> 10, backward 12 -> 11 / 5.9 -> 9.5; 65,536 elements forward 551 -> 80 /
+# 198 -> 29, backward 153 -> 44 / 65 -> 17 (NumPy's reductions along a short last axis are slow).
+SOFTMAX_ONEDNN_MIN = 1 << 12
 
 # SELU's constants (Klambauer et al., 2017), the same digits PyTorch uses.
 SELU_ALPHA = 1.6732632423543772848170429916717

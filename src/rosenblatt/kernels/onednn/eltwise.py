@@ -293,8 +293,14 @@ class _EltwisePlan:
         return self._bwd or None
 
 
+# The smallest array the activations' algorithms (:func:`forward`, :func:`backward`) take: their
+# callers set their own sizes above it (rosenblatt.kernels.activation), from 1,024 elements for
+# the GELU, whose NumPy form (an erf) is slow at any size.
+ALG_MIN_ELEMENTS = 1 << 10
+
+
 def _eltwise_plan(x: np.ndarray, alg: int, alpha: float, beta: float, scale: float = 1.0) -> _EltwisePlan | None:
-    if not ENABLED or x.size < MIN_ELEMENTS or x.dtype != np.float32 or _memory(x) is None:
+    if not ENABLED or x.size < ALG_MIN_ELEMENTS or x.dtype != np.float32 or _memory(x) is None:
         return None
     alpha, beta, scale = float(alpha), float(beta), float(scale)
     key = ("eltwise alg", x.size, alg, alpha, beta, scale)
