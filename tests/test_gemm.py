@@ -111,6 +111,26 @@ def test_onednn_really_runs():
         kernels.set_kernels(previous)
 
 
+def test_broadcast_operands_run_on_onednn(monkeypatch):
+    """A zero-stride operand (the gradient of ``y.sum()`` through a linear layer) is copied and the
+    product runs on oneDNN, not in NumPy on the calling thread."""
+    if not ONEDNN_OK:
+        pytest.skip(f"oneDNN unavailable: {ONEDNN_WHY}")
+    previous = kernels.active()
+    kernels.set_kernels("onednn")
+    calls = []
+    real = gemm._gemm
+    monkeypatch.setattr(gemm, "_gemm", lambda *a: calls.append(a[0].strides) or real(*a))
+    try:
+        g = np.broadcast_to(np.float32(1.5), (32, 64, 128))
+        w = f32(128, 96)
+        np.testing.assert_allclose(gemm.matmul(g, w), np.matmul(np.ascontiguousarray(g), w), rtol=1e-5)
+        np.testing.assert_allclose(gemm.matmul(w.T, g[0]), np.matmul(w.T, np.ascontiguousarray(g[0])), rtol=1e-5)
+        assert len(calls) == 2 and 0 not in calls[0]
+    finally:
+        kernels.set_kernels(previous)
+
+
 def test_small_products_run_on_one_thread(monkeypatch):
     """A product under both one-thread limits sets oneDNN's team to one thread for the call and back;
     a larger one does not; both agree with NumPy."""

@@ -212,6 +212,10 @@ def matmul(a: Any, b: Any, out: Any = None, *, accumulate: bool = False) -> Any:
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == _F32 and b.dtype == _F32
             and not (a.ndim == 2 and b.ndim == 2 and not _big_enough(a.shape[0], a.shape[1], b.shape[-1]))
             and kernels.use_onednn()):
+        if 0 in a.strides and a.size > 1:  # a broadcast operand (the gradient of a sum): a copy lets
+            a = np.ascontiguousarray(a)    # the product run threaded instead of in NumPy (0.9 ms per
+        if 0 in b.strides and b.size > 1:  # 2048x128 by 128x128 product of a MultiheadAttention)
+            b = np.ascontiguousarray(b)
         r = _onednn_matmul(a, b, out, 1.0 if accumulate else 0.0)
         if r is not None:
             return r
