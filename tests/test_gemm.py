@@ -302,7 +302,10 @@ def test_matmul_primitive_adds_a_residual_as_it_writes(extras):
     for residual in (f32(48, 24), residual_wide[:, 3:27]):
         start = f32(48, 24)
         out = start.copy()
-        assert primitive.matmul(a, b, out, bias=bias, residual=residual, **extras)
+        done = primitive.matmul(a, b, out, bias=bias, residual=residual, **extras)
+        if residual.base is not None and not done:  # a strided residual: oneDNN 3.2 offers only its
+            continue                                 # reference loop, which is declined
+        assert done
         y = extras.get("scale", 1.0) * ((start if extras.get("accumulate") else 0) + a @ b + bias)
         if extras.get("relu"):
             y = np.maximum(y, 0)
