@@ -50,13 +50,7 @@ def forward(x: np.ndarray, axis: int, log: bool = False) -> np.ndarray | None:
     ``None`` when declined (not float32, empty)."""
     if x.dtype != np.float32 or not x.size:
         return None
-    p = plan(x.shape, axis, log)
-    if p is None:
-        return None
-    x = np.ascontiguousarray(x)
-    y = np.empty(x.shape, np.float32)
-    p.fwd.execute([(C.ARG_SRC, x), (C.ARG_DST, y)])
-    return y
+    return _run(x.shape, axis, log, False, [(C.ARG_SRC, np.ascontiguousarray(x))], C.ARG_DST)
 
 
 def backward(gy: np.ndarray, y: np.ndarray, axis: int, log: bool = False) -> np.ndarray | None:
@@ -64,13 +58,17 @@ def backward(gy: np.ndarray, y: np.ndarray, axis: int, log: bool = False) -> np.
     gradient ``gy`` (any layout: copied to a contiguous one first); ``None`` when declined."""
     if gy.dtype != np.float32 or gy.shape != y.shape or not y.flags.c_contiguous or not y.size:
         return None
-    p = plan(y.shape, axis, log)
+    return _run(y.shape, axis, log, True, [(C.ARG_DST, y), (C.ARG_DIFF_DST, np.ascontiguousarray(gy))],
+                C.ARG_DIFF_SRC)
+
+
+def _run(shape: tuple[int, ...], axis: int, log: bool, backward: bool, args: list, out_arg: int) -> np.ndarray | None:
+    p = plan(shape, axis, log)
     if p is None:
         return None
-    gy = np.ascontiguousarray(gy)
-    gx = np.empty(y.shape, np.float32)
-    p.bwd.execute([(C.ARG_DST, y), (C.ARG_DIFF_DST, gy), (C.ARG_DIFF_SRC, gx)])
-    return gx
+    out = np.empty(shape, np.float32)
+    (p.bwd if backward else p.fwd).execute(args + [(out_arg, out)])
+    return out
 
 
 __all__ = ["Plan", "backward", "forward", "plan"]
