@@ -130,6 +130,115 @@ def test_pool_second_order_matches_torch(rb_pool, torch_pool):
     check_second_order(lambda t: rb_pool(t) * rb_pool(t), lambda t: torch_pool(t) * torch_pool(t), [r(2, 2, 6, 5)])
 
 
+# -- 1-D pooling on its 4-D views, global average pooling ------------------------------------------
+
+# (input shape, pooling arguments): shapes of 8*32*L >= 65536 elements reach the oneDNN kernels
+POOL1D_CASES = [
+    ((8, 32, 256), dict(kernel_size=2)),  # tiled: rows of whole windows under oneDNN
+    ((8, 32, 258), dict(kernel_size=3)),  # 86 windows: 2 rows
+    ((8, 33, 254), dict(kernel_size=2)),  # 127 windows (a prime): 127 rows of one window
+    ((8, 32, 257), dict(kernel_size=2)),  # a tail left over: the (N, C, 1, L) view
+    ((8, 32, 257), dict(kernel_size=2, ceil_mode=True)),
+    ((8, 32, 256), dict(kernel_size=3, stride=2, padding=1)),  # overlapping, padded
+    ((3, 5, 11), dict(kernel_size=2)),  # small: NumPy
+    ((3, 5, 12), dict(kernel_size=4, stride=4)),
+]
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,kw", POOL1D_CASES)
+def test_pool1d_views_match_torch(shape, kw, dtype):
+    x = [r(*shape)]
+    check_op(lambda t: F.max_pool1d(t, **kw), lambda t: TF.max_pool1d(t, **kw), x, dtype)
+    check_op(lambda t: F.avg_pool1d(t, **kw), lambda t: TF.avg_pool1d(t, **kw), x, dtype)
+    out, idx = F.max_pool1d(rb_tensor(x[0].astype(dtype)), return_indices=True, **kw)
+    t_out, t_idx = TF.max_pool1d(torch.tensor(x[0].astype(dtype)), return_indices=True, **kw)
+    assert_close(out, t_out)
+    np.testing.assert_array_equal(idx.numpy(), t_idx.numpy())
+
+
+@requires_torch
+def test_pool1d_strided_input_matches_torch():
+    x = r(8, 64, 256)[:, ::2]  # (8, 32, 256), not contiguous
+    check_op(lambda t: F.max_pool1d(t, 2), lambda t: TF.max_pool1d(t, 2), [x], np.float32)
+    check_op(lambda t: F.avg_pool1d(t, 4), lambda t: TF.avg_pool1d(t, 4), [x], np.float32)
+
+
+def test_pool1d_view_splits_rows_only_for_onednn_and_tiling_windows():
+    from rosenblatt import kernels
+    from rosenblatt.nn.functional import pooling
+
+    x = rb.tensor(np.zeros((8, 32, 256), np.float32))
+    onednn = kernels.use_onednn(x.data)
+    assert pooling._pool1d_view(x, 2, 2, 0, 1).shape == ((8, 32, 2, 128) if onednn else (8, 32, 1, 256))
+    assert pooling._pool1d_view(x, 4, 4, 0, 1).shape == ((8, 32, 2, 128) if onednn else (8, 32, 1, 256))
+    x254 = rb.tensor(np.zeros((8, 33, 254), np.float32))
+    assert pooling._pool1d_view(x254, 2, 2, 0, 1).shape == ((8, 33, 127, 2) if onednn else (8, 33, 1, 254))
+    for k, s, p, d in ((3, 2, 1, 1), (2, 1, 0, 1), (2, 2, 0, 2), (3, 3, 0, 1)):  # overlapping, padded, dilated, a tail
+        assert pooling._pool1d_view(x, k, s, p, d).shape == (8, 32, 1, 256)
+    assert not pooling._onednn_size(np.zeros((8, 32, 1, 256), np.float32))  # height 1: NumPy's kernel
+    assert pooling._onednn_size(np.zeros((8, 32, 2, 128), np.float32)) == onednn
+
+
+def test_pool1d_gradchecks():
+    x = [r(2, 3, 12)]
+    check_grad(lambda t: F.max_pool1d(t, 2), x, second_order=True)
+    check_grad(lambda t: F.avg_pool1d(t, 3), x, second_order=True)
+    check_grad(lambda t: F.avg_pool1d(t, 3, 2, 1, count_include_pad=False), x)
+
+
+GAP_SHAPES = [(2, 3, 8, 8), (3, 5, 7, 9), (4, 2, 1, 1), (2, 3, 1, 6), (64, 64, 8, 8)]
+
+
+def _layouts(shape):
+    a = r(*shape)
+    cl = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    strided = r(shape[0], shape[1], 2 * shape[2], shape[3])[:, :, ::2]
+    return {"contiguous": a, "channels_last": cl, "strided": strided}
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("shape", GAP_SHAPES)
+def test_global_avg_pool_matches_torch(shape, layout, dtype):
+    x = _layouts(shape)[layout]
+    for size in (1, (1, 1)):
+        check_op(lambda t, s=size: F.adaptive_avg_pool2d(t, s), lambda t, s=size: TF.adaptive_avg_pool2d(t, s), [x], dtype)
+    check_op(lambda t: F.interpolate(t, size=1, mode="area"), lambda t: TF.interpolate(t, size=1, mode="area"),
+             [x], dtype)
+
+
+def test_global_avg_pool_runs_fused_and_equals_mean():
+    from rosenblatt.nn.functional.pooling import GlobalAvgPoolFunction
+
+    for layout, a in _layouts((3, 4, 5, 7)).items():
+        x = rb_tensor(a, requires_grad=True)
+        y = F.adaptive_avg_pool2d(x, 1)
+        assert isinstance(y.grad_fn, GlobalAvgPoolFunction), layout
+        assert y.shape == (3, 4, 1, 1)
+        assert_close(y, rb.mean(x, axis=(2, 3), keepdims=True), layout, rtol=1e-13, atol=1e-15)
+        g = r(3, 4, 1, 1)
+        (gx,) = rb.grad(y, x, rb_tensor(g), retain_graph=True)
+        np.testing.assert_array_equal(gx.numpy(), np.broadcast_to(g / 35, a.shape))
+        y.backward(rb_tensor(g))
+        np.testing.assert_array_equal(x.grad.numpy(), np.broadcast_to(g / 35, a.shape))
+    unbatched = F.adaptive_avg_pool2d(rb_tensor(r(4, 5, 7)), 1)
+    assert unbatched.shape == (4, 1, 1)
+
+
+def test_global_avg_pool_gradcheck():
+    check_grad(lambda t: F.adaptive_avg_pool2d(t, 1), [r(2, 3, 4, 5)], second_order=True)
+    check_grad(lambda t: F.adaptive_avg_pool2d(t, 1) ** 2, [r(2, 3, 4, 5)], second_order=True)
+
+
+@requires_torch
+def test_global_avg_pool_second_order_matches_torch():
+    check_second_order(lambda t: F.adaptive_avg_pool2d(t, 1) * F.adaptive_avg_pool2d(t, 1),
+                       lambda t: TF.adaptive_avg_pool2d(t, 1) * TF.adaptive_avg_pool2d(t, 1), [r(2, 3, 4, 5)])
+
+
 # -- interpolate ------------------------------------------------------------------------------------
 
 INTERPOLATE_CASES = [

@@ -4,9 +4,11 @@ Resizing is separable: each spatial axis is resampled on its own. Along one axis
 neighbour is a selection and linear interpolation a weighted sum of two neighbours, so the
 whole operation is ``R_h @ x @ R_w^T`` with small ``(out, in)`` resampling matrices built once per
 call (their entries follow PyTorch's index and weight formulas exactly, in the input's precision).
-Common cases skip the matrices: integer nearest upscaling is a broadcast (a free view plus one
-copy), integer nearest downscaling a strided slice. Everything is composed from differentiable
-ops, so gradients (and second derivatives) come for free.
+Common cases skip the matrices: integer nearest downscaling is a strided slice, and integer
+nearest upscaling (``scale_factor=2``, or a ``size`` that is a multiple of the input's: a UNet's
+decoder) one fused op, :class:`NearestUpsampleFunction`. Everything else is composed from
+differentiable ops, so gradients (and second derivatives) come for free;
+:func:`interpolate_composite` is that composition for every case, the fused op's test oracle.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from rosenblatt.backend import get_array_module
-from rosenblatt.core import Tensor, broadcast_to, constant
+from rosenblatt.core import Function, Tensor, broadcast_to, constant
 from rosenblatt.ops import matmul, reshape, swapaxes
+from rosenblatt.ops import sum as rb_sum
 
 _MODES = ("nearest", "nearest-exact", "linear", "bilinear", "area")
 
@@ -93,6 +96,69 @@ def _nearest_axis(x: Tensor, axis: int, index: np.ndarray) -> Tensor:
     return _apply_matrix(x, selection, axis)
 
 
+def _upsample_nearest(x: Any, fh: int, fw: int) -> Any:
+    """Every pixel of an ``(N, C, H, W)`` array repeated ``fh`` times down and ``fw`` times across:
+    ``np.repeat`` along the columns, then along the rows (whole rows are copied at once). At
+    64x16x16x16, factor 2: 0.7 ms against 1.4 ms for the copy of a 6-D broadcast view."""
+    xp = get_array_module(x)
+    if fw > 1:
+        x = xp.repeat(x, fw, axis=3)
+    if fh > 1:
+        x = xp.repeat(x, fh, axis=2)
+    return x
+
+
+def _upsample_nearest_adjoint(gy: Any, fh: int, fw: int) -> Any:
+    """The gradient of :func:`_upsample_nearest`: each input pixel gets the sum of its ``fh*fw``
+    copies, added as PyTorch's kernel adds them (row by row, left to right: ``((g00 + g01) + g10)
+    + g11``), as ``fh*fw`` strided views ``gy[:, :, i::fh, j::fw]`` of any layout. At 64x16x32x32,
+    factor 2: 0.7 ms against 6.6 ms for ``gy.reshape(N, C, H, 2, W, 2).sum(axis=(3, 5))`` (NumPy
+    reduces the short axes one element at a time)."""
+    if fh * fw == 1:
+        return gy.copy()
+    views = [gy[:, :, i::fh, j::fw] for i in range(fh) for j in range(fw)]
+    out = views[0] + views[1]
+    for view in views[2:]:
+        out += view
+    return out
+
+
+class NearestUpsampleFunction(Function):
+    """Nearest-neighbour upscaling by integer factors ``(fh, fw)`` in one node (``F.interpolate``
+    with ``scale_factor=2``, or a ``size`` that is a multiple of the input size).
+
+    Forward is one repeat per axis (:func:`_upsample_nearest`); backward sums each pixel's copies
+    (:func:`_upsample_nearest_adjoint`). The differentiable ``backward`` (second derivatives) is the
+    same sum with tensor ops, ``reshape(gy, (N, C, H, fh, W, fw)).sum((3, 5))``. At 64x16x16x16,
+    factor 2, forward + backward: 1.7 ms against 9.5 ms as the composition of reshapes and a
+    broadcast (PyTorch with 2 threads: 1.75 ms).
+    """
+
+    @staticmethod
+    def forward(ctx, x, fh, fw):
+        return _upsample_nearest(x, fh, fw)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, fh, fw = ctx.inputs
+        n, c, h, w = x.shape
+        return rb_sum(reshape(gy, (n, c, h, fh, w, fw)), axis=(3, 5)), None, None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        _, fh, fw = ctx.inputs
+        return _upsample_nearest_adjoint(gy, fh, fw), None, None
+
+
+def _upscale_factor(in_size: int, index: np.ndarray) -> int | None:
+    """``f`` when nearest ``index`` repeats every input pixel ``f`` times in order, else None."""
+    out_size = len(index)
+    if out_size % in_size != 0:
+        return None
+    factor = out_size // in_size
+    return factor if np.array_equal(index, np.arange(out_size) // factor) else None
+
+
 def _output_size(op: str, in_hw: tuple[int, ...], size: Any, scale_factor: Any) -> tuple[tuple[int, ...], tuple]:
     n = len(in_hw)
     if (size is None) == (scale_factor is None):
@@ -141,24 +207,48 @@ def interpolate(input: Tensor, size: int | tuple[int, ...] | None = None,
     out_sizes, factors = _output_size(op, input.shape[2:], size, scale_factor)
     if recompute_scale_factor:
         factors = (None,) * len(out_sizes)
+    return _resize(input, out_sizes, factors, mode, bool(align_corners), fused=True)
+
+
+def interpolate_composite(input: Tensor, size: int | tuple[int, ...] | None = None,
+                          scale_factor: float | tuple[float, ...] | None = None, mode: str = "nearest",
+                          align_corners: bool | None = None, recompute_scale_factor: bool | None = None) -> Tensor:
+    """:func:`interpolate` composed from differentiable ops, without :class:`NearestUpsampleFunction`:
+    the oracle of the fused path (same values, and gradients by the same formulas)."""
+    out_sizes, factors = _output_size("interpolate", input.shape[2:], size, scale_factor)
+    if recompute_scale_factor:
+        factors = (None,) * len(out_sizes)
+    return _resize(input, out_sizes, factors, mode, bool(align_corners), fused=False)
+
+
+def _resize(input: Tensor, out_sizes: tuple[int, ...], factors: tuple, mode: str, align_corners: bool,
+            fused: bool) -> Tensor:
     if input.ndim == 3:  # resize a 1-D signal as an image of height 1
         x4 = reshape(input, (input.shape[0], input.shape[1], 1, input.shape[2]))
         mode4 = "bilinear" if mode == "linear" else mode
-        y = _resize4d(x4, (1,) + out_sizes, (None,) + factors, mode4, bool(align_corners))
+        y = _resize4d(x4, (1,) + out_sizes, (None,) + factors, mode4, align_corners, fused)
         return reshape(y, y.shape[:2] + y.shape[3:])
-    return _resize4d(input, out_sizes, factors, mode, bool(align_corners))
+    return _resize4d(input, out_sizes, factors, mode, align_corners, fused)
 
 
-def _resize4d(x: Tensor, out_sizes: tuple[int, ...], factors: tuple, mode: str, align_corners: bool) -> Tensor:
+def _resize4d(x: Tensor, out_sizes: tuple[int, ...], factors: tuple, mode: str, align_corners: bool,
+              fused: bool = False) -> Tensor:
+    if mode in ("nearest", "nearest-exact"):
+        indices = [_nearest_indices(n, o, f, mode == "nearest-exact") for n, o, f in zip(x.shape[2:], out_sizes, factors)]
+        if fused:
+            fh, fw = (_upscale_factor(n, i) for n, i in zip(x.shape[2:], indices))
+            if fh is not None and fw is not None and fh * fw > 1:
+                return NearestUpsampleFunction.apply(x, fh, fw)
+        for axis, index in zip((2, 3), indices):
+            x = _nearest_axis(x, axis, index)
+        return x
     if mode == "area":
         from rosenblatt.nn.functional.pooling import adaptive_avg_pool2d
 
         return adaptive_avg_pool2d(x, out_sizes)
     for axis, out_size, factor in zip((2, 3), out_sizes, factors):
         in_size = x.shape[axis]
-        if mode in ("nearest", "nearest-exact"):
-            x = _nearest_axis(x, axis, _nearest_indices(in_size, out_size, factor, mode == "nearest-exact"))
-        elif in_size != out_size or factor not in (None, 1.0):
+        if in_size != out_size or factor not in (None, 1.0):
             x = _apply_matrix(x, _linear_matrix(in_size, out_size, factor, align_corners, x.dtype), axis)
     return x
 
