@@ -110,6 +110,34 @@ def test_adaptive_pools_match_torch(size, dtype):
     check_op(lambda t: F.adaptive_max_pool2d(t, size), lambda t: TF.adaptive_max_pool2d(t, size), x, dtype)
 
 
+@requires_torch
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [1, 3, 4, 7, 13, (5,)])  # global, divisible, not, larger than the input
+def test_adaptive_1d_pools_match_torch(size, dtype):
+    x = [r(2, 3, 12)]
+    check_op(lambda t: F.adaptive_avg_pool1d(t, size), lambda t: TF.adaptive_avg_pool1d(t, size), x, dtype)
+    check_op(lambda t: F.adaptive_max_pool1d(t, size), lambda t: TF.adaptive_max_pool1d(t, size), x, dtype)
+    _, index = F.adaptive_max_pool1d(rb_tensor(x[0]), size, return_indices=True)
+    _, t_index = TF.adaptive_max_pool1d(torch.tensor(x[0]), size, return_indices=True)
+    np.testing.assert_array_equal(index.numpy(), t_index.numpy())
+    unbatched = rb.nn.AdaptiveAvgPool1d(size)(rb_tensor(x[0][0]))
+    assert_close(unbatched, TF.adaptive_avg_pool1d(torch.tensor(x[0][0]), size))
+    assert rb.nn.AdaptiveMaxPool1d(size)(rb_tensor(x[0])).shape == tuple(TF.adaptive_max_pool1d(torch.tensor(x[0]),
+                                                                                                 size).shape)
+
+
+def test_adaptive_1d_pools_gradcheck_and_errors():
+    x = [r(2, 2, 9)]
+    check_grad(lambda t: F.adaptive_avg_pool1d(t, 4), x)
+    check_grad(lambda t: F.adaptive_max_pool1d(t, 4), x)
+    with pytest.raises(ValueError, match="adaptive_avg_pool1d: expected a 3-D input"):
+        F.adaptive_avg_pool1d(rb_tensor(r(2, 3, 4, 5)), 2)
+    with pytest.raises(ValueError, match="adaptive_max_pool1d: output_size must be a positive int"):
+        F.adaptive_max_pool1d(rb_tensor(r(2, 3, 4)), (2, 2))
+    with pytest.raises(ValueError, match=r"AdaptiveAvgPool1d\(output_size=2\): expected a 3-D input"):
+        rb.nn.AdaptiveAvgPool1d(2)(rb_tensor(r(2, 3, 4, 5)))
+
+
 def test_pool_gradchecks():
     x = [r(1, 2, 6, 5)]
     check_grad(lambda t: F.max_pool2d(t, 3, 2, 1), x)

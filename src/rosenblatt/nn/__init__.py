@@ -40,7 +40,9 @@ from rosenblatt.nn.module import Module, ModuleDict, ModuleList, Sequential
 from rosenblatt.nn.normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm
 from rosenblatt.nn.parameter import Parameter
 from rosenblatt.nn.pooling import (
+    AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
     AdaptiveMaxPool2d,
     AvgPool1d,
     AvgPool2d,
@@ -67,7 +69,7 @@ __all__ += [
     "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "NLLLoss", "ReLU", "SELU", "SiLU", "Sigmoid",
     "SmoothL1Loss", "Softmax", "Softplus", "Step", "Tanh", "Unflatten", "functional", "init",
 ]
-__all__ += ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "Conv1d", "Conv2d",
+__all__ += ["AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "Conv1d", "Conv2d",
             "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "Upsample", "filters"]
 __all__ += ["MultiheadAttention", "TransformerEncoder", "TransformerEncoderLayer"]
 __all__ += ["Transformer", "TransformerDecoder", "TransformerDecoderLayer"]

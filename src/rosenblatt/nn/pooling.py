@@ -6,7 +6,9 @@ from typing import Any
 
 from rosenblatt.core import Tensor
 from rosenblatt.nn.functional.pooling import (
+    adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    adaptive_max_pool1d,
     adaptive_max_pool2d,
     avg_pool1d,
     avg_pool2d,
@@ -135,6 +137,49 @@ class AvgPool2d(_AvgPoolNd):
                           self.divisor_override)
 
 
+class AdaptiveAvgPool1d(Module):
+    """Average pooling of a signal to ``output_size`` values whatever its length;
+    ``AdaptiveAvgPool1d(1)`` is the global average of a time series (before a linear head).
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, output_size)``
+    """
+
+    def __init__(self, output_size: int | tuple[int]) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_rank(self, x, 1)
+        return adaptive_avg_pool1d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(Module):
+    """Max pooling of a signal to ``output_size`` values with PyTorch's windows
+    ``[floor(i*L/OL), ceil((i+1)*L/OL))``.
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, output_size)``
+    """
+
+    def __init__(self, output_size: int | tuple[int], return_indices: bool = False) -> None:
+        super().__init__()
+        self.output_size = output_size
+        self.return_indices = return_indices
+
+    def forward(self, x: Tensor) -> Any:
+        _check_rank(self, x, 1)
+        return adaptive_max_pool1d(x, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
 class AdaptiveAvgPool2d(Module):
     """Average pooling to a fixed ``output_size`` (int, or pair with ``None`` = keep that axis),
     whatever the input size; ``AdaptiveAvgPool2d(1)`` is global average pooling.
@@ -254,4 +299,4 @@ class AvgPool3d(_AvgPoolNd):
                           self.divisor_override)
 
 
-__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "MaxPool1d", "MaxPool2d", "Upsample", "AvgPool3d", "MaxPool3d"]
+__all__ = ["AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d", "MaxPool1d", "MaxPool2d", "Upsample", "AvgPool3d", "MaxPool3d"]

@@ -44,7 +44,9 @@ from rosenblatt.nn.functional.loss import (
 )
 from rosenblatt.nn.functional.normalization import batch_norm, layer_norm
 from rosenblatt.nn.functional.pooling import (
+    adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    adaptive_max_pool1d,
     adaptive_max_pool2d,
     avg_pool1d,
     avg_pool2d,
@@ -63,7 +65,7 @@ __all__ = [
     "one_hot", "pad", "relu", "selu", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "step",
     "tanh",
 ]
-__all__ += ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d",
+__all__ += ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d",
             "conv_transpose2d", "interpolate", "max_pool1d", "max_pool2d", "upsample"]
 __all__ += ["gru_cell", "gru_layer", "lstm_cell", "lstm_layer", "rnn_cell", "rnn_layer"]
 __all__ += ["multi_head_attention", "scaled_dot_product_attention"]

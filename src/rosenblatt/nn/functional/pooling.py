@@ -588,6 +588,41 @@ def adaptive_max_pool2d(input: Tensor, output_size: int | tuple[int | None, int 
     return out
 
 
-__all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d",
+
+def _adaptive_length(op: str, output_size: Any) -> int:
+    size = output_size[0] if isinstance(output_size, (tuple, list)) and len(output_size) == 1 else output_size
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"{op}: output_size must be a positive int (or a 1-tuple of one), got {output_size!r}")
+    return int(size)
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size: int | tuple[int]) -> Tensor:  # noqa: A002
+    """Average pooling of an ``(N, C, L)`` signal to ``output_size`` values whatever ``L``
+    (PyTorch's windows; ``output_size=1`` is the global average of a time series): the 2-D pooling
+    of the ``(N, C, 1, L)`` view."""
+    if isinstance(input, Tensor) and input.ndim == 2:
+        return _unbatched(adaptive_avg_pool1d, input, output_size)
+    _check_input("adaptive_avg_pool1d", input, spatial=1)
+    size = _adaptive_length("adaptive_avg_pool1d", output_size)
+    n, c, length = input.shape
+    return _flat_1d(adaptive_avg_pool2d(reshape(input, (n, c, 1, length)), (1, size)))
+
+
+def adaptive_max_pool1d(input: Tensor, output_size: int | tuple[int],  # noqa: A002
+                        return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """Max pooling of an ``(N, C, L)`` signal to ``output_size`` values (PyTorch's windows); with
+    ``return_indices`` also the position of each maximum along ``L``."""
+    if isinstance(input, Tensor) and input.ndim == 2:
+        return _unbatched(adaptive_max_pool1d, input, output_size, return_indices)
+    _check_input("adaptive_max_pool1d", input, spatial=1)
+    size = _adaptive_length("adaptive_max_pool1d", output_size)
+    n, c, length = input.shape
+    out = adaptive_max_pool2d(reshape(input, (n, c, 1, length)), (1, size), return_indices)
+    if return_indices:  # (positions h*L + w with h = 0: already those along L)
+        return _flat_1d(out[0]), _flat_1d(out[1])
+    return _flat_1d(out)
+
+
+__all__ = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d",
            "MaxPool2dFunction", "MaxPoolGather", "MaxPoolScatter", "AvgPool2dFunction", "AvgPoolTranspose"]
 
