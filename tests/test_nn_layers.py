@@ -210,6 +210,34 @@ def test_batchnorm1d_matches_torch(dtype, train, shape):
 
 
 @requires_torch
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", [(128, 160), (24, 16)], ids=["large", "small"])
+def test_batchnorm1d_on_features_matches_torch(shape, affine):
+    """BatchNorm1d on (N, C) features (an MLP): from 16,384 elements oneDNN's kernel runs when that
+    set is active, below it (and on the NumPy set) the NumPy kernel's BLAS column sums; output,
+    every gradient and the running statistics against PyTorch over two training steps and an
+    evaluation step, float32."""
+    from rosenblatt import kernels
+    from tests import parity
+
+    layer, t_layer = rb.nn.BatchNorm1d(shape[1], affine=affine), torch.nn.BatchNorm1d(shape[1], affine=affine)
+    if affine:
+        _randomize(layer)
+    for step in range(2):
+        y = layer_parity(layer, t_layer, r(*shape) * (step + 2) + 3, np.float32, train=True)
+        fn = type(y.grad_fn).__name__
+        onednn = kernels.active() == "onednn" and parity.DEVICE == "cpu" and shape[0] * shape[1] >= 1 << 14
+        assert fn == ("BatchNormOneDnnFn" if onednn else "BatchNormFn"), fn
+        with rb.no_grad():  # a step of SGD; the running statistics carry over (copied to PyTorch's layer)
+            for p in layer.parameters():
+                p.copy_(p - 0.1 * p.grad)
+                p.grad = None
+        for p in t_layer.parameters():
+            p.grad = None
+    layer_parity(layer, t_layer, r(*shape), np.float32, train=False)
+
+
+@requires_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("train", [True, False])
 def test_batchnorm2d_matches_torch(dtype, train):

@@ -383,3 +383,248 @@ def test_regression_and_binary_losses_bad_input():
         F.binary_cross_entropy_with_logits(rb.randn(4, 3), rb.rand(4, 3), pos_weight=np.ones(5))
     with pytest.raises(IndexError, match="nll_loss"):
         F.nll_loss(rb.randn(2, 3), rb.tensor([0, 5]))
+
+
+# -- fused regression losses, large inputs (the BLAS-reduced path) ------------------------------------
+
+REGRESSION = [
+    ("mse", F.mse_loss, TF and TF.mse_loss, {}),
+    ("l1", F.l1_loss, TF and TF.l1_loss, {}),
+    ("huber", F.huber_loss, TF and TF.huber_loss, dict(delta=0.7)),
+    ("smooth_l1", F.smooth_l1_loss, TF and TF.smooth_l1_loss, dict(beta=0.5)),
+    ("smooth_l1_beta0", F.smooth_l1_loss, TF and TF.smooth_l1_loss, dict(beta=0.0)),
+]
+
+
+def _regression_pair(shape, kw):
+    """Input and target with exact ties (d = 0: l1's sign) and differences of exactly +-delta (the
+    huber kink: its value and gradient are continuous there)."""
+    x, t = r(*shape) * 2, r(*shape)
+    flat_x, flat_t = x.reshape(-1), t.reshape(-1)
+    flat_x[:40] = flat_t[:40]
+    edge = kw.get("delta", kw.get("beta", 1.0))
+    flat_x[40:60] = flat_t[40:60] + edge
+    flat_x[60:80] = flat_t[60:80] - edge
+    return x, t
+
+
+@requires_torch
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(37, 129), (3, 5, 7, 41)], ids=["2d-tail", "4d"])
+@pytest.mark.parametrize("name,fn,tfn,kw", REGRESSION, ids=[c[0] for c in REGRESSION])
+def test_fused_regression_losses_match_torch_on_large_inputs(name, fn, tfn, kw, shape, reduction):
+    """Thousands of elements (not a multiple of the 1,024-element BLAS rows): value and both
+    gradients against PyTorch in float32, every reduction."""
+    check_op(lambda a, b: fn(a, b, reduction=reduction, **kw), lambda a, b: tfn(a, b, reduction=reduction, **kw),
+             list(_regression_pair(shape, kw)), np.float32)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name,fn,tfn,kw", REGRESSION, ids=[c[0] for c in REGRESSION])
+def test_fused_regression_losses_equal_composite_and_gradcheck(name, fn, tfn, kw, reduction):
+    from rosenblatt.nn.functional.loss import _regression_composite
+
+    kind = {"smooth_l1_beta0": "l1"}.get(name, name)
+    param = kw.get("delta", kw.get("beta", 0.0))
+    x, t = (rb_tensor(a, requires_grad=True) for a in _regression_pair((45, 61), kw))
+    fused = fn(x, t, reduction=reduction, **kw)
+    composite = _regression_composite(kind, x, t, reduction, param)
+    assert type(fused.grad_fn).__name__ == "RegressionLossFn"
+    assert_close(fused, composite, rtol=1e-12, atol=1e-12)
+    gy = rb_tensor(r(*fused.shape))
+    for a, b in zip(rb.grad(fused, [x, t], gy), rb.grad(composite, [x, t], gy)):
+        assert_close(a, b, rtol=1e-12, atol=1e-15)
+    # float64 finite differences, away from the kinks; second order through the composite backward
+    check_grad(lambda a, b: fn(a, b, reduction=reduction, **kw), [r(3, 4), r(3, 4)],
+               second_order=name not in ("l1", "smooth_l1_beta0"))
+
+
+def test_fused_regression_losses_accumulate_accurately():
+    """The BLAS row sums are added in float64: the float32 loss of 300,000 elements is the float64
+    loss rounded once (a naive float32 running sum is off by about 1e-4 relative)."""
+    x, t = (r(300, 1000) * 3 + 1).astype(np.float32), r(300, 1000).astype(np.float32)
+    d = x.astype(np.float64) - t.astype(np.float64)
+    for fn, exact in [(F.mse_loss, (d * d).mean()), (F.l1_loss, np.abs(d).mean()),
+                      (F.huber_loss, np.where(np.abs(d) < 1, 0.5 * d * d, np.abs(d) - 0.5).mean())]:
+        got = fn(rb_tensor(x), rb_tensor(t)).item()
+        assert abs(got - exact) <= 4e-7 * abs(exact), fn.__name__
+        assert fn(rb_tensor(x), rb_tensor(t), reduction="sum").item() == pytest.approx(exact * d.size, rel=4e-7)
+
+
+def test_regression_losses_integer_target_and_empty_input():
+    """An integer target is taken in the input's dtype (PyTorch's float32 result); the mean of no
+    elements is NaN, their sum 0, as PyTorch."""
+    x = rb_tensor(r(3, 4).astype(np.float32), requires_grad=True)
+    target = np.arange(12).reshape(3, 4)
+    for fn in (F.mse_loss, F.l1_loss, F.huber_loss, F.smooth_l1_loss):
+        loss = fn(x, target)
+        assert loss.dtype == np.float32
+        expected = fn(x, target.astype(np.float32))
+        assert_close(loss, expected, rtol=1e-6)
+        (g,) = rb.grad(loss, [x])
+        assert g.dtype == np.float32
+    empty = rb_tensor(np.zeros((0, 3), np.float32), requires_grad=True)
+    assert np.isnan(F.mse_loss(empty, empty).item())
+    assert F.l1_loss(empty, empty, reduction="sum").item() == 0.0
+    F.mse_loss(empty, empty, reduction="sum").backward()
+    assert empty.grad.shape == (0, 3)
+
+
+def test_regression_loss_errors_name_the_op():
+    x = rb.randn(4, 3)
+    with pytest.raises(ValueError, match=r"huber_loss: delta must be positive, got -1"):
+        F.huber_loss(x, x, delta=-1.0)
+    with pytest.raises(ValueError, match=r"smooth_l1_loss: beta must be non-negative, got -0.5"):
+        F.smooth_l1_loss(x, x, beta=-0.5)
+    with pytest.raises(ValueError, match=r"l1_loss: reduction must be one of"):
+        F.l1_loss(x, x, reduction="avg")
+    with pytest.raises(ValueError, match=r"HuberLoss: input and target must have the same shape"):
+        rb.nn.HuberLoss()(x, rb.randn(4, 2))
+    with pytest.raises(TypeError, match=r"mse_loss: expected a floating input"):
+        F.mse_loss(rb.tensor([1, 2]), rb.tensor([1.0, 2.0]))
+
+
+# -- fused binary cross-entropy with logits ----------------------------------------------------------
+
+
+@requires_torch
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weights", ["none", "weight", "pos_weight", "both"])
+def test_bce_with_logits_large_inputs_match_torch(weights, reduction):
+    x, t = r(53, 97) * 4, (rng.random((53, 97)) > 0.5).astype(np.float64)
+    t[:, :10] = probs(53, 10)  # soft targets too
+    kw, tkw = {}, {}
+    if weights in ("weight", "both"):
+        w = rng.uniform(0.5, 2, (53, 1)).astype(np.float32)
+        kw["weight"], tkw["weight"] = w, torch.tensor(w)
+    if weights in ("pos_weight", "both"):
+        pw = rng.uniform(0.5, 3, 97).astype(np.float32)
+        kw["pos_weight"], tkw["pos_weight"] = pw, torch.tensor(pw)
+    check_op(lambda a, b: F.binary_cross_entropy_with_logits(a, b, reduction=reduction, **kw),
+             lambda a, b: TF.binary_cross_entropy_with_logits(a, b, reduction=reduction, **tkw), [x, t], np.float32)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_with_logits_fused_reduction_equals_composite_and_gradcheck(reduction):
+    x, t = rb_tensor(r(41, 53) * 3, requires_grad=True), rb_tensor(probs(41, 53), requires_grad=True)
+    for kw in ({}, dict(weight=rng.uniform(0.5, 2, 53)), dict(pos_weight=rng.uniform(0.5, 3, 53))):
+        fused = F.binary_cross_entropy_with_logits(x, t, reduction=reduction, **kw)
+        assert type(fused.grad_fn).__name__ == "BCEWithLogitsFn"
+        composite = binary_cross_entropy_with_logits_composite(x, t, reduction=reduction, **kw)
+        assert_close(fused, composite, rtol=1e-12, atol=1e-13)
+        gy = rb_tensor(r(*fused.shape))
+        for a, b in zip(rb.grad(fused, [x, t], gy), rb.grad(composite, [x, t], gy)):
+            assert_close(a, b, rtol=1e-10, atol=1e-13)
+        check_grad(lambda a, b, kw=kw: F.binary_cross_entropy_with_logits(a, b, reduction=reduction, **kw),
+                   [r(3, 53), probs(3, 53)], second_order=True)
+
+
+def test_bce_with_logits_keeps_the_small_loss_of_confident_right_predictions():
+    """A right prediction with a large margin has loss softplus(-|x|) ~ exp(-|x|): kept for both
+    signs in float32 (PyTorch's (1 - t) x - log_sigmoid(x) rounds it to 0 for negative x), and its
+    gradient sigmoid(x) - t is accurate to the last bits for very negative x."""
+    x = np.array([-30.0, -20.0, -12.0, 12.0, 20.0, 30.0, -200.0, 200.0], dtype=np.float32)
+    t = (x > 0).astype(np.float32)
+    xt = rb_tensor(x, requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(xt, t, reduction="none")
+    exact = np.log1p(np.exp(-np.abs(x.astype(np.float64))))  # (0 in float32 at |x| = 200)
+    np.testing.assert_allclose(loss.numpy(), exact.astype(np.float32), rtol=1e-6, atol=0)
+    total = F.binary_cross_entropy_with_logits(xt, t, reduction="sum")
+    assert total.item() == pytest.approx(exact.sum(), rel=1e-6)
+    loss.sum().backward()
+    sig = 1 / (1 + np.exp(-x.astype(np.float64)))
+    negative = x < 0  # sigmoid(x) - 1 for large positive x cancels in float32 (PyTorch's too): absolute accuracy
+    np.testing.assert_allclose(xt.grad.numpy()[negative], (sig - t).astype(np.float32)[negative], rtol=1e-5, atol=0)
+    np.testing.assert_allclose(xt.grad.numpy(), sig - t, rtol=0, atol=1e-7)
+
+
+def test_bce_with_logits_weight_that_broadcasts_the_loss_up_is_refused():
+    with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: weight changes the loss shape"):
+        F.binary_cross_entropy_with_logits(rb.randn(4, 3), rb.rand(4, 3), weight=np.ones((2, 4, 3)))
+    with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: weight changes the loss shape"):
+        F.binary_cross_entropy_with_logits(rb.randn(4, 3), rb.rand(4, 3), pos_weight=np.ones((2, 1, 3)))
+
+
+# -- cross-entropy and nll_loss: the short paths ------------------------------------------------------
+
+
+@requires_torch
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(128, 10), (9, 200), (1, 7), (4, 10, 3)], ids=["few", "many", "one-row", "NCL"])
+def test_cross_entropy_index_targets_short_path_matches_torch(shape, reduction):
+    """The path of plain class indices (row maximum from the transposed copy below 64 classes, the
+    row sums as a matrix-vector product, the flat pick of the targets) against PyTorch, float32."""
+    target = rng.integers(0, shape[1], (shape[0],) + shape[2:])
+    for dtype in (np.int64, np.int32, np.int8) if shape[1] < 128 else (np.int64, np.int16):
+        check_op(lambda z, dtype=dtype: F.cross_entropy(z, target.astype(dtype), reduction=reduction),
+                 lambda z: TF.cross_entropy(z, torch.tensor(target), reduction=reduction), [r(*shape) * 3], np.float32)
+
+
+def test_cross_entropy_short_path_row_max_and_sums():
+    from rosenblatt.nn.functional.loss import _row_max, _row_sum
+
+    for shape in [(128, 10), (3, 64), (5, 65), (1, 4), (0, 5)]:
+        z = r(*shape).astype(np.float32)
+        np.testing.assert_array_equal(_row_max(z), z.max(axis=1))
+        np.testing.assert_allclose(_row_sum(z), z.sum(axis=1), rtol=1e-6, atol=1e-6)
+    z = r(6, 5).astype(np.float32)
+    z[2, 3] = np.nan
+    assert np.isnan(_row_max(z)[2]) and not np.isnan(_row_max(z)[[0, 1, 3, 4, 5]]).any()
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.int8])
+def test_index_target_checks_for_every_integer_dtype(dtype):
+    z = rb.randn(4, 3)
+    with pytest.raises(IndexError, match=r"cross_entropy.*\[0, 3\).*got values in \[0, 3\]"):
+        F.cross_entropy(z, np.array([0, 1, 2, 3], dtype=dtype))
+    with pytest.raises(IndexError, match=r"nll_loss.*got values in \[-1, 2\]"):
+        F.nll_loss(z, np.array([0, -1, 2, 1], dtype=dtype))
+    assert np.isfinite(F.cross_entropy(z, np.array([0, -100 if dtype != np.int8 else -128, 2, 1], dtype=dtype),
+                                       ignore_index=-100 if dtype != np.int8 else -128).item())
+    assert np.isfinite(F.nll_loss(z, np.array([0, 1, 2, 1], dtype=dtype), ignore_index=1).item())
+
+
+@requires_torch
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(128, 10), (6, 4), (3, 4, 2, 3), (4,)], ids=["NC", "small", "NCHW", "C"])
+@pytest.mark.parametrize("opts", [{}, dict(weight=True), dict(ignore_index=2), dict(weight=True, ignore_index=0)],
+                         ids=["plain", "weight", "ignore", "weight-ignore"])
+def test_nll_loss_fused_matches_torch_float32(opts, shape, reduction):
+    classes = shape[1] if len(shape) > 1 else shape[0]
+    target = rng.integers(0, classes, (shape[0],) + shape[2:] if len(shape) > 1 else ())
+    if target.ndim:
+        target.reshape(-1)[0] = 1  # at least one sample counted
+    kw, tkw = _ce_kwargs(opts, classes, np.float32)
+    check_op(lambda x: F.nll_loss(x, target, reduction=reduction, **kw),
+             lambda x: TF.nll_loss(x, torch.tensor(target), reduction=reduction, **tkw),
+             [np.log(distribution(*shape, axis=1 if len(shape) > 1 else 0))], np.float32)
+
+
+@requires_torch
+@pytest.mark.filterwarnings("ignore:.*(divide|invalid value):RuntimeWarning")  # the all-ignored mean: 0 / 0
+def test_nll_loss_all_ignored_mean_is_nan_with_zero_gradient():
+    x = rb_tensor(np.log(distribution(4, 3)), requires_grad=True)
+    loss = F.nll_loss(x, np.full(4, -100))
+    tx = torch.tensor(x.numpy(), requires_grad=True)
+    t_loss = TF.nll_loss(tx, torch.full((4,), -100))
+    assert np.isnan(loss.item()) and np.isnan(t_loss.item())
+    loss.backward()
+    t_loss.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_nll_loss_fused_gradcheck_and_composite(reduction):
+    from rosenblatt.nn.functional.loss import _nll_loss_composite
+
+    w = np.linspace(0.5, 2.0, 4)
+    target = np.array([0, 1, 3, 2, 1, 3])
+    for kw in ({}, dict(weight=w), dict(weight=w, ignore_index=3)):
+        check_grad(lambda x, kw=kw: F.nll_loss(x, target, reduction=reduction, **kw), [r(6, 4)], second_order=True)
+        x = rb_tensor(r(6, 4), requires_grad=True)
+        fused = F.nll_loss(x, target, reduction=reduction, **kw)
+        assert type(fused.grad_fn).__name__ == "NLLLossFn"
+        composite = _nll_loss_composite(x, target, kw.get("weight"), kw.get("ignore_index", -100), reduction)
+        assert_close(fused, composite, rtol=1e-12)
+        gy = rb_tensor(r(*fused.shape))
+        assert_close(rb.grad(fused, [x], gy)[0], rb.grad(composite, [x], gy)[0], rtol=1e-12)

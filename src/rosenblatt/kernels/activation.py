@@ -303,7 +303,8 @@ def softmax(x: Any, axis: int, log: bool = False) -> Any:
         if y is not None and not np.isnan(y.max()):
             return y
     xp = get_array_module(x)
-    y = x - x.max(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):  # a row of -inf: inf - inf, NaN as in PyTorch, without a warning
+        y = x - x.max(axis=axis, keepdims=True)
     if log:
         y -= xp.log(xp.exp(y).sum(axis=axis, keepdims=True))
         return y

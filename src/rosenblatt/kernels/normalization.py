@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from rosenblatt.backend import get_array_module
 
 
@@ -25,20 +27,26 @@ def _param_shape(ndim: int, channels: int) -> tuple[int, ...]:
 # (also as accurate as NumPy's pairwise sum, measured against float64).
 
 
+# An (N, C) array (BatchNorm1d after a linear layer) is summed over N as ``ones(N) @ a`` (BLAS: 3 us
+# against NumPy's 6 us on 128x512 float32), and its column dot products are ``einsum("nc,nc->c")``
+# (10 us, no product array, against 19 us for ``(a * b).sum(axis=0)``); both add the N terms of a
+# column in the input's dtype, as NumPy's axis-0 sum does.
+
+
 def _channel_sum(a):
     """``a.sum(axis=(0, 2, ...))`` of an ``(N, C, ...)`` array, shape ``(C,)``."""
-    if a.ndim == 2:
-        return a.sum(axis=0)
     xp = get_array_module(a)
+    if a.ndim == 2:
+        return xp.ones(a.shape[0], dtype=a.dtype) @ a if xp is np else a.sum(axis=0)
     a3 = a.reshape(a.shape[0], a.shape[1], -1)
     return xp.matmul(a3, xp.ones(a3.shape[2], dtype=a.dtype)).sum(axis=0)
 
 
 def _channel_dot(a, b):
     """``(a * b).sum(axis=(0, 2, ...))`` of two ``(N, C, ...)`` arrays without the product array."""
-    if a.ndim == 2:
-        return (a * b).sum(axis=0)
     xp = get_array_module(a)
+    if a.ndim == 2:
+        return np.einsum("nc,nc->c", a, b) if xp is np else (a * b).sum(axis=0)
     n, c = a.shape[:2]
     a4 = a.reshape(n, c, 1, -1)
     b4 = b.reshape(n, c, -1, 1)
@@ -85,9 +93,12 @@ def batch_norm_train_backward(g: Any, x_hat: Any, invstd: Any, weight: Any, need
     gx = None
     if need_x:
         scale = invstd if weight is None else invstd * weight
-        # dx = scale * (g - mean(g) - x_hat * mean(g x_hat)), with weight folded into scale
-        gx = g - (sum_g / count).reshape(shape)
-        gx -= x_hat * (sum_g_xhat / count).reshape(shape)
+        # dx = scale * (g - mean(g) - x_hat * mean(g x_hat)), with weight folded into scale; one new
+        # array, four passes (a fresh array costs about twice an in-place pass: 24 us against 13 on
+        # 128x512 float32)
+        gx = x_hat * (sum_g_xhat / -count).reshape(shape)
+        gx += g
+        gx -= (sum_g / count).reshape(shape)
         gx *= scale.reshape(shape)
     return gx, (sum_g_xhat if need_w else None), (sum_g if need_b else None)
 

@@ -4,9 +4,13 @@
 with a target distribution), class weights, ``ignore_index`` and label smoothing in one forward,
 and the closed-form gradient ``(sum(q) * softmax(z) - q) / denominator`` in backward, where ``q`` is
 the weighted (smoothed) target distribution of each sample. ``binary_cross_entropy_with_logits``
-is fused the same way and never forms ``log(sigmoid(x))``. The readable versions from primitives
-(``cross_entropy_composite``, ``binary_cross_entropy_with_logits_composite``) are the test oracles
-and provide second derivatives under ``create_graph=True``.
+is fused the same way (its reduction included) and never forms ``log(sigmoid(x))``; so are
+``nll_loss`` and the regression losses (``mse_loss``, ``l1_loss``, ``huber_loss``,
+``smooth_l1_loss``: one node each, see :class:`RegressionLossFn`). Reductions over whole arrays
+are BLAS row sums added in float64 (:func:`_total`). The readable versions from primitives
+(``cross_entropy_composite``, ``binary_cross_entropy_with_logits_composite``, and the private
+``_regression_composite`` and ``_nll_loss_composite``) are the test oracles and provide second
+derivatives under ``create_graph=True``.
 """
 
 from __future__ import annotations
@@ -82,74 +86,240 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
+# -- fast reductions -------------------------------------------------------------------------
+
+# Whole-array sums of the fused losses. NumPy's ``a.sum()`` of a float32 array is pairwise (accurate)
+# but takes 17 us for 100k elements, and ``(a * b).sum()`` another pass for the product; a BLAS
+# matrix-vector product does the sum of 1,024-element rows in 6 us (``(a * b)`` rows: a batched
+# (1, L) @ (L, 1) product, 10 us, no product array), and the per-row results are added in float64:
+# as accurate as the pairwise sum (relative error 6e-9 against float64 on 128x784, 1e-9 on
+# 64x3x64x64; one BLAS dot over the whole array: 7e-8 and 8e-7).
+_ROW = 1024
+_ones_cache: dict[Any, Any] = {}
+
+
+def _ones(dtype: Any) -> Any:
+    ones = _ones_cache.get(dtype)
+    if ones is None:
+        ones = _ones_cache[dtype] = np.ones(_ROW, dtype=dtype)
+    return ones
+
+
+def _total(a: Any) -> Any:
+    """``a.sum()`` of a contiguous float array, accumulated in float64 (a float64 scalar)."""
+    if type(a) is not np.ndarray or a.size < 2 * _ROW:
+        return a.sum(dtype=np.float64)
+    flat = a.reshape(-1)
+    rows = flat.size // _ROW
+    split = rows * _ROW
+    total = (flat[:split].reshape(rows, _ROW) @ _ones(a.dtype)).sum(dtype=np.float64)
+    return total + flat[split:].sum(dtype=np.float64) if split < flat.size else total
+
+
+def _total_product(a: Any, b: Any) -> Any:
+    """``(a * b).sum()`` of two contiguous float arrays of one shape, in float64, without ``a * b``."""
+    if type(a) is not np.ndarray or a.size < 2 * _ROW:
+        return (a * b).sum(dtype=np.float64)
+    fa, fb = a.reshape(-1), b.reshape(-1)
+    rows = fa.size // _ROW
+    split = rows * _ROW
+    total = np.matmul(fa[:split].reshape(rows, 1, _ROW), fb[:split].reshape(rows, _ROW, 1)).sum(dtype=np.float64)
+    return total + np.dot(fa[split:], fb[split:]).astype(np.float64) if split < fa.size else total
+
+
+def _reduced(xp: Any, total: Any, count: int, reduction: str, dtype: Any) -> Any:
+    """The loss array of a ``"mean"`` or ``"sum"`` reduction given the float64 sum of its elements."""
+    if reduction == "mean":
+        total = total / count if count else np.nan  # PyTorch's NaN for the mean of nothing, without a warning
+    return xp.asarray(total, dtype=dtype)
+
+
+def _scaled(a: Any, g: Any, reduction: str, factor: float = 1.0) -> Any:
+    """``a * g * factor`` (``/ a.size`` for the mean) as a new array in ``a``'s dtype, in one pass for a
+    reduced loss (``g`` a 0-d array: the scalar is formed first) and two for ``reduction="none"``."""
+    if reduction == "none":
+        out = a * g
+        if factor != 1.0:
+            out *= factor
+        return out
+    if reduction == "mean":
+        factor = factor / max(a.size, 1)
+    return a * (g * factor if factor != 1.0 else g)
+
+
+def _negated(a: Any) -> Any:
+    """``-a`` (a new array): the target's gradient of a loss of ``input - target``, as PyTorch's."""
+    return get_array_module(a).negative(a)
+
+
 # -- regression losses -----------------------------------------------------------------------
+
+# mse_loss, l1_loss, huber_loss and smooth_l1_loss are one node each (rosenblatt used to record
+# three to six: subtract, square or abs, select, mean): forward forms ``d = input - target`` once and
+# reduces without a squared array; backward writes the input's gradient in one pass over a kept
+# array and the target's as its negation. Forward + backward of 128x784 float32, mean, both
+# gradients, measured interleaved with PyTorch (2 threads each, a shared machine, medians of
+# minima): mse_loss 357 -> 149 us (PyTorch 129 us), huber_loss 2,039 -> 192 us (167 us; the old
+# composite's ``where`` took 0.35 ms a call), smooth_l1_loss 2,032 -> 193 us (156 us), l1_loss
+# 308 -> 230 us (259 us); the remaining gap is PyTorch's second thread on the element-wise passes.
+# The readable formulas (``_regression_elementwise``) give the differentiable ``backward`` (second
+# derivatives, create_graph=True) and are the tests' oracles.
+
+
+def _regression_elementwise(kind: str, x: Tensor, t: Tensor, param: float) -> Tensor:
+    """The unreduced loss from primitives: the oracle of the fused regression losses."""
+    d = x - t
+    if kind == "mse":
+        return d * d
+    a = abs(d)
+    if kind == "l1":
+        return a
+    small = constant(a.data < param)
+    if kind == "huber":
+        return where(small, 0.5 * d * d, param * (a - 0.5 * param))
+    return where(small, (0.5 / param) * d * d, a - 0.5 * param)  # smooth_l1
+
+
+def _regression_composite(kind: str, x: Tensor, t: Tensor, reduction: str, param: float) -> Tensor:
+    return _reduce(_regression_elementwise(kind, x, t, param), reduction)
+
+
+def _difference(x: Any, t: Any) -> Any:
+    """``x - t`` in the input's dtype (an integer target counts as the input's dtype, as in PyTorch)."""
+    if t.dtype != x.dtype:
+        t = t.astype(x.dtype)
+    return x - t
+
+
+class RegressionLossFn(Function):
+    """``mse`` / ``l1`` / ``huber`` / ``smooth_l1`` loss of ``input - target`` in one node.
+
+    ``param`` is huber's ``delta`` or smooth_l1's ``beta`` (positive). Forward keeps one array for
+    backward, whose input gradient is that array times a scalar (or ``grad``) in one pass:
+
+    - mse: ``d = x - t``; sum ``d . d`` (no ``d * d`` array); gradient ``d * (2 g / n)``.
+    - l1: ``d``; sum ``|d|``; gradient ``sign(d) * (g / n)``, ``sign`` as two comparisons
+      (``np.sign`` takes 40 us on 128x784 float32, the comparisons 16 us).
+    - huber (smooth_l1 is huber with ``delta = beta``, divided by ``beta``): ``c = clip(d, -delta,
+      delta)``; the loss is ``c (d - c / 2)`` element-wise (``d^2 / 2`` where ``|d| <= delta``, else
+      ``delta (|d| - delta / 2)``), summed as ``c . d - (c . c) / 2`` (every element's first term is
+      at least twice its second, so the difference loses at most one bit); gradient ``c * (g / n)``.
+
+    The target's gradient is the negation of the input's (PyTorch's too).
+    """
+
+    @staticmethod
+    def forward(ctx, x, t, kind, reduction, param):
+        xp = get_array_module(x)
+        d = _difference(x, t)
+        if kind == "mse":
+            ctx.kept = d
+            if reduction == "none":
+                return d * d
+            total = _total_product(d, d)
+        elif kind == "l1":
+            ctx.kept = d
+            a = xp.abs(d)
+            if reduction == "none":
+                return a
+            total = _total(a)
+        else:  # huber, smooth_l1
+            c = xp.clip(d, -param, param)
+            ctx.kept = c
+            if reduction == "none":
+                loss = c * 0.5
+                xp.subtract(d, loss, out=loss)
+                loss *= c
+                if kind == "smooth_l1":
+                    loss /= param
+                return loss
+            total = _total_product(c, d) - 0.5 * _total_product(c, c)
+            if kind == "smooth_l1":
+                total = total / param
+        return _reduced(xp, total, d.size, reduction, d.dtype)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, t, kind, reduction, param = ctx.inputs
+        return composite_backward(lambda x_, t_, *_: _regression_composite(kind, x_, t_, reduction, param),
+                                  ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        x, t, kind, reduction, param = ctx.inputs
+        kept = ctx.kept
+        if kind == "mse":
+            gx = _scaled(kept, g, reduction, 2.0)
+        elif kind == "l1":
+            # sign(d) as (d > 0) - (d < 0): 0 at d = 0, as PyTorch's
+            xp = get_array_module(kept)
+            sign = (kept > 0).view(np.int8) - (kept < 0).view(np.int8)
+            scale = g if reduction != "mean" else g * (1.0 / max(kept.size, 1))
+            gx = xp.multiply(sign, scale, dtype=kept.dtype)
+        else:
+            gx = _scaled(kept, g, reduction, 1.0 / param if kind == "smooth_l1" else 1.0)
+        gt = _negated(gx) if ctx.needs_input_grad[1] else None
+        return (gx if ctx.needs_input_grad[0] else None), gt, None, None, None
+
+
+def _regression_loss(name: str, kind: str, input: Tensor, target: Any, reduction: str,  # noqa: A002
+                     param: float = 0.0) -> Tensor:
+    input = _as_input(name, input)  # noqa: A001
+    target = _as_target(name, target, input)
+    _check_same_shape(name, input, target)
+    _check_reduction(name, reduction)
+    if kind == "huber" and param <= 0:
+        raise ValueError(f"huber_loss: delta must be positive, got {param}")
+    if kind == "smooth_l1":
+        if param < 0:
+            raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {param}")
+        if param == 0:
+            kind = "l1"
+    return RegressionLossFn.apply(input, target, kind, reduction, float(param))
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean squared error ``(input - target)^2``.
 
+    One fused node (see :class:`RegressionLossFn`).
+
     Shape:
         input and target: the same shape ``(*)``; output: scalar, or ``(*)`` with ``reduction="none"``.
     """
-    input = _as_input("mse_loss", input)  # noqa: A001
-    target = _as_target("mse_loss", target, input)
-    _check_same_shape("mse_loss", input, target)
-    _check_reduction("mse_loss", reduction)
-    diff = input - target
-    return _reduce(diff * diff, reduction)
+    return _regression_loss("mse_loss", "mse", input, target, reduction)
 
 
 def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean absolute error ``|input - target|``.
 
+    One fused node (see :class:`RegressionLossFn`); the gradient at ``input == target`` is 0, as PyTorch's.
+
     Shape:
         input and target: the same shape ``(*)``; output: scalar, or ``(*)`` with ``reduction="none"``.
     """
-    input = _as_input("l1_loss", input)  # noqa: A001
-    target = _as_target("l1_loss", target, input)
-    _check_same_shape("l1_loss", input, target)
-    _check_reduction("l1_loss", reduction)
-    return _reduce(abs(input - target), reduction)
+    return _regression_loss("l1_loss", "l1", input, target, reduction)
 
 
 def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:  # noqa: A002
     """Huber loss: ``0.5 d^2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 delta)``.
 
+    One fused node (see :class:`RegressionLossFn`).
+
     Shape:
         input and target: the same shape ``(*)``; output: scalar, or ``(*)`` with ``reduction="none"``.
     """
-    input = _as_input("huber_loss", input)  # noqa: A001
-    target = _as_target("huber_loss", target, input)
-    _check_same_shape("huber_loss", input, target)
-    _check_reduction("huber_loss", reduction)
-    if delta <= 0:
-        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
-    d = input - target
-    a = abs(d)
-    small = constant(a.data < delta)
-    loss = where(small, 0.5 * d * d, delta * (a - 0.5 * delta))
-    return _reduce(loss, reduction)
+    return _regression_loss("huber_loss", "huber", input, target, reduction, delta)
 
 
 def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0) -> Tensor:  # noqa: A002
     """Smooth L1: ``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (L1 when beta=0).
 
+    One fused node (see :class:`RegressionLossFn`).
+
     Shape:
         input and target: the same shape ``(*)``; output: scalar, or ``(*)`` with ``reduction="none"``.
     """
-    input = _as_input("smooth_l1_loss", input)  # noqa: A001
-    target = _as_target("smooth_l1_loss", target, input)
-    _check_same_shape("smooth_l1_loss", input, target)
-    _check_reduction("smooth_l1_loss", reduction)
-    if beta < 0:
-        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
-    d = input - target
-    a = abs(d)
-    if beta == 0:
-        return _reduce(a, reduction)
-    small = constant(a.data < beta)
-    loss = where(small, (0.5 / beta) * d * d, a - 0.5 * beta)
-    return _reduce(loss, reduction)
+    return _regression_loss("smooth_l1_loss", "smooth_l1", input, target, reduction, beta)
 
 
 # -- binary classification -------------------------------------------------------------------
@@ -204,15 +374,19 @@ def _bce_args(name: str, input: Tensor, target: Any, weight: Any, reduction: str
     target = _as_target(name, target, input)
     _check_same_shape(name, input, target)
     _check_reduction(name, reduction)
-    _check_no_nan(name, target)
     xd, td = input.data, target.data
     xp = get_array_module(xd)
-    if xd.size and (bool(xp.any(xd < 0)) or bool(xp.any(xd > 1)) or bool(xp.isnan(xd).any())):
+    # Ranges from each array's minimum and maximum: two reductions per array instead of two or three
+    # comparisons and their any(); a NaN propagates into both (and fails every comparison).
+    t_low, t_high = (float(td.min()), float(td.max())) if td.size else (0.0, 0.0)
+    if t_low != t_low or t_high != t_high:
+        raise ValueError(f"{name}: target contains NaN")
+    if xd.size and not (float(xd.min()) >= 0 and float(xd.max()) <= 1):
         raise ValueError(f"{name}: all elements of input should be between 0 and 1 "
                          "(apply sigmoid, or use binary_cross_entropy_with_logits on raw scores)")
-    if td.size and (bool(xp.any(td < 0)) or bool(xp.any(td > 1))):
+    if not (t_low >= 0 and t_high <= 1):
         raise ValueError(f"{name}: all elements of target should be between 0 and 1, got values from "
-                         f"{float(td.min())} to {float(td.max())}")
+                         f"{t_low} to {t_high}")
     w = None if weight is None else xp.asarray(raw(weight), dtype=xd.dtype)
     if w is not None:
         try:
@@ -245,51 +419,80 @@ def binary_cross_entropy_composite(input: Tensor, target: Any, weight: Any = Non
     return _reduce(loss if w is None else loss * constant(w), reduction)
 
 
-def _softplus_neg(xp: Any, x: Any) -> Any:
-    """``log(1 + exp(-x))`` without overflow: ``max(-x, 0) + log1p(exp(-|x|))``."""
-    return xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
-
-
 class BCEWithLogitsFn(Function):
-    """Element-wise ``w [(1 - t) x + (1 + (pw - 1) t) softplus(-x)]`` (unreduced)."""
+    """``w [(1 - t) x + (1 + (pw - 1) t) softplus(-x)]`` and its reduction in one node.
+
+    Forward makes ``softplus(-|x|) = log1p(exp(-|x|))`` (never overflows) in place and the margin
+    ``max(x, 0) - t x`` (exactly 0 where a hard target is predicted right, so a confident right
+    prediction keeps its small loss ``softplus(-|x|)``; PyTorch's ``(1 - t) x - log_sigmoid(x)``
+    rounds it away for negative ``x``): three arrays, eight passes; ``"mean"`` and ``"sum"`` add the
+    BLAS row sums of the two parts. Backward writes ``(sigmoid(x) - t) g`` (PyTorch's formula) in six passes over
+    the input, ``sigmoid(x) = 1 / (1 + exp(-x))`` (as PyTorch's: accurate for very negative ``x``). Forward and backward of 128x784
+    float32 logits, mean, measured interleaved with PyTorch (2 threads each): 551 -> 438 us
+    (PyTorch: 259 us, its element-wise kernels on both threads; NumPy runs the three
+    transcendental passes, about 40 us each, and eleven plain ones on one).
+    """
 
     @staticmethod
-    def forward(ctx, x, t, weight, pos_weight):
+    def forward(ctx, x, t, weight, pos_weight, reduction="none"):
         xp = get_array_module(x)
-        sp = _softplus_neg(xp, x)
-        ctx.sp = sp
+        loss = xp.abs(x)
+        xp.negative(loss, out=loss)
+        xp.exp(loss, out=loss)  # exp(-|x|), in (0, 1]
+        xp.log1p(loss, out=loss)  # softplus(-|x|)
         if pos_weight is None:
-            loss = (1.0 - t) * x + sp
+            # (1 - t) x + softplus(-x) = [max(x, 0) - t x] + softplus(-|x|)
+            u = t * x
+            margin = xp.maximum(x, 0)
+            margin -= u
+            if weight is None and reduction != "none":
+                return _reduced(xp, _total(loss) + _total(margin), loss.size, reduction, loss.dtype)
+            loss += margin
         else:
-            loss = (1.0 - t) * x + (1.0 + (pos_weight - 1.0) * t) * sp
+            loss += xp.maximum(-x, 0)  # softplus(-x) = max(-x, 0) + softplus(-|x|)
+            ctx.sp = loss
+            loss = (1.0 - t) * x + (1.0 + (pos_weight - 1.0) * t) * loss
         if weight is not None:
             loss *= weight
-        return loss
+        if reduction == "none":
+            return loss
+        return _reduced(xp, _total(loss), loss.size, reduction, loss.dtype)
 
     @staticmethod
     def backward(ctx, gy):
-        x, t, weight, pos_weight = ctx.inputs
+        x, t, weight, pos_weight, reduction = ctx.inputs
         return composite_backward(
-            lambda x_, t_, *_: _bce_logits_elementwise(x_, t_, weight, pos_weight),
+            lambda x_, t_, *_: _reduce(_bce_logits_elementwise(x_, t_, weight, pos_weight), reduction),
             ctx.inputs, ctx.needs_input_grad, [gy],
         )
 
     @staticmethod
     def backward_arrays(ctx, g):
-        x, t, weight, pos_weight = ctx.inputs
+        x, t, weight, pos_weight, reduction = ctx.inputs
         xd, td = x.data, t.data
         xp = get_array_module(xd)
+        if reduction == "mean":
+            g = g * (1.0 / max(xd.size, 1))
         if weight is not None:
             g = g * weight
         gx = gt = None
         if ctx.needs_input_grad[0]:
-            sig_neg = 0.5 * (1.0 - xp.tanh(0.5 * xd))  # sigmoid(-x), overflow-free
-            log_weight = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * td
-            gx = (g * ((1.0 - td) - log_weight * sig_neg)).astype(xd.dtype, copy=False)
+            gx = xp.negative(xd)
+            with np.errstate(over="ignore"):
+                xp.exp(gx, out=gx)  # exp(-x); inf below x = -88 (float32) gives sigmoid 0, its limit
+            gx += 1.0
+            xp.reciprocal(gx, out=gx)  # sigmoid(x)
+            if pos_weight is None:
+                gx -= td
+            else:
+                # d/dx = lw sigmoid(x) - pw t (PyTorch's form), lw = 1 + (pw - 1) t
+                gx *= 1.0 + (pos_weight - 1.0) * td
+                gx -= pos_weight * td
+            gx *= g
         if ctx.needs_input_grad[1]:
-            dt = -xd if pos_weight is None else -xd + (pos_weight - 1.0) * ctx.sp
-            gt = (g * dt).astype(xd.dtype, copy=False)
-        return gx, gt, None, None
+            # d/dt = -x + (pw - 1) softplus(-x)
+            gt = xd * -g if pos_weight is None else ((pos_weight - 1.0) * ctx.sp - xd) * g
+        return gx, gt, None, None, None
 
 
 def _bce_logits_elementwise(x: Tensor, t: Tensor, weight: Any, pos_weight: Any) -> Tensor:
@@ -342,10 +545,11 @@ def binary_cross_entropy_with_logits(
     """
     input, target, w, pw = _bce_logits_args(  # noqa: A001
         "binary_cross_entropy_with_logits", input, target, weight, pos_weight, reduction)
-    loss = BCEWithLogitsFn.apply(input, target, w, pw)
-    if loss.shape != input.shape:  # a weight with extra leading axes would broadcast the loss up
-        raise ValueError(f"binary_cross_entropy_with_logits: weight changes the loss shape to {loss.shape}")
-    return _reduce(loss, reduction)
+    if w is not None or pw is not None:  # a weight with extra leading axes would broadcast the loss up
+        shape = np.broadcast_shapes(input.shape, *(a.shape for a in (w, pw) if a is not None))
+        if shape != input.shape:
+            raise ValueError(f"binary_cross_entropy_with_logits: weight changes the loss shape to {shape}")
+    return BCEWithLogitsFn.apply(input, target, w, pw, reduction)
 
 
 def binary_cross_entropy_with_logits_composite(
@@ -368,6 +572,52 @@ def _class_rows(x: Any) -> Any:
     return xp.ascontiguousarray(xp.moveaxis(x, 1, -1)).reshape(-1, x.shape[1])
 
 
+# Reductions along the class axis of (rows, classes) arrays. NumPy reduces a short contiguous
+# axis one row at a time: z.max(axis=1) of (128, 10) float32 logits takes 8 us, the same maximum
+# over axis 0 of the transposed copy 2.7 us (max is exact: the same bits); a sum along the classes
+# is a BLAS matrix-vector product with ones (0.8 us against 2.9 us).
+_FEW_CLASSES = 64
+
+
+def _row_max(z: Any) -> Any:
+    """``z.max(axis=1)`` of a ``(rows, classes)`` array."""
+    if type(z) is np.ndarray and z.shape[1] <= _FEW_CLASSES and z.shape[0] > 1:
+        return np.maximum.reduce(z.T.copy(), axis=0)  # (the ufunc's own reduce: np.amax's wrapper adds 1.4 us)
+    return z.max(axis=1)
+
+
+_class_constants: dict[tuple[Any, ...], Any] = {}
+
+
+def _row_sum(a: Any) -> Any:
+    """``a.sum(axis=1)`` of a C-contiguous ``(rows, classes)`` float array."""
+    if type(a) is np.ndarray and a.shape[1] <= _FEW_CLASSES:
+        key = ("ones", a.shape[1], a.dtype)
+        ones = _class_constants.get(key)
+        if ones is None:
+            ones = _class_constants[key] = np.ones(a.shape[1], dtype=a.dtype)
+        return a @ ones
+    return a.sum(axis=1)
+
+
+def _sum_all(a: Any) -> Any:
+    """``a.sum()`` of a small array (the ufunc's reduce for NumPy: the method's wrapper costs 0.5 us)."""
+    return np.add.reduce(a, axis=None) if type(a) is np.ndarray else a.sum()
+
+
+def _row_starts(xp: Any, rows: int, classes: int) -> Any:
+    """``arange(rows) * classes``: the flat index of each row's first element (cached for NumPy)."""
+    if xp is not np:
+        return xp.arange(rows) * classes
+    key = ("starts", rows, classes)
+    starts = _class_constants.get(key)
+    if starts is None:
+        if len(_class_constants) > 64:
+            _class_constants.clear()
+        starts = _class_constants[key] = np.arange(rows, dtype=np.int64) * classes
+    return starts
+
+
 def _class_layout(rows: Any, shape: tuple[int, ...]) -> Any:
     """Inverse of :func:`_class_rows`."""
     if len(shape) == 2:
@@ -380,6 +630,10 @@ def _class_layout(rows: Any, shape: tuple[int, ...]) -> Any:
 def _index_target(name: str, input: Tensor, target: Tensor, ignore_index: int) -> Any:  # noqa: A002
     """Validate class-index targets; return them as an int64 array."""
     return _checked_index_target(name, input, target, ignore_index)[0]
+
+
+_UNSIGNED = {np.dtype(np.int64): np.uint64, np.dtype(np.int32): np.uint32, np.dtype(np.int16): np.uint16,
+             np.dtype(np.int8): np.uint8}
 
 
 def _checked_index_target(name: str, input: Tensor, target: Tensor, ignore_index: int) -> tuple[Any, bool]:  # noqa: A002
@@ -398,6 +652,13 @@ def _checked_index_target(name: str, input: Tensor, target: Tensor, ignore_index
         )
     classes = input.shape[1]
     xp = get_array_module(td)
+    unsigned = _UNSIGNED.get(td.dtype)
+    if unsigned is not None and td.size and not 0 <= ignore_index < classes:
+        # One reduction for the common case: seen as unsigned, negative entries are huge, so every
+        # entry is a class index exactly when the unsigned maximum is below the class count.
+        as_unsigned = td.reshape(-1).view(unsigned)
+        if int(np.maximum.reduce(as_unsigned) if xp is np else as_unsigned.max()) < classes:
+            return xp.asarray(td, dtype=np.int64), True
     low, high = (int(td.min()), int(td.max())) if td.size else (0, 0)
     plain = 0 <= low and high < classes and not low <= ignore_index <= high
     if low < 0 or high >= classes:  # in range once the ignored entries are left out?
@@ -423,7 +684,15 @@ def _class_weight(name: str, weight: Any, classes: int, dtype: Any, xp: Any) -> 
 
 
 class CrossEntropyFn(Function):
-    """Softmax cross-entropy over classes in one node (see the module docstring)."""
+    """Softmax cross-entropy over classes in one node (see the module docstring).
+
+    Plain class indices (none ignored, no weights, no smoothing: ``cross_entropy`` checked them
+    with one reduction) take a short path: the row maximum from a transposed copy and the row sums
+    as a product with ones (:func:`_row_max`, :func:`_row_sum`), the targets picked through flat
+    indices, and ``exp(z - max)`` with its row sums kept, so backward forms ``softmax(z)`` without
+    another ``exp``. ``(128, 10)`` float32 logits, measured interleaved with PyTorch: forward 30 ->
+    18 us (PyTorch 15 us), forward + backward 59 -> 45 us (PyTorch 62 us).
+    """
 
     @staticmethod
     def forward(ctx, logits, target, weight, ignore_index, smoothing, reduction, plain=False):
@@ -431,8 +700,25 @@ class CrossEntropyFn(Function):
         shape = logits.shape
         z = _class_rows(logits)
         rows, classes = z.shape
-        logp = z - z.max(axis=1, keepdims=True)
-        logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
+        shifted = z - _row_max(z)[:, None]
+        if target.dtype.kind != "f" and plain and weight is None and not smoothing:
+            # Class indices, the common case: every target is a class index (none equals
+            # ignore_index, as cross_entropy found when it checked them) and every weight is one.
+            # The loss is log(sum exp(shifted)) - shifted[y] per row, and the kept exp(shifted) and
+            # its row sums give backward softmax(z) without another exp.
+            picks = _row_starts(xp, rows, classes) + target.reshape(-1)  # flat index of each row's target
+            loss = -shifted.reshape(-1)[picks]
+            xp.exp(shifted, out=shifted)
+            sums = _row_sum(shifted)
+            loss += xp.log(sums)
+            ctx.exp_z, ctx.sums, ctx.picks, ctx.valid = shifted, sums, picks, None
+            ctx.denominator = rows
+            if reduction == "none":
+                return loss.reshape((shape[0],) + tuple(shape[2:]))
+            total = _sum_all(loss)
+            return total if reduction == "sum" else total / rows
+        logp = shifted
+        logp -= xp.log(_row_sum(xp.exp(logp)))[:, None]
         ctx.logp = logp
         if target.dtype.kind == "f":  # a target distribution per row
             q = _class_rows(target)
@@ -442,13 +728,6 @@ class CrossEntropyFn(Function):
                 q = q * weight
             ctx.q = q
             loss = -(q * logp).sum(axis=1)
-            denominator = rows
-        elif plain and weight is None and not smoothing:
-            # Class indices, the common case: every target is a class index (none equals
-            # ignore_index, as cross_entropy found when it checked them) and every weight is one.
-            y = target.reshape(-1)
-            loss = -logp[xp.arange(rows), y]
-            ctx.y_safe, ctx.valid = y, None
             denominator = rows
         else:  # class indices
             y = target.reshape(-1)
@@ -480,9 +759,14 @@ class CrossEntropyFn(Function):
     @staticmethod
     def backward_arrays(ctx, g):
         logits, target, weight, ignore_index, smoothing, reduction = ctx.inputs
-        xp = get_array_module(ctx.logp)
-        logp = ctx.logp
-        rows, classes = logp.shape
+        if target.dtype.kind != "f" and ctx.valid is None:
+            logp = None
+            xp = get_array_module(ctx.exp_z)
+            rows, classes = ctx.exp_z.shape
+        else:
+            logp = ctx.logp
+            xp = get_array_module(logp)
+            rows, classes = logp.shape
         if reduction == "none":
             scale = g.reshape(-1, 1)
         elif reduction == "mean":
@@ -504,9 +788,10 @@ class CrossEntropyFn(Function):
                     gt = gt * weight
                 grad_target = _class_layout(gt, target.shape).astype(logp.dtype, copy=False)
         elif ctx.needs_input_grad[0] and ctx.valid is None:  # index targets, none ignored, no weights
-            grad = xp.exp(logp)
-            grad[xp.arange(rows), ctx.y_safe] -= 1.0
-            grad *= scale
+            # softmax(z) * scale - onehot(y) * scale, from forward's exp(z - max) and its row sums
+            row_scale = scale.reshape(-1) if reduction == "none" else scale  # per row, or one for all
+            grad = ctx.exp_z * (row_scale / ctx.sums)[:, None]
+            grad.reshape(-1)[ctx.picks] -= row_scale
             grad_logits = grad
         elif ctx.needs_input_grad[0]:
             valid, w_y = ctx.valid, ctx.w_y
@@ -523,7 +808,7 @@ class CrossEntropyFn(Function):
             grad[~valid] = 0.0  # PyTorch's zeros for ignored samples, also where scale is 1 / 0 (all ignored)
             grad_logits = grad
         if grad_logits is not None:
-            grad_logits = _class_layout(grad_logits.astype(logp.dtype, copy=False), logits.shape)
+            grad_logits = _class_layout(grad_logits.astype(logits.dtype, copy=False), logits.shape)
         return grad_logits, grad_target, None, None, None, None
 
 
@@ -619,6 +904,85 @@ def cross_entropy_composite(
     return reshape(loss, ()) if unbatched and reduction == "none" else loss
 
 
+class NLLLossFn(Function):
+    """Negative log-likelihood of class indices in one node (rosenblatt used to record four: a
+    gather, a reshape, a product with the weights, a reduction).
+
+    Forward picks each row's target entry through a flat index (``ctx.picks``, kept); backward
+    writes ``-w[y] * scale`` at those positions of a zero array, nothing for ignored targets
+    (PyTorch's zeros, also for the all-ignored mean). ``(128, 10)`` float32 input, mean, forward +
+    backward, measured interleaved with PyTorch: 110 -> 27 us (PyTorch: 33 us).
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, weight, ignore_index, reduction, plain):
+        xp = get_array_module(x)
+        z = _class_rows(x)
+        rows, classes = z.shape
+        flat_y = y.reshape(-1)
+        if plain and weight is None:  # every target a class index (none ignored), every weight one
+            valid = w_y = None
+            picks = _row_starts(xp, rows, classes) + flat_y
+            loss = -z.reshape(-1)[picks]
+            denominator = rows
+        else:
+            valid = flat_y != ignore_index
+            y_safe = xp.where(valid, flat_y, 0)
+            picks = _row_starts(xp, rows, classes) + y_safe
+            w_y = valid.astype(z.dtype) if weight is None else weight[y_safe] * valid
+            loss = -z.reshape(-1)[picks]
+            loss *= w_y
+            denominator = _sum_all(w_y)
+        ctx.picks, ctx.valid, ctx.w_y, ctx.denominator = picks, valid, w_y, denominator
+        if reduction == "none":
+            return loss.reshape(y.shape)
+        total = _sum_all(loss)
+        return total if reduction == "sum" else total / denominator
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, y, weight, ignore_index, reduction, _ = ctx.inputs
+        return composite_backward(lambda x_, *_: _nll_loss_composite(x_, y, weight, ignore_index, reduction),
+                                  ctx.inputs, ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, g):
+        x, y, weight, ignore_index, reduction, _ = ctx.inputs
+        xp = get_array_module(g)
+        shape = x.shape
+        rows = y.size
+        classes = shape[1]
+        if reduction == "none":
+            scale = g.reshape(-1)
+        elif reduction == "mean":
+            scale = g / ctx.denominator
+        else:
+            scale = g
+        values = -scale if ctx.w_y is None else ctx.w_y * -scale
+        picks = ctx.picks
+        if ctx.valid is not None:  # ignored targets get no gradient (not 0 * inf when all are ignored)
+            picks = picks[ctx.valid]
+            values = values[ctx.valid] if values.ndim else values
+        grad = xp.zeros(rows * classes, dtype=x.dtype)
+        grad[picks] = values
+        return _class_layout(grad.reshape(rows, classes), shape), None, None, None, None, None
+
+
+def _nll_loss_composite(x: Tensor, y: Any, w: Any, ignore_index: int, reduction: str) -> Tensor:
+    """:func:`nll_loss` from primitives (a gather), given the checked ``(N, d1, ...)`` index targets:
+    the differentiable ``backward`` of :class:`NLLLossFn` and the tests' oracle."""
+    xp = get_array_module(y)
+    valid = y != ignore_index
+    y_safe = xp.where(valid, y, 0)
+    picked = take_along_axis(x, xp.expand_dims(y_safe, 1), axis=1)
+    picked = reshape(picked, y.shape)
+    w_y = valid.astype(x.data.dtype) if w is None else w[y_safe] * valid
+    loss = -picked * constant(w_y)
+    if reduction == "mean":
+        return sum(loss) / float(w_y.sum())
+    return _reduce(loss, reduction)
+
+
 def nll_loss(
     input: Tensor,  # noqa: A002
     target: Any,
@@ -629,7 +993,7 @@ def nll_loss(
     """Negative log-likelihood of class indices under log-probabilities ``input``.
 
     ``-weight[y] * input[n, y]``; ``reduction="mean"`` divides by the summed weights of the
-    non-ignored targets (PyTorch's rule).
+    non-ignored targets (PyTorch's rule). One fused node (see :class:`NLLLossFn`).
 
     Shape:
         input: ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``; target: ``()``, ``(N,)`` or ``(N, d1, ...)``
@@ -643,19 +1007,9 @@ def nll_loss(
     if unbatched:
         input = reshape(input, (1, -1))  # noqa: A001
         target = reshape(target, (1,))
-    y = _index_target(name, input, target, ignore_index)
-    xp = get_array_module(y)
-    w = _class_weight(name, weight, input.shape[1], input.data.dtype, xp)
-    valid = y != ignore_index
-    y_safe = xp.where(valid, y, 0)
-    picked = take_along_axis(input, xp.expand_dims(y_safe, 1), axis=1)
-    picked = reshape(picked, y.shape)
-    w_y = valid.astype(input.data.dtype) if w is None else w[y_safe] * valid
-    loss = -picked * constant(w_y)
-    if reduction == "mean":
-        loss = sum(loss) / float(w_y.sum())
-    else:
-        loss = _reduce(loss, reduction)
+    y, plain = _checked_index_target(name, input, target, ignore_index)
+    w = _class_weight(name, weight, input.shape[1], input.data.dtype, get_array_module(y))
+    loss = NLLLossFn.apply(input, y, w, int(ignore_index), reduction, plain)
     return reshape(loss, ()) if unbatched and reduction == "none" else loss
 
 

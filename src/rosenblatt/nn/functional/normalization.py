@@ -105,6 +105,15 @@ class BatchNormOneDnnFn(Function):
         return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad[:3])) + (None,)
 
 
+# BatchNorm1d on (N, C) features (an MLP): oneDNN's kernel (threaded, one pass each way over the
+# plain layout, which is channels-last with no spatial axes) from this many elements. Kernels
+# alone, forward + backward, interleaved, 2 threads, oneDNN against NumPy: 128x512 float32 98 us
+# against 181 us, 128x128 43 against 55 us, 64x128 38 us both, 32x64 31 against 25 us. The whole
+# F.batch_norm of 128x512 with weight and bias, forward + backward with a dense upstream gradient:
+# 245 -> 132 us (PyTorch, interleaved: 124 us).
+_ONEDNN_MIN_2D = 1 << 14
+
+
 def _update_running_stats(running_mean: Tensor, running_var: Tensor, batch_mean, batch_var, count: int,
                           momentum: float) -> None:
     """``running = (1 - momentum) * running + momentum * batch`` (the variance unbiased), in place."""
@@ -141,7 +150,9 @@ def batch_norm(
     In training (or without running statistics) the batch mean and biased variance normalise
     ``x``, and the running statistics, if given, are updated in place exactly as PyTorch does:
     ``running = (1 - momentum) * running + momentum * batch`` with the *unbiased* batch variance.
-    Otherwise the running statistics normalise.
+    Otherwise the running statistics normalise. With the oneDNN kernel set, training runs oneDNN's
+    kernel on feature maps of :data:`~rosenblatt.kernels.onednn.normalization.MIN_SPATIAL`
+    positions or more, on blocked 4-D layouts, and on ``(N, C)`` inputs of at least 16,384 elements.
 
     Shape:
         x: ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``; running stats, weight, bias: ``(C,)``;
@@ -161,7 +172,8 @@ def batch_norm(
         if kernels.use_onednn(xd, w, b):
             from rosenblatt.kernels.onednn import normalization as dnn
 
-            result = dnn.batch_norm_train_forward(xd, w, b, eps) if dnn.worthwhile(xd.shape) else None
+            worthwhile = dnn.worthwhile(xd.shape) or xd.ndim == 2 and xd.size >= _ONEDNN_MIN_2D
+            result = dnn.batch_norm_train_forward(xd, w, b, eps) if worthwhile else None
             if result is not None:
                 if update:
                     _update_running_stats(running_mean, running_var, result[1], result[2], count, momentum)
