@@ -315,10 +315,11 @@ def softmax(x: Any, axis: int, log: bool = False) -> Any:
 
 def softmax_grad(gy: Any, y: Any, axis: int, log: bool = False) -> Any:
     """The input gradient of :func:`softmax` from its output ``y``: ``y * (gy - sum(gy * y))``
-    (``log=True``: ``gy - exp(y) * sum(gy)``); one oneDNN pass under :func:`softmax`'s conditions
-    (and only from an output without NaN: oneDNN's log-softmax gradient of a NaN row is ``-inf``)."""
+    (``log=True``: ``gy - exp(y) * sum(gy)``); one oneDNN pass under :func:`softmax`'s conditions.
+    A log-softmax gradient needs an output without NaN (oneDNN's gradient of a NaN row is ``-inf``,
+    PyTorch's NaN); a softmax gradient of a NaN row is NaN either way, so it skips that check."""
     if (type(y) is np.ndarray and y.size >= SOFTMAX_ONEDNN_MIN and type(gy) is np.ndarray
-            and kernels.use_onednn(y, gy) and not np.isnan(y.max())):
+            and kernels.use_onednn(y, gy) and not (log and np.isnan(y.max()))):
         from rosenblatt.kernels.onednn import softmax as dnn
 
         gx = dnn.backward(gy, y, axis, log)
