@@ -20,6 +20,7 @@ from tests.parity import (
     check_second_order,
     rb_tensor,
     requires_torch,
+    to_numpy,
     tol,
 )
 
@@ -149,6 +150,53 @@ def test_conv_transpose2d_second_order_matches_torch():
     kw = dict(stride=2, padding=1, output_padding=1)
     check_second_order(lambda x, w: F.conv_transpose2d(x, w, **kw), lambda x, w: TF.conv_transpose2d(x, w, **kw),
                        [r(1, 3, 3, 4), r(3, 2, 3, 3)])
+
+
+@requires_torch
+@pytest.mark.parametrize("kw", [dict(stride=2), dict(stride=2, padding=1)])
+def test_conv_transpose2d_bias_on_big_outputs_matches_torch(kernel_set, monkeypatch, kw):
+    """From CHANNEL_BIAS_ONEDNN_MIN output elements the bias is added in place by oneDNN and its
+    gradient is a threaded product (channels-last or plain output, depending on the kernel)."""
+    from rosenblatt.kernels import conv as conv_kernels
+
+    sums = []
+    real = conv_kernels.channel_sums
+    monkeypatch.setattr("rosenblatt.nn.functional.conv.channel_sums", lambda g: sums.append(g.shape) or real(g))
+    k = 2 if kw.get("padding", 0) == 0 else 4
+    x_shape, w_shape = (16, 32, 16, 16), (32, 16, k, k)
+    arrays = [r(*x_shape).astype(np.float32), r(*w_shape).astype(np.float32), r(16).astype(np.float32)]
+    ours = [rb_tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y, ty = F.conv_transpose2d(*ours, **kw), TF.conv_transpose2d(*theirs, **kw)
+    g = r(*ty.shape).astype(np.float32)
+    y.backward(rb_tensor(g))
+    ty.backward(torch.tensor(g))
+    for a, b in [(y, ty)] + [(o.grad, t.grad) for o, t in zip(ours, theirs)]:
+        a, b = to_numpy(a), b.detach().numpy()  # sums of thousands of terms: float32 rounding of the largest
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(np.abs(b).max()))
+    assert sums and all(s[0] * s[2] * s[3] * s[1] >= conv_kernels.CHANNEL_BIAS_ONEDNN_MIN for s in sums)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channel_bias_kernels(kernel_set, channels_last):
+    from rosenblatt.kernels import conv as conv_kernels
+    from rosenblatt.kernels.onednn import library as L
+
+    a = r(8, 16, 32, 32).astype(np.float32)
+    y = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if channels_last else a.copy()
+    b = r(16).astype(np.float32)
+    out = conv_kernels.add_channel_bias_(y, b)
+    assert out is y and (not channels_last or L.channels_last(y) is not None)
+    np.testing.assert_array_equal(y, a + b.reshape(1, -1, 1, 1))  # the same IEEE sums, in place
+    np.testing.assert_allclose(conv_kernels.channel_sums(y), y.astype(np.float64).sum(axis=(0, 2, 3)),
+                               rtol=1e-5, atol=1e-3)
+
+
+@requires_torch
+def test_conv_transpose2d_with_bias_second_order_matches_torch():
+    kw = dict(stride=2, padding=1, output_padding=1)
+    check_second_order(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw) ** 2,
+                       lambda x, w, b: TF.conv_transpose2d(x, w, b, **kw) ** 2, [r(1, 3, 3, 4), r(3, 2, 3, 3), r(2)])
 
 
 def test_conv_transpose2d_gradcheck():

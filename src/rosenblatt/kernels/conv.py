@@ -378,5 +378,55 @@ def conv2d_grad_input_array(gy: Any, w: Any, x_shape: tuple[int, ...], geom: Con
     return gx
 
 
-__all__ = ["COLUMNS_MAX_BYTES", "ConvGeometry", "conv2d_array", "conv2d_grad_input_array",
+__all__ = ["CHANNEL_BIAS_ONEDNN_MIN", "COLUMNS_MAX_BYTES", "ConvGeometry", "add_channel_bias_", "channel_sums", "conv2d_array", "conv2d_grad_input_array",
            "conv2d_grad_weight_array", "im2col", "wide_columns"]
+
+
+# -- a per-channel bias and its gradient (the transposed convolution's bias) ---------------------
+
+# From this many elements the bias runs on oneDNN's binary primitive (one threaded pass) and its
+# gradient is a threaded product; below, NumPy. A 64x16x32x32 transposed-convolution output
+# (1M elements) took 1.15 ms for the bias forward and backward as a separate broadcast add and
+# sum, against 0.2 ms in PyTorch (fused into its deconvolution).
+CHANNEL_BIAS_ONEDNN_MIN = 1 << 16
+
+
+def add_channel_bias_(y: Any, b: Any) -> Any:
+    """``y += b`` along axis 1 of an ``(N, C, *)`` array (a layer's fresh output, written in place)."""
+    from rosenblatt import kernels
+
+    if type(y) is np.ndarray and y.size >= CHANNEL_BIAS_ONEDNN_MIN and y.ndim == 4 and kernels.use_onednn(y, b):
+        from rosenblatt.kernels.onednn import eltwise
+        from rosenblatt.kernels.onednn import library as L
+
+        bias = np.ascontiguousarray(b, dtype=np.float32)
+        memory = L.channels_last(y) if not y.flags.c_contiguous else None
+        if memory is not None:  # (N, H, W, C) memory: the bias broadcasts along its last axis
+            done = eltwise.binary("add", memory, bias, in_place=True)
+        else:
+            done = eltwise.binary("add", y, bias.reshape(-1, 1, 1), in_place=True)
+        if done is not None:
+            return y
+    y += b.reshape((1, -1) + (1,) * (y.ndim - 2))
+    return y
+
+
+def channel_sums(g: Any) -> Any:
+    """``g.sum`` over every axis but 1 of an ``(N, C, *)`` array (a per-channel bias gradient), as a
+    threaded product with oneDNN for big float32 arrays: the column sums of channels-last memory,
+    or the row sums of a plain one."""
+    from rosenblatt import kernels
+
+    axes = (0,) + tuple(range(2, g.ndim))
+    if type(g) is np.ndarray and g.size >= CHANNEL_BIAS_ONEDNN_MIN and g.ndim == 4 and kernels.use_onednn(g):
+        from rosenblatt.kernels import gemm
+        from rosenblatt.kernels.onednn import library as L
+
+        n, c = g.shape[:2]
+        memory = L.channels_last(g) if not g.flags.c_contiguous else None
+        if memory is not None:
+            return gemm.column_sums(memory.reshape(-1, c))
+        if g.flags.c_contiguous:
+            rows = gemm.matmul(g.reshape(n * c, -1), np.ones((g[0, 0].size, 1), np.float32))
+            return rows.reshape(n, c).sum(axis=0)
+    return g.sum(axis=axes)

@@ -26,6 +26,8 @@ from rosenblatt.core import Function, Tensor
 from rosenblatt.kernels.conv import (
     ConvGeometry,
     _output_size,
+    add_channel_bias_,
+    channel_sums,
     conv2d_array,
     conv2d_grad_input_array,
     conv2d_grad_weight_array,
@@ -287,6 +289,36 @@ class ConvTranspose2dFunction(Function):
         return d_gy, d_w, None, None
 
 
+class ConvTranspose2dBiasFunction(Function):
+    """``conv_transpose2d(x, w) + b`` in one node: the bias is added into the transposed
+    convolution's fresh output (one threaded pass) and its gradient is a per-channel sum
+    (:func:`rosenblatt.kernels.conv.channel_sums`), not a separate broadcast node (1.15 ms of a
+    64x16x32x32 output's 3.6 ms forward and backward went to the bias that way). The other
+    gradients are :class:`ConvTranspose2dFunction`'s."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, out_shape, geom):
+        return add_channel_bias_(CONV2D_KERNELS.transpose(x, w, out_shape, geom), b)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w, b, out_shape, geom = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx = Conv2dFunction.apply(gy, w, None, geom) if need_x else None
+        gw = Conv2dWeightGradFunction.apply(gy, x, w.shape, geom) if need_w else None
+        gb = sum_op(gy, axis=(0, 2, 3)) if need_b else None
+        return gx, gw, gb, None, None
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, w, b, out_shape, geom = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx = CONV2D_KERNELS.conv(gy, w.data, None, geom) if need_x else None
+        gw = CONV2D_KERNELS.weight_grad(gy, x.data, w.shape, geom) if need_w else None
+        gb = channel_sums(gy) if need_b else None
+        return gx, gw, gb, None, None
+
+
 class Conv2dWeightGradFunction(Function):
     """``conv2d_weight(x, gy)``, the weight gradient of ``conv2d``: bilinear; its gradients are a
     transposed convolution (for ``x``) and a convolution (for ``gy``)."""
@@ -467,10 +499,9 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                          f"shape {input.shape}")
     geom = ConvGeometry(stride, pads, dilation, int(groups))
     out_shape = (n, weight.shape[1] * groups, out_h, out_w)
-    y = ConvTranspose2dFunction.apply(input, weight, out_shape, geom)
     if bias is not None:
-        y = y + reshape(bias, (1, -1, 1, 1))
-    return y
+        return ConvTranspose2dBiasFunction.apply(input, weight, bias, out_shape, geom)
+    return ConvTranspose2dFunction.apply(input, weight, out_shape, geom)
 
 
 def conv2d_reference(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
