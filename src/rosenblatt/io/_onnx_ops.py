@@ -288,15 +288,36 @@ def _conv2d(tracer, inputs, kwargs, outputs):
     return tracer.graph.add("Conv", names, **_conv_attributes(geom))
 
 
-def _conv_transpose2d(tracer, inputs, kwargs, outputs):
+def _conv_transpose2d(tracer, inputs, kwargs, outputs, bias=None):
     x, weight, out_shape, geom = inputs
     kh, kw = weight.shape[2:]
     (top, bottom), (left, right) = geom.padding
     natural = [(x.shape[2] - 1) * geom.stride[0] - top - bottom + geom.dilation[0] * (kh - 1) + 1,
                (x.shape[3] - 1) * geom.stride[1] - left - right + geom.dilation[1] * (kw - 1) + 1]
     output_padding = [int(out_shape[2]) - natural[0], int(out_shape[3]) - natural[1]]
-    return tracer.graph.add("ConvTranspose", [tracer.name(x), tracer.name(weight, hint="weight")],
-                            output_padding=output_padding, **_conv_attributes(geom))
+    names = [tracer.name(x), tracer.name(weight, hint="weight")]
+    if bias is not None:
+        names.append(tracer.name(bias, hint="bias"))
+    return tracer.graph.add("ConvTranspose", names, output_padding=output_padding, **_conv_attributes(geom))
+
+
+def _conv_transpose2d_bias(tracer, inputs, kwargs, outputs):
+    x, weight, bias, out_shape, geom = inputs
+    return _conv_transpose2d(tracer, (x, weight, out_shape, geom), kwargs, outputs, bias=bias)
+
+
+def _nearest_upsample(tracer, inputs, kwargs, outputs):
+    # every pixel repeated (fh, fw) times: (N, C, H, 1, W, 1) expanded to (N, C, H, fh, W, fw)
+    x, fh, fw = inputs
+    g = tracer.graph
+    _, _, h, w = x.shape
+    six = g.add("Reshape", [tracer.name(x), g.ints([0, 0, h, 1, w, 1])])
+    wide = g.add("Expand", [six, g.ints([1, 1, 1, int(fh), 1, int(fw)])])
+    return g.add("Reshape", [wide, g.ints([0, 0, h * int(fh), w * int(fw)])])
+
+
+def _global_avg_pool(tracer, inputs, kwargs, outputs):
+    return tracer.graph.add("GlobalAveragePool", [tracer.name(inputs[0])])
 
 
 def _conv3d(tracer, inputs, kwargs, outputs):
@@ -409,6 +430,8 @@ def _register_functional() -> None:
     for module_name, class_name, converter in [
         ("linear", "LinearFn", _linear), ("linear", "LinearReLUFn", _linear_relu), ("conv", "Conv2dFunction", _conv2d),
         ("conv", "ConvTranspose2dFunction", _conv_transpose2d), ("activation", "LeakyReLUFn", _leaky_relu),
+        ("conv", "ConvTranspose2dBiasFunction", _conv_transpose2d_bias),
+        ("resize", "NearestUpsampleFunction", _nearest_upsample), ("pooling", "GlobalAvgPoolFunction", _global_avg_pool),
         ("activation", "ELUFn", _elu), ("activation", "StepFn", _step), ("activation", "GELUFn", _gelu),
         ("activation", "GELUTanhFn", _gelu_tanh), ("activation", "SiLUFn", _silu),
         ("activation", "SoftplusFn", _softplus), ("conv3d", "Conv3dFunction", _conv3d),
