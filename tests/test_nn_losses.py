@@ -387,13 +387,7 @@ def test_regression_and_binary_losses_bad_input():
 
 # -- fused regression losses, large inputs (the BLAS-reduced path) ------------------------------------
 
-REGRESSION = [
-    ("mse", F.mse_loss, TF and TF.mse_loss, {}),
-    ("l1", F.l1_loss, TF and TF.l1_loss, {}),
-    ("huber", F.huber_loss, TF and TF.huber_loss, dict(delta=0.7)),
-    ("smooth_l1", F.smooth_l1_loss, TF and TF.smooth_l1_loss, dict(beta=0.5)),
-    ("smooth_l1_beta0", F.smooth_l1_loss, TF and TF.smooth_l1_loss, dict(beta=0.0)),
-]
+REGRESSION = [case for case in ELEMENTWISE if case[0] in ("mse", "l1", "huber", "smooth_l1", "smooth_l1_beta0")]
 
 
 def _regression_pair(shape, kw):
