@@ -137,7 +137,38 @@ class AvgPool2d(_AvgPoolNd):
                           self.divisor_override)
 
 
-class AdaptiveAvgPool1d(Module):
+class _AdaptivePoolNd(Module):
+    """Pooling to a fixed ``output_size`` whatever the input size: ``_pool(x, output_size, ...)``
+    over ``_spatial`` trailing axes."""
+
+    _spatial = 2
+    _pool: Any = None
+
+    def __init__(self, output_size: Any) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Any:
+        _check_rank(self, x, self._spatial)
+        return type(self)._pool(x, self.output_size, *self._extra_args())
+
+    def _extra_args(self) -> tuple:
+        return ()
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
+    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
+        super().__init__(output_size)
+        self.return_indices = return_indices
+
+    def _extra_args(self) -> tuple:
+        return (self.return_indices,)
+
+
+class AdaptiveAvgPool1d(_AdaptivePoolNd):
     """Average pooling of a signal to ``output_size`` values whatever its length;
     ``AdaptiveAvgPool1d(1)`` is the global average of a time series (before a linear head).
 
@@ -146,19 +177,11 @@ class AdaptiveAvgPool1d(Module):
         - Output: ``(N, C, output_size)``
     """
 
-    def __init__(self, output_size: int | tuple[int]) -> None:
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, x: Tensor) -> Tensor:
-        _check_rank(self, x, 1)
-        return adaptive_avg_pool1d(x, self.output_size)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+    _spatial = 1
+    _pool = staticmethod(adaptive_avg_pool1d)
 
 
-class AdaptiveMaxPool1d(Module):
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
     """Max pooling of a signal to ``output_size`` values with PyTorch's windows
     ``[floor(i*L/OL), ceil((i+1)*L/OL))``.
 
@@ -167,20 +190,11 @@ class AdaptiveMaxPool1d(Module):
         - Output: ``(N, C, output_size)``
     """
 
-    def __init__(self, output_size: int | tuple[int], return_indices: bool = False) -> None:
-        super().__init__()
-        self.output_size = output_size
-        self.return_indices = return_indices
-
-    def forward(self, x: Tensor) -> Any:
-        _check_rank(self, x, 1)
-        return adaptive_max_pool1d(x, self.output_size, self.return_indices)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+    _spatial = 1
+    _pool = staticmethod(adaptive_max_pool1d)
 
 
-class AdaptiveAvgPool2d(Module):
+class AdaptiveAvgPool2d(_AdaptivePoolNd):
     """Average pooling to a fixed ``output_size`` (int, or pair with ``None`` = keep that axis),
     whatever the input size; ``AdaptiveAvgPool2d(1)`` is global average pooling.
 
@@ -189,19 +203,10 @@ class AdaptiveAvgPool2d(Module):
         - Output: ``(N, C, *output_size)``
     """
 
-    def __init__(self, output_size: int | tuple[int | None, int | None]) -> None:
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, x: Tensor) -> Tensor:
-        _check_rank(self, x, 2)
-        return adaptive_avg_pool2d(x, self.output_size)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+    _pool = staticmethod(adaptive_avg_pool2d)
 
 
-class AdaptiveMaxPool2d(Module):
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
     """Max pooling to a fixed ``output_size`` with PyTorch's windows
     ``[floor(i*H/OH), ceil((i+1)*H/OH))``.
 
@@ -210,17 +215,7 @@ class AdaptiveMaxPool2d(Module):
         - Output: ``(N, C, *output_size)``
     """
 
-    def __init__(self, output_size: int | tuple[int | None, int | None], return_indices: bool = False) -> None:
-        super().__init__()
-        self.output_size = output_size
-        self.return_indices = return_indices
-
-    def forward(self, x: Tensor) -> Any:
-        _check_rank(self, x, 2)
-        return adaptive_max_pool2d(x, self.output_size, self.return_indices)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+    _pool = staticmethod(adaptive_max_pool2d)
 
 
 class Upsample(Module):
