@@ -26,8 +26,8 @@ def _ran(cell: str, projection: bool | None = None, peephole: bool | None = None
     "inference" or "backward") narrow it down."""
     from rosenblatt.kernels.onednn.library import C
 
-    # a primitive's key: ("rnn", cell, T, N, inputs, H, reverse, P, peephole, "forward", prop) or
-    # (..., "backward")
+    # a primitive's key: ("rnn", cell, T, N, inputs, H, reverse, P, peephole, rows, part, "forward",
+    # prop) or (..., "backward")
     stages = {"training": ("forward", C.forward_training), "inference": ("forward", C.forward_inference),
               "backward": ("backward",)}
     for k, _ in L.cache_items():
@@ -37,7 +37,7 @@ def _ran(cell: str, projection: bool | None = None, peephole: bool | None = None
             continue
         if peephole is not None and k[8] != peephole:
             continue
-        if stage is not None and k[9:] != stages[stage]:
+        if stage is not None and k[11:] != stages[stage]:
             continue
         return True
     return False
@@ -303,6 +303,118 @@ def test_onednn_lstm_projection_and_peephole_kernels_match_numpy_kernels(onednn,
         inference = onednn_kernels.lstm_forward(*args, reverse=reverse, training=False, weights_version=(0,))
         for i, (a, b) in enumerate(zip(inference[:3], ref_outs)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"inference output {i}")
+
+
+@pytest.fixture
+def in_parts(onednn, monkeypatch):
+    """Every batch of two or more sequences runs in three parts at once (the count of threads that
+    :func:`rosenblatt.kernels.onednn.recurrent._parts` sees), whatever its size and this machine's
+    cores; returns a function that tells whether a parts primitive of a cell ran."""
+    from rosenblatt.kernels.onednn import recurrent as onednn_kernels
+
+    monkeypatch.setattr(onednn_kernels, "MIN_PART", 1)
+    monkeypatch.setattr(onednn_kernels, "_SMALL_STEP", 0)
+    monkeypatch.setattr(L, "get_num_threads", lambda: 3)
+    L.clear_cache()
+
+    def ran_parts(cell: str, stage: str) -> bool:  # key: (..., rows, part, stage...)
+        return any(isinstance(k, tuple) and k[:2] == ("rnn", cell) and k[10] is not None and k[11] == stage
+                   for k, _ in L.cache_items())
+
+    return ran_parts
+
+
+@pytest.mark.parametrize("layouts", ["shared", "per part"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("cell", list(CELLS) + ["lstm projection", "lstm peephole"])
+def test_batch_in_parts_matches_numpy_kernels(in_parts, monkeypatch, cell, reverse, layouts):
+    """A batch split into parts of 2, 2 and 3 sequences, each its own primitive on its own thread:
+    outputs, every gradient (the weights' summed over the parts) and inference as the NumPy
+    kernels give them. ``per part``: as if each part's primitive picked its own weight layouts
+    (weights prepared per part, weight gradients summed in PyTorch's layouts)."""
+    from rosenblatt.kernels.onednn import recurrent as onednn_kernels
+
+    if layouts == "per part":
+        monkeypatch.setattr(onednn_kernels._Weights, "fit", lambda self, primitive: False)
+        monkeypatch.setattr(onednn_kernels._Gradients, "add", lambda self, other: False)
+
+    rng = np.random.default_rng(11)
+    base = cell.split()[0]
+    T, N, H = 7, 7, 6
+    args = _kernel_args(base, rng, T=T, N=N, H=H)
+    if base == "lstm":
+        P = 3 if cell.endswith("projection") else 0
+        if P:
+            args["h0"] = rng.standard_normal((N, P)).astype(np.float32)
+            args["w_hh"] = (rng.standard_normal((4 * H, P)) * 0.4).astype(np.float32)
+        args["w_hr"] = (rng.standard_normal((P, H)) * 0.4).astype(np.float32) if P else None
+        args["w_peep"] = (rng.standard_normal((3, H)) * 0.4).astype(np.float32) if cell.endswith("peephole") else None
+    S = args["h0"].shape[1]
+    upstream = [rng.standard_normal(s).astype(np.float32) for s in [(T, N, S), (N, S), (N, H)]]
+    needs = tuple(a is not None for a in args.values())
+    results = []
+    for module in (onednn_kernels, numpy_kernels):
+        if base == "lstm":
+            output, h_n, c_n, saved = module.lstm_forward(*args.values(), reverse=reverse)
+            results.append(([output, h_n, c_n], module.lstm_backward(saved, *upstream, needs)))
+            inference = module.lstm_forward(*args.values(), reverse=reverse, training=False)[:3]
+        else:
+            kw = {"nonlinearity": base[4:]} if base.startswith("rnn") else {}
+            forward = module.rnn_forward if base.startswith("rnn") else module.gru_forward
+            backward = module.rnn_backward if base.startswith("rnn") else module.gru_backward
+            output, h_n, saved = forward(*args.values(), reverse=reverse, **kw)
+            results.append(([output, h_n], backward(saved, *upstream[:2], needs)))
+            inference = forward(*args.values(), reverse=reverse, training=False, **kw)[:2]
+        results[-1] += (inference,)
+    (outs, grads, inferred), (ref_outs, ref_grads, _) = results
+    assert in_parts(base, "forward") and in_parts(base, "backward"), "the batch did not run in parts"
+    for i, (a, b, c) in enumerate(zip(outs, ref_outs, inferred)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"{cell} output {i}")
+        np.testing.assert_allclose(c, b, rtol=1e-5, atol=1e-5, err_msg=f"{cell} inference output {i}")
+    for name, a, b in zip(args, grads, ref_grads):
+        assert (a is None) == (b is None), f"{cell}: gradient of {name}"
+        if a is not None:
+            assert a.shape == b.shape and a.dtype == np.float32
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"{cell} gradient of {name}")
+
+
+@requires_torch
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_stacked_bidirectional_layer_in_parts_matches_torch(in_parts, mode):
+    """A 2-layer bidirectional, batch-first layer whose every direction runs in parts: outputs, states
+    and all gradients against PyTorch."""
+    rng = np.random.default_rng(12)
+    T, N, C, H = 6, 8, 5, 7
+    layer, t_layer = _make_pair(mode, np.float32, input_size=C, hidden_size=H, num_layers=2, bidirectional=True,
+                                batch_first=True)
+    x = rng.standard_normal((N, T, C)).astype(np.float32)
+    _compare(layer, t_layer, x, _initial_states(mode, 4, N, H, 0, np.float32, rng), np.float32)
+    assert in_parts(mode, "backward")
+
+
+def test_run_concurrently_runs_every_task_and_raises_the_first_error(onednn):
+    """Each task runs once, on its own thread; an error is raised after all tasks are done."""
+    import threading
+    import time
+
+    threads, done = [], []
+
+    def task(i, fail=False):
+        def run():
+            threads.append(threading.get_ident())
+            time.sleep(0.01 * (3 - i))
+            done.append(i)
+            if fail:
+                raise ValueError(f"task {i} failed")
+        return run
+
+    L.run_concurrently([task(0), task(1), task(2)])
+    assert sorted(done) == [0, 1, 2]
+    assert len(set(threads)) == 3 and threading.get_ident() in threads
+    done.clear()
+    with pytest.raises(ValueError, match="task 1 failed"):
+        L.run_concurrently([task(0), task(1, fail=True), task(2)])
+    assert sorted(done) == [0, 1, 2]
 
 
 def test_declined_calls_run_the_numpy_kernels(onednn):

@@ -277,6 +277,87 @@ def one_thread() -> Iterator[None]:
         set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def single_thread_here() -> Iterator[None]:
+    """Inside, oneDNN calls *from this thread* run on one OpenMP thread, and primitives created here
+    are made for one (OpenMP's thread count is per thread; the configured count, and the key of
+    :func:`cached`, stay as they are: give such primitives keys of their own)."""
+    before = int(_gomp.omp_get_max_threads())
+    _gomp.omp_set_num_threads(c_int(1))
+    try:
+        yield
+    finally:
+        _gomp.omp_set_num_threads(c_int(before))
+
+
+# Worker threads of run_concurrently: each runs oneDNN on a one-thread OpenMP team and its own stream.
+_workers: Any = None
+_workers_size = 0
+_thread_state = threading.local()
+
+
+def _thread_stream() -> c_void_p:
+    """The calling thread's own stream (a stream is not shared between threads that run at once)."""
+    stream = getattr(_thread_state, "stream", None)
+    if stream is None:
+        stream = c_void_p()
+        _check(_lib.dnnl_stream_create(ctypes.byref(stream), _engine, C.stream_default_flags),
+               "oneDNN", "stream_create")  # fmt: skip
+        _thread_state.stream = stream
+    return stream
+
+
+def _worker_start() -> None:
+    _gomp.omp_set_num_threads(c_int(1))
+
+
+def run_concurrently(tasks: Sequence[Callable[[], Any]]) -> None:
+    """Run ``tasks`` at the same time, each on one thread: the first on this thread, the others on
+    worker threads, all with one-thread OpenMP teams. Each task should execute its own primitives
+    (made under :func:`single_thread_here`) with ``concurrent=True``. Returns when all are done;
+    the first exception raised by a task is raised here then.
+
+    Independent slices of one problem (the sequences of a recurrent layer's batch) scale better
+    this way than one primitive on a team: every time step of an RNN primitive is a few small
+    parallel regions, and each costs the team a barrier.
+    """
+    global _workers, _workers_size
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(tasks) > 1 and _workers_size < len(tasks) - 1:
+        with _lock:
+            if _workers_size < len(tasks) - 1:
+                old = _workers
+                _workers = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="rosenblatt-onednn",
+                                              initializer=_worker_start)
+                _workers_size = len(tasks) - 1
+                if old is not None:
+                    old.shutdown(wait=False)
+    futures = [_workers.submit(task) for task in tasks[1:]]
+    error = None
+    try:
+        with single_thread_here():
+            tasks[0]()
+    except BaseException as exc:  # the workers still hold the caller's buffers: wait for them first
+        error = exc
+    for future in futures:
+        try:
+            future.result()
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
+def _forget_workers_after_fork() -> None:
+    global _workers, _workers_size
+    _workers, _workers_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers_after_fork)
+
+
 def get_num_threads() -> int | None:
     """The OpenMP thread count oneDNN uses, or ``None`` when the library is not loaded."""
     if _loaded and _gomp is not None:
@@ -575,7 +656,7 @@ def create_pd(kind: str, *args: Any, op: str = "oneDNN") -> c_void_p:
 class Primitive:
     """A primitive built from a primitive descriptor (which it owns and keeps)."""
 
-    __slots__ = ("pd", "handle", "name", "_mds", "_slots")
+    __slots__ = ("pd", "handle", "name", "_mds", "_slots", "_own_lock")
 
     def __init__(self, pd: c_void_p, name: str = "oneDNN") -> None:
         self.pd = pd
@@ -583,6 +664,7 @@ class Primitive:
         self.handle = c_void_p()
         self._mds: dict[int, MemoryDesc] = {}
         self._slots: dict[tuple[int, ...], tuple[list[c_void_p], Any]] = {}
+        self._own_lock = threading.Lock()
         try:
             call("primitive_create", ctypes.byref(self.handle), pd, op=name)
         except DnnlError:
@@ -624,20 +706,27 @@ class Primitive:
         slot = self._slots[key] = (mems, cargs)
         return slot
 
-    def execute(self, args: Sequence[tuple[int, np.ndarray]]) -> None:
-        """Run the primitive on ``[(C.ARG_..., array), ...]`` (synchronously)."""
+    def execute(self, args: Sequence[tuple[int, np.ndarray]], concurrent: bool = False) -> None:
+        """Run the primitive on ``[(C.ARG_..., array), ...]`` (synchronously).
+
+        Executions are serialised on the library's stream, unless ``concurrent``: then this one runs
+        on the calling thread's own stream, beside executions of *other* primitives (see
+        :func:`run_concurrently`); only executions of this same primitive wait for each other.
+        """
         key = tuple(a for a, _ in args)
-        with _lock:
+        stream = _thread_stream() if concurrent else _stream
+        with self._own_lock if concurrent else _lock:
             slot = self._slots.get(key)
             if slot is None:
-                slot = self._slot(key)
+                with _lock:
+                    slot = self._slot(key)
             mems, cargs = slot
             set_handle = _lib.dnnl_memory_set_data_handle
             for m, (_, array) in zip(mems, args):
                 set_handle(m, address(array))
-            status = _lib.dnnl_primitive_execute(self.handle, _stream, len(key), cargs)
+            status = _lib.dnnl_primitive_execute(self.handle, stream, len(key), cargs)
             if status == 0:
-                status = _lib.dnnl_stream_wait(_stream)
+                status = _lib.dnnl_stream_wait(stream)
             # The memory objects keep pointing at these buffers, which may be freed later: they
             # are used only here, and every execution sets all of them first (a reset cost a
             # ctypes call per argument: ~1 us, 47 calls in a ResNet-20 forward pass).
