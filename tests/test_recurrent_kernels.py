@@ -331,12 +331,11 @@ def test_batch_in_parts_matches_numpy_kernels(in_parts, monkeypatch, cell, rever
     """A batch split into parts of 2, 2 and 3 sequences, each its own primitive on its own thread:
     outputs, every gradient (the weights' summed over the parts) and inference as the NumPy
     kernels give them. ``per part``: as if each part's primitive picked its own weight layouts
-    (weights prepared per part, weight gradients summed in PyTorch's layouts)."""
+    (the weights prepared for each part)."""
     from rosenblatt.kernels.onednn import recurrent as onednn_kernels
 
     if layouts == "per part":
         monkeypatch.setattr(onednn_kernels._Weights, "fit", lambda self, primitive: False)
-        monkeypatch.setattr(onednn_kernels._Gradients, "add", lambda self, other: False)
 
     rng = np.random.default_rng(11)
     base = cell.split()[0]

@@ -613,16 +613,6 @@ class _Gradients:
         self.md_proj = primitive.md(C.ARG_DIFF_WEIGHTS_PROJECTION) if shape.P else None
         self.w_proj = np.empty(self.md_proj.nbytes // 4, dtype=np.float32) if shape.P else None
 
-    def add(self, other: _Gradients) -> bool:
-        """Add ``other``'s gradients into these; False (nothing added) when its layouts differ."""
-        if other.md_ih != self.md_ih or other.md_hh != self.md_hh or other.md_proj != self.md_proj:
-            return False
-        for mine, theirs in ((self.w_ih, other.w_ih), (self.w_hh, other.w_hh), (self.bias, other.bias),
-                             (self.w_proj, other.w_proj), (self.w_peep, other.w_peep)):
-            if mine is not None:
-                mine += theirs
-        return True
-
 
 def _backward(saved: _Saved | _Parts, grad_output: np.ndarray, grad_h_n: np.ndarray, grad_c_n: Any,
               needs: tuple[bool, ...]) -> tuple[Any, ...]:
@@ -672,17 +662,18 @@ def _backward(saved: _Saved | _Parts, grad_output: np.ndarray, grad_h_n: np.ndar
             runs[0][0].execute(runs[0][1])
     if len(runs) > 1:
         L.run_concurrently([functools.partial(primitive.execute, args, True) for primitive, args in runs])
-    total = grads[0]
-    mixed = [g for g in grads[1:] if not total.add(g)]
-    d_w_ih, d_w_hh, d_w_hr = _weight_gradients(total, needs)
-    for g in mixed:  # a part whose primitive chose other layouts: added in PyTorch's layouts
-        total.bias += g.bias
-        if total.w_peep is not None:
-            total.w_peep += g.w_peep
+    # the parts' weight gradients are added in PyTorch's layouts (oneDNN's padded ones hold
+    # unwritten padding)
+    d_w_ih, d_w_hh, d_w_hr = _weight_gradients(grads[0], needs)
+    d_bias, d_w_peep = grads[0].bias, grads[0].w_peep
+    for g in grads[1:]:
         d_w_ih, d_w_hh, d_w_hr = (None if m is None else m + o
                                   for m, o in zip((d_w_ih, d_w_hh, d_w_hr), _weight_gradients(g, needs)))
+        d_bias += g.bias
+        if d_w_peep is not None:
+            d_w_peep += g.w_peep
     return (d_x if needs_x else None, d_h0 if needs_h0 else None, d_c0 if needs_c0 else None, d_w_ih, d_w_hh,
-            total.bias, d_w_hr, total.w_peep if total.w_peep is not None and needs[8] else None)
+            d_bias, d_w_hr, d_w_peep if d_w_peep is not None and needs[8] else None)
 
 
 def _weight_gradients(g: _Gradients, needs: tuple[bool, ...]) -> tuple[Any, Any, Any]:
