@@ -33,16 +33,16 @@ few oneDNN primitives per large float32 array when the oneDNN kernels are active
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from rosenblatt.backend import device_of, get_array_module, is_cupy_array
 from rosenblatt.kernels.memory import address as _address
+from rosenblatt.kernels.threads import run_at_once
 
 # Bytes of one array per block. A block's working set (the parameter, its gradient, two or three
 # state arrays and scratch buffers: 5-8 MiB) stays in the last-level cache between the passes of an
@@ -76,32 +76,6 @@ def update_threads() -> int:
 
     return max(1, min(threads.effective_threads(), MAX_THREADS if MAX_THREADS is not None else 2))
 
-
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_pool_lock = threading.Lock()
-
-
-def _worker_pool(workers: int) -> ThreadPoolExecutor:
-    """The process-wide pool of ``workers`` threads that run the shares of a step beyond the first."""
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is None or _pool_size != workers:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rosenblatt-optim")
-            _pool_size = workers
-        return _pool
-
-
-def _forget_pool_after_fork() -> None:
-    # A forked child has none of the parent's threads: it builds its own pool when it needs one.
-    global _pool, _pool_size, _pool_lock
-    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 Work = tuple[Callable[..., None], tuple[Any, ...], int, tuple[Any, ...]]
 
@@ -165,16 +139,8 @@ class UpdateRunner:
                 end = total * (share + 1) // threads
             shares[share].append(unit)
             done += stop if start is None else stop - start
-        pool = _worker_pool(threads - 1)
-        futures = [pool.submit(self.run_units, share, slot) for slot, share in enumerate(shares) if slot and share]
-        try:
-            self.run_units(shares[0], 0)
-        finally:
-            # Wait for every share even if one failed: no thread may still write when step() returns.
-            for future in futures:
-                future.exception()
-        for future in futures:
-            future.result()
+        run_at_once([functools.partial(self.run_units, share, slot) for slot, share in enumerate(shares)
+                     if share or not slot])
 
     def run_units(self, units: list[tuple[Any, ...]], slot: int) -> None:
         """Run units of work with the scratch buffers of thread slot ``slot``."""

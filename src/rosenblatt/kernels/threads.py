@@ -113,6 +113,52 @@ def effective_threads() -> int:
     return _effective if _effective is not None else configured_threads()
 
 
+# -- the worker threads ---------------------------------------------------------------------------
+
+_workers: Any = None  # a ThreadPoolExecutor, grown on demand
+_workers_size = 0
+_workers_lock = threading.Lock()
+
+
+def run_at_once(tasks: list[Callable[[], Any]]) -> None:
+    """Run ``tasks`` at the same time: the first on the calling thread, each other one on a worker
+    thread of one process-wide pool (the optimisers' shares of an update, the parts of a recurrent
+    layer's batch). Returns when every task is done, then raises the first exception a task
+    raised: no task may still be writing into its caller's arrays when this returns."""
+    global _workers, _workers_size
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(tasks) > 1 and _workers_size < len(tasks) - 1:
+        with _workers_lock:
+            if _workers_size < len(tasks) - 1:
+                old = _workers
+                _workers = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="rosenblatt")
+                _workers_size = len(tasks) - 1
+                if old is not None:
+                    old.shutdown(wait=False)
+    futures = [_workers.submit(task) for task in tasks[1:]]
+    error = None
+    try:
+        tasks[0]()
+    except BaseException as exc:  # the workers still hold the caller's buffers: wait for them first
+        error = exc
+    for future in futures:
+        exc = future.exception()
+        error = error or exc
+    if error is not None:
+        raise error
+
+
+def _forget_workers_after_fork() -> None:
+    # A forked child has none of the parent's threads: it starts its own when it needs them.
+    global _workers, _workers_size, _workers_lock
+    _workers, _workers_size, _workers_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers_after_fork)
+
+
 def on_change(listener: Callable[[int], None]) -> None:
     """Call ``listener(n)`` whenever the pools' thread count changes (used by the oneDNN library)."""
     _listeners.append(listener)

@@ -290,10 +290,7 @@ def single_thread_here() -> Iterator[None]:
         _gomp.omp_set_num_threads(c_int(before))
 
 
-# Worker threads of run_concurrently: each runs oneDNN on a one-thread OpenMP team and its own stream.
-_workers: Any = None
-_workers_size = 0
-_thread_state = threading.local()
+_thread_state = threading.local()  # a thread's own stream, and whether its team is one thread
 
 
 def _thread_stream() -> c_void_p:
@@ -307,55 +304,34 @@ def _thread_stream() -> c_void_p:
     return stream
 
 
-def _worker_start() -> None:
-    _gomp.omp_set_num_threads(c_int(1))
+def _on_one_thread(task: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:  # on a worker thread: its OpenMP team becomes one thread, for good
+        if not getattr(_thread_state, "one_thread", False):
+            _gomp.omp_set_num_threads(c_int(1))
+            _thread_state.one_thread = True
+        return task()
+
+    return run
 
 
 def run_concurrently(tasks: Sequence[Callable[[], Any]]) -> None:
-    """Run ``tasks`` at the same time, each on one thread: the first on this thread, the others on
-    worker threads, all with one-thread OpenMP teams. Each task should execute its own primitives
-    (made under :func:`single_thread_here`) with ``concurrent=True``. Returns when all are done;
-    the first exception raised by a task is raised here then.
+    """Run ``tasks`` at the same time, each on one thread with a one-thread OpenMP team: the first
+    on this thread, the others on the worker threads (:func:`rosenblatt.kernels.threads.run_at_once`).
+    Each task should execute its own primitives (made under :func:`single_thread_here`) with
+    ``concurrent=True``. Returns when all are done; the first exception raised by a task is raised
+    here then.
 
     Independent slices of one problem (the sequences of a recurrent layer's batch) scale better
     this way than one primitive on a team: every time step of an RNN primitive is a few small
     parallel regions, and each costs the team a barrier.
     """
-    global _workers, _workers_size
-    from concurrent.futures import ThreadPoolExecutor
+    from rosenblatt.kernels.threads import run_at_once
 
-    if len(tasks) > 1 and _workers_size < len(tasks) - 1:
-        with _lock:
-            if _workers_size < len(tasks) - 1:
-                old = _workers
-                _workers = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="rosenblatt-onednn",
-                                              initializer=_worker_start)
-                _workers_size = len(tasks) - 1
-                if old is not None:
-                    old.shutdown(wait=False)
-    futures = [_workers.submit(task) for task in tasks[1:]]
-    error = None
-    try:
+    def first() -> None:
         with single_thread_here():
             tasks[0]()
-    except BaseException as exc:  # the workers still hold the caller's buffers: wait for them first
-        error = exc
-    for future in futures:
-        try:
-            future.result()
-        except BaseException as exc:
-            error = error or exc
-    if error is not None:
-        raise error
 
-
-def _forget_workers_after_fork() -> None:
-    global _workers, _workers_size
-    _workers, _workers_size = None, 0
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_workers_after_fork)
+    run_at_once([first] + [_on_one_thread(task) for task in tasks[1:]])
 
 
 def get_num_threads() -> int | None:
