@@ -44,14 +44,16 @@ NAMES: dict[str, str] = {
         MultiheadAttention TransformerEncoderLayer TransformerEncoder
         TransformerDecoderLayer TransformerDecoder Transformer
         MSELoss L1Loss HuberLoss SmoothL1Loss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss KLDivLoss
-        GroupNorm PReLU Conv3d MaxPool3d AvgPool3d BatchNorm3d""",
+        GroupNorm PReLU Conv3d MaxPool3d AvgPool3d BatchNorm3d
+        InstanceNorm1d InstanceNorm2d InstanceNorm3d""",
     "rosenblatt.nn.functional": """
         linear conv1d conv2d conv_transpose2d max_pool2d avg_pool2d adaptive_avg_pool2d interpolate batch_norm
         layer_norm dropout embedding relu leaky_relu elu selu gelu silu softplus sigmoid tanh softmax log_softmax
         step mse_loss l1_loss huber_loss smooth_l1_loss binary_cross_entropy binary_cross_entropy_with_logits
         cross_entropy nll_loss kl_div one_hot pad
         scaled_dot_product_attention
-        group_norm prelu conv3d max_pool3d avg_pool3d""",
+        group_norm prelu conv3d max_pool3d avg_pool3d
+        instance_norm""",
     "rosenblatt.nn.init": """
         calculate_gain uniform_ normal_ constant_ zeros_ ones_ xavier_uniform_ xavier_normal_ kaiming_uniform_
         kaiming_normal_ orthogonal_""",
@@ -338,6 +340,10 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.nn.functional.pad", dict(pad=REQUIRED, mode="constant")),
     ("rosenblatt.nn.GroupNorm", dict(num_groups=REQUIRED, num_channels=REQUIRED, eps=1e-5, affine=True)),
     ("rosenblatt.nn.PReLU", dict(num_parameters=1, init=0.25)),
+    ("rosenblatt.nn.InstanceNorm2d", dict(num_features=REQUIRED, eps=1e-5, momentum=0.1, affine=False,
+                                          track_running_stats=False)),
+    ("rosenblatt.nn.functional.instance_norm", dict(running_mean=None, running_var=None, weight=None, bias=None,
+                                                    use_input_stats=True, momentum=0.1, eps=1e-5)),
     ("rosenblatt.data.datasets.HDF5Dataset", dict(path=REQUIRED, x=REQUIRED, y=None)),
     ("rosenblatt.data.datasets.ROOTDataset", dict(path=REQUIRED, tree=REQUIRED, features=REQUIRED, target=None,
                                                   max_len=None)),

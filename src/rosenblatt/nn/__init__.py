@@ -24,6 +24,7 @@ from rosenblatt.nn.activation import (
 from rosenblatt.nn.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from rosenblatt.nn.dropout import Dropout, Dropout2d, GaussianNoise
 from rosenblatt.nn.embedding import Embedding
+from rosenblatt.nn.instance_norm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 from rosenblatt.nn.linear import Flatten, Identity, Linear, Unflatten
 from rosenblatt.nn.loss import (
     BCELoss,
@@ -75,3 +76,4 @@ __all__ += ["MultiheadAttention", "TransformerEncoder", "TransformerEncoderLayer
 __all__ += ["Transformer", "TransformerDecoder", "TransformerDecoderLayer"]
 __all__ += ["AvgPool3d", "BatchNorm3d", "Conv3d", "GroupNorm", "MaxPool3d", "PReLU"]
 __all__ += ["Hardsigmoid", "Hardswish", "Hardtanh", "Mish", "ReLU6"]
+__all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]

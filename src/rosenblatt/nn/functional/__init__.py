@@ -30,6 +30,7 @@ from rosenblatt.nn.functional.conv3d import conv3d
 from rosenblatt.nn.functional.dropout import dropout, dropout2d, gaussian_noise
 from rosenblatt.nn.functional.embedding import embedding
 from rosenblatt.nn.functional.group_norm import group_norm
+from rosenblatt.nn.functional.instance_norm import instance_norm
 from rosenblatt.nn.functional.linear import linear, linear_composite
 from rosenblatt.nn.functional.loss import (
     binary_cross_entropy,
@@ -71,3 +72,4 @@ __all__ += ["gru_cell", "gru_layer", "lstm_cell", "lstm_layer", "rnn_cell", "rnn
 __all__ += ["multi_head_attention", "scaled_dot_product_attention"]
 __all__ += ["avg_pool3d", "conv3d", "group_norm", "max_pool3d", "prelu"]
 __all__ += ["hardsigmoid", "hardswish", "hardtanh", "mish", "relu6"]
+__all__ += ["instance_norm"]
