@@ -45,7 +45,7 @@ NAMES: dict[str, str] = {
         TransformerDecoderLayer TransformerDecoder Transformer
         MSELoss L1Loss HuberLoss SmoothL1Loss BCELoss BCEWithLogitsLoss CrossEntropyLoss NLLLoss KLDivLoss
         GroupNorm PReLU Conv3d MaxPool3d AvgPool3d BatchNorm3d
-        InstanceNorm1d InstanceNorm2d InstanceNorm3d""",
+        InstanceNorm1d InstanceNorm2d InstanceNorm3d PixelShuffle PixelUnshuffle Unfold Fold""",
     "rosenblatt.nn.functional": """
         linear conv1d conv2d conv_transpose2d max_pool2d avg_pool2d adaptive_avg_pool2d interpolate batch_norm
         layer_norm dropout embedding relu leaky_relu elu selu gelu silu softplus sigmoid tanh softmax log_softmax
@@ -53,7 +53,7 @@ NAMES: dict[str, str] = {
         cross_entropy nll_loss kl_div one_hot pad
         scaled_dot_product_attention
         group_norm prelu conv3d max_pool3d avg_pool3d
-        instance_norm""",
+        instance_norm pixel_shuffle pixel_unshuffle unfold fold""",
     "rosenblatt.nn.init": """
         calculate_gain uniform_ normal_ constant_ zeros_ ones_ xavier_uniform_ xavier_normal_ kaiming_uniform_
         kaiming_normal_ orthogonal_""",
@@ -342,6 +342,9 @@ SIGNATURES: list[tuple[str, dict[str, Any]]] = [
     ("rosenblatt.nn.PReLU", dict(num_parameters=1, init=0.25)),
     ("rosenblatt.nn.InstanceNorm2d", dict(num_features=REQUIRED, eps=1e-5, momentum=0.1, affine=False,
                                           track_running_stats=False)),
+    ("rosenblatt.nn.functional.unfold", dict(kernel_size=REQUIRED, dilation=1, padding=0, stride=1)),
+    ("rosenblatt.nn.functional.fold", dict(output_size=REQUIRED, kernel_size=REQUIRED, dilation=1, padding=0,
+                                           stride=1)),
     ("rosenblatt.nn.functional.instance_norm", dict(running_mean=None, running_var=None, weight=None, bias=None,
                                                     use_input_stats=True, momentum=0.1, eps=1e-5)),
     ("rosenblatt.data.datasets.HDF5Dataset", dict(path=REQUIRED, x=REQUIRED, y=None)),

@@ -374,3 +374,39 @@ def test_multihead_attention_with_weights(average, tmp_path):
     model = _AttentionWithWeights(average).eval()
     roundtrip(model, [randn(EXAMPLE_BATCH, 4, 8, seed=1), randn(EXAMPLE_BATCH, 5, 8, seed=2)],
               [randn(RUN_BATCH, 4, 8, seed=3), randn(RUN_BATCH, 5, 8, seed=4)], tmp_path)
+
+
+@pytest.mark.parametrize("track_running_stats", [False, True])
+@pytest.mark.parametrize("affine", [False, True])
+def test_instance_norm(affine, track_running_stats, tmp_path):
+    """Input statistics export as InstanceNormalization, running statistics as BatchNormalization;
+    an unbatched input keeps its shape."""
+    norm = nn.InstanceNorm2d(4, affine=affine, track_running_stats=track_running_stats)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), norm, nn.ReLU())
+    if affine:
+        norm.weight.data[...] = randn(4, seed=5) + 1.5
+        norm.bias.data[...] = randn(4, seed=6)
+    model.train()
+    for seed in range(3):  # move the running statistics away from (0, 1)
+        model(rb.tensor(randn(2, 3, 6, 7, seed=seed) * 2 + 1))
+    example, run = batches(3, 6, 7)
+    roundtrip(model, example, run, tmp_path)
+    one = nn.InstanceNorm1d(5, affine=affine, track_running_stats=track_running_stats)
+    roundtrip(one, randn(5, 9, seed=3), randn(5, 9, seed=4), tmp_path)
+
+
+@pytest.mark.parametrize("shape", [(4, 16), (2, 5, 16)])
+def test_functional_layer_norm(kernel_set, shape, tmp_path):
+    """``F.layer_norm`` called from a model's forward: the oneDNN node or the NumPy one."""
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(rb.tensor(randn(16, seed=7)))
+            self.bias = nn.Parameter(rb.tensor(randn(16, seed=8)))
+
+        def forward(self, x):
+            return rb.nn.functional.layer_norm(x * 3.0, (16,), self.weight, self.bias), \
+                rb.nn.functional.layer_norm(x, (16,))
+
+    roundtrip(Model(), randn(*shape, seed=1), randn(*shape, seed=2), tmp_path)

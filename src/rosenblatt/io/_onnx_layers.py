@@ -76,6 +76,30 @@ def _group_norm(tracer, module, args, kwargs, output):
     tracer.bind(output, y)
 
 
+def _instance_norm(tracer, module, args, kwargs, output):
+    # Input statistics: ONNX's InstanceNormalization; running statistics (evaluation of a layer that
+    # tracks them): BatchNormalization, a per-channel affine map. An unbatched input gets its batch
+    # axis around either.
+    x = args[0]
+    g = tracer.graph
+    n = module.num_features
+    dtype = np.dtype(x.dtype)
+    xn = tracer.name(x)
+    unbatched = x.ndim == module._spatial_dims + 1
+    if unbatched:
+        xn = g.add("Unsqueeze", [xn, g.ints([0], "axes")]) if g.opset >= 13 else g.add("Unsqueeze", [xn], axes=[0])
+    scale = tracer.param(module, "weight") if module.weight is not None else g.constant(np.ones(n, dtype), "scale")
+    bias = tracer.param(module, "bias") if module.bias is not None else g.constant(np.zeros(n, dtype), "bias")
+    if module.training or not module.track_running_stats:
+        y = g.add("InstanceNormalization", [xn, scale, bias], epsilon=float(module.eps))
+    else:
+        y = g.add("BatchNormalization", [xn, scale, bias, tracer.param(module, "running_mean"),
+                                         tracer.param(module, "running_var")], epsilon=float(module.eps))
+    if unbatched:
+        y = g.add("Squeeze", [y, g.ints([0], "axes")]) if g.opset >= 13 else g.add("Squeeze", [y], axes=[0])
+    tracer.bind(output, y)
+
+
 def _prelu(tracer, module, args, kwargs, output):
     x = args[0]
     slopes = module.num_parameters
@@ -342,6 +366,7 @@ def _multihead_attention(tracer, module, args, kwargs, output):
 for _name, _converter in [
     ("BatchNorm1d", _batch_norm), ("BatchNorm2d", _batch_norm), ("LayerNorm", _layer_norm),
     ("BatchNorm3d", _batch_norm), ("GroupNorm", _group_norm), ("PReLU", _prelu),
+    ("InstanceNorm1d", _instance_norm), ("InstanceNorm2d", _instance_norm), ("InstanceNorm3d", _instance_norm),
     ("MaxPool3d", _pool("MaxPool", 3)), ("AvgPool3d", _pool("AveragePool", 3)),
     ("Embedding", _embedding),
     ("MaxPool1d", _pool("MaxPool", 1)), ("MaxPool2d", _pool("MaxPool", 2)),

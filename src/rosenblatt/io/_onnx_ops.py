@@ -422,6 +422,57 @@ def _softplus(tracer, inputs, kwargs, outputs):
     return g.add("Where", [linear, xn, soft])
 
 
+def _layer_norm(tracer, inputs, kwargs, outputs):
+    # LayerNormFn: (x, weight, bias, num_axes, eps); LayerNormOneDnnFn: (x, weight, bias, eps), last axis
+    x, weight, bias = inputs[:3]
+    num_axes, eps = (inputs[3], inputs[4]) if len(inputs) == 5 else (1, inputs[3])
+    g = tracer.graph
+    scale = (tracer.name(weight, hint="weight") if weight is not None
+             else g.constant(np.ones(x.shape[x.ndim - num_axes:], np.dtype(x.dtype)), "scale"))
+    names = [tracer.name(x), scale] + ([tracer.name(bias, hint="bias")] if bias is not None else [])
+    return g.add("LayerNormalization", names, axis=-int(num_axes), epsilon=float(eps))
+
+
+def _block_weights(channels: int, kh: int, kw: int, dtype: Any) -> np.ndarray:
+    """``(C*kh*kw, 1, kh, kw)``: output channel ``c*kh*kw + i*kw + j`` of a convolution with
+    ``group=C`` picks channel ``c`` at kernel offset ``(i, j)`` (unfold's row order)."""
+    picks = np.eye(kh * kw, dtype=dtype).reshape(kh * kw, 1, kh, kw)
+    return np.ascontiguousarray(np.tile(picks, (channels, 1, 1, 1)))
+
+
+def _block_attributes(geom: tuple) -> dict[str, Any]:
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = geom
+    return dict(kernel_shape=[kh, kw], dilations=[dh, dw], pads=[ph, pw, ph, pw], strides=[sh, sw])
+
+
+def _unfold(tracer, inputs, kwargs, outputs):
+    # im2col as a grouped convolution with one-hot kernels, then (N, C*kh*kw, L)
+    x, geom = inputs
+    (kh, kw) = geom[0]
+    g = tracer.graph
+    c = x.shape[1]
+    weights = g.constant(_block_weights(c, kh, kw, np.dtype(x.dtype)), "unfold_weights")
+    y = g.add("Conv", [tracer.name(x), weights], group=c, **_block_attributes(geom))
+    return g.add("Reshape", [y, g.ints([0, c * kh * kw, -1])])
+
+
+def _fold(tracer, inputs, kwargs, outputs):
+    # col2im: the transposed grouped convolution of the same one-hot kernels (overlaps are summed)
+    cols, size, geom = inputs
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = geom
+    g = tracer.graph
+    rows = cols.shape[1]
+    c = rows // (kh * kw)
+    grid = [(n + 2 * p - d * (k - 1) - 1) // st + 1 for n, p, d, k, st in zip(size, (ph, pw), (dh, dw), (kh, kw),
+                                                                                (sh, sw))]
+    covered = [st * (b - 1) + d * (k - 1) + 1 for b, st, d, k in zip(grid, (sh, sw), (dh, dw), (kh, kw))]
+    blocks = g.add("Reshape", [tracer.name(cols), g.ints([0, rows] + grid)])
+    weights = g.constant(_block_weights(c, kh, kw, np.dtype(cols.dtype)), "fold_weights")
+    return g.add("ConvTranspose", [blocks, weights], group=c,
+                 output_padding=[n + 2 * p - cov for n, p, cov in zip(size, (ph, pw), covered)],
+                 **_block_attributes(geom))
+
+
 def _register_functional() -> None:
     import importlib
 
@@ -437,6 +488,8 @@ def _register_functional() -> None:
         ("activation", "SoftplusFn", _softplus), ("conv3d", "Conv3dFunction", _conv3d),
         ("activation", "HardtanhFn", _hardtanh), ("activation", "HardsigmoidFn", _hardsigmoid),
         ("activation", "HardswishFn", _scalar_activation("HardSwish")), ("activation", "MishFn", _mish),
+        ("normalization", "LayerNormFn", _layer_norm), ("normalization", "LayerNormOneDnnFn", _layer_norm),
+        ("patches", "UnfoldFunction", _unfold), ("patches", "FoldFunction", _fold),
     ]:
         try:
             module = importlib.import_module(f"rosenblatt.nn.functional.{module_name}")

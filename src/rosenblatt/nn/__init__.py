@@ -40,6 +40,7 @@ from rosenblatt.nn.loss import (
 from rosenblatt.nn.module import Module, ModuleDict, ModuleList, Sequential
 from rosenblatt.nn.normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm
 from rosenblatt.nn.parameter import Parameter
+from rosenblatt.nn.patches import Fold, PixelShuffle, PixelUnshuffle, Unfold
 from rosenblatt.nn.pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -77,3 +78,4 @@ __all__ += ["Transformer", "TransformerDecoder", "TransformerDecoderLayer"]
 __all__ += ["AvgPool3d", "BatchNorm3d", "Conv3d", "GroupNorm", "MaxPool3d", "PReLU"]
 __all__ += ["Hardsigmoid", "Hardswish", "Hardtanh", "Mish", "ReLU6"]
 __all__ += ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
+__all__ += ["Fold", "PixelShuffle", "PixelUnshuffle", "Unfold"]

@@ -44,6 +44,7 @@ from rosenblatt.nn.functional.loss import (
     smooth_l1_loss,
 )
 from rosenblatt.nn.functional.normalization import batch_norm, layer_norm
+from rosenblatt.nn.functional.patches import fold, pixel_shuffle, pixel_unshuffle, unfold
 from rosenblatt.nn.functional.pooling import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -73,3 +74,4 @@ __all__ += ["multi_head_attention", "scaled_dot_product_attention"]
 __all__ += ["avg_pool3d", "conv3d", "group_norm", "max_pool3d", "prelu"]
 __all__ += ["hardsigmoid", "hardswish", "hardtanh", "mish", "relu6"]
 __all__ += ["instance_norm"]
+__all__ += ["fold", "pixel_shuffle", "pixel_unshuffle", "unfold"]
