@@ -124,7 +124,8 @@ def run_at_once(tasks: list[Callable[[], Any]]) -> None:
     """Run ``tasks`` at the same time: the first on the calling thread, each other one on a worker
     thread of one process-wide pool (the optimisers' shares of an update, the parts of a recurrent
     layer's batch). Returns when every task is done, then raises the first exception a task
-    raised: no task may still be writing into its caller's arrays when this returns."""
+    raised: no task may still be writing into its caller's arrays when this returns. A task must
+    not call this itself (it would wait for workers that may all be busy with its siblings)."""
     global _workers, _workers_size
     from concurrent.futures import ThreadPoolExecutor
 
