@@ -552,11 +552,12 @@ def _forward(cell: str, x: np.ndarray, h0: np.ndarray, c0: Any, w_ih: np.ndarray
                                     None if training else weights_version, primitives[0], shape.key + (training,))
         runs, saved_parts = [], []
         for (a, b), part, primitive in zip(parts, shapes, primitives):
-            if not weights.fit(primitive):  # (a part of another size may pick other layouts)
+            if part.part and not weights.fit(primitive):  # (a part of another size may pick other layouts)
                 weights = _prepared_weights(cell, H, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, None, primitive,
                                             part.key + (training,))
-            views = (x[:, a:b], h0[a:b], None if c0 is None else c0[a:b], output[:, a:b], h_n[a:b],
-                     None if c_n is None else c_n[a:b])
+            views = (x, h0, c0, output, h_n, c_n) if len(parts) == 1 else (
+                x[:, a:b], h0[a:b], None if c0 is None else c0[a:b], output[:, a:b], h_n[a:b],
+                None if c_n is None else c_n[a:b])
             args = _forward_args(cell, weights, *views) + _scratchpad(primitive, part, False)
             work = None
             if training:
