@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from rosenblatt import kernels
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, broadcast_to, constant
 from rosenblatt.ops._util import as_tensor_arg, axis_args, normalize_axis, raw, shape_args
@@ -169,6 +170,12 @@ class Concatenate(Function):
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
         ctx.sizes = [a.shape[axis] for a in arrays]
+        if kernels.use_onednn(*arrays):  # large float32 joins: one threaded pass
+            from rosenblatt.kernels.onednn import concat
+
+            y = concat.concatenate(arrays, axis)
+            if y is not None:
+                return y
         return get_array_module(*arrays).concatenate(arrays, axis=axis)
 
     @staticmethod
