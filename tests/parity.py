@@ -19,11 +19,12 @@ DEVICE = "cpu"  # set from --backend by conftest
 
 try:
     import torch
+    import torch.nn.functional as TF
 
     torch.set_num_threads(1)  # the oracle runs small shapes; one thread is fastest and stable
     HAVE_TORCH = True
 except ImportError:  # parity tests skip cleanly without the oracle
-    torch = None
+    torch = TF = None
     HAVE_TORCH = False
 
 requires_torch = pytest.mark.skipif(not HAVE_TORCH, reason="PyTorch (the test oracle) is not installed")

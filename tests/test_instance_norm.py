@@ -14,7 +14,7 @@ import rosenblatt as rb
 from rosenblatt.nn.functional.instance_norm import instance_norm
 from rosenblatt.nn.instance_norm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 from tests.parity import (
-    HAVE_TORCH,
+    TF,
     assert_close,
     check_grad,
     check_op,
@@ -23,13 +23,8 @@ from tests.parity import (
     rb_tensor,
     requires_torch,
     tol,
+    torch,
 )
-
-if HAVE_TORCH:
-    import torch
-    import torch.nn.functional as TF
-else:
-    torch = TF = None
 
 DTYPES = [np.float32, np.float64]
 CLASSES = {1: InstanceNorm1d, 2: InstanceNorm2d, 3: InstanceNorm3d}

@@ -24,7 +24,7 @@ from rosenblatt.nn.functional.patches import (
 )
 from rosenblatt.nn.patches import Fold, PixelShuffle, PixelUnshuffle, Unfold
 from tests.parity import (
-    HAVE_TORCH,
+    TF,
     assert_close,
     check_grad,
     check_op,
@@ -32,13 +32,8 @@ from tests.parity import (
     rb_tensor,
     requires_torch,
     to_numpy,
+    torch,
 )
-
-if HAVE_TORCH:
-    import torch
-    import torch.nn.functional as TF
-else:
-    torch = TF = None
 
 DTYPES = [np.float32, np.float64]
 rng = np.random.default_rng(23)
@@ -383,12 +378,25 @@ def test_layer_errors_name_the_op():
 # -- ONNX export -----------------------------------------------------------------------------------------
 
 
-def _onnx_modules():
+def _onnx_roundtrip(model, shape, run_batch, tmp_path):
+    """Export ``model`` with an example of ``shape``, run a batch of another size in onnxruntime,
+    compare with rosenblatt; returns onnxruntime's outputs."""
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from rosenblatt.io.onnx_export import UnsupportedOperatorError, export_onnx
+    from rosenblatt.io.onnx_export import export_onnx
 
-    return ort, export_onnx, UnsupportedOperatorError
+    model.eval()
+    path = tmp_path / "model.onnx"
+    export_onnx(model, np.random.default_rng(1).normal(size=shape).astype(np.float32), path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(2).normal(size=(run_batch,) + tuple(shape[1:])).astype(np.float32)
+    got = session.run(None, {session.get_inputs()[0].name: x})
+    with rb.no_grad():
+        expected = model(rb.tensor(x))
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape
+        np.testing.assert_allclose(g, e.numpy(), rtol=1e-5, atol=1e-5)
+    return got
 
 
 class _ShuffleNet(nn.Module):
@@ -406,19 +414,8 @@ class _ShuffleNet(nn.Module):
 
 
 def test_onnx_export_of_pixel_shuffle(tmp_path):
-    ort, export_onnx, _ = _onnx_modules()
-    model = _ShuffleNet()
-    model.eval()
-    path = tmp_path / "shuffle.onnx"
-    export_onnx(model, np.random.default_rng(1).normal(size=(3, 2, 4, 5)).astype(np.float32), path)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(2).normal(size=(5, 2, 4, 5)).astype(np.float32)  # another batch size
-    got = session.run(None, {session.get_inputs()[0].name: x})
-    with rb.no_grad():
-        expected = model(rb.tensor(x))
+    got = _onnx_roundtrip(_ShuffleNet(), (3, 2, 4, 5), 5, tmp_path)
     assert [g.shape for g in got] == [(5, 3, 8, 10), (5, 12, 4, 5)]
-    for g, e in zip(got, expected):
-        np.testing.assert_allclose(g, e.numpy(), rtol=1e-5, atol=1e-5)
 
 
 class _Blocks(nn.Module):
@@ -440,18 +437,7 @@ class _Blocks(nn.Module):
     dict(kernel_size=2, stride=3),  # blocks that leave the image's last rows and columns out
 ], ids=["plain", "strided-padded", "dilated", "gaps"])
 def test_onnx_export_of_unfold_and_fold(tmp_path, kw):
-    ort, export_onnx, _ = _onnx_modules()
-    model = _Blocks((9, 11), **kw)
-    path = tmp_path / "patches.onnx"
-    export_onnx(model, np.random.default_rng(3).normal(size=(2, 3, 9, 11)).astype(np.float32), path)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(4).normal(size=(4, 3, 9, 11)).astype(np.float32)  # another batch size
-    got = session.run(None, {session.get_inputs()[0].name: x})
-    with rb.no_grad():
-        expected = model(rb.tensor(x))
-    for g, e in zip(got, expected):
-        assert g.shape == e.shape
-        np.testing.assert_allclose(g, e.numpy(), rtol=1e-5, atol=1e-5)
+    _onnx_roundtrip(_Blocks((9, 11), **kw), (2, 3, 9, 11), 4, tmp_path)
 
 
 @requires_torch

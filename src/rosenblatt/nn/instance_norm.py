@@ -9,14 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from rosenblatt.core import Tensor, get_default_dtype, no_grad
-from rosenblatt.nn import init
+from rosenblatt.core import Tensor
 from rosenblatt.nn.functional.instance_norm import instance_norm
-from rosenblatt.nn.module import Module
-from rosenblatt.nn.parameter import Parameter
+from rosenblatt.nn.normalization import _NormBase
 
 
-class _InstanceNorm(Module):
+class _InstanceNorm(_NormBase):
     """Shared machinery of the instance-norm layers: parameters, buffers, input checks, forward.
 
     ``_spatial_dims`` is the number of position axes; an input has ``_spatial_dims + 1`` axes
@@ -29,7 +27,6 @@ class _InstanceNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = False, track_running_stats: bool = False, dtype: Any = None, *,
                  bias: bool = True) -> None:
-        super().__init__()
         name = type(self).__name__
         if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features < 1:
             raise ValueError(f"{name}: num_features must be a positive int, got {num_features!r}")
@@ -38,47 +35,7 @@ class _InstanceNorm(Module):
         if momentum is not None and (isinstance(momentum, bool)
                                      or not isinstance(momentum, (int, float, np.floating, np.integer))):
             raise TypeError(f"{name}: momentum must be a float or None, got {momentum!r}")
-        self.num_features = int(num_features)
-        self.eps = float(eps)
-        self.momentum = momentum
-        self.affine = bool(affine)
-        self.track_running_stats = bool(track_running_stats)
-        dtype = np.dtype(dtype or get_default_dtype())
-        if dtype.kind != "f":
-            raise TypeError(f"{name}: dtype must be a floating-point type, got {dtype}")
-        if self.affine:
-            self.weight = Parameter(Tensor(np.ones(self.num_features, dtype=dtype)))
-            if bias:
-                self.bias = Parameter(Tensor(np.zeros(self.num_features, dtype=dtype)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if self.track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(self.num_features, dtype=dtype)))
-            self.register_buffer("running_var", Tensor(np.ones(self.num_features, dtype=dtype)))
-            self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-
-    def reset_running_stats(self) -> None:
-        """Running mean 0, running variance 1, no batches seen (when the statistics are tracked)."""
-        if self.track_running_stats:
-            with no_grad():
-                self.running_mean.zero_()
-                self.running_var.fill_(1.0)
-                self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        """Running statistics reset; weight 1 and bias 0."""
-        self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, bias)
 
     def _check_input(self, x: Any) -> None:
         name = f"{type(self).__name__}({self.num_features})"

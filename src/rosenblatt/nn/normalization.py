@@ -15,15 +15,13 @@ from rosenblatt.nn.module import Module
 from rosenblatt.nn.parameter import Parameter
 
 
-class _BatchNorm(Module):
-    """Shared machinery of the batch-norm layers (PyTorch's semantics, buffer for buffer)."""
+class _NormBase(Module):
+    """What batch and instance normalisation share (PyTorch's ``_NormBase``): the per-channel
+    ``weight`` and ``bias`` with ``affine``, the ``running_mean``/``running_var``/
+    ``num_batches_tracked`` buffers with ``track_running_stats``, and their resets."""
 
-    _expected_ndims: tuple[int, ...] = ()
-    _shape_text = ""
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, dtype: Any = None, *,
-                 bias: bool = True) -> None:
+    def __init__(self, num_features: int, eps: float, momentum: float | None, affine: bool,
+                 track_running_stats: bool, dtype: Any, bias: bool) -> None:
         super().__init__()
         self.num_features = int(num_features)
         self.eps = float(eps)
@@ -32,18 +30,21 @@ class _BatchNorm(Module):
         self.track_running_stats = bool(track_running_stats)
         self.use_bias = bool(bias)
         dtype = np.dtype(dtype or get_default_dtype())
+        if dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}: dtype must be a floating-point type, got {dtype}")
+        n = self.num_features
         if self.affine:
-            self.weight = Parameter(Tensor(np.ones(num_features, dtype=dtype)))
+            self.weight = Parameter(Tensor(np.ones(n, dtype=dtype)))
             if self.use_bias:
-                self.bias = Parameter(Tensor(np.zeros(num_features, dtype=dtype)))
+                self.bias = Parameter(Tensor(np.zeros(n, dtype=dtype)))
             else:
                 self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if self.track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
+            self.register_buffer("running_mean", Tensor(np.zeros(n, dtype=dtype)))
+            self.register_buffer("running_var", Tensor(np.ones(n, dtype=dtype)))
             self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
         else:
             self.register_buffer("running_mean", None)
@@ -51,7 +52,7 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def reset_running_stats(self) -> None:
-        """Running mean 0, running variance 1, no batches seen."""
+        """Running mean 0, running variance 1, no batches seen (when the statistics are tracked)."""
         if self.track_running_stats:
             with no_grad():
                 self.running_mean.zero_()
@@ -65,6 +66,18 @@ class _BatchNorm(Module):
             init.ones_(self.weight)
             if self.bias is not None:
                 init.zeros_(self.bias)
+
+
+class _BatchNorm(_NormBase):
+    """Shared machinery of the batch-norm layers (PyTorch's semantics, buffer for buffer)."""
+
+    _expected_ndims: tuple[int, ...] = ()
+    _shape_text = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, dtype: Any = None, *,
+                 bias: bool = True) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, bias)
 
     def _check_input(self, x: Any) -> None:
         name = f"{type(self).__name__}({self.num_features})"
