@@ -410,3 +410,59 @@ def test_functional_layer_norm(kernel_set, shape, tmp_path):
                 rb.nn.functional.layer_norm(x, (16,))
 
     roundtrip(Model(), randn(*shape, seed=1), randn(*shape, seed=2), tmp_path)
+
+
+FUNCTIONAL_POOLS = {
+    "max": lambda x: rb.nn.functional.max_pool2d(x, 2),
+    "max strided padded ceil": lambda x: rb.nn.functional.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True),
+    "max dilated": lambda x: rb.nn.functional.max_pool2d(x, 2, dilation=2),
+    "avg padded": lambda x: rb.nn.functional.avg_pool2d(x, 3, stride=2, padding=1),
+    "avg padded excluded": lambda x: rb.nn.functional.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False),
+    "adaptive avg": lambda x: rb.nn.functional.adaptive_avg_pool2d(x, 3),
+    "1-d": lambda x: rb.nn.functional.max_pool1d(rb.nn.functional.avg_pool1d(x.flatten(2), 2), 3),
+}
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONAL_POOLS))
+def test_functional_pooling(name, tmp_path):
+    """Pooling called from a model's own forward (``F.max_pool2d(F.relu(self.conv(x)), 2)``)."""
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            return FUNCTIONAL_POOLS[name](rb.nn.functional.relu(self.conv(x)))
+
+    example, run = batches(3, 9, 12)
+    roundtrip(Model(), example, run, tmp_path)
+
+
+def test_functional_avg_pool_divisor_override_is_named(tmp_path):
+    class Model(nn.Module):
+        def forward(self, x):
+            return rb.nn.functional.avg_pool2d(x, 2, divisor_override=3)
+
+    with pytest.raises(UnsupportedOperatorError, match="divisor_override"):
+        export_onnx(Model(), randn(2, 3, 8, 8), tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("mask", ["none", "causal", "additive"])
+def test_functional_scaled_dot_product_attention(mask, tmp_path):
+    """``F.scaled_dot_product_attention`` in a model's own attention block."""
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv = nn.Linear(8, 24)
+            self.bias = rb.tensor(randn(6, 6, seed=9))
+
+        def forward(self, x):  # (N, L, 8) -> 2 heads of 4
+            n, length = x.shape[0], x.shape[1]
+            q, k, v = (t.reshape(n, length, 2, 4).transpose(1, 2) for t in self.qkv(x).chunk(3, axis=-1))
+            kw = {"is_causal": True} if mask == "causal" else {"attn_mask": self.bias} if mask == "additive" else {}
+            return rb.nn.functional.scaled_dot_product_attention(q, k, v, **kw)
+
+    example, run = batches(6, 8)
+    roundtrip(Block(), example, run, tmp_path)

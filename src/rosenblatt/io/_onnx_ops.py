@@ -473,6 +473,49 @@ def _fold(tracer, inputs, kwargs, outputs):
                  **_block_attributes(geom))
 
 
+def _pool_attributes(geom: Any) -> dict[str, Any]:
+    """ONNX pooling attributes of a pooling Function's geometry (``ceil_mode`` where the output is
+    longer than floor division gives)."""
+    floor = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
+             zip(geom.in_hw, geom.padding, geom.dilation, geom.kernel, geom.stride)]
+    return dict(kernel_shape=list(geom.kernel), strides=list(geom.stride), pads=list(geom.padding) * 2,
+                ceil_mode=int(list(geom.out_hw) != floor))
+
+
+def _max_pool2d(tracer, inputs, kwargs, outputs):
+    x, geom = inputs
+    attributes = _pool_attributes(geom)
+    if any(d != 1 for d in geom.dilation):
+        attributes["dilations"] = list(geom.dilation)
+    return tracer.graph.add("MaxPool", [tracer.name(x)], **attributes)
+
+
+def _avg_pool2d(tracer, inputs, kwargs, outputs):
+    # alg: "avg_include" (padding counts), "avg_exclude" (count_include_pad=False), None: a
+    # divisor_override or a ceil_mode window over the padding, which ONNX's AveragePool cannot say
+    x, geom, divisor, alg = inputs
+    if alg is None:
+        raise UnsupportedOperatorError("export_onnx: avg_pool2d with divisor_override, or with ceil_mode windows "
+                                       "that count padding, has no ONNX AveragePool equivalent")
+    return tracer.graph.add("AveragePool", [tracer.name(x)], count_include_pad=int(alg == "avg_include"),
+                            **_pool_attributes(geom))
+
+
+def _attention(tracer, inputs, kwargs, outputs):
+    # F.scaled_dot_product_attention (MultiheadAttention exports as a layer): softmax(q k^T s + bias) v
+    q, k, v, bias, dropout_mask, scale, heads, need_weights = inputs
+    if heads.num_heads is not None or need_weights or dropout_mask is not None or k.ndim != q.ndim:
+        raise UnsupportedOperatorError("export_onnx: attention with heads, weights, dropout or broadcast batch "
+                                       "axes is exported through MultiheadAttention or not at all")
+    g = tracer.graph
+    perm = list(range(q.ndim - 2)) + [q.ndim - 1, q.ndim - 2]
+    scores = g.add("MatMul", [tracer.name(q), g.add("Transpose", [tracer.name(k)], perm=perm)])
+    scores = g.add("Mul", [scores, tracer.name(float(scale), q)])
+    if bias is not None:
+        scores = g.add("Add", [scores, tracer.name(bias, hint="attn_bias")])
+    return g.add("MatMul", [g.add("Softmax", [scores], axis=-1), tracer.name(v)])
+
+
 def _register_functional() -> None:
     import importlib
 
@@ -490,6 +533,8 @@ def _register_functional() -> None:
         ("activation", "HardswishFn", _scalar_activation("HardSwish")), ("activation", "MishFn", _mish),
         ("normalization", "LayerNormFn", _layer_norm), ("normalization", "LayerNormOneDnnFn", _layer_norm),
         ("patches", "UnfoldFunction", _unfold), ("patches", "FoldFunction", _fold),
+        ("pooling", "MaxPool2dFunction", _max_pool2d), ("pooling", "AvgPool2dFunction", _avg_pool2d),
+        ("attention", "AttentionFn", _attention),
     ]:
         try:
             module = importlib.import_module(f"rosenblatt.nn.functional.{module_name}")
