@@ -327,3 +327,18 @@ def test_small_3d_cnn_learns_on_16_cubed_volumes():
     with rb.no_grad():
         accuracy = (model(rb.tensor(xt)).numpy().argmax(1) == yt).mean()
     assert accuracy > 0.9
+
+
+def test_prelu_is_one_node_with_first_and_second_derivatives():
+    """``F.prelu`` is one node (so ONNX export sees it); its gradients and their derivatives pass
+    float64 finite differences, with one slope and with one per channel."""
+    from rosenblatt.autograd import gradcheck, gradgradcheck
+    from rosenblatt.nn.functional.activation import PReLUFn
+
+    rng = np.random.default_rng(4)
+    x = rb.tensor(rng.standard_normal((2, 3, 4, 4)), requires_grad=True)
+    for slopes in (np.array([0.25]), np.array([0.1, -0.2, 0.3])):
+        w = rb.tensor(slopes, requires_grad=True)
+        assert isinstance(rb.nn.functional.prelu(x, w).grad_fn, PReLUFn)
+        assert gradcheck(rb.nn.functional.prelu, (x, w))
+        assert gradgradcheck(rb.nn.functional.prelu, (x, w))

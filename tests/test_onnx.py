@@ -466,3 +466,52 @@ def test_functional_scaled_dot_product_attention(mask, tmp_path):
 
     example, run = batches(6, 8)
     roundtrip(Block(), example, run, tmp_path)
+
+
+# Functional forms called from a model's own forward, on a 4-D (N, 4, 8, 8) input or, marked "2-D",
+# an (N, 16) one. Each must export (the modules' converters do not cover them).
+_F = rb.nn.functional
+FUNCTIONAL_OPS = {
+    "relu": _F.relu, "gelu": _F.gelu, "silu": _F.silu, "elu": _F.elu, "selu": _F.selu,
+    "leaky_relu": lambda x: _F.leaky_relu(x, 0.1), "softplus": _F.softplus, "sigmoid": _F.sigmoid,
+    "tanh": _F.tanh, "relu6": _F.relu6, "hardtanh": _F.hardtanh, "hardsigmoid": _F.hardsigmoid,
+    "hardswish": _F.hardswish, "mish": _F.mish, "softmax": lambda x: _F.softmax(x, dim=1),
+    "log_softmax": lambda x: _F.log_softmax(x, dim=1),
+    "prelu": lambda x: _F.prelu(x, rb.tensor(np.linspace(0.1, 0.4, 4).astype(np.float32))),
+    "batch_norm": lambda x: _F.batch_norm(x, rb.tensor(np.arange(4, dtype=np.float32)),
+                                          rb.tensor(np.arange(1, 5, dtype=np.float32)), training=False),
+    "group_norm": lambda x: _F.group_norm(x, 2), "instance_norm": _F.instance_norm,
+    "pad": lambda x: _F.pad(x, (1, 1, 2, 2)), "pixel_shuffle": lambda x: _F.pixel_shuffle(x, 2),
+    "pixel_unshuffle": lambda x: _F.pixel_unshuffle(x, 2), "unfold": lambda x: _F.unfold(x, 3),
+    "interpolate nearest": lambda x: _F.interpolate(x, scale_factor=2),
+    "interpolate bilinear": lambda x: _F.interpolate(x, scale_factor=2, mode="bilinear"),
+    "adaptive_avg_pool2d": lambda x: _F.adaptive_avg_pool2d(x, 1),
+    "scaled_dot_product_attention": lambda x: _F.scaled_dot_product_attention(x, x, x),
+    "2-D layer_norm": lambda x: _F.layer_norm(x, (16,)),
+    "2-D dropout (eval)": lambda x: _F.dropout(x, 0.5, training=False),
+    "2-D linear": lambda x: _F.linear(x, rb.tensor(randn(5, 16, seed=3))),
+    "2-D step": _F.step,
+}
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONAL_OPS))
+def test_functional_ops_export(name, tmp_path):
+    class Model(nn.Module):
+        def forward(self, x):
+            return FUNCTIONAL_OPS[name](x * 1.5 - 0.25)
+
+    example, run = batches(16) if name.startswith("2-D") else batches(4, 8, 8)
+    roundtrip(Model(), example, run, tmp_path)
+
+
+@pytest.mark.parametrize("name, fn", [
+    ("RegressionLossFn", lambda x: _F.mse_loss(x, rb.zeros((EXAMPLE_BATCH, 16)))),
+    ("CrossEntropyFn", lambda x: _F.cross_entropy(x, rb.tensor(np.zeros(EXAMPLE_BATCH, dtype=np.int64)))),
+])
+def test_functional_ops_without_export_are_named(name, fn, tmp_path):
+    class Model(nn.Module):
+        def forward(self, x):
+            return fn(x)
+
+    with pytest.raises(UnsupportedOperatorError, match=name):
+        export_onnx(Model(), randn(EXAMPLE_BATCH, 16), tmp_path / "m.onnx")

@@ -516,6 +516,11 @@ def _attention(tracer, inputs, kwargs, outputs):
     return g.add("MatMul", [g.add("Softmax", [scores], axis=-1), tracer.name(v)])
 
 
+def _prelu(tracer, inputs, kwargs, outputs):
+    x, slope = inputs
+    return tracer.graph.add("PRelu", [tracer.name(x), tracer.name(slope, x, hint="slope")])
+
+
 def _register_functional() -> None:
     import importlib
 
@@ -534,7 +539,7 @@ def _register_functional() -> None:
         ("normalization", "LayerNormFn", _layer_norm), ("normalization", "LayerNormOneDnnFn", _layer_norm),
         ("patches", "UnfoldFunction", _unfold), ("patches", "FoldFunction", _fold),
         ("pooling", "MaxPool2dFunction", _max_pool2d), ("pooling", "AvgPool2dFunction", _avg_pool2d),
-        ("attention", "AttentionFn", _attention),
+        ("attention", "AttentionFn", _attention), ("activation", "PReLUFn", _prelu),
     ]:
         try:
             module = importlib.import_module(f"rosenblatt.nn.functional.{module_name}")

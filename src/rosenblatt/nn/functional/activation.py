@@ -17,9 +17,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rosenblatt.core import Function, Tensor, constant, is_grad_enabled
+from rosenblatt.backend import get_array_module
+from rosenblatt.core import Function, Tensor, constant, is_grad_enabled, sum_to_array
 from rosenblatt.kernels import activation as _act
 from rosenblatt.kernels.activation import SELU_ALPHA, SELU_SCALE
+from rosenblatt.nn.functional._fused import composite_backward
 from rosenblatt.ops import exp, log_softmax, reshape, sigmoid, softmax, tanh, where
 from rosenblatt.ops import relu as _relu
 
@@ -338,14 +340,41 @@ def mish(x: Tensor, inplace: bool = False) -> Tensor:
     return in_place(x, MishFn.apply(_check_tensor("mish", x)), inplace)
 
 
+class PReLUFn(Function):
+    """``x`` where ``x > 0``, else ``slope * x`` (``slope`` already shaped to broadcast): one node, so
+    that ONNX export sees the operation (a ``where`` would carry its condition as a constant)."""
+
+    @staticmethod
+    def forward(ctx, x, slope):
+        xp = get_array_module(x)
+        return xp.where(x > 0, x, x * slope)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return composite_backward(lambda x_, s_: where(x_.data > 0, x_, x_ * s_), ctx.inputs,
+                                  ctx.needs_input_grad, [gy])
+
+    @staticmethod
+    def backward_arrays(ctx, gy):
+        x, slope = ctx.inputs
+        xd, sd = x.data, slope.data
+        xp = get_array_module(xd)
+        positive = xd > 0
+        gx = xp.where(positive, gy, gy * sd) if ctx.needs_input_grad[0] else None
+        gs = None
+        if ctx.needs_input_grad[1]:  # sum(x * gy) over the negative part, down to the slope's shape
+            gs = sum_to_array(xp.where(positive, 0, xd * gy).astype(sd.dtype, copy=False), sd.shape)
+        return gx, gs
+
+
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """Parametric ReLU (He et al., 2015): ``x`` where positive, ``weight * x`` elsewhere.
 
     ``weight`` holds one slope, or one per channel (axis 1 of the input, as in PyTorch: an input
     of fewer than 2 dimensions has one channel).
-    Composed of ``where`` and a product, so the gradients (``gy`` where ``x > 0``, else
-    ``weight * gy``; the slope gets ``sum(x * gy)`` over its negative part) are PyTorch's and
-    second derivatives come for free.
+    One node whose gradients are those of ``where(x > 0, x, x * slope)`` (``gy`` where ``x > 0``,
+    else ``weight * gy``; the slope gets ``sum(x * gy)`` over its negative part, as in PyTorch),
+    differentiable again.
 
     Shape:
         input ``(N, C, *)``, or any shape with a single slope; weight ``(1,)`` or ``(C,)``;
@@ -364,7 +393,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
             raise ValueError(f"prelu: weight has {slopes} slopes, so the input needs {slopes} channels in "
                              f"dimension 1; got input of shape {input.shape}")
         slope = reshape(weight, (slopes,) + (1,) * (input.ndim - 2))
-    return where(input.data > 0, input, input * slope)
+    return PReLUFn.apply(input, slope)
 
 
 __all__ = ["elu", "gelu", "hardsigmoid", "hardswish", "hardtanh", "leaky_relu", "log_softmax", "mish", "prelu",
