@@ -515,3 +515,41 @@ def test_functional_ops_without_export_are_named(name, fn, tmp_path):
 
     with pytest.raises(UnsupportedOperatorError, match=name):
         export_onnx(Model(), randn(EXAMPLE_BATCH, 16), tmp_path / "m.onnx")
+
+
+def test_where_with_a_condition_from_the_input_is_refused(tmp_path):
+    """Comparisons are not traced: a mask computed from the input would be exported as this
+    example's constant, so export refuses it and says why."""
+
+    class Masked(nn.Module):
+        def forward(self, x):
+            return rb.where(x > 0, x, x * 0.1)
+
+    with pytest.raises(UnsupportedOperatorError, match="condition of its input's shape"):
+        export_onnx(Masked(), randn(3, 4), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_temporary_constants_keep_their_own_values(tmp_path):
+    """Constant tensors made inside ``forward`` and freed at once each export as their own
+    initializer: the exporter remembers initializers by tensor id, so it keeps the tensors alive
+    (a freed one's id could come back for the next constant, with the wrong initializer)."""
+    import gc
+    import weakref
+
+    class Model(nn.Module):
+        def forward(self, x):
+            first = rb.tensor(np.eye(4, dtype=np.float32) * 2)
+            x = x @ first
+            self.first = weakref.ref(first)
+            del first
+            gc.collect()
+            self.kept = self.first() is not None  # alive here only while an export traces
+            for k in range(3, 6):
+                x = x @ rb.tensor(np.eye(4, dtype=np.float32) * k)
+            return x @ rb.tensor(np.arange(8, dtype=np.float32).reshape(4, 2))
+
+    model = Model()
+    roundtrip(model, *batches(4), tmp_path)  # (its last, plain call reset kept)
+    export_onnx(model, randn(2, 4), tmp_path / "again.onnx")
+    assert model.kept

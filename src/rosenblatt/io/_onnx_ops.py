@@ -48,6 +48,16 @@ for _cls, _op in [(arithmetic.Add, "Add"), (arithmetic.Sub, "Sub"), (arithmetic.
 def _where(tracer, inputs, kwargs, outputs):
     condition, a, b = inputs
     like = a if hasattr(a, "dtype") else b
+    # Comparisons are not traced: a condition computed from the input reaches here as an array, and
+    # the graph would hold this example's mask as a constant. One of the traced operand's shape,
+    # batch axis included, is such a mask.
+    cond_shape = getattr(condition, "shape", ())
+    for operand in (a, b):
+        if tracer.is_traced(operand) and len(cond_shape) >= 2 and tuple(cond_shape) == tuple(operand.shape):
+            raise UnsupportedOperatorError(
+                "export_onnx: where() got a condition of its input's shape computed outside the graph "
+                "(comparisons are not traced), so the exported graph would keep this example's condition "
+                "as a constant; build the result from ops that export (relu, clip, maximum, ...)")
     cond = tracer.name(condition)
     if np.asarray(condition.data if hasattr(condition, "data") else condition).dtype != np.bool_:
         cond = tracer.graph.add("Cast", [cond], to=9)

@@ -131,7 +131,7 @@ class Tracer:
         self.batch_size = batch_size
         self.dynamic_batch = dynamic_batch
         self.names: dict[int, str] = {}
-        self._alive: list[Any] = []  # keeps traced tensors alive, so their ids stay unique
+        self._alive: list[Any] = []  # keeps traced and constant tensors alive, so their ids stay unique
         self.suppress = 0
         self.module_names = {id(m): name for name, m in model.named_modules()}
         self.tensor_names = {id(t): name for name, t in model.state_dict(keep_vars=True).items()}
@@ -161,6 +161,10 @@ class Tracer:
             name = self.names.get(id(x))
             if name is not None:
                 return name
+            # the initializer is remembered by the tensor's id: the tensor is kept alive, so that a
+            # temporary constant (an interpolation matrix, say) freed meanwhile cannot pass its id,
+            # and its initializer, on to another one
+            self._alive.append(x)
             return self.graph.constant(x.data, self.tensor_names.get(id(x), hint), key=id(x))
         array = np.asarray(x)
         if like is not None and array.dtype.kind in "biuf" and isinstance(x, (int, float, bool, np.generic)):
