@@ -327,6 +327,15 @@ def _parts(shape: _Shape) -> list[tuple[int, int]] | None:
     return list(zip(edges, edges[1:]))
 
 
+def _team(shape: _Shape, parts: int) -> Any:
+    """The thread count a call's primitives are made and run with (oneDNN fixes it when it makes
+    them): one per part for parts (on this thread; the others run on workers), one for a small
+    step, else the configured team."""
+    if parts > 1:
+        return L.single_thread_here()
+    return L.one_thread() if _small(shape) else contextlib.nullcontext()
+
+
 # -- workspace pool -----------------------------------------------------------------------------
 
 # At most this many free buffers of one size (a 2-layer bidirectional step holds four), and this
@@ -544,8 +553,7 @@ def _forward(cell: str, x: np.ndarray, h0: np.ndarray, c0: Any, w_ih: np.ndarray
     shapes = shape.split([b - a for a, b in parts]) if parts else [shape]
     parts = parts or [(0, N)]
     # the primitives are made for the thread count they run with (oneDNN fixes it when it makes them)
-    with (L.single_thread_here() if len(parts) > 1 else L.one_thread() if _small(shape)
-          else contextlib.nullcontext()):
+    with _team(shape, len(parts)):
         primitives = [_forward_primitive(s, training) for s in shapes]
         # the weights in the layouts the primitives chose (kept between inference calls)
         weights = _prepared_weights(cell, H, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep,
@@ -638,7 +646,7 @@ def _backward(saved: _Saved | _Parts, grad_output: np.ndarray, grad_h_n: np.ndar
     parts = saved.saved if isinstance(saved, _Parts) else [saved]
     w_ih, w_hh = _backward_weights(parts[0].w_ih, cell, H), _backward_weights(parts[0].w_hh, cell, H)
     bounds = saved.bounds if isinstance(saved, _Parts) else [(0, N)]
-    with L.single_thread_here() if len(parts) > 1 else L.one_thread() if _small(shape) else contextlib.nullcontext():
+    with _team(shape, len(parts)):
         runs, grads = [], []
         for (a, b), part in zip(bounds, parts):
             primitive = _backward_primitive(part.shape)
