@@ -105,6 +105,34 @@ def test_conv_transpose2d_matches_torch(kernel_set, kw):
 
 
 @requires_torch
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv_transpose2d_backward_reorders_the_output_gradient_once(kernel_set, monkeypatch, bias):
+    """The input gradient of a transposed convolution is a convolution of the output gradient; under
+    oneDNN it keeps its copy of that gradient in the convolution's layout, and the weight gradient
+    reads the copy instead of reordering the gradient again. Both gradients match PyTorch."""
+    from rosenblatt.kernels.onednn import conv as dnn_conv
+    from rosenblatt.nn.functional import conv as conv_fn
+
+    sources = []
+    real = conv_fn.onednn_grad_weight
+    monkeypatch.setattr(conv_fn, "onednn_grad_weight", lambda x, *a: sources.append(type(x)) or real(x, *a))
+    kw = dict(stride=2, padding=1)
+    arrays = [r(4, 8, 6, 6).astype(np.float32), r(8, 6, 4, 4).astype(np.float32), r(6).astype(np.float32)]
+    ours = [rb.tensor(a, requires_grad=True) for a in arrays[:2 + bias]]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays[:2 + bias]]
+    y, ty = F.conv_transpose2d(*ours, **kw), TF.conv_transpose2d(*theirs, **kw)
+    g = r(*ty.shape).astype(np.float32)
+    y.backward(rb.tensor(g))
+    ty.backward(torch.tensor(g))
+    for a, b in [(y, ty)] + [(o.grad, t.grad) for o, t in zip(ours, theirs)]:
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-4)
+    if kernel_set == "onednn":
+        assert sources == [dnn_conv._Relaid]
+    else:
+        assert all(s is np.ndarray for s in sources)
+
+
+@requires_torch
 @pytest.mark.parametrize("kw", [dict(padding=2), dict(stride=2, dilation=2, groups=3)])
 def test_conv1d_matches_torch(kernel_set, kw):
     groups = kw.get("groups", 1)

@@ -6,6 +6,7 @@ Every reduction takes NumPy's ``axis=`` (int, tuple or None) and ``keepdims=``; 
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -60,13 +61,13 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, gy):
         _, axes, keepdims = ctx.inputs
-        count = int(np.prod([ctx.in_shape[a] for a in axes]))
+        count = math.prod(ctx.in_shape[a] for a in axes)
         return _expand_back(gy / count, ctx.in_shape, axes, keepdims), None, None
 
     @staticmethod
     def backward_arrays(ctx, gy):
         _, axes, keepdims = ctx.inputs
-        count = int(np.prod([ctx.in_shape[a] for a in axes]))
+        count = math.prod(ctx.in_shape[a] for a in axes)
         return _expand_back_array(gy / count, ctx.in_shape, axes, keepdims), None, None
 
 
@@ -323,7 +324,7 @@ def var(x: Tensor, axis: Any = None, keepdims: bool = False, correction: int | N
     correction = 1 if correction is None else correction
     axis, keepdims = axis_args("var", axis, keepdims, kw)
     axes = normalize_axes("var", axis, x.ndim)
-    n = int(np.prod([x.shape[a] for a in axes]))
+    n = math.prod(x.shape[a] for a in axes)
     centered = x - mean(x, axes, keepdims=True)
     return sum(centered * centered, axes, keepdims) / float(np.maximum(n - correction, 0) or np.nan)
 
