@@ -149,3 +149,34 @@ def test_bilinear_channels_last_matches_torch():
     array = np.ascontiguousarray(r(2, 15, 17, 3).astype(np.float32)).transpose(0, 3, 1, 2)
     check_op(lambda t: F.interpolate(t, scale_factor=2, mode="bilinear"),
              lambda t: TF.interpolate(t, scale_factor=2, mode="bilinear"), [array], np.float32)
+
+
+@requires_torch
+@pytest.mark.parametrize("kw", [dict(scale_factor=2), dict(scale_factor=(3, 2)), dict(size=(32, 16))])
+def test_nearest_upscale_of_big_float32_inputs_under_both_kernel_sets(kernel_set, kw):
+    """From ``resampling.MIN_ELEMENTS`` output elements the oneDNN kernels write the upscaled array in
+    one pass (oneDNN's resampling primitive): the same bits as NumPy's repeat (NaN, infinities and
+    signed zeros included), a channels-last input giving a channels-last output; a strided input
+    and the gradient stay NumPy's."""
+    from rosenblatt.kernels.onednn import library as L
+    from rosenblatt.kernels.onednn import resampling
+
+    base = r(8, 16, 16, 16).astype(np.float32)
+    base[0, 0, 0, :4] = [np.nan, np.inf, -np.inf, -0.0]
+    channels_last = np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    strided = np.repeat(base, 2, axis=3)[:, :, :, ::2]
+    for array in (base, channels_last, strided):
+        x = rb.from_numpy(array).requires_grad_(True)  # (rb.tensor would copy it C-contiguous)
+        tx = torch.tensor(np.ascontiguousarray(array), requires_grad=True)
+        y, ty = F.interpolate(x, **kw), TF.interpolate(tx, **kw)
+        assert _fused_ran(y) and y.numel() >= resampling.MIN_ELEMENTS
+        expected = ty.detach().numpy()
+        np.testing.assert_array_equal(y.numpy().view(np.uint32), expected.view(np.uint32))
+        assert (L.channels_last(y.numpy()) is not None) == (kernel_set == "onednn" and array is channels_last)
+        g = r(*y.shape).astype(np.float32)
+        (gx,) = rb.grad(y, x, rb_tensor(g))
+        (tgx,) = torch.autograd.grad(ty, tx, torch.tensor(g))
+        assert_close(gx, tgx, "gradient", rtol=1e-6, atol=1e-6)
+    ran = any(isinstance(key, tuple) and key[:1] == ("nearest upsampling",) and value is not None
+              for key, value in L.cache_items())
+    assert ran == (kernel_set == "onednn")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from rosenblatt import kernels
 from rosenblatt.backend import get_array_module
 from rosenblatt.core import Function, Tensor, broadcast_to, constant
 from rosenblatt.ops import matmul, reshape, swapaxes
@@ -99,7 +100,15 @@ def _nearest_axis(x: Tensor, axis: int, index: np.ndarray) -> Tensor:
 def _upsample_nearest(x: Any, fh: int, fw: int) -> Any:
     """Every pixel of an ``(N, C, H, W)`` array repeated ``fh`` times down and ``fw`` times across:
     ``np.repeat`` along the columns, then along the rows (whole rows are copied at once). At
-    64x16x16x16, factor 2: 0.7 ms against 1.4 ms for the copy of a 6-D broadcast view."""
+    64x16x16x16, factor 2: 0.7 ms against 1.4 ms for the copy of a 6-D broadcast view. With the
+    oneDNN kernels, big float32 arrays are written in one threaded pass instead
+    (:func:`rosenblatt.kernels.onednn.resampling.nearest_upsample`): 0.2 ms there."""
+    if type(x) is np.ndarray and x.dtype == np.float32 and kernels.use_onednn(x):
+        from rosenblatt.kernels.onednn import resampling
+
+        y = resampling.nearest_upsample(x, fh, fw)
+        if y is not None:
+            return y
     xp = get_array_module(x)
     if fw > 1:
         x = xp.repeat(x, fw, axis=3)
