@@ -180,3 +180,29 @@ def test_nearest_upscale_of_big_float32_inputs_under_both_kernel_sets(kernel_set
     ran = any(isinstance(key, tuple) and key[:1] == ("nearest upsampling",) and value is not None
               for key, value in L.cache_items())
     assert ran == (kernel_set == "onednn")
+
+
+@pytest.mark.parametrize("factors", [(2, 2), (1, 2), (2, 4), (3, 2)])
+def test_nearest_upscale_adjoint_under_both_kernel_sets(kernel_set, factors):
+    """With the oneDNN kernels, the gradient of a big float32 upscaling whose window has a
+    power-of-two size is an average pooling times the window size (exact scalings): each window's
+    sum, within rounding of PyTorch's order; infinities and NaN propagate. Other windows, and the
+    NumPy kernels, add the strided views in PyTorch's order."""
+    from rosenblatt.kernels.onednn import library as L
+
+    fh, fw = factors
+    g = r(8, 16, 16 * fh, 16 * fw).astype(np.float32)
+    g[0, 0, 0, 0], g[1, 2, 3, 4] = np.inf, np.nan
+    views = [g[:, :, i::fh, j::fw] for i in range(fh) for j in range(fw)]
+    expected = views[0] + views[1]
+    for view in views[2:]:
+        expected = expected + view
+    got = resize._upsample_nearest_adjoint(g, fh, fw)
+    pooled = any(isinstance(key, tuple) and key[:1] == ("pool",) and value for key, value in L.cache_items())
+    power_of_two = fh * fw in (2, 4, 8)
+    assert pooled == (kernel_set == "onednn" and power_of_two)
+    if pooled:
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+        assert np.isinf(got[0, 0, 0, 0]) and np.isnan(got[1, 2, 3 // fh, 4 // fw])
+    else:
+        np.testing.assert_array_equal(got, expected)

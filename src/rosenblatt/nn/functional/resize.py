@@ -122,9 +122,18 @@ def _upsample_nearest_adjoint(gy: Any, fh: int, fw: int) -> Any:
     copies, added as PyTorch's kernel adds them (row by row, left to right: ``((g00 + g01) + g10)
     + g11``), as ``fh*fw`` strided views ``gy[:, :, i::fh, j::fw]`` of any layout. At 64x16x32x32,
     factor 2: 0.7 ms against 6.6 ms for ``gy.reshape(N, C, H, 2, W, 2).sum(axis=(3, 5))`` (NumPy
-    reduces the short axes one element at a time)."""
+    reduces the short axes one element at a time). With the oneDNN kernels, big float32 gradients
+    with a power-of-two window are an average pooling times ``fh*fw`` instead
+    (:func:`rosenblatt.kernels.onednn.resampling.nearest_upsample_adjoint`): 0.46 ms against 0.98
+    ms there, each window summed in oneDNN's order."""
     if fh * fw == 1:
         return gy.copy()
+    if type(gy) is np.ndarray and gy.dtype == np.float32 and kernels.use_onednn(gy):
+        from rosenblatt.kernels.onednn import resampling
+
+        out = resampling.nearest_upsample_adjoint(gy, fh, fw)
+        if out is not None:
+            return out
     views = [gy[:, :, i::fh, j::fw] for i in range(fh) for j in range(fw)]
     out = views[0] + views[1]
     for view in views[2:]:
