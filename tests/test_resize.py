@@ -15,6 +15,7 @@ import pytest
 import rosenblatt as rb
 from rosenblatt.nn import functional as F
 from rosenblatt.nn.functional import resize
+from tests import parity
 from tests.parity import (
     HAVE_TORCH,
     assert_close,
@@ -87,6 +88,12 @@ def test_nearest_downscale_and_fractional_sizes_stay_composite():
         assert not _fused_ran(F.interpolate(x, **kw))
 
 
+def _as_laid_out(array: np.ndarray) -> rb.Tensor:
+    """A tensor on ``array``'s memory as it lies (channels-last, strided) on the CPU backend
+    (``rb.tensor`` copies into a C-contiguous array); a device copy on another backend."""
+    return rb.from_numpy(array) if parity.DEVICE == "cpu" else rb_tensor(array)
+
+
 @requires_torch
 @pytest.mark.parametrize("kw", [dict(scale_factor=2), dict(size=(10, 21)), dict(scale_factor=(2, 3))])
 def test_nearest_upscale_layouts_match_torch(kw):
@@ -94,14 +101,14 @@ def test_nearest_upscale_layouts_match_torch(kw):
     base = r(2, 4, 10, 14).astype(np.float32)
     for array in (np.ascontiguousarray(base[:, :, :5, :7].transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),  # channels-last
                   base[:, :, 1::2, ::2]):  # strided, 5x7
-        x = rb_tensor(array, requires_grad=True)
+        x = _as_laid_out(array).requires_grad_(True)
         tx = torch.tensor(np.ascontiguousarray(array), requires_grad=True)
         y, ty = F.interpolate(x, **kw), TF.interpolate(tx, **kw)
         assert _fused_ran(y)
         assert_close(y, ty, "forward", rtol=0, atol=0)
         g = r(*y.shape).astype(np.float32)
         g_cl = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-        (gx,) = rb.grad(y, x, rb_tensor(g_cl))
+        (gx,) = rb.grad(y, x, _as_laid_out(g_cl))
         (tgx,) = torch.autograd.grad(ty, tx, torch.tensor(g))
         assert_close(gx, tgx, "gradient", rtol=1e-6, atol=1e-6)
 
@@ -166,7 +173,7 @@ def test_nearest_upscale_of_big_float32_inputs_under_both_kernel_sets(kernel_set
     channels_last = np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     strided = np.repeat(base, 2, axis=3)[:, :, :, ::2]
     for array in (base, channels_last, strided):
-        x = rb.from_numpy(array).requires_grad_(True)  # (rb.tensor would copy it C-contiguous)
+        x = _as_laid_out(array).requires_grad_(True)
         tx = torch.tensor(np.ascontiguousarray(array), requires_grad=True)
         y, ty = F.interpolate(x, **kw), TF.interpolate(tx, **kw)
         assert _fused_ran(y) and y.numel() >= resampling.MIN_ELEMENTS
