@@ -132,6 +132,71 @@ def test_conv_transpose2d_backward_reorders_the_output_gradient_once(kernel_set,
         assert all(s is np.ndarray for s in sources)
 
 
+def test_aligned_empty_starts_on_a_cache_line():
+    from rosenblatt.kernels.workspace import ALIGNMENT, aligned_empty
+
+    for shape, dtype in [((3,), np.float32), ((64, 16, 32, 32), np.float32), ((5, 7), np.float64), ((0,), np.float32),
+                         ((2, 0, 3), np.uint8)]:
+        for _ in range(8):  # malloc hands out 16-byte-aligned blocks: one in four is aligned by chance
+            a = aligned_empty(shape, dtype)
+            assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+            assert a.ctypes.data % ALIGNMENT == 0
+
+
+@pytest.mark.skipif(not ONEDNN_OK, reason="oneDNN unavailable")
+def test_onednn_outputs_are_aligned_from_the_threshold_on():
+    small = L.ALIGNED_MIN_BYTES // 4 - 1
+    assert all(L.empty(L.ALIGNED_MIN_BYTES // 4).ctypes.data % 64 == 0 for _ in range(8))
+    assert all(L.empty((2, L.ALIGNED_MIN_BYTES // 8)).shape == (2, L.ALIGNED_MIN_BYTES // 8) for _ in range(2))
+    assert all(L.empty(7, aligned=True).ctypes.data % 64 == 0 for _ in range(8))
+    assert L.empty(small).base is None  # below the threshold: NumPy's own allocation
+    cl = L.empty_channels_last((2, 3, 4, 5))
+    assert cl.shape == (2, 3, 4, 5) and L.channels_last(cl) is not None
+
+
+@requires_torch
+@pytest.mark.parametrize("channels", [(16, 32), (5, 7), (8, 3), (3, 16), (32, 64), (12, 12), (4, 20), (24, 8)])
+def test_conv_weight_gradients_are_aligned_and_kept_as_they_are(kernel_set, channels):
+    """oneDNN's weights pass writes its weight and bias gradients 64-byte aligned (misaligned, it ran
+    up to 40 % slower), and those arrays become the leaves' ``.grad`` with no copy; the values match
+    PyTorch under both kernel sets."""
+    c, o = channels
+    arrays = [r(4, c, 9, 9).astype(np.float32), r(o, c, 3, 3).astype(np.float32), r(o).astype(np.float32)]
+    ours = [rb.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y, ty = F.conv2d(*ours, padding=1), TF.conv2d(*theirs, padding=1)
+    g = r(*ty.shape).astype(np.float32)
+    y.backward(rb.tensor(g))
+    ty.backward(torch.tensor(g))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-4)
+    if kernel_set == "onednn":
+        _expect(kernel_set, "conv")
+        for t in ours[1:]:
+            assert t.grad.data.ctypes.data % 64 == 0
+            assert t.grad.data.base is not None  # the kernel's aligned allocation itself, not a copy
+
+
+def test_only_whole_aligned_allocations_pass_as_a_leafs_own_gradient():
+    """A leaf keeps a kernel's gradient without a copy when the array is the whole of its aligned
+    allocation (plain or channels-last); a view of part of one, or one still referred to elsewhere,
+    is copied."""
+    from rosenblatt.core import _sole_view
+    from rosenblatt.kernels.workspace import aligned_empty
+
+    # (each array is made on a line of its own: an assert's operands stay referenced for its message)
+    plain = aligned_empty((3, 5), np.float32)
+    channels_last = aligned_empty((2, 4, 4, 3), np.float32).transpose(0, 3, 1, 2)
+    every_other = aligned_empty((12,), np.float32)[::2]
+    all_but_one = aligned_empty((12,), np.float32)[:11]
+    kept = [_sole_view(plain), _sole_view(channels_last), _sole_view(every_other), _sole_view(all_but_one)]
+    assert kept == [True, True, False, False]
+    shared = plain.base
+    referred_elsewhere = _sole_view(plain)
+    assert not referred_elsewhere
+    del shared
+
+
 @requires_torch
 @pytest.mark.parametrize("kw", [dict(padding=2), dict(stride=2, dilation=2, groups=3)])
 def test_conv1d_matches_torch(kernel_set, kw):

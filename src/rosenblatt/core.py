@@ -1291,11 +1291,20 @@ def run_backward(
 
 def _sole_view(a: Any) -> bool:
     """True when ``a`` is a view of a whole NumPy buffer that nothing else refers to (a channels-last
-    gradient: an NCHW view of the NHWC array a kernel wrote): it may become a leaf's ``.grad`` as it
-    is, with no copy (4 MB of a 64x16x32x32 input gradient took 0.33 ms to copy)."""
+    gradient: an NCHW view of the NHWC array a kernel wrote; a gradient written to a cache-aligned
+    allocation, :func:`rosenblatt.kernels.workspace.aligned_empty`): it may become a leaf's ``.grad``
+    as it is, with no copy (4 MB of a 64x16x32x32 input gradient took 0.33 ms to copy)."""
     base = a.base
-    return (type(base) is np.ndarray and base.base is None and base.nbytes == a.nbytes
-            and sys.getrefcount(base) <= 3)  # the view, the local name and getrefcount's argument
+    if type(base) is not np.ndarray or base.base is not None:
+        return False
+    whole = base.nbytes == a.nbytes or (base.dtype == np.uint8 and a.nbytes < base.nbytes <= a.nbytes + _ALIGNED_SLACK
+                                        and (a.flags.c_contiguous or _channels_last(a)))
+    return whole and sys.getrefcount(base) <= 3  # the view, the local name and getrefcount's argument
+
+
+def _channels_last(a: np.ndarray) -> bool:
+    """True for a 4-D array laid out channels-last without gaps (an NCHW view of NHWC memory)."""
+    return a.ndim == 4 and a.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
 def _accumulate_grad(x: Tensor, g: Tensor, create_graph: bool, owned: set[int]) -> None:
@@ -1369,6 +1378,7 @@ def tensors_requiring_grad(items: Iterable[Any]) -> bool:
 # Imported last: rosenblatt.ops builds on the classes above, and Tensor's methods call into it.
 from rosenblatt import ops as _ops  # noqa: E402
 from rosenblatt.kernels.threads import tick as _threads_tick  # noqa: E402
+from rosenblatt.kernels.workspace import ALIGNMENT as _ALIGNED_SLACK  # noqa: E402  (an aligned allocation's extra bytes)
 from rosenblatt.ops.arithmetic import Add as _Add  # noqa: E402
 from rosenblatt.ops.arithmetic import Div as _Div  # noqa: E402
 from rosenblatt.ops.arithmetic import Mul as _Mul  # noqa: E402

@@ -3,6 +3,14 @@
 Kernels need large temporaries (im2col columns, padded inputs, layout copies). A fresh 100 MB
 array costs tens of thousands of page faults each time it is touched; keeping the same memory
 from one training step to the next avoids that storm.
+
+NumPy's arrays start 16 bytes into a 64-byte cache line as often as not (glibc's ``malloc``
+aligns to 16 bytes), and AVX-512 kernels that write a buffer that way split every store over
+two lines. The workspace's NumPy buffers therefore start on a 64-byte boundary
+(:func:`aligned_empty`). Measured on oneDNN's backward-weights convolution (2 threads, AVX-512):
+a 3x3 16->16 convolution over 64x16x32x32 took 1.75 ms writing its weight gradient to a buffer
+16 bytes off the line and 1.54 ms to an aligned one; the source and output-gradient buffers'
+alignment made no difference (2 %), nor did it for the forward and backward-data passes.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+
+from rosenblatt.kernels.memory import address
 
 _WORKSPACE_MAX_BYTES = 512 * 2**20
 _WORKSPACE_MAX_ENTRIES = 48
@@ -28,6 +38,20 @@ class _Workspace(threading.local):
 _workspace = _Workspace()
 
 
+ALIGNMENT = 64  # bytes: one cache line, one AVX-512 register
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A new C-contiguous NumPy array whose memory starts on a :data:`ALIGNMENT`-byte boundary (a
+    view into a slightly larger byte buffer); its contents are undefined."""
+    dtype = np.dtype(dtype)
+    nbytes = dtype.itemsize
+    for n in shape:
+        nbytes *= n
+    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
+    return np.ndarray(shape, dtype, raw, -address(raw) % ALIGNMENT)
+
+
 def workspace(tag: str, shape: tuple[int, ...], dtype: Any, xp: Any = np) -> Any:
     """A scratch array of ``shape``/``dtype`` reused between calls; its contents are undefined.
 
@@ -42,7 +66,7 @@ def workspace(tag: str, shape: tuple[int, ...], dtype: Any, xp: Any = np) -> Any
     if buffer is not None:
         buffers.move_to_end(key)
         return buffer
-    buffer = xp.empty(shape, dtype=dtype)
+    buffer = aligned_empty(shape, dtype) if xp is np else xp.empty(shape, dtype=dtype)
     if buffer.nbytes > _WORKSPACE_MAX_BYTES // 2:
         return buffer  # too large to keep around
     buffers[key] = buffer
@@ -70,4 +94,4 @@ def gemm_workspace(tag: str, rows: int, cols: int, dtype: Any, xp: Any = np) -> 
     return buffer[:, :cols]
 
 
-__all__ = ["clear_workspace", "gemm_workspace", "workspace"]
+__all__ = ["ALIGNMENT", "aligned_empty", "clear_workspace", "gemm_workspace", "workspace"]

@@ -144,7 +144,7 @@ def _convert(buffer: np.ndarray, src: L.MemoryDesc, dst: L.MemoryDesc, key: tupl
     copy (in workspace buffer ``tag`` when given: a copy used once and dropped)."""
     if src == dst:
         return buffer
-    out = workspace(tag, (dst.nbytes // 4,), np.float32) if tag else np.empty(dst.nbytes // 4, np.float32)
+    out = workspace(tag, (dst.nbytes // 4,), np.float32) if tag else L.empty(dst.nbytes // 4)
     L.reorder(src, dst, ("chain",) + key).execute([(C.ARG_FROM, buffer), (C.ARG_TO, out)])
     return out
 
@@ -152,7 +152,7 @@ def _convert(buffer: np.ndarray, src: L.MemoryDesc, dst: L.MemoryDesc, key: tupl
 def _plain_out(buffer: np.ndarray, md: L.MemoryDesc, plain: L.MemoryDesc, shape: tuple[int, ...],
                key: tuple) -> np.ndarray:
     """``buffer`` (laid out as ``md``) as a fresh plain array of ``shape``."""
-    out = np.empty(shape, np.float32)
+    out = L.empty(shape)
     if md == plain:
         out.reshape(-1)[:] = buffer[:out.size]
     else:
@@ -183,7 +183,7 @@ def forward(specs: tuple, x: np.ndarray, params: list[np.ndarray], keep: bool
             b = params[p + 1] if step.has_bias else None
             p += 2 if b is not None else 1
             cp = step.conv
-            out = np.empty(step.out_size, np.float32)
+            out = L.empty(step.out_size)
             args = [(C.ARG_SRC, src),
                     (C.ARG_WEIGHTS, dconv._into(cp, step.fwd_kind, C.ARG_WEIGHTS,
                                                 w if isinstance(w, dconv._Relaid) else np.ascontiguousarray(w),
@@ -199,7 +199,7 @@ def forward(specs: tuple, x: np.ndarray, params: list[np.ndarray], keep: bool
             c = step.in_shape[1]
             mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
             mask = np.empty(step.ws_bytes, np.uint8) if step.ws_bytes else None
-            out = np.empty(step.out_size, np.float32)
+            out = L.empty(step.out_size)
             args = [(C.ARG_SRC, cur), (C.ARG_DST, out), (C.ARG_SCALE, np.ascontiguousarray(gamma)),
                     (C.ARG_SHIFT, np.ascontiguousarray(beta)), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var)]
             if mask is not None:
@@ -211,11 +211,11 @@ def forward(specs: tuple, x: np.ndarray, params: list[np.ndarray], keep: bool
             if step.fused:
                 out = cur  # the convolution applied it
             else:
-                out = np.empty(step.out_size, np.float32)
+                out = L.empty(step.out_size)
                 step.fwd.execute([(C.ARG_SRC, cur), (C.ARG_DST, out)])
             state = out
         else:  # pool
-            out = np.empty(step.out_size, np.float32)
+            out = L.empty(step.out_size)
             ws = np.empty(step.ws_bytes, np.uint8) if step.ws_bytes else None
             args = [(C.ARG_SRC, cur), (C.ARG_DST, out)]
             if ws is not None:
@@ -253,7 +253,7 @@ def backward(gy: np.ndarray, params: list[np.ndarray], saved: Any, need_x: bool)
             args = [(C.ARG_SRC, src), (C.ARG_DIFF_DST, gw_dst), (C.ARG_DIFF_WEIGHTS, gw_buf)]
             gb = None
             if has_bias:
-                gb = np.empty(cp.w_shape[0], np.float32)
+                gb = L.empty(cp.w_shape[0], aligned=True)  # (see conv._GRADIENT_ARGS)
                 args.append((C.ARG_DIFF_BIAS, gb))
             prim_w.execute(args)
             gw = _plain_out(gw_buf, prim_w.md(C.ARG_DIFF_WEIGHTS), cp.w_md, cp.w_shape, step.key + ("gw",))
@@ -262,7 +262,7 @@ def backward(gy: np.ndarray, params: list[np.ndarray], saved: Any, need_x: bool)
                 break
             prim_d = cp.primitive("bwd_data")
             gd = _convert(g, step.out_md, prim_d.md(C.ARG_DIFF_DST), step.key + ("gy_d",), "chain.gy")
-            gx = np.empty(prim_d.md(C.ARG_DIFF_SRC).nbytes // 4, np.float32)
+            gx = L.empty(prim_d.md(C.ARG_DIFF_SRC).nbytes // 4)
             prim_d.execute([(C.ARG_DIFF_DST, gd),
                             (C.ARG_WEIGHTS, dconv._into(cp, "bwd_data", C.ARG_WEIGHTS, np.ascontiguousarray(w),
                                                         cp.w_md, "onednn.weights")),
@@ -272,7 +272,7 @@ def backward(gy: np.ndarray, params: list[np.ndarray], saved: Any, need_x: bool)
             p -= 2
             src, mean, var, mask = state
             c = step.in_shape[1]
-            gx = np.empty(step.out_size, np.float32)
+            gx = L.empty(step.out_size)
             ggamma, gbeta = np.empty(c, np.float32), np.empty(c, np.float32)
             args = [(C.ARG_SRC, src), (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var), (C.ARG_DIFF_DST, g),
                     (C.ARG_SCALE, np.ascontiguousarray(params[p])), (C.ARG_DIFF_SRC, gx),
@@ -285,13 +285,13 @@ def backward(gy: np.ndarray, params: list[np.ndarray], saved: Any, need_x: bool)
         elif step.kind == "eltwise":
             if last:
                 break
-            gx = np.empty(step.out_size, np.float32)
+            gx = L.empty(step.out_size)
             step.bwd.execute([(C.ARG_DST, state), (C.ARG_DIFF_DST, g), (C.ARG_DIFF_SRC, gx)])
             g = gx
         else:  # pool
             if last:
                 break
-            gx = np.empty(step.in_md.nbytes // 4, np.float32)
+            gx = L.empty(step.in_md.nbytes // 4)
             args = [(C.ARG_DIFF_DST, g), (C.ARG_DIFF_SRC, gx)]
             if state is not None:
                 args.append((C.ARG_WORKSPACE, state))

@@ -87,7 +87,7 @@ def concatenate(arrays: Any, axis: int) -> np.ndarray | None:
     plan = L.cached_or_none(key, lambda: _Plan(shapes, axis, out_shape))
     if plan is None:
         return None
-    out = np.empty(out_shape, dtype=np.float32)
+    out = L.empty(out_shape)
     plan.op.execute([(_ARG_MULTIPLE_SRC + i, a) for i, a in enumerate(arrays)] + [(C.ARG_DST, out)])
     return out.transpose(0, 3, 1, 2) if nhwc else out
 

@@ -76,7 +76,7 @@ def _forward(plan: _Plan, x: Any, w: np.ndarray, b: np.ndarray | None, gamma: np
             (C.ARG_WEIGHTS, dconv._into(cp, kind, C.ARG_WEIGHTS, np.ascontiguousarray(w), cp.w_md, "onednn.weights"))]
     if b is not None:
         args.append((C.ARG_BIAS, np.ascontiguousarray(b)))
-    conv_out = np.empty(plan.size, np.float32)
+    conv_out = L.empty(plan.size)
     cp.primitive(kind).execute(args + [(C.ARG_DST, conv_out)])
     c = cp.y_shape[1]
     mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
@@ -142,7 +142,7 @@ def conv_bn_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, gamma: n
         plan = _plan(x.shape, w.shape, b is not None, geometry, float(eps), relu)
         if plan is None:
             return None
-        y = np.empty(plan.conv.y_shape, np.float32)
+        y = L.empty(plan.conv.y_shape)
         out = y if plan.plain_out else workspace("onednn.in", (plan.size,), np.float32)
         conv_out, mean, var, mask = _forward(plan, L.contiguous(x), w, b, gamma, beta, out)
         if not plan.plain_out:
@@ -231,11 +231,11 @@ def block_forward(x: np.ndarray, w1: np.ndarray, gamma1: np.ndarray, beta1: np.n
         if p2 is None or not L.cached(("conv_bn_chain", p1.conv.key, p2.conv.key, eps1, eps2),
                                       lambda: _chains(p1, p2)):
             return None
-        mid = np.empty(p1.size, np.float32)  # kept: the second convolution's input
+        mid = L.empty(p1.size)  # kept: the second convolution's input
         s1 = _forward(p1, L.contiguous(x), w1, None, gamma1, beta1, mid)
         out = workspace("onednn.in", (p2.size,), np.float32)
         s2 = _forward(p2, dconv._Relaid(None, mid, p1.md), w2, None, gamma2, beta2, out)  # type: ignore[arg-type]
-        y = _to_plain(p2, out, np.empty(p2.conv.y_shape, np.float32))
+        y = _to_plain(p2, out, L.empty(p2.conv.y_shape))
     except L.DnnlError:
         return None
     return y, s1[1:3], s2[1:3], (p1, p2, s1, s2, mid)
@@ -351,14 +351,14 @@ def stage_forward(stage: _Stage, x: np.ndarray, params: list[tuple], residual: n
     ``saved`` goes back to :func:`stage_backward`.
     """
     p1 = stage.blocks[0][0]
-    xb = np.empty(stage.x_md.nbytes // 4, np.float32)  # kept: the first block's input, in its layout
+    xb = L.empty(stage.x_md.nbytes // 4)  # kept: the first block's input, in its layout
     L.reorder(p1.conv.x_md, stage.x_md, (p1.conv.key, "conv_bn_stage", "in")).execute(
         [(C.ARG_FROM, L.contiguous(x)), (C.ARG_TO, xb)])
     saved, stats = [], []
     for i, ((p1, p2, md), (w1, gamma1, beta1, w2, gamma2, beta2)) in enumerate(zip(stage.blocks, params)):
-        mid = np.empty(p1.size, np.float32)
+        mid = L.empty(p1.size)
         s1 = _forward(p1, dconv._Relaid(None, xb, md), w1, None, gamma1, beta1, mid)  # type: ignore[arg-type]
-        out = np.empty(p2.size, np.float32)
+        out = L.empty(p2.size)
         s2 = _forward(p2, dconv._Relaid(None, mid, p1.md), w2, None, gamma2, beta2, out)  # type: ignore[arg-type]
         if i == 0 and residual is not None:
             eltwise.add(out, _to_blocked(p2, residual, workspace("onednn.in", (p2.size,), np.float32)), relu=True)
@@ -367,7 +367,7 @@ def stage_forward(stage: _Stage, x: np.ndarray, params: list[tuple], residual: n
         saved.append((xb, mid, s1, s2))
         stats.append((s1[1:3], s2[1:3]))
         xb = out
-    y = _to_plain(p2, xb, np.empty(stage.y_shape, np.float32))
+    y = _to_plain(p2, xb, L.empty(stage.y_shape))
     return y, stats, saved
 
 
@@ -378,7 +378,7 @@ def stage_backward(g: np.ndarray, stage: _Stage, params: list[tuple], saved: Any
     keeps the plain output for that mask); ``params`` as in the forward pass (the weights and the
     batch-norm scales are read); ``g_residual`` is the first block's shortcut's gradient."""
     p2 = stage.blocks[-1][1]
-    g = _to_blocked(p2, g, np.empty(p2.size, np.float32))
+    g = _to_blocked(p2, g, L.empty(p2.size))
     grads, g_residual = [], None
     last = len(saved) - 1
     for i in range(last, -1, -1):
@@ -397,10 +397,10 @@ def stage_backward(g: np.ndarray, stage: _Stage, params: list[tuple], saved: Any
         grads.append((gw1, ggamma1, gbeta1, gw2, ggamma2, gbeta2))
         identity = i > 0 or not stage.shortcut  # else the first block's shortcut was computed outside
         if not identity and need_residual:
-            g_residual = _to_plain(p2, g, np.empty(p2.conv.y_shape, np.float32))
+            g_residual = _to_plain(p2, g, L.empty(p2.conv.y_shape))
         if i > 0 or need_x:
             gx_md = md if i > 0 else stage.gx_md
-            gx = _data_backward_blocked(p1, gc1, w1, np.empty(gx_md.nbytes // 4, np.float32))
+            gx = _data_backward_blocked(p1, gc1, w1, L.empty(gx_md.nbytes // 4))
             if identity:
                 eltwise.add(gx, g)
             g = gx
@@ -408,7 +408,7 @@ def stage_backward(g: np.ndarray, stage: _Stage, params: list[tuple], saved: Any
     gx = None
     if need_x:
         p1 = stage.blocks[0][0]
-        gx = np.empty(p1.conv.x_shape, np.float32)
+        gx = L.empty(p1.conv.x_shape)
         L.reorder(stage.gx_md, p1.conv.x_md, (p1.conv.key, "conv_bn_stage", "gx")).execute(
             [(C.ARG_FROM, g), (C.ARG_TO, gx)])
     return gx, g_residual, grads

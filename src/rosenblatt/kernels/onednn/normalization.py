@@ -140,12 +140,12 @@ def batch_norm_train_forward(x: np.ndarray, weight: np.ndarray | None, bias: np.
                           (C.ARG_SCALE, _param(weight, c, 1.0)), (C.ARG_SHIFT, _param(bias, c, 0.0)),
                           (C.ARG_MEAN, mean), (C.ARG_VARIANCE, var)])
         return y, mean, var, None
-    y = np.empty(x.shape, np.float32)
+    y = L.empty(x.shape)
     mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
     kept = None
     src, dst = L.contiguous(x), y
     if plan.blocked:
-        kept = src = np.empty(plan.md.nbytes // 4, np.float32)  # lives until backward
+        kept = src = L.empty(plan.md.nbytes // 4)  # lives until backward
         plan.to_blocked.execute([(C.ARG_FROM, L.contiguous(x)), (C.ARG_TO, src)])
         dst = workspace("batch_norm_y", src.shape, np.float32)
     plan.fwd.execute([(C.ARG_SRC, src), (C.ARG_DST, dst), (C.ARG_SCALE, _param(weight, c, 1.0)),
@@ -173,7 +173,7 @@ def batch_norm_train_backward(gy: np.ndarray, x: np.ndarray, weight: np.ndarray 
                           (C.ARG_SCALE, _param(weight, c, 1.0)), (C.ARG_DIFF_SRC, gx.transpose(0, 2, 3, 1)),
                           (C.ARG_DIFF_SCALE, gw), (C.ARG_DIFF_SHIFT, gb)])
         return gx, gw, gb
-    gx = np.empty(x.shape, np.float32)
+    gx = L.empty(x.shape)
     gw, gb = np.empty(c, np.float32), np.empty(c, np.float32)
     src, g, gsrc = L.contiguous(x), L.contiguous(gy), gx
     if plan.blocked:

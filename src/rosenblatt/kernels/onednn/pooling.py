@@ -99,7 +99,7 @@ def pool_forward(x: np.ndarray, y_shape: tuple[int, ...], alg: str, kernel: tupl
         y = L.empty_channels_last(y_shape)
         args = [(C.ARG_SRC, x_cl), (C.ARG_DST, y.transpose(0, 2, 3, 1))]
     else:
-        y = np.empty(y_shape, np.float32)
+        y = L.empty(y_shape)
         args = [(C.ARG_SRC, L.contiguous(x)), (C.ARG_DST, y)]
     ws = None
     if training and alg == "max":
@@ -136,7 +136,7 @@ def pool_backward(gy: np.ndarray, workspace: Workspace | None, x_shape: tuple[in
         gx = L.empty_channels_last(x_shape)
         args = [(C.ARG_DIFF_DST, g), (C.ARG_DIFF_SRC, gx.transpose(0, 2, 3, 1))]
     else:
-        gx = np.empty(x_shape, np.float32)
+        gx = L.empty(x_shape)
         args = [(C.ARG_DIFF_DST, L.contiguous(gy)), (C.ARG_DIFF_SRC, gx)]
     if alg == "max":
         args.append((C.ARG_WORKSPACE, workspace.array))

@@ -59,7 +59,7 @@ def nearest_upsample(x: np.ndarray, fh: int, fw: int) -> np.ndarray | None:
                             lambda: _Plan(tuple(x.shape), fh, fw, channels_last))
     if plan is None:
         return None
-    y = L.empty_channels_last(plan.out_shape) if channels_last else np.empty(plan.out_shape, np.float32)
+    y = L.empty_channels_last(plan.out_shape) if channels_last else L.empty(plan.out_shape)
     plan.op.execute([(C.ARG_SRC, memory), (C.ARG_DST, L.channels_last(y) if channels_last else y)])
     return y
 
