@@ -4,17 +4,15 @@ Kernels need large temporaries (im2col columns, padded inputs, layout copies). A
 array costs tens of thousands of page faults each time it is touched; keeping the same memory
 from one training step to the next avoids that storm.
 
-NumPy's arrays start 16 bytes into a 64-byte cache line as often as not (glibc's ``malloc``
-aligns to 16 bytes), and AVX-512 kernels that write a buffer that way split every store over
-two lines. The workspace's NumPy buffers therefore start on a 64-byte boundary
-(:func:`aligned_empty`). Measured on oneDNN's backward-weights convolution (2 threads, AVX-512):
-a 3x3 16->16 convolution over 64x16x32x32 took 1.75 ms writing its weight gradient to a buffer
-16 bytes off the line and 1.54 ms to an aligned one; the source and output-gradient buffers'
-alignment made no difference (2 %), nor did it for the forward and backward-data passes.
+glibc's ``malloc`` aligns NumPy's arrays to 16 bytes, so most start inside a 64-byte cache line,
+and AVX-512 kernels then split loads and stores over two lines. The workspace's NumPy buffers
+therefore start on a 64-byte boundary (:func:`aligned_empty`; what it saves is measured at
+``rosenblatt.kernels.onednn.library.ALIGNED_MIN_BYTES``).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -45,9 +43,7 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """A new C-contiguous NumPy array whose memory starts on a :data:`ALIGNMENT`-byte boundary (a
     view into a slightly larger byte buffer); its contents are undefined."""
     dtype = np.dtype(dtype)
-    nbytes = dtype.itemsize
-    for n in shape:
-        nbytes *= n
+    nbytes = dtype.itemsize * math.prod(shape)
     raw = np.empty(nbytes + ALIGNMENT, np.uint8)
     return np.ndarray(shape, dtype, raw, -address(raw) % ALIGNMENT)
 
